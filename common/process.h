@@ -1,0 +1,30 @@
+// What every nas-service main() does first: parse absl flags (with a usage
+// line), apply --log_level, and block SIGTERM/SIGINT so the main thread can
+// wait for them (common/signals.h). Also maps the shared server flags
+// (--host, --port, --metrics_port, --ready_file, --max_message_bytes) to
+// GrpcServerOptions; the flags are defined in process.cc, which reads them.
+#ifndef NAS_COMMON_PROCESS_H_
+#define NAS_COMMON_PROCESS_H_
+
+#include <string>
+#include <vector>
+
+#include "common/grpc_server.h"
+
+namespace nas {
+
+// Returns the positional arguments (argv[0] first). Exits with status 2 and a
+// message on unknown flags or a bad --log_level.
+std::vector<std::string> InitProcess(int argc, char** argv, const char* usage);
+
+// The shared server flags for `binary`. A --port of -1 is left for the
+// binary to replace with its default.
+GrpcServerOptions ServerOptionsFromFlags(const std::string& binary);
+
+// --metrics_port alone, for binaries that are not gRPC servers (the worker).
+int MetricsPortFlag();
+std::string HostFlag();
+
+}  // namespace nas
+
+#endif  // NAS_COMMON_PROCESS_H_

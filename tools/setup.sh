@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs every Debian package nas-service needs to build, test and run.
+# Idempotent: running it twice installs nothing the second time.
+# Usage: tools/setup.sh            (uses sudo when not root)
+set -euo pipefail
+
+PACKAGES=(
+  # Build system (Bazel 4.2.3 from Debian) and the local rules it needs.
+  bazel-bootstrap bazel-rules-java
+  # Toolchain pieces Bazel and the fuzz targets use.
+  g++ clang pkg-config python3 git ca-certificates
+  # Libraries.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev sqlite3
+  libyaml-cpp-dev zlib1g-dev
+  googletest libgtest-dev libgmock-dev
+  # Data and tools the demo and tests use.
+  dataset-fashion-mnist prometheus curl procps
+)
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+[[ "$(uname -s)" == "Linux" ]] || die "nas-service builds on Debian 12 (bookworm); this is $(uname -s)."
+if [[ -r /etc/os-release ]]; then
+  # shellcheck disable=SC1091
+  . /etc/os-release
+fi
+if [[ "${ID:-}" != "debian" && "${ID_LIKE:-}" != *debian* ]]; then
+  die "nas-service needs Debian 12 (bookworm) packages; this system is '${PRETTY_NAME:-unknown}'. Install the packages listed in tools/setup.sh by hand or use a Debian 12 machine or container."
+fi
+if [[ "${ID:-}" == "debian" && "${VERSION_ID:-}" != "12" ]]; then
+  echo "setup: warning: tested on Debian 12, this is Debian ${VERSION_ID:-?}" >&2
+fi
+
+SUDO=""
+if [[ "$(id -u)" != "0" ]]; then
+  command -v sudo >/dev/null || die "not root and sudo is missing: run as root or install sudo."
+  SUDO="sudo"
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+fi
+
+command -v bazel >/dev/null || die "bazel is not on PATH after installing bazel-bootstrap."
+[[ -d /usr/share/bazel/rules/java ]] || die "/usr/share/bazel/rules/java is missing (package bazel-rules-java)."
+echo "setup: ok"

@@ -1,0 +1,22 @@
+// Chooses the LibTorch device a worker trains on. Kept free of torch headers
+// so callers that only need the name do not pay for them.
+#ifndef NAS_WORKER_DEVICE_H_
+#define NAS_WORKER_DEVICE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace nas::worker {
+
+// `requested` is "auto" (CUDA when torch::cuda::is_available(), else CPU),
+// "cpu" or "cuda" / "cuda:N" (an error if CUDA is not available). Returns
+// the device string LibTorch understands ("cpu", "cuda:0").
+absl::StatusOr<std::string> ResolveDevice(const std::string& requested);
+
+// Sets LibTorch's intra-op threads (CPU training); 0 keeps the default.
+void SetTorchThreads(int threads);
+
+}  // namespace nas::worker
+
+#endif  // NAS_WORKER_DEVICE_H_

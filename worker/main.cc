@@ -1,0 +1,61 @@
+// nas_worker: acquires child architectures from the controller, trains them
+// with LibTorch and reports their rewards.
+#include <unistd.h>
+
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/process.h"
+#include "common/signals.h"
+#include "worker/device.h"
+
+ABSL_FLAG(std::string, controller, "localhost:7070", "Controller address host:port.");
+ABSL_FLAG(std::string, device, "auto", "auto, cpu, cuda or cuda:N.");
+ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = LibTorch's default.");
+ABSL_FLAG(std::string, worker_ready_file, "",
+          "If set, written once running: grpc_port=0, metrics_port=, pid= lines.");
+
+int main(int argc, char** argv) {
+  nas::InitProcess(argc, argv,
+                   "nas_worker --controller=HOST:PORT [--device=auto|cpu|cuda] [--threads=N] "
+                   "[--metrics_port=0]");
+  auto device = nas::worker::ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    NAS_LOG(Error) << device.status();
+    return 2;
+  }
+  nas::worker::SetTorchThreads(absl::GetFlag(FLAGS_threads));
+
+  std::unique_ptr<nas::MetricsServer> metrics;
+  if (nas::MetricsPortFlag() >= 0) {
+    nas::MetricsServerOptions metrics_options;
+    metrics_options.host = nas::HostFlag();
+    metrics_options.port = nas::MetricsPortFlag();
+    metrics_options.binary = "nas_worker";
+    auto created = nas::MetricsServer::Create(metrics_options);
+    if (!created.ok()) {
+      NAS_LOG(Error) << created.status();
+      return 1;
+    }
+    metrics = std::move(created).value();
+  }
+  NAS_LOG(Info) << "nas_worker on " << *device << ", controller "
+                << absl::GetFlag(FLAGS_controller) << ", /metrics on port "
+                << (metrics ? metrics->port() : -1);
+  if (const std::string ready = absl::GetFlag(FLAGS_worker_ready_file); !ready.empty()) {
+    absl::Status written = nas::WriteFileAtomically(
+        ready, absl::StrCat("grpc_port=0\nmetrics_port=", metrics ? metrics->port() : -1,
+                            "\npid=", ::getpid(), "\n"));
+    if (!written.ok()) {
+      NAS_LOG(Error) << written;
+      return 1;
+    }
+  }
+  const int signal_number = nas::WaitForShutdownSignal();
+  NAS_LOG(Info) << "signal " << signal_number << ": shutting down";
+  return 0;
+}
