@@ -1,0 +1,85 @@
+// The search-strategy interface the controller's replica loops drive.
+//
+// One SearchStrategy object per replica (not thread-safe; a replica is one
+// thread). A round of a replica:
+//   1. LoadParameters(tensors pulled from the parameter servers)   [learned strategies]
+//   2. Sample(m, context)          -> m architectures to evaluate
+//   3. (the controller evaluates them on workers)
+//   4. Gradient(architectures, rewards) -> named gradient tensors to push
+// Failed trials never enter Gradient (documented policy). The header is free of
+// LibTorch so the service code that uses it compiles fast.
+#ifndef NAS_CONTROLLER_STRATEGY_H_
+#define NAS_CONTROLLER_STRATEGY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/flat_tensor.h"
+#include "proto/job.pb.h"
+#include "proto/search_space.pb.h"
+
+namespace nas::controller {
+
+// What a replica knows when it samples.
+struct SampleContext {
+  // Architectures sampled so far by the whole job (drives the depth schedule).
+  int64_t samples_so_far = 0;
+};
+
+// A finished trial, as strategies that learn from history (evolution) see it.
+struct Observation {
+  v1::Architecture architecture;
+  double reward = 0;
+};
+
+class SearchStrategy {
+ public:
+  virtual ~SearchStrategy() = default;
+
+  // The learned parameters with stable names and their initial values, to be
+  // placed on the parameter servers. Empty for strategies without parameters
+  // (random, evolution); the controller then skips pull and push.
+  virtual std::vector<FlatTensor> InitialParameters() = 0;
+
+  // Replaces the parameters with values pulled from the parameter servers.
+  // INVALID_ARGUMENT if names or shapes differ from InitialParameters().
+  virtual absl::Status LoadParameters(const std::vector<FlatTensor>& parameters) = 0;
+
+  // Samples `count` architectures (each with tokens, canonical string and
+  // readable form filled in and validated).
+  virtual absl::StatusOr<std::vector<v1::Architecture>> Sample(int count,
+                                                              const SampleContext& context) = 0;
+
+  // The REINFORCE gradient for architectures that were actually evaluated and
+  // their rewards (same length, at least one), as named tensors matching
+  // InitialParameters(); the gradient of the loss to *minimise*, so a server
+  // applying "theta -= lr * g" (or Adam) raises expected reward. Updates the
+  // moving-average baseline. Empty vector for strategies without parameters.
+  virtual absl::StatusOr<std::vector<FlatTensor>> Gradient(
+      const std::vector<v1::Architecture>& architectures, const std::vector<double>& rewards) = 0;
+
+  // Finished trials, for strategies that learn from history. Optional.
+  virtual void Observe(const std::vector<Observation>& observations) { (void)observations; }
+
+  // The moving-average reward baseline (0 for strategies without one), and a
+  // way to restore it after a controller restart.
+  virtual double baseline() const { return 0; }
+  virtual void set_baseline(double baseline) { (void)baseline; }
+
+  // Mean entropy of the last Sample() call's decisions (0 if not applicable).
+  virtual double last_entropy() const { return 0; }
+};
+
+// Creates the strategy named in spec.strategy().name() for replica
+// `replica_index` of a job. The spec must already be valid. Different replicas
+// get different random streams derived from the job's seed and the index.
+absl::StatusOr<std::unique_ptr<SearchStrategy>> CreateStrategy(const v1::JobSpec& spec,
+                                                               int replica_index);
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_STRATEGY_H_
