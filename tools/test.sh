@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# README quick start (b): set up this machine and run every test.
+#   bash tools/test.sh [extra bazel test flags]
+# Ends with one summary line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/setup.sh
+
+log="$(mktemp -t nas-test.XXXXXX)"
+trap 'rm -f "$log"' EXIT
+set +e
+bazel test //... "$@" 2>&1 | tee "$log" | grep -vE '^(\[[0-9,]+ / [0-9,]+\]|INFO: From |Loading:|Analyzing:)'
+rc=${PIPESTATUS[0]}
+set -e
+
+passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
+failed=$(grep -cE '^//\S+\s+(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)|FAILED TO BUILD' "$log" || true)
+if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi
+echo
+echo "${passed} passed, ${failed} failed"
+exit "$rc"
