@@ -1,0 +1,108 @@
+#include "common/proto_yaml.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "proto/job.pb.h"
+#include "proto/job_service.pb.h"
+
+namespace nas {
+namespace {
+
+TEST(ProtoYamlTest, ParsesNestedMessagesListsOneofsAndScalars) {
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(R"(
+name: quick
+search_space:
+  macro_cnn:
+    filter_heights: [1, 3, 5, 7]
+    num_filters:
+      - 24
+      - 36
+    skip_connections: yes
+    depth: {initial_layers: 6, max_layers: 12, samples_per_increment: 1_600}
+budget:
+  max_trials: 1e3
+controller:
+  learning_rate: 6e-4
+evaluator:
+  synthetic: {duration_seconds: 0.5}
+)",
+                                           &spec);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(spec.name(), "quick");
+  ASSERT_TRUE(spec.search_space().has_macro_cnn());
+  EXPECT_EQ(spec.search_space().macro_cnn().filter_heights_size(), 4);
+  EXPECT_EQ(spec.search_space().macro_cnn().filter_heights(3), 7);
+  EXPECT_EQ(spec.search_space().macro_cnn().num_filters(1), 36);
+  EXPECT_TRUE(spec.search_space().macro_cnn().skip_connections());
+  EXPECT_EQ(spec.search_space().macro_cnn().depth().samples_per_increment(), 1600);
+  EXPECT_EQ(spec.budget().max_trials(), 1000);
+  EXPECT_DOUBLE_EQ(spec.controller().learning_rate(), 6e-4);
+  EXPECT_DOUBLE_EQ(spec.evaluator().synthetic().duration_seconds(), 0.5);
+}
+
+TEST(ProtoYamlTest, ReportsEveryProblemWithItsFieldPathAndLine) {
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(R"(name: x
+serch_space: {}
+search_space:
+  macro_cnn:
+    filter_heights: [1, x]
+budget:
+  max_trials: -3.5
+evaluator:
+  synthetic: {}
+  lookup: {table_path: a.csv}
+)",
+                                           &spec);
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  EXPECT_NE(message.find("serch_space: unknown field"), std::string::npos) << message;
+  EXPECT_NE(message.find("(line 2)"), std::string::npos) << message;
+  EXPECT_NE(message.find("search_space.macro_cnn.filter_heights[1]: 'x' is not an integer"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("budget.max_trials: '-3.5' is not an integer"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("evaluator.lookup: only one of"), std::string::npos) << message;
+}
+
+TEST(ProtoYamlTest, EnumsAcceptShortLowercaseNames) {
+  v1::ListTrialsRequest request;
+  ASSERT_TRUE(ParseYamlToMessage("order: reward\nstate: succeeded\n", &request).ok());
+  EXPECT_EQ(request.order(), v1::ListTrialsRequest::ORDER_REWARD);
+  EXPECT_EQ(request.state(), v1::TRIAL_STATE_SUCCEEDED);
+  absl::Status bad = ParseYamlToMessage("order: sideways\n", &request);
+  EXPECT_NE(std::string(bad.message()).find("'sideways' is not one of: order_reward, order_time"),
+            std::string::npos)
+      << bad;
+}
+
+TEST(ProtoYamlTest, RejectsMalformedYamlAndNonMappingDocuments) {
+  v1::JobSpec spec;
+  EXPECT_EQ(ParseYamlToMessage("name: [unclosed", &spec).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseYamlToMessage("- just\n- a list\n", &spec).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseYamlToMessage("budget: 5\n", &spec).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProtoYamlTest, MessageToYamlRoundTrips) {
+  v1::JobSpec spec;
+  spec.set_name("round trip: \"quoted\"");
+  spec.mutable_search_space()->mutable_cell()->set_num_nodes(4);
+  spec.mutable_search_space()->mutable_cell()->add_operations("none");
+  spec.mutable_search_space()->mutable_cell()->add_operations("nor_conv_3x3");
+  spec.mutable_budget()->set_max_trials(50);
+  spec.mutable_evaluator()->mutable_synthetic();
+  spec.mutable_controller()->set_optimizer("true");
+  const std::string yaml = MessageToYaml(spec);
+  v1::JobSpec parsed;
+  absl::Status status = ParseYamlToMessage(yaml, &parsed);
+  ASSERT_TRUE(status.ok()) << status << "\n" << yaml;
+  EXPECT_EQ(parsed.DebugString(), spec.DebugString()) << yaml;
+}
+
+}  // namespace
+}  // namespace nas
