@@ -1,0 +1,582 @@
+#include "controller/trial_store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace nas::controller {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  job_id          TEXT PRIMARY KEY,
+  name            TEXT NOT NULL,
+  state           TEXT NOT NULL,
+  spec_json       TEXT NOT NULL,
+  error           TEXT NOT NULL DEFAULT '',
+  create_time_ms  INTEGER NOT NULL,
+  start_time_ms   INTEGER NOT NULL DEFAULT 0,
+  end_time_ms     INTEGER NOT NULL DEFAULT 0,
+  baseline        REAL NOT NULL DEFAULT 0,
+  next_sequence   INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS trials (
+  job_id            TEXT NOT NULL REFERENCES jobs(job_id),
+  trial_id          TEXT NOT NULL,
+  replica           INTEGER NOT NULL,
+  round             INTEGER NOT NULL,
+  state             TEXT NOT NULL,
+  canonical         TEXT NOT NULL,
+  architecture_json TEXT NOT NULL,
+  reward            REAL,
+  accuracy          REAL,
+  parameters        INTEGER,
+  flops             INTEGER,
+  metrics_json      TEXT,
+  attempts          INTEGER NOT NULL DEFAULT 0,
+  worker_id         TEXT NOT NULL DEFAULT '',
+  error             TEXT NOT NULL DEFAULT '',
+  create_time_ms    INTEGER NOT NULL,
+  end_time_ms       INTEGER NOT NULL DEFAULT 0,
+  sequence          INTEGER,
+  PRIMARY KEY (job_id, trial_id)
+);
+CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
+CREATE INDEX IF NOT EXISTS trials_by_sequence ON trials(job_id, sequence);
+CREATE INDEX IF NOT EXISTS trials_by_round ON trials(job_id, replica, round);
+)sql";
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    status_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  absl::Status prepared() const {
+    if (status_ == SQLITE_OK) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("sqlite prepare: ", sqlite3_errmsg(db_)));
+  }
+  Statement& Bind(int index, const std::string& text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                      SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int index, int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, double value) {
+    sqlite3_bind_double(stmt_, index, value);
+    return *this;
+  }
+  Statement& BindNull(int index) {
+    sqlite3_bind_null(stmt_, index);
+    return *this;
+  }
+  // SQLITE_ROW -> true, SQLITE_DONE -> false, else error.
+  absl::StatusOr<bool> Step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_CONSTRAINT) {
+      return absl::AlreadyExistsError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+    }
+    if (rc == SQLITE_FULL) {
+      return absl::ResourceExhaustedError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+    }
+    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+  }
+  absl::Status Run() {
+    absl::StatusOr<bool> row = Step();
+    return row.ok() ? absl::OkStatus() : row.status();
+  }
+  std::string Text(int column) {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    return text == nullptr ? std::string()
+                           : std::string(reinterpret_cast<const char*>(text),
+                                         sqlite3_column_bytes(stmt_, column));
+  }
+  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+  double Real(int column) { return sqlite3_column_double(stmt_, column); }
+  bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int status_;
+};
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+absl::Status FromJson(const std::string& json, google::protobuf::Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
+  if (!status.ok()) {
+    return absl::DataLossError(absl::StrCat("stored ", message->GetTypeName(),
+                                            " is not valid JSON: ", status.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+v1::JobState JobStateFromName(const std::string& name) {
+  v1::JobState state;
+  if (v1::JobState_Parse("JOB_STATE_" + absl::AsciiStrToUpper(name), &state)) return state;
+  return v1::JOB_STATE_UNSPECIFIED;
+}
+
+v1::TrialState TrialStateFromName(const std::string& name) {
+  v1::TrialState state;
+  if (v1::TrialState_Parse("TRIAL_STATE_" + absl::AsciiStrToUpper(name), &state)) return state;
+  return v1::TRIAL_STATE_UNSPECIFIED;
+}
+
+constexpr char kTrialColumns[] =
+    "trial_id, job_id, replica, state, architecture_json, metrics_json, attempts, worker_id, "
+    "error, create_time_ms, end_time_ms, sequence, round";
+
+absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
+  v1::Trial trial;
+  trial.set_trial_id(row.Text(0));
+  trial.set_job_id(row.Text(1));
+  trial.set_replica(static_cast<int32_t>(row.Int(2)));
+  trial.set_state(TrialStateFromName(row.Text(3)));
+  RETURN_IF_ERROR(FromJson(row.Text(4), trial.mutable_architecture()));
+  if (!row.IsNull(5)) RETURN_IF_ERROR(FromJson(row.Text(5), trial.mutable_metrics()));
+  trial.set_attempts(static_cast<int32_t>(row.Int(6)));
+  trial.set_worker_id(row.Text(7));
+  trial.set_error(row.Text(8));
+  trial.set_create_time_unix_ms(row.Int(9));
+  trial.set_end_time_unix_ms(row.Int(10));
+  if (!row.IsNull(11)) trial.set_sequence(row.Int(11));
+  return trial;
+}
+
+bool IsFinal(v1::TrialState state) {
+  return state == v1::TRIAL_STATE_SUCCEEDED || state == v1::TRIAL_STATE_FAILED ||
+         state == v1::TRIAL_STATE_CANCELLED;
+}
+
+}  // namespace
+
+std::string JobStateName(v1::JobState state) {
+  std::string name = v1::JobState_Name(state);
+  return absl::AsciiStrToLower(name.substr(std::string("JOB_STATE_").size()));
+}
+
+std::string TrialStateName(v1::TrialState state) {
+  std::string name = v1::TrialState_Name(state);
+  return absl::AsciiStrToLower(name.substr(std::string("TRIAL_STATE_").size()));
+}
+
+absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("trial store path is empty");
+  const size_t slash = options.path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    RETURN_IF_ERROR(MakeDirectories(options.path.substr(0, slash)));
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(options.path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(
+        absl::StrCat("cannot open trial store ", options.path, ": ", message));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<TrialStore> store(new TrialStore(db));
+  absl::MutexLock lock(&store->mu_);
+  RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(store->Exec(options.sync_every_commit ? "PRAGMA synchronous=FULL"
+                                                        : "PRAGMA synchronous=NORMAL"));
+  RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
+  {
+    Statement version(db, "PRAGMA user_version");
+    RETURN_IF_ERROR(version.prepared());
+    ASSIGN_OR_RETURN(bool row, version.Step());
+    const int64_t found = row ? version.Int(0) : 0;
+    if (found > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "trial store ", options.path, " has schema version ", found,
+          " but this controller knows only up to ", kSchemaVersion, "; use a newer controller"));
+    }
+  }
+  // Also checks that the file is a database at all.
+  absl::Status schema = store->Exec(kSchema);
+  if (!schema.ok()) {
+    return absl::DataLossError(absl::StrCat("trial store ", options.path,
+                                            " is not a usable database: ", schema.message()));
+  }
+  RETURN_IF_ERROR(store->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
+  return store;
+}
+
+TrialStore::~TrialStore() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status TrialStore::Exec(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    return absl::InternalError(absl::StrCat("sqlite: ", message));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrialStore::CreateJob(const v1::Job& job) {
+  absl::MutexLock lock(&mu_);
+  Statement insert(db_,
+                   "INSERT INTO jobs (job_id, name, state, spec_json, error, create_time_ms, "
+                   "start_time_ms, end_time_ms, baseline) VALUES (?,?,?,?,?,?,?,?,?)");
+  RETURN_IF_ERROR(insert.prepared());
+  insert.Bind(1, job.job_id())
+      .Bind(2, job.spec().name())
+      .Bind(3, JobStateName(job.state()))
+      .Bind(4, ToJson(job.spec()))
+      .Bind(5, job.error())
+      .Bind(6, job.create_time_unix_ms())
+      .Bind(7, job.start_time_unix_ms())
+      .Bind(8, job.end_time_unix_ms())
+      .Bind(9, job.baseline());
+  absl::Status status = insert.Run();
+  if (absl::IsAlreadyExists(status)) {
+    return absl::AlreadyExistsError(absl::StrCat("job ", job.job_id(), " exists already"));
+  }
+  return status;
+}
+
+absl::Status TrialStore::UpdateJob(const v1::Job& job) {
+  absl::MutexLock lock(&mu_);
+  Statement update(db_,
+                   "UPDATE jobs SET state=?, error=?, start_time_ms=?, end_time_ms=?, baseline=? "
+                   "WHERE job_id=?");
+  RETURN_IF_ERROR(update.prepared());
+  update.Bind(1, JobStateName(job.state()))
+      .Bind(2, job.error())
+      .Bind(3, job.start_time_unix_ms())
+      .Bind(4, job.end_time_unix_ms())
+      .Bind(5, job.baseline())
+      .Bind(6, job.job_id());
+  RETURN_IF_ERROR(update.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("job ", job.job_id()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::Job>> TrialStore::LoadJobs() {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_,
+                   "SELECT job_id, state, spec_json, error, create_time_ms, start_time_ms, "
+                   "end_time_ms, baseline FROM jobs ORDER BY create_time_ms, job_id");
+  RETURN_IF_ERROR(select.prepared());
+  std::vector<v1::Job> jobs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    v1::Job job;
+    job.set_job_id(select.Text(0));
+    job.set_state(JobStateFromName(select.Text(1)));
+    RETURN_IF_ERROR(FromJson(select.Text(2), job.mutable_spec()));
+    job.set_error(select.Text(3));
+    job.set_create_time_unix_ms(select.Int(4));
+    job.set_start_time_unix_ms(select.Int(5));
+    job.set_end_time_unix_ms(select.Int(6));
+    job.set_baseline(select.Real(7));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+absl::Status TrialStore::InsertTrials(const std::vector<PendingTrial>& trials) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (const PendingTrial& pending : trials) {
+    const v1::Trial& trial = pending.trial;
+    Statement insert(db_,
+                     "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
+                     "architecture_json, attempts, create_time_ms) VALUES (?,?,?,?,?,?,?,?,?)");
+    absl::Status status = insert.prepared();
+    if (status.ok()) {
+      insert.Bind(1, trial.job_id())
+          .Bind(2, trial.trial_id())
+          .Bind(3, trial.replica())
+          .Bind(4, pending.round)
+          .Bind(5, TrialStateName(v1::TRIAL_STATE_QUEUED))
+          .Bind(6, trial.architecture().canonical())
+          .Bind(7, ToJson(trial.architecture()))
+          .Bind(8, trial.attempts())
+          .Bind(9, trial.create_time_unix_ms());
+      status = insert.Run();
+    }
+    if (!status.ok()) {
+      (void)Exec("ROLLBACK");
+      return status;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
+  if (!IsFinal(trial.state())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state())));
+  }
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto rollback = [this](absl::Status status) {
+    (void)Exec("ROLLBACK");
+    return status;
+  };
+  int64_t sequence = 0;
+  {
+    Statement current(db_, "SELECT t.state, j.next_sequence FROM trials t JOIN jobs j "
+                           "ON t.job_id = j.job_id WHERE t.job_id=? AND t.trial_id=?");
+    if (absl::Status s = current.prepared(); !s.ok()) return rollback(s);
+    current.Bind(1, trial.job_id()).Bind(2, trial.trial_id());
+    absl::StatusOr<bool> row = current.Step();
+    if (!row.ok()) return rollback(row.status());
+    if (!*row) {
+      return rollback(absl::NotFoundError(
+          absl::StrCat("trial ", trial.trial_id(), " of job ", trial.job_id())));
+    }
+    if (IsFinal(TrialStateFromName(current.Text(0)))) {
+      (void)Exec("ROLLBACK");
+      return false;
+    }
+    sequence = current.Int(1);
+  }
+  Statement update(db_,
+                   "UPDATE trials SET state=?, reward=?, accuracy=?, parameters=?, flops=?, "
+                   "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=? "
+                   "WHERE job_id=? AND trial_id=?");
+  if (absl::Status s = update.prepared(); !s.ok()) return rollback(s);
+  update.Bind(1, TrialStateName(trial.state()));
+  if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
+    update.Bind(2, trial.metrics().reward())
+        .Bind(3, trial.metrics().accuracy())
+        .Bind(4, trial.metrics().parameters())
+        .Bind(5, trial.metrics().flops())
+        .Bind(6, ToJson(trial.metrics()));
+  } else {
+    update.BindNull(2).BindNull(3).BindNull(4).BindNull(5).BindNull(6);
+  }
+  update.Bind(7, trial.attempts())
+      .Bind(8, trial.worker_id())
+      .Bind(9, trial.error())
+      .Bind(10, trial.end_time_unix_ms())
+      .Bind(11, sequence)
+      .Bind(12, trial.job_id())
+      .Bind(13, trial.trial_id());
+  if (absl::Status s = update.Run(); !s.ok()) return rollback(s);
+  Statement bump(db_, "UPDATE jobs SET next_sequence = next_sequence + 1 WHERE job_id=?");
+  if (absl::Status s = bump.prepared(); !s.ok()) return rollback(s);
+  bump.Bind(1, trial.job_id());
+  if (absl::Status s = bump.Run(); !s.ok()) return rollback(s);
+  RETURN_IF_ERROR(Exec("COMMIT"));
+  return true;
+}
+
+absl::Status TrialStore::MarkRunning(const std::string& job_id, const std::string& trial_id,
+                                     const std::string& worker_id, int attempt) {
+  absl::MutexLock lock(&mu_);
+  Statement update(db_,
+                   "UPDATE trials SET state='running', worker_id=?, attempts=? "
+                   "WHERE job_id=? AND trial_id=? AND state IN ('queued', 'running')");
+  RETURN_IF_ERROR(update.prepared());
+  update.Bind(1, worker_id).Bind(2, attempt).Bind(3, job_id).Bind(4, trial_id);
+  return update.Run();
+}
+
+absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns,
+                                     " FROM trials WHERE job_id=? AND state IN ('queued', "
+                                     "'running') ORDER BY create_time_ms, trial_id")
+                            .c_str());
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id);
+  std::vector<PendingTrial> trials;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
+    trials.push_back(PendingTrial{std::move(trial), select.Int(12)});
+  }
+  return trials;
+}
+
+absl::StatusOr<std::vector<v1::Trial>> TrialStore::RoundTrials(const std::string& job_id,
+                                                                int replica, int64_t round) {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns,
+                                     " FROM trials WHERE job_id=? AND replica=? AND round=? "
+                                     "ORDER BY trial_id")
+                            .c_str());
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id).Bind(2, replica).Bind(3, round);
+  std::vector<v1::Trial> trials;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
+    trials.push_back(std::move(trial));
+  }
+  return trials;
+}
+
+absl::StatusOr<std::vector<int64_t>> TrialStore::LastRounds(const std::string& job_id,
+                                                             int num_replicas) {
+  absl::MutexLock lock(&mu_);
+  std::vector<int64_t> rounds(num_replicas, -1);
+  Statement select(db_, "SELECT replica, MAX(round) FROM trials WHERE job_id=? GROUP BY replica");
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    const int64_t replica = select.Int(0);
+    if (replica >= 0 && replica < num_replicas) rounds[replica] = select.Int(1);
+  }
+  return rounds;
+}
+
+absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  TrialCounts counts;
+  {
+    Statement select(db_, "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
+                          "GROUP BY state");
+    RETURN_IF_ERROR(select.prepared());
+    select.Bind(1, job_id);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, select.Step());
+      if (!row) break;
+      const v1::TrialState state = TrialStateFromName(select.Text(0));
+      const int64_t n = select.Int(1);
+      switch (state) {
+        case v1::TRIAL_STATE_QUEUED: counts.queued = n; break;
+        case v1::TRIAL_STATE_RUNNING: counts.running = n; break;
+        case v1::TRIAL_STATE_SUCCEEDED:
+          counts.succeeded = n;
+          counts.mean_reward = select.Real(2);
+          break;
+        case v1::TRIAL_STATE_FAILED: counts.failed = n; break;
+        case v1::TRIAL_STATE_CANCELLED: counts.cancelled = n; break;
+        default: break;
+      }
+    }
+  }
+  Statement best(db_, "SELECT trial_id, reward, canonical FROM trials WHERE job_id=? AND "
+                      "state='succeeded' ORDER BY reward DESC, sequence ASC LIMIT 1");
+  RETURN_IF_ERROR(best.prepared());
+  best.Bind(1, job_id);
+  ASSIGN_OR_RETURN(bool row, best.Step());
+  if (row) {
+    counts.best_trial_id = best.Text(0);
+    counts.best_reward = best.Real(1);
+    counts.best_canonical = best.Text(2);
+  }
+  return counts;
+}
+
+absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
+    const std::string& job_id, v1::ListTrialsRequest::Order order, v1::TrialState state,
+    int64_t offset, int limit, int64_t* total) {
+  absl::MutexLock lock(&mu_);
+  const bool filter = state != v1::TRIAL_STATE_UNSPECIFIED;
+  const std::string where =
+      absl::StrCat(" FROM trials WHERE job_id=?", filter ? " AND state=?" : "");
+  {
+    Statement count(db_, absl::StrCat("SELECT COUNT(*)", where).c_str());
+    RETURN_IF_ERROR(count.prepared());
+    count.Bind(1, job_id);
+    if (filter) count.Bind(2, TrialStateName(state));
+    ASSIGN_OR_RETURN(bool row, count.Step());
+    *total = row ? count.Int(0) : 0;
+  }
+  const char* order_by =
+      order == v1::ListTrialsRequest::ORDER_TIME
+          ? " ORDER BY sequence IS NULL, sequence ASC, create_time_ms ASC, trial_id ASC"
+          : " ORDER BY reward IS NULL, reward DESC, sequence ASC, trial_id ASC";
+  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns, where, order_by,
+                                     " LIMIT ? OFFSET ?")
+                            .c_str());
+  RETURN_IF_ERROR(select.prepared());
+  int index = 1;
+  select.Bind(index++, job_id);
+  if (filter) select.Bind(index++, TrialStateName(state));
+  select.Bind(index++, limit);
+  select.Bind(index++, offset);
+  std::vector<v1::Trial> trials;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
+    trials.push_back(std::move(trial));
+  }
+  return trials;
+}
+
+absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
+                                               const std::string& trial_id) {
+  absl::MutexLock lock(&mu_);
+  const std::string sql =
+      trial_id.empty()
+          ? absl::StrCat("SELECT ", kTrialColumns,
+                         " FROM trials WHERE job_id=? AND state='succeeded' "
+                         "ORDER BY reward DESC, sequence ASC LIMIT 1")
+          : absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE job_id=? AND trial_id=?");
+  Statement select(db_, sql.c_str());
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id);
+  if (!trial_id.empty()) select.Bind(2, trial_id);
+  ASSIGN_OR_RETURN(bool row, select.Step());
+  if (!row) {
+    return absl::NotFoundError(trial_id.empty()
+                                   ? absl::StrCat("job ", job_id, " has no succeeded trial yet")
+                                   : absl::StrCat("no trial ", trial_id, " in job ", job_id));
+  }
+  return ReadTrial(select);
+}
+
+absl::StatusOr<std::vector<v1::Trial>> TrialStore::TrialsAfter(const std::string& job_id,
+                                                                int64_t after_sequence,
+                                                                int limit) {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns,
+                                     " FROM trials WHERE job_id=? AND sequence > ? "
+                                     "ORDER BY sequence LIMIT ?")
+                            .c_str());
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id).Bind(2, after_sequence).Bind(3, limit);
+  std::vector<v1::Trial> trials;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
+    trials.push_back(std::move(trial));
+  }
+  return trials;
+}
+
+}  // namespace nas::controller

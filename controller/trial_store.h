@@ -1,0 +1,126 @@
+// The controller's durable record: jobs and every trial, in an embedded SQLite
+// database (WAL mode) under the controller's --data_dir. A trial's result is
+// committed before the caller acknowledges it. People can read the database
+// with the sqlite3 shell; docs/trial_store.md documents the schema.
+//
+// Thread-safe: one connection, serialized by a mutex (SQLite work here is
+// small next to a child's training).
+#ifndef NAS_CONTROLLER_TRIAL_STORE_H_
+#define NAS_CONTROLLER_TRIAL_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/job.pb.h"
+#include "proto/job_service.pb.h"
+
+struct sqlite3;
+
+namespace nas::controller {
+
+struct TrialStoreOptions {
+  // Database file; created (with its directory) if missing.
+  std::string path;
+  // SQLite's synchronous setting: true = FULL (every commit fsynced: a result
+  // survives power loss once acknowledged), false = NORMAL (survives a crash
+  // of the process, may lose the last commits on power loss; faster).
+  bool sync_every_commit = true;
+};
+
+// One trial row as the replica loops need it after a restart.
+struct PendingTrial {
+  v1::Trial trial;
+  // Replica round the trial belongs to (its gradient batch).
+  int64_t round = 0;
+};
+
+class TrialStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<TrialStore>> Open(const TrialStoreOptions& options);
+  ~TrialStore();
+
+  TrialStore(const TrialStore&) = delete;
+  TrialStore& operator=(const TrialStore&) = delete;
+
+  // Jobs. CreateJob fails with ALREADY_EXISTS for a known id.
+  absl::Status CreateJob(const v1::Job& job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores state, error, times, samples and baseline (the spec never changes).
+  absl::Status UpdateJob(const v1::Job& job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Every job, oldest first, with its spec and the stored fields (counters
+  // are not filled in; see CountTrials).
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Adds sampled trials (state QUEUED) in one transaction.
+  absl::Status InsertTrials(const std::vector<PendingTrial>& trials) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Records the final outcome of a trial (SUCCEEDED with metrics, or FAILED /
+  // CANCELLED with error) and gives it the job's next completion sequence
+  // number. Returns false, changing nothing, when the trial already has a
+  // final outcome (a duplicate report). NOT_FOUND for an unknown trial.
+  absl::StatusOr<bool> FinishTrial(const v1::Trial& trial) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Marks a trial RUNNING on `worker_id` with its attempt number (not
+  // fsynced eagerly: losing it only re-runs an attempt).
+  absl::Status MarkRunning(const std::string& job_id, const std::string& trial_id,
+                           const std::string& worker_id, int attempt) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Trials of a job not yet finished (QUEUED or RUNNING), with their rounds.
+  absl::StatusOr<std::vector<PendingTrial>> UnfinishedTrials(const std::string& job_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Finished trials of (job, replica, round): used to resume a round after a restart.
+  absl::StatusOr<std::vector<v1::Trial>> RoundTrials(const std::string& job_id, int replica,
+                                                      int64_t round) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The highest round each replica of a job has stored (-1 if none).
+  absl::StatusOr<std::vector<int64_t>> LastRounds(const std::string& job_id, int num_replicas)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  struct TrialCounts {
+    int64_t queued = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
+    double best_reward = 0;
+    std::string best_trial_id;
+    std::string best_canonical;
+    double mean_reward = 0;
+  };
+  absl::StatusOr<TrialCounts> CountTrials(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // A page of a job's trials. `offset` comes from the caller's page token.
+  absl::StatusOr<std::vector<v1::Trial>> ListTrials(const std::string& job_id,
+                                                     v1::ListTrialsRequest::Order order,
+                                                     v1::TrialState state, int64_t offset,
+                                                     int limit, int64_t* total)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // One trial; an empty trial_id means the best succeeded trial. NOT_FOUND if none.
+  absl::StatusOr<v1::Trial> GetTrial(const std::string& job_id, const std::string& trial_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Finished trials in completion order with sequence > after_sequence (for
+  // WatchJob), at most `limit`.
+  absl::StatusOr<std::vector<v1::Trial>> TrialsAfter(const std::string& job_id,
+                                                      int64_t after_sequence, int limit)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  explicit TrialStore(sqlite3* db) : db_(db) {}
+
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+};
+
+// Job and trial state names as stored in the database ("running", "succeeded").
+std::string JobStateName(v1::JobState state);
+std::string TrialStateName(v1::TrialState state);
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_TRIAL_STORE_H_

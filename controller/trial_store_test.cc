@@ -1,0 +1,194 @@
+#include "controller/trial_store.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+
+namespace nas::controller {
+namespace {
+
+std::string DbPath(const std::string& name) {
+  return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name, "/trials.db");
+}
+
+v1::Job MakeJob(const std::string& id) {
+  v1::Job job;
+  job.set_job_id(id);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.mutable_spec()->set_name("test job");
+  job.mutable_spec()->mutable_budget()->set_max_trials(10);
+  job.set_create_time_unix_ms(1000);
+  return job;
+}
+
+PendingTrial MakeTrial(const std::string& job, const std::string& id, int replica, int64_t round) {
+  PendingTrial pending;
+  pending.trial.set_job_id(job);
+  pending.trial.set_trial_id(id);
+  pending.trial.set_replica(replica);
+  pending.trial.mutable_architecture()->set_canonical(absl::StrCat("arch-", id));
+  pending.trial.mutable_architecture()->add_tokens(3);
+  pending.round = round;
+  return pending;
+}
+
+v1::Trial Succeeded(const std::string& job, const std::string& id, double reward) {
+  v1::Trial trial;
+  trial.set_job_id(job);
+  trial.set_trial_id(id);
+  trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  trial.mutable_metrics()->set_reward(reward);
+  trial.mutable_metrics()->set_accuracy(reward);
+  trial.set_worker_id("w1");
+  trial.set_attempts(1);
+  return trial;
+}
+
+TEST(TrialStoreTest, JobsSurviveReopeningTheDatabase) {
+  const std::string path = DbPath("reopen");
+  {
+    auto store = TrialStore::Open({path});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j1")).ok());
+    EXPECT_EQ((*store)->CreateJob(MakeJob("j1")).code(), absl::StatusCode::kAlreadyExists);
+    v1::Job updated = MakeJob("j1");
+    updated.set_state(v1::JOB_STATE_CANCELLED);
+    updated.set_baseline(0.25);
+    ASSERT_TRUE((*store)->UpdateJob(updated).ok());
+    EXPECT_EQ((*store)->UpdateJob(MakeJob("nope")).code(), absl::StatusCode::kNotFound);
+  }
+  auto store = TrialStore::Open({path});
+  ASSERT_TRUE(store.ok());
+  auto jobs = (*store)->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_DOUBLE_EQ((*jobs)[0].baseline(), 0.25);
+  EXPECT_EQ((*jobs)[0].spec().name(), "test job");
+  EXPECT_EQ((*jobs)[0].spec().budget().max_trials(), 10);
+}
+
+TEST(TrialStoreTest, FinishTrialIsRecordedOnceAndDuplicatesChangeNothing) {
+  auto store = TrialStore::Open({DbPath("finish")});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "t1", 0, 0), MakeTrial("j", "t2", 0, 0)})
+                  .ok());
+  auto first = (*store)->FinishTrial(Succeeded("j", "t1", 0.5));
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  auto duplicate = (*store)->FinishTrial(Succeeded("j", "t1", 0.9));
+  ASSERT_TRUE(duplicate.ok());
+  EXPECT_FALSE(*duplicate);
+  auto trial = (*store)->GetTrial("j", "t1");
+  ASSERT_TRUE(trial.ok());
+  EXPECT_DOUBLE_EQ(trial->metrics().reward(), 0.5);
+  EXPECT_EQ(trial->sequence(), 1);
+  EXPECT_EQ(trial->architecture().canonical(), "arch-t1");
+  EXPECT_EQ((*store)->FinishTrial(Succeeded("j", "missing", 1)).status().code(),
+            absl::StatusCode::kNotFound);
+
+  auto counts = (*store)->CountTrials("j");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 1);
+  EXPECT_EQ(counts->queued, 1);
+  EXPECT_EQ(counts->best_trial_id, "t1");
+}
+
+TEST(TrialStoreTest, ListsTrialsByRewardOrTimeWithFiltersAndPages) {
+  auto store = TrialStore::Open({DbPath("list")});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  std::vector<PendingTrial> trials;
+  for (int i = 0; i < 5; ++i) trials.push_back(MakeTrial("j", absl::StrCat("t", i), 0, 0));
+  ASSERT_TRUE((*store)->InsertTrials(trials).ok());
+  const double rewards[] = {0.2, 0.8, 0.5};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", absl::StrCat("t", i), rewards[i])).ok());
+  }
+  v1::Trial failed;
+  failed.set_job_id("j");
+  failed.set_trial_id("t3");
+  failed.set_state(v1::TRIAL_STATE_FAILED);
+  failed.set_error("out of memory");
+  ASSERT_TRUE((*store)->FinishTrial(failed).ok());
+
+  int64_t total = 0;
+  auto by_reward = (*store)->ListTrials("j", v1::ListTrialsRequest::ORDER_REWARD,
+                                        v1::TRIAL_STATE_SUCCEEDED, 0, 2, &total);
+  ASSERT_TRUE(by_reward.ok());
+  EXPECT_EQ(total, 3);
+  ASSERT_EQ(by_reward->size(), 2u);
+  EXPECT_EQ((*by_reward)[0].trial_id(), "t1");
+  EXPECT_EQ((*by_reward)[1].trial_id(), "t2");
+  auto page2 = (*store)->ListTrials("j", v1::ListTrialsRequest::ORDER_REWARD,
+                                    v1::TRIAL_STATE_SUCCEEDED, 2, 2, &total);
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(page2->size(), 1u);
+  EXPECT_EQ((*page2)[0].trial_id(), "t0");
+
+  auto by_time = (*store)->ListTrials("j", v1::ListTrialsRequest::ORDER_TIME,
+                                      v1::TRIAL_STATE_UNSPECIFIED, 0, 10, &total);
+  ASSERT_TRUE(by_time.ok());
+  EXPECT_EQ(total, 5);
+  EXPECT_EQ((*by_time)[0].trial_id(), "t0");
+  EXPECT_EQ((*by_time)[3].trial_id(), "t3");
+  EXPECT_EQ((*by_time)[3].error(), "out of memory");
+
+  auto best = (*store)->GetTrial("j", "");
+  ASSERT_TRUE(best.ok());
+  EXPECT_EQ(best->trial_id(), "t1");
+  auto after = (*store)->TrialsAfter("j", 2, 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].trial_id(), "t2");
+}
+
+TEST(TrialStoreTest, UnfinishedTrialsAndRoundsSupportResumingAfterRestart) {
+  const std::string path = DbPath("resume");
+  {
+    auto store = TrialStore::Open({path});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)
+                    ->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 1),
+                                    MakeTrial("j", "c", 1, 0), MakeTrial("j", "d", 0, 1)})
+                    .ok());
+    ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "a", 0.1)).ok());
+    ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "b", 0.1)).ok());
+    ASSERT_TRUE((*store)->MarkRunning("j", "d", "w9", 2).ok());
+  }
+  auto store = TrialStore::Open({path});
+  ASSERT_TRUE(store.ok());
+  auto unfinished = (*store)->UnfinishedTrials("j");
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 2u);
+  EXPECT_EQ((*unfinished)[0].trial.trial_id(), "c");
+  EXPECT_EQ((*unfinished)[1].trial.trial_id(), "d");
+  EXPECT_EQ((*unfinished)[1].round, 1);
+  EXPECT_EQ((*unfinished)[1].trial.attempts(), 2);
+  auto rounds = (*store)->LastRounds("j", 3);
+  ASSERT_TRUE(rounds.ok());
+  EXPECT_EQ(*rounds, (std::vector<int64_t>{1, 0, -1}));
+  auto round_trials = (*store)->RoundTrials("j", 0, 1);
+  ASSERT_TRUE(round_trials.ok());
+  EXPECT_EQ(round_trials->size(), 2u);
+}
+
+TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {
+  const std::string path = DbPath("garbage");
+  ASSERT_TRUE(MakeDirectories(path.substr(0, path.rfind('/'))).ok());
+  const std::string garbage(4096, 'x');
+  ASSERT_TRUE(WriteFileAtomically(path, garbage).ok());
+  auto store = TrialStore::Open({path});
+  EXPECT_FALSE(store.ok());
+  auto contents = ReadFile(path);
+  ASSERT_TRUE(contents.ok());
+  EXPECT_EQ(*contents, garbage);
+}
+
+}  // namespace
+}  // namespace nas::controller
