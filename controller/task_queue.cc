@@ -1,0 +1,160 @@
+#include "controller/task_queue.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace nas::controller {
+
+std::string MakeTaskId(const std::string& job_id, const std::string& trial_id, int attempt) {
+  return absl::StrCat(job_id, "/", trial_id, "#", attempt);
+}
+
+absl::StatusOr<TaskIdParts> ParseTaskId(const std::string& task_id) {
+  const size_t slash = task_id.find('/');
+  const size_t hash = task_id.rfind('#');
+  TaskIdParts parts;
+  if (slash == std::string::npos || hash == std::string::npos || hash < slash || slash == 0 ||
+      hash == slash + 1 || !absl::SimpleAtoi(task_id.substr(hash + 1), &parts.attempt) ||
+      parts.attempt < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task_id '", task_id.substr(0, 200), "' is not of the form <job_id>/<trial_id>#<attempt>"));
+  }
+  parts.job_id = task_id.substr(0, slash);
+  parts.trial_id = task_id.substr(slash + 1, hash - slash - 1);
+  return parts;
+}
+
+void TaskQueue::Enqueue(v1::Task task) {
+  absl::MutexLock lock(&mu_);
+  const std::string job = task.job_id();
+  queues_[job].push_back(std::move(task));
+}
+
+bool TaskQueue::HasWork() const { return shutdown_ || !queues_.empty(); }
+
+std::optional<v1::Task> TaskQueue::Acquire(const std::string& worker_id, absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  workers_seen_[worker_id] = clock_->Now();
+  mu_.AwaitWithTimeout(absl::Condition(this, &TaskQueue::HasWork), wait);
+  if (shutdown_ || queues_.empty()) return std::nullopt;
+  // Round-robin over jobs: the first job after the one served last.
+  auto it = queues_.upper_bound(last_served_job_);
+  if (it == queues_.end()) it = queues_.begin();
+  v1::Task task = std::move(it->second.front());
+  it->second.pop_front();
+  last_served_job_ = it->first;
+  if (it->second.empty()) queues_.erase(it);
+  Lease lease;
+  lease.task = task;
+  lease.worker_id = worker_id;
+  lease.deadline = clock_->Now() + absl::Seconds(task.lease_seconds());
+  leases_[task.task_id()] = std::move(lease);
+  return task;
+}
+
+absl::StatusOr<Lease> TaskQueue::Heartbeat(const std::string& task_id,
+                                           const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  workers_seen_[worker_id] = clock_->Now();
+  auto it = leases_.find(task_id);
+  if (it == leases_.end() || it->second.worker_id != worker_id) {
+    return absl::NotFoundError(absl::StrCat("no lease on task ", task_id, " for worker ",
+                                            worker_id, " (expired or finished)"));
+  }
+  it->second.deadline = clock_->Now() + absl::Seconds(it->second.task.lease_seconds());
+  return it->second;
+}
+
+std::optional<Lease> TaskQueue::CompleteTrial(const std::string& job_id,
+                                              const std::string& trial_id) {
+  absl::MutexLock lock(&mu_);
+  std::optional<Lease> ended;
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.task.job_id() == job_id && it->second.task.trial_id() == trial_id) {
+      if (!ended.has_value()) ended = it->second;
+      leases_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  auto queue = queues_.find(job_id);
+  if (queue != queues_.end()) {
+    std::deque<v1::Task>& tasks = queue->second;
+    for (auto it = tasks.begin(); it != tasks.end();) {
+      it = it->trial_id() == trial_id ? tasks.erase(it) : it + 1;
+    }
+    if (tasks.empty()) queues_.erase(queue);
+  }
+  return ended;
+}
+
+std::vector<Lease> TaskQueue::ExpireLeases() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::vector<Lease> expired;
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.deadline <= now) {
+      expired.push_back(std::move(it->second));
+      leases_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return expired;
+}
+
+std::vector<v1::Task> TaskQueue::CancelJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Task> dropped;
+  auto queue = queues_.find(job_id);
+  if (queue != queues_.end()) {
+    dropped.assign(queue->second.begin(), queue->second.end());
+    queues_.erase(queue);
+  }
+  for (auto& [id, lease] : leases_) {
+    if (lease.task.job_id() == job_id) lease.cancelled = true;
+  }
+  return dropped;
+}
+
+void TaskQueue::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_ = true;
+}
+
+int64_t TaskQueue::queued() {
+  absl::MutexLock lock(&mu_);
+  int64_t n = 0;
+  for (const auto& [job, tasks] : queues_) n += static_cast<int64_t>(tasks.size());
+  return n;
+}
+
+int64_t TaskQueue::queued(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(job_id);
+  return it == queues_.end() ? 0 : static_cast<int64_t>(it->second.size());
+}
+
+int64_t TaskQueue::leased() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(leases_.size());
+}
+
+int64_t TaskQueue::leased(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  int64_t n = 0;
+  for (const auto& [id, lease] : leases_) n += lease.task.job_id() == job_id ? 1 : 0;
+  return n;
+}
+
+int TaskQueue::ConnectedWorkers(absl::Duration window) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time since = clock_->Now() - window;
+  int n = 0;
+  for (const auto& [worker, seen] : workers_seen_) n += seen >= since ? 1 : 0;
+  return n;
+}
+
+}  // namespace nas::controller

@@ -1,0 +1,104 @@
+// Tasks waiting for workers, and the leases of tasks workers hold.
+//
+// Queues are per job and served round-robin, so concurrent jobs share the
+// workers fairly. A worker long-polls Acquire; the task it gets is leased to
+// it until lease_seconds after its last heartbeat. Expired leases are handed
+// back by ExpireLeases (the caller re-queues with attempt + 1 or fails the
+// trial). Pure bookkeeping: no I/O, no gRPC; thread-safe.
+#ifndef NAS_CONTROLLER_TASK_QUEUE_H_
+#define NAS_CONTROLLER_TASK_QUEUE_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "proto/task_service.pb.h"
+
+namespace nas::controller {
+
+// "<job_id>/<trial_id>#<attempt>": unique per attempt.
+std::string MakeTaskId(const std::string& job_id, const std::string& trial_id, int attempt);
+struct TaskIdParts {
+  std::string job_id;
+  std::string trial_id;
+  int attempt = 0;
+};
+absl::StatusOr<TaskIdParts> ParseTaskId(const std::string& task_id);
+
+struct Lease {
+  v1::Task task;
+  std::string worker_id;
+  absl::Time deadline;
+  // Set when the job was cancelled: the next heartbeat answers cancel.
+  bool cancelled = false;
+};
+
+class TaskQueue {
+ public:
+  explicit TaskQueue(Clock* clock) : clock_(clock) {}
+
+  // Queues a task (task_id, job_id, trial_id, attempt and lease_seconds set).
+  void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Waits up to `wait` (real time) for a task, leases it to `worker_id` and
+  // returns it; nullopt when none arrived. Also records the worker as seen.
+  std::optional<v1::Task> Acquire(const std::string& worker_id, absl::Duration wait)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Extends the lease of `task_id` held by `worker_id`. NOT_FOUND when there
+  // is no such lease (expired, completed, or held by another worker). Returns
+  // the lease as it is after the heartbeat (check `cancelled`).
+  absl::StatusOr<Lease> Heartbeat(const std::string& task_id, const std::string& worker_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Ends the lease of `task_id` (if any) and drops every queued or leased
+  // task of the same trial (a result for the trial arrived). Returns the
+  // lease that ended, if there was one.
+  std::optional<Lease> CompleteTrial(const std::string& job_id, const std::string& trial_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Removes and returns the leases whose deadline has passed.
+  std::vector<Lease> ExpireLeases() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Drops the job's queued tasks (returned) and marks its leases cancelled.
+  std::vector<v1::Task> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Wakes every waiting Acquire (used at shutdown; they return nullopt).
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+  int64_t queued() ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t queued(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t leased() ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t leased(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Workers that called Acquire or Heartbeat within `window`.
+  int ConnectedWorkers(absl::Duration window) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  Clock* const clock_;
+
+  absl::Mutex mu_;
+  // Per-job FIFO of tasks; empty queues are erased.
+  std::map<std::string, std::deque<v1::Task>> queues_ ABSL_GUARDED_BY(mu_);
+  // The job served last; the next Acquire serves the next job after it.
+  std::string last_served_job_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::Time> workers_seen_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_TASK_QUEUE_H_

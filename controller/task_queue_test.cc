@@ -1,0 +1,127 @@
+#include "controller/task_queue.h"
+
+#include <atomic>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace nas::controller {
+namespace {
+
+v1::Task MakeTask(const std::string& job, const std::string& trial, int attempt = 1) {
+  v1::Task task;
+  task.set_job_id(job);
+  task.set_trial_id(trial);
+  task.set_attempt(attempt);
+  task.set_task_id(MakeTaskId(job, trial, attempt));
+  task.set_lease_seconds(30);
+  return task;
+}
+
+TEST(TaskIdTest, RoundTripsAndRejectsMalformedIds) {
+  auto parts = ParseTaskId(MakeTaskId("job-1", "t00042", 3));
+  ASSERT_TRUE(parts.ok());
+  EXPECT_EQ(parts->job_id, "job-1");
+  EXPECT_EQ(parts->trial_id, "t00042");
+  EXPECT_EQ(parts->attempt, 3);
+  for (const char* bad : {"", "job", "job/t", "/t#1", "job/#1", "job/t#0", "job/t#x", "j#1/t"}) {
+    EXPECT_EQ(ParseTaskId(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(TaskQueueTest, JobsAreServedRoundRobin) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  for (int i = 0; i < 3; ++i) queue.Enqueue(MakeTask("a", "a" + std::to_string(i)));
+  queue.Enqueue(MakeTask("b", "b0"));
+  queue.Enqueue(MakeTask("c", "c0"));
+  std::vector<std::string> order;
+  for (int i = 0; i < 5; ++i) {
+    auto task = queue.Acquire("w", absl::ZeroDuration());
+    ASSERT_TRUE(task.has_value());
+    order.push_back(task->trial_id());
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"a0", "b0", "c0", "a1", "a2"}));
+  EXPECT_FALSE(queue.Acquire("w", absl::ZeroDuration()).has_value());
+  EXPECT_EQ(queue.leased(), 5);
+  EXPECT_EQ(queue.leased("a"), 3);
+}
+
+TEST(TaskQueueTest, LeaseExpiresWithoutHeartbeatAndHeartbeatExtendsIt) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  queue.Enqueue(MakeTask("j", "t1"));
+  queue.Enqueue(MakeTask("j", "t2"));
+  auto t1 = queue.Acquire("w1", absl::ZeroDuration());
+  auto t2 = queue.Acquire("w2", absl::ZeroDuration());
+  ASSERT_TRUE(t1 && t2);
+  clock.Advance(absl::Seconds(20));
+  ASSERT_TRUE(queue.Heartbeat(t1->task_id(), "w1").ok());
+  EXPECT_EQ(queue.Heartbeat(t1->task_id(), "w2").status().code(), absl::StatusCode::kNotFound);
+  clock.Advance(absl::Seconds(15));
+  std::vector<Lease> expired = queue.ExpireLeases();
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].task.trial_id(), "t2");
+  EXPECT_EQ(expired[0].worker_id, "w2");
+  EXPECT_EQ(queue.Heartbeat(t2->task_id(), "w2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(queue.leased(), 1);
+}
+
+TEST(TaskQueueTest, CompletingATrialDropsItsQueuedRetriesAndLease) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  queue.Enqueue(MakeTask("j", "t1", 1));
+  auto leased = queue.Acquire("w", absl::ZeroDuration());
+  ASSERT_TRUE(leased);
+  queue.Enqueue(MakeTask("j", "t1", 2));
+  queue.Enqueue(MakeTask("j", "t2", 1));
+  auto ended = queue.CompleteTrial("j", "t1");
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->worker_id, "w");
+  EXPECT_EQ(queue.queued("j"), 1);
+  EXPECT_EQ(queue.leased(), 0);
+  EXPECT_FALSE(queue.CompleteTrial("j", "t1").has_value());
+}
+
+TEST(TaskQueueTest, CancelDropsQueuedTasksAndFlagsLeases) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  queue.Enqueue(MakeTask("j", "t1"));
+  queue.Enqueue(MakeTask("j", "t2"));
+  queue.Enqueue(MakeTask("k", "k1"));
+  auto leased = queue.Acquire("w", absl::ZeroDuration());
+  ASSERT_TRUE(leased);
+  ASSERT_EQ(leased->job_id(), "j");
+  std::vector<v1::Task> dropped = queue.CancelJob("j");
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].trial_id(), "t2");
+  auto heartbeat = queue.Heartbeat(leased->task_id(), "w");
+  ASSERT_TRUE(heartbeat.ok());
+  EXPECT_TRUE(heartbeat->cancelled);
+  EXPECT_EQ(queue.queued(), 1);
+}
+
+TEST(TaskQueueTest, LongPollWakesWhenATaskArrives) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    auto task = queue.Acquire("w", absl::Seconds(30));
+    got = task.has_value();
+  });
+  queue.Enqueue(MakeTask("j", "t1"));
+  waiter.join();
+  EXPECT_TRUE(got);
+  EXPECT_EQ(queue.ConnectedWorkers(absl::Minutes(1)), 1);
+}
+
+TEST(TaskQueueTest, ShutdownReleasesWaitingPollers) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  std::thread waiter([&] { EXPECT_FALSE(queue.Acquire("w", absl::Hours(1)).has_value()); });
+  queue.Shutdown();
+  waiter.join();
+}
+
+}  // namespace
+}  // namespace nas::controller
