@@ -21,9 +21,10 @@ ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or se
 
 namespace nas {
 
-std::vector<std::string> InitProcess(int argc, char** argv, const char* usage) {
+std::vector<std::string> InitProcess(int argc, char** argv, const char* usage,
+                                     bool block_signals) {
   // Before any thread exists, so every thread inherits the blocked signals.
-  BlockShutdownSignals();
+  if (block_signals) BlockShutdownSignals();
   absl::SetProgramUsageMessage(usage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   LogLevel level;

@@ -14,8 +14,11 @@
 namespace nas {
 
 // Returns the positional arguments (argv[0] first). Exits with status 2 and a
-// message on unknown flags or a bad --log_level.
-std::vector<std::string> InitProcess(int argc, char** argv, const char* usage);
+// message on unknown flags or a bad --log_level. Servers block SIGTERM/SIGINT
+// for WaitForShutdownSignal; a CLI passes block_signals = false so Ctrl-C
+// simply ends it.
+std::vector<std::string> InitProcess(int argc, char** argv, const char* usage,
+                                     bool block_signals = true);
 
 // The shared server flags for `binary`. A --port of -1 is left for the
 // binary to replace with its default.

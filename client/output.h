@@ -1,0 +1,34 @@
+// How nasctl prints data: a table for people, or json / yaml / csv for
+// programs (-o). CSV columns are documented in docs/cli.md.
+#ifndef NAS_CLIENT_OUTPUT_H_
+#define NAS_CLIENT_OUTPUT_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/job.pb.h"
+
+namespace nas::client {
+
+enum class OutputFormat { kTable, kJson, kYaml, kCsv };
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text);
+
+std::string FormatJobs(const std::vector<v1::Job>& jobs, OutputFormat format);
+// One job in detail (table form is a key: value listing).
+std::string FormatJob(const v1::Job& job, OutputFormat format);
+std::string FormatTrials(const std::vector<v1::Trial>& trials, OutputFormat format);
+
+// Column names of the CSV forms.
+extern const char* const kJobCsvColumns[];
+extern const char* const kTrialCsvColumns[];
+
+// Helpers shared by the live view.
+std::string FormatDuration(double seconds);
+std::string ShortState(v1::JobState state);
+std::string ShortState(v1::TrialState state);
+
+}  // namespace nas::client
+
+#endif  // NAS_CLIENT_OUTPUT_H_

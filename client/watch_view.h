@@ -1,0 +1,46 @@
+// The live view of `nasctl watch`: progress bar of trials done / budget,
+// trials per minute and ETA, the best reward and its architecture, running
+// tasks and workers. On a terminal it redraws in place; piped, it prints one
+// plain line per event.
+#ifndef NAS_CLIENT_WATCH_VIEW_H_
+#define NAS_CLIENT_WATCH_VIEW_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "proto/job.pb.h"
+
+namespace nas::client {
+
+class WatchView {
+ public:
+  WatchView(std::ostream& out, bool terminal) : out_(out), terminal_(terminal) {}
+
+  void OnTrial(const v1::Trial& trial);
+  void OnStatus(const v1::Job& job);
+  // Prints the final summary line.
+  void Finish();
+
+  const v1::Job& last_status() const { return status_; }
+
+  // The progress panel for `job` (exposed for tests). `now_ms` is the wall
+  // clock used for rates.
+  static std::vector<std::string> Panel(const v1::Job& job, const std::string& last_trial,
+                                        int64_t now_ms);
+
+ private:
+  void Redraw();
+
+  std::ostream& out_;
+  const bool terminal_;
+  v1::Job status_;
+  bool have_status_ = false;
+  std::string last_trial_;
+  int lines_drawn_ = 0;
+};
+
+}  // namespace nas::client
+
+#endif  // NAS_CLIENT_WATCH_VIEW_H_
