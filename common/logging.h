@@ -33,9 +33,11 @@ bool LogLevelEnabled(LogLevel level);
 
 }  // namespace nas
 
-#define NAS_LOG(severity)                                            \
-  if (!::nas::LogLevelEnabled(::nas::LogLevel::k##severity)) {       \
-  } else                                                             \
-    ::nas::LogMessage(::nas::LogLevel::k##severity, __FILE__, __LINE__).stream()
+// A for statement, not an if, so `if (x) NAS_LOG(Info) << y; else ...` nests
+// as written.
+#define NAS_LOG(severity)                                                          \
+  for (bool nas_log_enabled_ = ::nas::LogLevelEnabled(::nas::LogLevel::k##severity); \
+       nas_log_enabled_; nas_log_enabled_ = false)                                 \
+  ::nas::LogMessage(::nas::LogLevel::k##severity, __FILE__, __LINE__).stream()
 
 #endif  // NAS_COMMON_LOGGING_H_

@@ -1,0 +1,505 @@
+// The controller's services over real gRPC on 127.0.0.1 (in process), with
+// an in-memory stand-in for the parameter servers and test workers that
+// score architectures with a synthetic reward.
+#include "controller/job_manager.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_server.h"
+#include "controller/in_memory_weights.h"
+#include "controller/services.h"
+#include "controller/trial_store.h"
+#include "gtest/gtest.h"
+#include "proto/job_service.grpc.pb.h"
+#include "proto/task_service.grpc.pb.h"
+
+namespace nas::controller {
+namespace {
+
+// The fraction of layers with a 5x5 filter and 64 filters: a reward REINFORCE
+// can learn and random search rarely maximises.
+double SyntheticReward(const v1::Architecture& arch) {
+  const auto& layers = arch.macro_cnn().layers();
+  if (layers.empty()) return 0;
+  int good = 0;
+  for (const v1::MacroCnnLayer& layer : layers) {
+    good += (layer.filter_height() == 5 && layer.filter_width() == 5 ? 1 : 0) +
+            (layer.num_filters() == 64 ? 1 : 0);
+  }
+  return static_cast<double>(good) / (2.0 * layers.size());
+}
+
+class ControllerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+  void TearDown() override { Stop(); }
+
+  void Start() {
+    TrialStoreOptions store_options;
+    store_options.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", test_name(), "/trials.db");
+    store_options.sync_every_commit = false;
+    auto store = TrialStore::Open(store_options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(store).value();
+    JobManagerOptions options;
+    options.store = store_.get();
+    options.weights = &weights_;
+    options.lease_check_interval = absl::Milliseconds(50);
+    auto manager = JobManager::Create(options);
+    ASSERT_TRUE(manager.ok()) << manager.status();
+    manager_ = std::move(manager).value();
+    job_service_ = std::make_unique<JobServiceImpl>(manager_.get());
+    task_service_ = std::make_unique<TaskServiceImpl>(manager_.get());
+    GrpcServerOptions server_options;
+    server_options.host = "127.0.0.1";
+    server_options.metrics_port = -1;
+    auto server = GrpcServer::Create(server_options);
+    ASSERT_TRUE(server.ok());
+    server_ = std::move(server).value();
+    ASSERT_TRUE(server_->Start({job_service_.get(), task_service_.get()}).ok());
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                       grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel);
+    tasks_ = v1::TaskService::NewStub(channel);
+  }
+
+  void Stop() {
+    StopWorkers();
+    if (server_) server_->Shutdown(absl::Seconds(1));
+    server_.reset();
+    manager_.reset();
+    store_.reset();
+  }
+
+  std::string test_name() const {
+    return ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+
+  // Workers that acquire, score with SyntheticReward and report.
+  void StartWorkers(int n) {
+    for (int i = 0; i < n; ++i) {
+      workers_.emplace_back([this, i] {
+        const std::string id = absl::StrCat("test-worker-", i);
+        while (!stop_workers_) {
+          v1::AcquireTaskRequest request;
+          request.set_worker_id(id);
+          request.set_wait_seconds(0.5);
+          v1::AcquireTaskResponse response;
+          grpc::ClientContext context;
+          context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+          if (!tasks_->AcquireTask(&context, request, &response).ok() || !response.has_task()) {
+            continue;
+          }
+          v1::ReportResultRequest report;
+          report.set_task_id(response.task().task_id());
+          report.set_worker_id(id);
+          report.mutable_metrics()->set_reward(SyntheticReward(response.task().architecture()));
+          report.mutable_metrics()->set_accuracy(report.metrics().reward());
+          v1::ReportResultResponse ack;
+          grpc::ClientContext report_context;
+          report_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+          (void)tasks_->ReportResult(&report_context, report, &ack);
+          ++reports_;
+        }
+      });
+    }
+  }
+
+  void StopWorkers() {
+    stop_workers_ = true;
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+    stop_workers_ = false;
+  }
+
+  grpc::Status Submit(const v1::JobSpec& spec, v1::Job* job) {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    grpc::ClientContext context;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    if (job != nullptr) *job = response.job();
+    return status;
+  }
+
+  v1::Job WaitUntilDone(const std::string& job_id, absl::Duration timeout) {
+    v1::WatchJobRequest request;
+    request.set_job_id(job_id);
+    request.set_status_interval_seconds(0.5);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    auto reader = jobs_->WatchJob(&context, request);
+    v1::WatchJobEvent event;
+    v1::Job last;
+    while (reader->Read(&event)) {
+      if (event.has_status()) last = event.status();
+      if (event.has_trial()) watched_trials_.insert(event.trial().trial_id());
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+    return last;
+  }
+
+  std::vector<v1::Trial> AllTrials(const std::string& job_id, v1::ListTrialsRequest::Order order) {
+    std::vector<v1::Trial> trials;
+    std::string token;
+    do {
+      v1::ListTrialsRequest request;
+      request.set_job_id(job_id);
+      request.set_order(order);
+      request.set_page_size(37);
+      request.set_page_token(token);
+      v1::ListTrialsResponse response;
+      grpc::ClientContext context;
+      EXPECT_TRUE(jobs_->ListTrials(&context, request, &response).ok());
+      trials.insert(trials.end(), response.trials().begin(), response.trials().end());
+      token = response.next_page_token();
+    } while (!token.empty());
+    return trials;
+  }
+
+  InMemoryWeights weights_{2};
+  std::unique_ptr<TrialStore> store_;
+  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<TaskServiceImpl> task_service_;
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::TaskService::Stub> tasks_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stop_workers_{false};
+  std::atomic<int> reports_{0};
+  std::set<std::string> watched_trials_;
+};
+
+v1::JobSpec MacroSpec(int max_trials) {
+  v1::JobSpec spec;
+  spec.set_name("test");
+  v1::MacroCnnSpace* space = spec.mutable_search_space()->mutable_macro_cnn();
+  for (int v : {1, 3, 5, 7}) space->add_filter_heights(v);
+  for (int v : {1, 3, 5, 7}) space->add_filter_widths(v);
+  for (int v : {24, 36, 48, 64}) space->add_num_filters(v);
+  space->set_skip_connections(true);
+  space->mutable_depth()->set_initial_layers(4);
+  space->mutable_depth()->set_max_layers(4);
+  spec.mutable_strategy()->set_name("reinforce");
+  spec.mutable_strategy()->set_seed(5);
+  spec.mutable_controller()->set_learning_rate(0.05);
+  spec.mutable_controller()->set_optimizer("sgd");
+  spec.mutable_parallelism()->set_num_shards(2);
+  spec.mutable_parallelism()->set_num_replicas(4);
+  spec.mutable_parallelism()->set_children_per_replica(2);
+  spec.mutable_budget()->set_max_trials(max_trials);
+  spec.mutable_evaluator()->mutable_synthetic();
+  spec.mutable_evaluator()->set_lease_seconds(5);
+  return spec;
+}
+
+TEST_F(ControllerFixture, JobRunsToItsBudgetStoresEveryTrialOnceAndLearns) {
+  StartWorkers(4);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(600), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(3));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.trials_succeeded(), 600);
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 600u);
+  std::set<std::string> ids;
+  for (const v1::Trial& t : trials) ids.insert(t.trial_id());
+  EXPECT_EQ(ids.size(), 600u);
+  EXPECT_EQ(watched_trials_.size(), 600u);
+  // Every replica pushed gradients (K * rounds), through 2 shards' worth of weights.
+  EXPECT_GE(weights_.pushes(), 600 / 2 - 4);
+  double first = 0, last = 0;
+  for (int i = 0; i < 100; ++i) {
+    first += trials[i].metrics().reward() / 100;
+    last += trials[trials.size() - 1 - i].metrics().reward() / 100;
+  }
+  EXPECT_GT(last, first + 0.1) << "first 100 mean " << first << ", last 100 mean " << last;
+}
+
+TEST_F(ControllerFixture, DuplicateReportIsAcknowledgedAndIgnored) {
+  v1::JobSpec spec = MacroSpec(2);
+  spec.mutable_parallelism()->set_num_replicas(1);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  v1::AcquireTaskRequest acquire;
+  acquire.set_worker_id("w");
+  acquire.set_wait_seconds(5);
+  v1::AcquireTaskResponse task;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->AcquireTask(&context, acquire, &task).ok());
+  }
+  ASSERT_TRUE(task.has_task());
+  v1::ReportResultRequest report;
+  report.set_task_id(task.task().task_id());
+  report.set_worker_id("w");
+  report.mutable_metrics()->set_reward(0.25);
+  for (int i = 0; i < 2; ++i) {
+    v1::ReportResultResponse ack;
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->ReportResult(&context, report, &ack).ok());
+    EXPECT_EQ(ack.duplicate(), i == 1);
+  }
+  report.mutable_metrics()->set_reward(0.99);
+  v1::ReportResultResponse ack;
+  grpc::ClientContext context;
+  ASSERT_TRUE(tasks_->ReportResult(&context, report, &ack).ok());
+  EXPECT_TRUE(ack.duplicate());
+  auto stored = store_->GetTrial(job.job_id(), task.task().trial_id());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_DOUBLE_EQ(stored->metrics().reward(), 0.25);
+  auto counts = store_->CountTrials(job.job_id());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 1);
+}
+
+TEST_F(ControllerFixture, VanishedWorkersTaskIsRequeuedAfterItsLease) {
+  v1::JobSpec spec = MacroSpec(1);
+  spec.mutable_parallelism()->set_num_replicas(1);
+  spec.mutable_parallelism()->set_children_per_replica(1);
+  spec.mutable_evaluator()->set_lease_seconds(1);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  v1::AcquireTaskRequest acquire;
+  acquire.set_worker_id("vanishing");
+  acquire.set_wait_seconds(5);
+  v1::AcquireTaskResponse first;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->AcquireTask(&context, acquire, &first).ok());
+  }
+  ASSERT_TRUE(first.has_task());
+  EXPECT_EQ(first.task().attempt(), 1);
+  // The worker never heartbeats; another one asks and waits past the lease.
+  acquire.set_worker_id("survivor");
+  v1::AcquireTaskResponse second;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->AcquireTask(&context, acquire, &second).ok());
+  }
+  ASSERT_TRUE(second.has_task());
+  EXPECT_EQ(second.task().trial_id(), first.task().trial_id());
+  EXPECT_EQ(second.task().attempt(), 2);
+  // The vanished worker's heartbeat now finds no lease.
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_task_id(first.task().task_id());
+  heartbeat.set_worker_id("vanishing");
+  v1::HeartbeatResponse answer;
+  grpc::ClientContext context;
+  EXPECT_EQ(tasks_->Heartbeat(&context, heartbeat, &answer).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ControllerFixture, TrialFailingEveryAttemptIsRecordedFailedWithItsError) {
+  v1::JobSpec spec = MacroSpec(1);
+  spec.mutable_parallelism()->set_num_replicas(1);
+  spec.mutable_parallelism()->set_children_per_replica(1);
+  spec.mutable_evaluator()->set_max_attempts(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    v1::AcquireTaskRequest acquire;
+    acquire.set_worker_id("w");
+    acquire.set_wait_seconds(5);
+    v1::AcquireTaskResponse task;
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->AcquireTask(&context, acquire, &task).ok());
+    ASSERT_TRUE(task.has_task());
+    EXPECT_EQ(task.task().attempt(), attempt);
+    v1::ReportResultRequest report;
+    report.set_task_id(task.task().task_id());
+    report.set_worker_id("w");
+    report.set_error("CUDA out of memory");
+    v1::ReportResultResponse ack;
+    grpc::ClientContext report_context;
+    ASSERT_TRUE(tasks_->ReportResult(&report_context, report, &ack).ok());
+  }
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Seconds(30));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.trials_failed(), 1);
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_NE(trials[0].error().find("CUDA out of memory"), std::string::npos);
+  EXPECT_EQ(trials[0].attempts(), 2);
+}
+
+TEST_F(ControllerFixture, CancelStopsTheJobAndTheNextHeartbeatSaysCancel) {
+  v1::JobSpec spec = MacroSpec(1000);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  v1::AcquireTaskRequest acquire;
+  acquire.set_worker_id("w");
+  acquire.set_wait_seconds(5);
+  v1::AcquireTaskResponse task;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->AcquireTask(&context, acquire, &task).ok());
+  }
+  ASSERT_TRUE(task.has_task());
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_task_id(task.task().task_id());
+  heartbeat.set_worker_id("w");
+  {
+    v1::HeartbeatResponse answer;
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->Heartbeat(&context, heartbeat, &answer).ok());
+    EXPECT_FALSE(answer.cancel());
+  }
+  {
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(job.job_id());
+    v1::Job cancelled;
+    grpc::ClientContext context;
+    ASSERT_TRUE(jobs_->CancelJob(&context, cancel, &cancelled).ok());
+    EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
+  }
+  {
+    v1::HeartbeatResponse answer;
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->Heartbeat(&context, heartbeat, &answer).ok());
+    EXPECT_TRUE(answer.cancel());
+  }
+  // The result of the running trial is still kept.
+  v1::ReportResultRequest report;
+  report.set_task_id(task.task().task_id());
+  report.set_worker_id("w");
+  report.mutable_metrics()->set_reward(0.5);
+  v1::ReportResultResponse ack;
+  grpc::ClientContext context;
+  ASSERT_TRUE(tasks_->ReportResult(&context, report, &ack).ok());
+  auto stored = store_->GetTrial(job.job_id(), task.task().trial_id());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->state(), v1::TRIAL_STATE_SUCCEEDED);
+  // No more tasks are handed out, and cancelling again is refused.
+  acquire.set_wait_seconds(0.3);
+  v1::AcquireTaskResponse none;
+  grpc::ClientContext acquire_context;
+  ASSERT_TRUE(tasks_->AcquireTask(&acquire_context, acquire, &none).ok());
+  EXPECT_FALSE(none.has_task());
+  v1::CancelJobRequest again;
+  again.set_job_id(job.job_id());
+  v1::Job unused;
+  grpc::ClientContext again_context;
+  EXPECT_EQ(jobs_->CancelJob(&again_context, again, &unused).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials) {
+  StartWorkers(2);
+  v1::Job job;
+  v1::JobSpec spec = MacroSpec(200);
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  // Let part of the budget run, then stop the controller mid-job.
+  while (reports_ < 60) absl::SleepFor(absl::Milliseconds(5));
+  Stop();
+  reports_ = 0;
+  Start();
+  StartWorkers(2);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  std::set<std::string> ids;
+  int finished = 0;
+  for (const v1::Trial& t : trials) {
+    ids.insert(t.trial_id());
+    finished += t.state() == v1::TRIAL_STATE_SUCCEEDED ? 1 : 0;
+  }
+  EXPECT_EQ(ids.size(), trials.size());
+  EXPECT_EQ(trials.size(), 200u);
+  EXPECT_EQ(finished, 200);
+}
+
+TEST_F(ControllerFixture, WatchOfUnknownJobIsNotFound) {
+  v1::WatchJobRequest request;
+  request.set_job_id("no-such-job");
+  grpc::ClientContext context;
+  auto reader = jobs_->WatchJob(&context, request);
+  v1::WatchJobEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+struct InvalidSpec {
+  const char* what;
+  std::function<void(v1::JobSpec&)> mutate;
+  const char* field;
+};
+
+TEST_F(ControllerFixture, InvalidSpecsAreRejectedNamingTheField) {
+  const std::vector<InvalidSpec> cases = {
+      {"no search space", [](v1::JobSpec& s) { s.clear_search_space(); }, "search_space"},
+      {"empty choice list",
+       [](v1::JobSpec& s) { s.mutable_search_space()->mutable_macro_cnn()->clear_filter_heights(); },
+       "search_space.macro_cnn.filter_heights"},
+      {"K = 0", [](v1::JobSpec& s) { s.mutable_parallelism()->set_num_replicas(0); },
+       "parallelism.num_replicas"},
+      {"m over the limit",
+       [](v1::JobSpec& s) { s.mutable_parallelism()->set_children_per_replica(100000); },
+       "parallelism.children_per_replica"},
+      {"missing dataset",
+       [](v1::JobSpec& s) { s.mutable_evaluator()->mutable_train()->set_epochs(1); },
+       "evaluator.train.dataset"},
+      {"negative epochs",
+       [](v1::JobSpec& s) {
+         s.mutable_evaluator()->mutable_train()->set_dataset("mnist");
+         s.mutable_evaluator()->mutable_train()->set_epochs(-2);
+       },
+       "evaluator.train.epochs"},
+      {"unknown strategy", [](v1::JobSpec& s) { s.mutable_strategy()->set_name("hillclimb"); },
+       "strategy.name"},
+      {"duplicate choices",
+       [](v1::JobSpec& s) { s.mutable_search_space()->mutable_macro_cnn()->add_num_filters(64); },
+       "search_space.macro_cnn.num_filters"},
+      {"budget 0", [](v1::JobSpec& s) { s.mutable_budget()->set_max_trials(0); }, "budget"},
+      {"negative lease", [](v1::JobSpec& s) { s.mutable_evaluator()->set_lease_seconds(-1); },
+       "evaluator.lease_seconds"},
+      {"no evaluator", [](v1::JobSpec& s) { s.clear_evaluator(); }, "evaluator"},
+      {"bad optimizer", [](v1::JobSpec& s) { s.mutable_controller()->set_optimizer("rmsprop"); },
+       "controller.optimizer"},
+      {"baseline decay 1", [](v1::JobSpec& s) { s.mutable_controller()->set_baseline_decay(1); },
+       "controller.baseline_decay"},
+      {"shards mismatch", [](v1::JobSpec& s) { s.mutable_parallelism()->set_num_shards(3); },
+       "parallelism.num_shards"},
+      {"lookup without table", [](v1::JobSpec& s) { s.mutable_evaluator()->mutable_lookup(); },
+       "evaluator.lookup.table_path"},
+      {"bad objective", [](v1::JobSpec& s) { s.mutable_reward()->set_objective_metric("joules"); },
+       "reward.objective_metric"},
+  };
+  for (const InvalidSpec& c : cases) {
+    v1::JobSpec spec = MacroSpec(10);
+    c.mutate(spec);
+    grpc::Status status = Submit(spec, nullptr);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.what;
+    EXPECT_NE(status.error_message().find(std::string(c.field) + ":"), std::string::npos)
+        << c.what << ": " << status.error_message();
+  }
+  // An unknown field in YAML is named too.
+  v1::SubmitJobRequest request;
+  request.set_spec_yaml("name: x\nbudgett: {max_trials: 3}\n");
+  v1::SubmitJobResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("budgett: unknown field"), std::string::npos)
+      << status.error_message();
+  // Nothing was created by any of them.
+  v1::ListJobsRequest list;
+  v1::ListJobsResponse jobs;
+  grpc::ClientContext list_context;
+  ASSERT_TRUE(jobs_->ListJobs(&list_context, list, &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 0);
+}
+
+}  // namespace
+}  // namespace nas::controller

@@ -1,0 +1,244 @@
+#include "controller/job_spec.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "controller/search_space.h"
+
+namespace nas::controller {
+namespace {
+
+// Collects "path: problem" lines.
+class Problems {
+ public:
+  void Add(const std::string& path, const std::string& problem) {
+    lines_.push_back(absl::StrCat(path, ": ", problem));
+  }
+  template <typename T>
+  void Range(const std::string& path, T value, T low, T high) {
+    if (!(value >= low && value <= high)) {
+      Add(path, absl::StrCat("must be between ", low, " and ", high, ", got ", value));
+    }
+  }
+  void Finite(const std::string& path, double value) {
+    if (!std::isfinite(value)) Add(path, "must be a finite number");
+  }
+  void AddAll(const absl::Status& status) {
+    if (status.ok()) return;
+    for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+      if (!line.empty()) lines_.emplace_back(line);
+    }
+  }
+  absl::Status ToStatus() const {
+    if (lines_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(lines_, "\n"));
+  }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+// Sets `field` of `message` to `value` when it holds its zero value.
+#define NAS_DEFAULT(message, field, value)                          \
+  do {                                                              \
+    if ((message).field() == decltype((message).field()){}) {       \
+      (message).set_##field(value);                                 \
+    }                                                               \
+  } while (0)
+
+// The paper's controller: 2 x 35 LSTM, U(-0.08, 0.08), Adam 6e-4.
+v1::ControllerSpec ControllerDefaults(v1::ControllerSpec c) {
+  NAS_DEFAULT(c, lstm_layers, 2);
+  NAS_DEFAULT(c, lstm_units, 35);
+  NAS_DEFAULT(c, init_range, 0.08);
+  NAS_DEFAULT(c, temperature, 1.0);
+  NAS_DEFAULT(c, baseline_decay, 0.95);
+  NAS_DEFAULT(c, learning_rate, 6e-4);
+  NAS_DEFAULT(c, optimizer, "adam");
+  return c;
+}
+
+void ValidateController(const v1::ControllerSpec& c, Problems& p) {
+  p.Range("controller.lstm_layers", c.lstm_layers(), 1, JobLimits::kMaxLstmLayers);
+  p.Range("controller.lstm_units", c.lstm_units(), 1, JobLimits::kMaxLstmUnits);
+  p.Finite("controller.init_range", c.init_range());
+  if (!(c.init_range() > 0 && c.init_range() <= 1)) {
+    p.Add("controller.init_range", absl::StrCat("must be in (0, 1], got ", c.init_range()));
+  }
+  if (!(c.temperature() > 0 && c.temperature() <= 100)) {
+    p.Add("controller.temperature", absl::StrCat("must be in (0, 100], got ", c.temperature()));
+  }
+  if (!(c.tanh_constant() >= 0 && c.tanh_constant() <= 100)) {
+    p.Add("controller.tanh_constant",
+          absl::StrCat("must be in [0, 100] (0 = off), got ", c.tanh_constant()));
+  }
+  if (!(c.entropy_weight() >= 0 && c.entropy_weight() <= 10)) {
+    p.Add("controller.entropy_weight", absl::StrCat("must be in [0, 10], got ", c.entropy_weight()));
+  }
+  if (!(c.baseline_decay() >= 0 && c.baseline_decay() < 1)) {
+    p.Add("controller.baseline_decay", absl::StrCat("must be in [0, 1), got ", c.baseline_decay()));
+  }
+  if (!(c.grad_clip_norm() >= 0 && std::isfinite(c.grad_clip_norm()))) {
+    p.Add("controller.grad_clip_norm", "must be >= 0 (0 = off)");
+  }
+  if (!(c.learning_rate() > 0 && c.learning_rate() <= 10)) {
+    p.Add("controller.learning_rate", absl::StrCat("must be in (0, 10], got ", c.learning_rate()));
+  }
+  if (c.optimizer() != "adam" && c.optimizer() != "sgd") {
+    p.Add("controller.optimizer", absl::StrCat("must be adam or sgd, not '", c.optimizer(), "'"));
+  }
+}
+
+void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
+  const v1::EvaluatorSpec& e = spec.evaluator();
+  p.Range("evaluator.max_attempts", e.max_attempts(), 1, JobLimits::kMaxAttempts);
+  if (!(e.lease_seconds() >= 1 && e.lease_seconds() <= 86400)) {
+    p.Add("evaluator.lease_seconds", absl::StrCat("must be in [1, 86400], got ", e.lease_seconds()));
+  }
+  switch (e.kind_case()) {
+    case v1::EvaluatorSpec::kTrain: {
+      const v1::TrainEvaluatorSpec& t = e.train();
+      if (t.dataset().empty()) {
+        p.Add("evaluator.train.dataset", "must be set: fashion_mnist, mnist or cifar10");
+      } else if (t.dataset() != "fashion_mnist" && t.dataset() != "mnist" &&
+                 t.dataset() != "cifar10") {
+        p.Add("evaluator.train.dataset",
+              absl::StrCat("unknown dataset '", t.dataset(), "' (known: fashion_mnist, mnist, cifar10)"));
+      }
+      if (t.dataset() == "cifar10" && t.data_dir().empty()) {
+        p.Add("evaluator.train.data_dir",
+              "must name the directory with CIFAR-10's data_batch_*.bin (no default location)");
+      }
+      p.Range("evaluator.train.epochs", t.epochs(), 1, JobLimits::kMaxEpochs);
+      p.Range("evaluator.train.batch_size", t.batch_size(), 1, JobLimits::kMaxBatchSize);
+      p.Range("evaluator.train.train_size", t.train_size(), 0, 10'000'000);
+      p.Range("evaluator.train.validation_size", t.validation_size(), 1, 10'000'000);
+      if (!(t.learning_rate() > 0 && t.learning_rate() <= 10)) {
+        p.Add("evaluator.train.learning_rate", absl::StrCat("must be in (0, 10], got ", t.learning_rate()));
+      }
+      if (!(t.momentum() >= 0 && t.momentum() < 1)) {
+        p.Add("evaluator.train.momentum", absl::StrCat("must be in [0, 1), got ", t.momentum()));
+      }
+      if (!(t.weight_decay() >= 0 && t.weight_decay() < 1)) {
+        p.Add("evaluator.train.weight_decay", absl::StrCat("must be in [0, 1), got ", t.weight_decay()));
+      }
+      if (t.lr_schedule() != "cosine" && t.lr_schedule() != "step") {
+        p.Add("evaluator.train.lr_schedule",
+              absl::StrCat("must be cosine or step, not '", t.lr_schedule(), "'"));
+      }
+      break;
+    }
+    case v1::EvaluatorSpec::kLookup:
+      if (e.lookup().table_path().empty()) {
+        p.Add("evaluator.lookup.table_path", "must name the CSV table of architectures");
+      }
+      break;
+    case v1::EvaluatorSpec::kSynthetic: {
+      const v1::SyntheticEvaluatorSpec& s = e.synthetic();
+      if (!(s.duration_seconds() >= 0 && s.duration_seconds() <= 86400)) {
+        p.Add("evaluator.synthetic.duration_seconds",
+              absl::StrCat("must be in [0, 86400], got ", s.duration_seconds()));
+      }
+      p.Range("evaluator.synthetic.epochs", s.epochs(), 0, JobLimits::kMaxEpochs);
+      if (!(s.failure_probability() >= 0 && s.failure_probability() < 1)) {
+        p.Add("evaluator.synthetic.failure_probability",
+              absl::StrCat("must be in [0, 1), got ", s.failure_probability()));
+      }
+      break;
+    }
+    case v1::EvaluatorSpec::KIND_NOT_SET:
+      p.Add("evaluator", "one of train, lookup or synthetic must be set");
+      break;
+  }
+}
+
+void ValidateReward(const v1::RewardSpec& r, Problems& p) {
+  p.Range("reward.last_epochs", r.last_epochs(), 1, JobLimits::kMaxEpochs);
+  if (!(r.power() > 0 && r.power() <= 100)) {
+    p.Add("reward.power", absl::StrCat("must be in (0, 100], got ", r.power()));
+  }
+  const std::string& metric = r.objective_metric();
+  if (metric.empty()) return;
+  if (metric != "parameters" && metric != "flops" && metric != "latency_seconds") {
+    p.Add("reward.objective_metric",
+          absl::StrCat("must be parameters, flops or latency_seconds, not '", metric, "'"));
+  }
+  if (!(r.objective_target() > 0 && std::isfinite(r.objective_target()))) {
+    p.Add("reward.objective_target", "must be > 0 when objective_metric is set");
+  }
+  if (!(std::fabs(r.objective_weight()) <= 10)) {
+    p.Add("reward.objective_weight", "must be in [-10, 10]");
+  }
+}
+
+}  // namespace
+
+v1::JobSpec WithDefaults(const v1::JobSpec& input) {
+  v1::JobSpec spec = input;
+  NAS_DEFAULT(*spec.mutable_strategy(), name, "reinforce");
+  v1::ParallelismSpec* par = spec.mutable_parallelism();
+  // num_shards stays unset: the controller fills in its own shard count.
+  if (!par->has_num_replicas()) par->set_num_replicas(1);
+  if (!par->has_children_per_replica()) par->set_children_per_replica(1);
+  if (!par->has_gradients_per_update()) par->set_gradients_per_update(1);
+  v1::ControllerSpec* c = spec.mutable_controller();
+  *c = ControllerDefaults(*c);
+  v1::EvaluatorSpec* e = spec.mutable_evaluator();
+  NAS_DEFAULT(*e, max_attempts, 3);
+  NAS_DEFAULT(*e, lease_seconds, 60.0);
+  if (e->has_train()) {
+    v1::TrainEvaluatorSpec* t = e->mutable_train();
+    NAS_DEFAULT(*t, batch_size, 128);
+    NAS_DEFAULT(*t, validation_size, 5000);
+    NAS_DEFAULT(*t, learning_rate, 0.1);
+    NAS_DEFAULT(*t, momentum, 0.9);
+    NAS_DEFAULT(*t, weight_decay, 1e-4);
+    NAS_DEFAULT(*t, lr_schedule, "cosine");
+  }
+  v1::RewardSpec* r = spec.mutable_reward();
+  NAS_DEFAULT(*r, last_epochs, 5);
+  NAS_DEFAULT(*r, power, 3.0);
+  return spec;
+}
+
+absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
+  Problems p;
+  if (spec.name().size() > JobLimits::kMaxNameLength) {
+    p.Add("name", absl::StrCat("must be at most ", JobLimits::kMaxNameLength, " characters"));
+  }
+  if (spec.search_space().space_case() == v1::SearchSpace::SPACE_NOT_SET) {
+    p.Add("search_space", "one of macro_cnn, cell or recurrent_cell must be set");
+  } else {
+    p.AddAll(ValidateSearchSpace(spec.search_space()));
+  }
+  const std::string& strategy = spec.strategy().name();
+  if (strategy != "reinforce" && strategy != "random") {
+    p.Add("strategy.name",
+          absl::StrCat("unknown strategy '", strategy, "' (known: reinforce, random)"));
+  }
+  const v1::ParallelismSpec& par = spec.parallelism();
+  if (par.has_num_shards()) {
+    p.Range("parallelism.num_shards", par.num_shards(), 1, JobLimits::kMaxShards);
+  }
+  p.Range("parallelism.num_replicas", par.num_replicas(), 1, JobLimits::kMaxReplicas);
+  p.Range("parallelism.children_per_replica", par.children_per_replica(), 1,
+          JobLimits::kMaxChildrenPerReplica);
+  p.Range("parallelism.gradients_per_update", par.gradients_per_update(), 1,
+          JobLimits::kMaxGradientsPerUpdate);
+  ValidateController(spec.controller(), p);
+  const v1::BudgetSpec& b = spec.budget();
+  if (b.max_trials() == 0 && b.max_wall_seconds() == 0) {
+    p.Add("budget", "set max_trials and/or max_wall_seconds (a job needs an end)");
+  }
+  p.Range<int64_t>("budget.max_trials", b.max_trials(), 0, JobLimits::kMaxTrials);
+  p.Range<int64_t>("budget.max_wall_seconds", b.max_wall_seconds(), 0, 365LL * 86400);
+  ValidateEvaluator(spec, p);
+  ValidateReward(spec.reward(), p);
+  return p.ToStatus();
+}
+
+}  // namespace nas::controller

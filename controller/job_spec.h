@@ -1,0 +1,43 @@
+// Job specs: defaults for unset fields and validation that names every bad
+// field by its path. The controller validates the whole spec before it
+// accepts a job; nasctl runs the same checks through SubmitJob(validate_only).
+#ifndef NAS_CONTROLLER_JOB_SPEC_H_
+#define NAS_CONTROLLER_JOB_SPEC_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "proto/job.pb.h"
+
+namespace nas::controller {
+
+// Hard limits a spec must stay within; they keep one job from exhausting the
+// controller or a worker. docs/job_spec.md lists them.
+struct JobLimits {
+  static constexpr int kMaxShards = 64;
+  static constexpr int kMaxReplicas = 1000;
+  static constexpr int kMaxChildrenPerReplica = 256;
+  static constexpr int kMaxGradientsPerUpdate = 1000;
+  static constexpr int64_t kMaxTrials = 10'000'000;
+  static constexpr int kMaxEpochs = 1000;
+  static constexpr int kMaxBatchSize = 4096;
+  static constexpr int kMaxAttempts = 100;
+  static constexpr int kMaxLstmLayers = 8;
+  static constexpr int kMaxLstmUnits = 1024;
+  static constexpr int kMaxNameLength = 200;
+};
+
+// Fills unset (zero) fields with their documented defaults:
+// strategy "reinforce"; parallelism S=1, K=1, m=1, N=1; controller as
+// ControllerDefaults; evaluator max_attempts 3, lease_seconds 60; reward
+// last_epochs 5, power 3; train lr 0.1, momentum 0.9, weight decay 1e-4,
+// batch 128, validation 5000, schedule cosine.
+v1::JobSpec WithDefaults(const v1::JobSpec& spec);
+
+// Checks a spec (after WithDefaults). OK, or INVALID_ARGUMENT whose message
+// has one line per problem, each "field.path: what is wrong".
+absl::Status ValidateJobSpec(const v1::JobSpec& spec);
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_JOB_SPEC_H_

@@ -1,0 +1,83 @@
+#include "controller/job_spec.h"
+
+#include <string>
+
+#include "common/proto_yaml.h"
+#include "gtest/gtest.h"
+
+namespace nas::controller {
+namespace {
+
+v1::JobSpec Parse(const std::string& yaml) {
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(yaml, &spec);
+  EXPECT_TRUE(status.ok()) << status;
+  return spec;
+}
+
+constexpr char kMinimal[] = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+evaluator: {synthetic: {}}
+)";
+
+TEST(JobSpecTest, DefaultsFillThePapersControllerAndTheRewardFormula) {
+  v1::JobSpec spec = WithDefaults(Parse(kMinimal));
+  EXPECT_EQ(spec.strategy().name(), "reinforce");
+  EXPECT_EQ(spec.controller().lstm_layers(), 2);
+  EXPECT_EQ(spec.controller().lstm_units(), 35);
+  EXPECT_DOUBLE_EQ(spec.controller().init_range(), 0.08);
+  EXPECT_DOUBLE_EQ(spec.controller().learning_rate(), 6e-4);
+  EXPECT_EQ(spec.controller().optimizer(), "adam");
+  EXPECT_EQ(spec.reward().last_epochs(), 5);
+  EXPECT_DOUBLE_EQ(spec.reward().power(), 3);
+  EXPECT_EQ(spec.parallelism().num_replicas(), 1);
+  EXPECT_FALSE(spec.parallelism().has_num_shards());
+  EXPECT_EQ(spec.evaluator().max_attempts(), 3);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
+TEST(JobSpecTest, ExplicitZeroReplicasIsAnErrorNotADefault) {
+  v1::JobSpec spec = Parse(std::string(kMinimal) + "parallelism: {num_replicas: 0}\n");
+  absl::Status status = ValidateJobSpec(WithDefaults(spec));
+  EXPECT_NE(status.message().find("parallelism.num_replicas: must be between 1 and 1000, got 0"),
+            absl::string_view::npos)
+      << status;
+}
+
+TEST(JobSpecTest, EveryProblemIsListedOnItsOwnLine) {
+  v1::JobSpec spec = Parse(R"(
+search_space:
+  macro_cnn: {filter_heights: [], filter_widths: [3], num_filters: [8], depth: {initial_layers: 2, max_layers: 2}}
+strategy: {name: annealing}
+budget: {}
+evaluator: {train: {dataset: imagenet, epochs: -1}}
+reward: {power: -1}
+)");
+  absl::Status status = ValidateJobSpec(WithDefaults(spec));
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  for (const char* line :
+       {"search_space.macro_cnn.filter_heights: must not be empty", "strategy.name: unknown",
+        "budget: set max_trials", "evaluator.train.dataset: unknown dataset 'imagenet'",
+        "evaluator.train.epochs: must be between 1 and 1000, got -1",
+        "reward.power: must be in (0, 100]"}) {
+    EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
+  }
+}
+
+TEST(JobSpecTest, BundledExamplesAreValid) {
+  // The examples directory is checked by the end-to-end tests too; here the
+  // minimal spec with every evaluator kind validates.
+  for (const char* evaluator : {"synthetic: {}", "lookup: {table_path: t.csv}",
+                                "train: {dataset: fashion_mnist, epochs: 1}"}) {
+    v1::JobSpec spec = Parse(std::string("search_space:\n  cell: {num_nodes: 3, operations: [a, b]}\n"
+                                         "budget: {max_wall_seconds: 60}\nevaluator: {") +
+                             evaluator + "}\n");
+    EXPECT_TRUE(ValidateJobSpec(WithDefaults(spec)).ok()) << evaluator;
+  }
+}
+
+}  // namespace
+}  // namespace nas::controller

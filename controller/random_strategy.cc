@@ -1,0 +1,48 @@
+#include <random>
+
+#include "controller/search_space.h"
+#include "controller/strategies.h"
+
+namespace nas::controller {
+namespace {
+
+class RandomStrategy : public SearchStrategy {
+ public:
+  RandomStrategy(const v1::JobSpec& spec, int replica_index)
+      : space_(spec.search_space()), rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {}
+
+  std::vector<FlatTensor> InitialParameters() override { return {}; }
+  absl::Status LoadParameters(const std::vector<FlatTensor>& parameters) override {
+    return parameters.empty() ? absl::OkStatus()
+                              : absl::InvalidArgumentError("random search has no parameters");
+  }
+  absl::StatusOr<std::vector<v1::Architecture>> Sample(int count,
+                                                      const SampleContext& context) override {
+    const int layers =
+        space_.has_macro_cnn() ? LayersForSamples(space_.macro_cnn(), context.samples_so_far) : 0;
+    std::vector<v1::Architecture> out;
+    for (int i = 0; i < count; ++i) out.push_back(SampleUniform(space_, layers, rng_));
+    return out;
+  }
+  absl::StatusOr<std::vector<FlatTensor>> Gradient(const std::vector<v1::Architecture>&,
+                                                   const std::vector<double>&) override {
+    return std::vector<FlatTensor>{};
+  }
+
+ private:
+  const v1::SearchSpace space_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+uint64_t ReplicaSeed(int64_t seed, int replica_index) {
+  return static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(replica_index) * 7919ULL +
+         1;
+}
+
+std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index) {
+  return std::make_unique<RandomStrategy>(spec, replica_index);
+}
+
+}  // namespace nas::controller

@@ -1,0 +1,57 @@
+// Benchmark: architectures sampled per second by the REINFORCE controller,
+// m = 8 per batch, on the paper's 12-layer CNN space (strides and skip
+// connections), one core. Goal: >= 500/s. Prints `name value unit` lines.
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "absl/time/clock.h"
+#include "controller/job_spec.h"
+#include "controller/strategy.h"
+
+int main() {
+  torch::set_num_threads(1);
+  nas::v1::JobSpec spec;
+  nas::v1::MacroCnnSpace* m = spec.mutable_search_space()->mutable_macro_cnn();
+  for (int v : {1, 3, 5, 7}) m->add_filter_heights(v);
+  for (int v : {1, 3, 5, 7}) m->add_filter_widths(v);
+  for (int v : {24, 36, 48, 64}) m->add_num_filters(v);
+  for (int v : {1, 2, 3}) m->add_strides(v);
+  m->set_skip_connections(true);
+  m->mutable_depth()->set_initial_layers(12);
+  m->mutable_depth()->set_max_layers(12);
+  spec.mutable_strategy()->set_name("reinforce");
+  spec.mutable_budget()->set_max_trials(1);
+  spec.mutable_evaluator()->mutable_synthetic();
+  spec = nas::controller::WithDefaults(spec);
+  auto strategy = nas::controller::CreateStrategy(spec, 0);
+  if (!strategy.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(strategy.status().message()).c_str());
+    return 1;
+  }
+  constexpr int kBatch = 8;
+  for (int i = 0; i < 5; ++i) (void)(*strategy)->Sample(kBatch, {});
+  int sampled = 0;
+  const absl::Time start = absl::Now();
+  while (absl::Now() - start < absl::Seconds(3)) {
+    auto archs = (*strategy)->Sample(kBatch, {});
+    if (!archs.ok()) return 1;
+    sampled += kBatch;
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const double per_second = sampled / seconds;
+  // Gradient cost for the same batch (teacher-forced recompute + backward).
+  auto archs = (*strategy)->Sample(kBatch, {});
+  std::vector<double> rewards(kBatch, 0.5);
+  int gradients = 0;
+  const absl::Time grad_start = absl::Now();
+  while (absl::Now() - grad_start < absl::Seconds(2)) {
+    if (!(*strategy)->Gradient(*archs, rewards).ok()) return 1;
+    ++gradients;
+  }
+  const double grad_seconds = absl::ToDoubleSeconds(absl::Now() - grad_start) / gradients;
+  std::printf("controller_samples_per_second %.1f architectures/s (goal 500, ratio %.2f)\n",
+              per_second, per_second / 500);
+  std::printf("controller_gradient_seconds_m8 %.4f s\n", grad_seconds);
+  return 0;
+}

@@ -1,0 +1,57 @@
+// The controller's gRPC edge: JobService (for nasctl) and TaskService (for
+// workers), thin adapters over JobManager. They check requests, pass the
+// call's deadline down, and convert absl::Status to grpc::Status.
+#ifndef NAS_CONTROLLER_SERVICES_H_
+#define NAS_CONTROLLER_SERVICES_H_
+
+#include "controller/job_manager.h"
+#include "proto/job_service.grpc.pb.h"
+#include "proto/task_service.grpc.pb.h"
+
+namespace nas::controller {
+
+class JobServiceImpl final : public v1::JobService::Service {
+ public:
+  // `manager` is not owned and must outlive the service.
+  explicit JobServiceImpl(JobManager* manager) : manager_(manager) {}
+
+  grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
+                         v1::SubmitJobResponse* response) override;
+  grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
+                      v1::Job* response) override;
+  grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
+                        v1::ListJobsResponse* response) override;
+  grpc::Status WatchJob(grpc::ServerContext* context, const v1::WatchJobRequest* request,
+                        grpc::ServerWriter<v1::WatchJobEvent>* writer) override;
+  grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
+                         v1::Job* response) override;
+  grpc::Status ListTrials(grpc::ServerContext* context, const v1::ListTrialsRequest* request,
+                          v1::ListTrialsResponse* response) override;
+  grpc::Status GetTrial(grpc::ServerContext* context, const v1::GetTrialRequest* request,
+                        v1::Trial* response) override;
+
+ private:
+  JobManager* const manager_;
+};
+
+class TaskServiceImpl final : public v1::TaskService::Service {
+ public:
+  explicit TaskServiceImpl(JobManager* manager) : manager_(manager) {}
+
+  grpc::Status AcquireTask(grpc::ServerContext* context, const v1::AcquireTaskRequest* request,
+                           v1::AcquireTaskResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+  grpc::Status ReportResult(grpc::ServerContext* context, const v1::ReportResultRequest* request,
+                            v1::ReportResultResponse* response) override;
+
+ private:
+  JobManager* const manager_;
+};
+
+// Page tokens are opaque to clients; inside they are decimal offsets.
+absl::StatusOr<int64_t> ParsePageToken(const std::string& token);
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_SERVICES_H_
