@@ -1,16 +1,31 @@
 // nas_controller: the front door. Serves JobService (nasctl) and TaskService
-// (workers) and runs each job's K replica loops.
+// (workers) and runs each job's K replica loops against the parameter servers.
+// main() only wires flags to objects.
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/signals.h"
-#include "proto/job_service.grpc.pb.h"
-#include "proto/task_service.grpc.pb.h"
+#include "controller/job_manager.h"
+#include "controller/ps_weights_client.h"
+#include "controller/services.h"
+#include "controller/trial_store.h"
 
-ABSL_FLAG(std::string, data_dir, "", "Directory of the trial store.");
+ABSL_FLAG(std::string, data_dir, "", "Directory of the trial store (created if missing). Required.");
+ABSL_FLAG(std::string, parameter_servers, "",
+          "Comma-separated host:port of every parameter-server shard, in shard order. Empty: "
+          "only parameter-free strategies (random, evolution) can run.");
+ABSL_FLAG(int, max_running_jobs, 16, "Jobs that may run at once.");
+ABSL_FLAG(bool, sync_every_commit, true,
+          "fsync the trial store on every commit (results survive power loss once "
+          "acknowledged); false survives process crashes only, and is faster.");
+ABSL_FLAG(absl::Duration, parameter_server_timeout, absl::Seconds(10),
+          "Deadline of each call to a parameter server.");
 
 namespace {
 constexpr int kDefaultPort = 7070;
@@ -22,20 +37,62 @@ int main(int argc, char** argv) {
                    "[--port=7070] [--metrics_port=0]");
   nas::GrpcServerOptions options = nas::ServerOptionsFromFlags("nas_controller");
   if (options.port < 0) options.port = kDefaultPort;
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (data_dir.empty()) {
+    NAS_LOG(Error) << "--data_dir is required (the trial store lives there)";
+    return 2;
+  }
 
   auto server = nas::GrpcServer::Create(options);
   if (!server.ok()) {
     NAS_LOG(Error) << server.status();
     return 1;
   }
-  nas::v1::JobService::Service job_service;
-  nas::v1::TaskService::Service task_service;
+
+  nas::controller::TrialStoreOptions store_options;
+  store_options.path = data_dir + "/trials.db";
+  store_options.sync_every_commit = absl::GetFlag(FLAGS_sync_every_commit);
+  auto store = nas::controller::TrialStore::Open(store_options);
+  if (!store.ok()) {
+    NAS_LOG(Error) << store.status();
+    return 1;
+  }
+
+  std::unique_ptr<nas::controller::WeightsClient> weights;
+  const std::string shards = absl::GetFlag(FLAGS_parameter_servers);
+  if (!shards.empty()) {
+    std::vector<std::string> addresses = absl::StrSplit(shards, ',', absl::SkipEmpty());
+    auto client = nas::controller::CreatePsWeightsClient(
+        addresses, absl::GetFlag(FLAGS_parameter_server_timeout), options.max_message_bytes);
+    if (!client.ok()) {
+      NAS_LOG(Error) << client.status();
+      return 2;
+    }
+    weights = std::move(client).value();
+  }
+
+  nas::controller::JobManagerOptions manager_options;
+  manager_options.store = store->get();
+  manager_options.weights = weights.get();
+  manager_options.max_running_jobs = absl::GetFlag(FLAGS_max_running_jobs);
+  if ((*server)->metrics() != nullptr) manager_options.metrics = &(*server)->metrics()->registry();
+  auto manager = nas::controller::JobManager::Create(manager_options);
+  if (!manager.ok()) {
+    NAS_LOG(Error) << manager.status();
+    return 1;
+  }
+
+  nas::controller::JobServiceImpl job_service(manager->get());
+  nas::controller::TaskServiceImpl task_service(manager->get());
   if (absl::Status started = (*server)->Start({&job_service, &task_service}); !started.ok()) {
     NAS_LOG(Error) << started;
     return 1;
   }
   const int signal_number = nas::WaitForShutdownSignal();
   NAS_LOG(Info) << "signal " << signal_number << ": shutting down";
+  // Stop taking calls first (open watches end), then stop the replicas; jobs
+  // stay running in the store and resume on the next start.
   (*server)->Shutdown(absl::Seconds(5));
+  manager->reset();
   return 0;
 }

@@ -1,18 +1,25 @@
-// nas_parameter_server: one shard of the controller's weights.
-// main() only wires flags to objects; the shard logic lives in this directory's
-// libraries.
+// nas_parameter_server: one shard of the controller's weights. main() only
+// wires flags to objects.
+#include <atomic>
 #include <memory>
+#include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/signals.h"
-#include "proto/parameter_server.grpc.pb.h"
+#include "parameter_server/service.h"
+#include "parameter_server/shard.h"
 
 ABSL_FLAG(int, shard_index, 0, "This shard's index, 0..num_shards-1.");
 ABSL_FLAG(int, num_shards, 1, "Total shards S (1..64).");
 ABSL_FLAG(std::string, data_dir, "", "Directory for checkpoints; empty = no durability.");
+ABSL_FLAG(int, checkpoint_every_updates, 100,
+          "Checkpoint a job after this many updates (0 = only by time and at shutdown).");
+ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(30),
+          "Checkpoint a changed job at least this often.");
 
 namespace {
 constexpr int kDefaultPort = 7080;
@@ -37,13 +44,37 @@ int main(int argc, char** argv) {
     NAS_LOG(Error) << server.status();
     return 1;
   }
-  nas::v1::ParameterServer::Service service;
+  nas::ps::ShardOptions shard_options;
+  shard_options.shard_index = shard_index;
+  shard_options.num_shards = num_shards;
+  shard_options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  shard_options.checkpoint_every_updates = absl::GetFlag(FLAGS_checkpoint_every_updates);
+  shard_options.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  if ((*server)->metrics() != nullptr) shard_options.metrics = &(*server)->metrics()->registry();
+  auto shard = nas::ps::Shard::Create(shard_options);
+  if (!shard.ok()) {
+    NAS_LOG(Error) << shard.status();
+    return 1;
+  }
+  nas::ps::ParameterServerServiceImpl service(shard->get());
   if (absl::Status started = (*server)->Start({&service}); !started.ok()) {
     NAS_LOG(Error) << started;
     return 1;
   }
+  // Time-based checkpoints of jobs that stopped receiving pushes.
+  absl::Notification stop;
+  std::thread checkpointer([&] {
+    while (!stop.WaitForNotificationWithTimeout(absl::Seconds(1))) (*shard)->CheckpointDue();
+  });
   const int signal_number = nas::WaitForShutdownSignal();
   NAS_LOG(Info) << "signal " << signal_number << ": shutting down";
   (*server)->Shutdown(absl::Seconds(5));
+  stop.Notify();
+  checkpointer.join();
+  absl::Status saved = (*shard)->CheckpointAll();
+  if (!saved.ok()) {
+    NAS_LOG(Error) << "final checkpoint: " << saved;
+    return 1;
+  }
   return 0;
 }

@@ -1,0 +1,151 @@
+#include "controller/ps_weights_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "common/sharding.h"
+#include "proto/parameter_server.grpc.pb.h"
+
+namespace nas::controller {
+namespace {
+
+class PsWeightsClient : public WeightsClient {
+ public:
+  PsWeightsClient(std::vector<std::string> addresses, absl::Duration timeout, int max_message_bytes)
+      : addresses_(std::move(addresses)), timeout_(timeout) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(max_message_bytes);
+    args.SetMaxSendMessageSize(max_message_bytes);
+    for (const std::string& address : addresses_) {
+      stubs_.push_back(v1::ParameterServer::NewStub(
+          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+    }
+  }
+
+  int num_shards() const override { return static_cast<int>(stubs_.size()); }
+
+  absl::Status InitJob(const std::string& job_id, const std::vector<FlatTensor>& initial,
+                       const v1::OptimizerConfig& optimizer) override {
+    const std::vector<int> owner = Owners(initial);
+    std::vector<v1::InitJobRequest> requests(stubs_.size());
+    for (size_t s = 0; s < stubs_.size(); ++s) {
+      requests[s].set_job_id(job_id);
+      requests[s].set_num_shards(num_shards());
+      requests[s].set_shard_index(static_cast<int>(s));
+      *requests[s].mutable_optimizer() = optimizer;
+      for (const FlatTensor& t : initial) {
+        v1::TensorSpec* spec = requests[s].add_layout();
+        spec->set_name(t.name);
+        spec->mutable_shape()->Assign(t.shape.begin(), t.shape.end());
+      }
+    }
+    for (size_t i = 0; i < initial.size(); ++i) ToProto(initial[i], requests[owner[i]].add_tensors());
+    std::vector<v1::InitJobResponse> responses(stubs_.size());
+    return ForEachShard("InitJob", [&](size_t s, grpc::ClientContext* context,
+                                       std::function<void(grpc::Status)> done) {
+      stubs_[s]->async()->InitJob(context, &requests[s], &responses[s], std::move(done));
+    });
+  }
+
+  absl::StatusOr<PulledWeights> Pull(const std::string& job_id) override {
+    v1::PullRequest request;
+    request.set_job_id(job_id);
+    std::vector<v1::PullResponse> responses(stubs_.size());
+    absl::Status status = ForEachShard("Pull", [&](size_t s, grpc::ClientContext* context,
+                                                   std::function<void(grpc::Status)> done) {
+      stubs_[s]->async()->Pull(context, &request, &responses[s], std::move(done));
+    });
+    if (!status.ok()) return status;
+    PulledWeights pulled;
+    for (const v1::PullResponse& response : responses) {
+      pulled.versions.push_back(response.version());
+      for (const v1::Tensor& t : response.tensors()) {
+        absl::StatusOr<FlatTensor> flat = FromProto(t);
+        if (!flat.ok()) return flat.status();
+        pulled.tensors.push_back(*std::move(flat));
+      }
+    }
+    return pulled;
+  }
+
+  absl::Status Push(const std::string& job_id, int replica_id, const std::vector<int64_t>& base_versions,
+                    const std::vector<FlatTensor>& gradients) override {
+    if (base_versions.size() != stubs_.size()) {
+      return absl::InvalidArgumentError("Push needs one base version per shard");
+    }
+    const std::vector<int> owner = Owners(gradients);
+    std::vector<v1::PushRequest> requests(stubs_.size());
+    for (size_t s = 0; s < stubs_.size(); ++s) {
+      requests[s].set_job_id(job_id);
+      requests[s].set_replica_id(replica_id);
+      requests[s].set_base_version(base_versions[s]);
+    }
+    for (size_t i = 0; i < gradients.size(); ++i) {
+      ToProto(gradients[i], requests[owner[i]].add_gradients());
+    }
+    std::vector<v1::PushResponse> responses(stubs_.size());
+    return ForEachShard("Push", [&](size_t s, grpc::ClientContext* context,
+                                    std::function<void(grpc::Status)> done) {
+      stubs_[s]->async()->Push(context, &requests[s], &responses[s], std::move(done));
+    });
+  }
+
+ private:
+  std::vector<int> Owners(const std::vector<FlatTensor>& tensors) const {
+    std::vector<TensorSize> sizes;
+    for (const FlatTensor& t : tensors) sizes.push_back({t.name, t.NumElements()});
+    return AssignShards(sizes, num_shards());
+  }
+
+  // Issues one call per shard at once and waits for all; the first error wins.
+  absl::Status ForEachShard(
+      const std::string& what,
+      const std::function<void(size_t, grpc::ClientContext*, std::function<void(grpc::Status)>)>& call) {
+    const size_t n = stubs_.size();
+    std::vector<grpc::ClientContext> contexts(n);
+    absl::Mutex mu;
+    size_t pending = n;
+    absl::Status first_error;
+    const auto deadline = absl::ToChronoTime(absl::Now() + timeout_);
+    for (size_t s = 0; s < n; ++s) {
+      contexts[s].set_deadline(deadline);
+      call(s, &contexts[s], [&, s](grpc::Status status) {
+        absl::MutexLock lock(&mu);
+        if (!status.ok() && first_error.ok()) {
+          first_error = FromGrpcStatus(
+              status, absl::StrCat(what, " on parameter server shard ", s, " at ", addresses_[s]));
+        }
+        --pending;
+      });
+    }
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](size_t* p) { return *p == 0; }, &pending));
+    return first_error;
+  }
+
+  const std::vector<std::string> addresses_;
+  const absl::Duration timeout_;
+  std::vector<std::unique_ptr<v1::ParameterServer::Stub>> stubs_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WeightsClient>> CreatePsWeightsClient(
+    const std::vector<std::string>& addresses, absl::Duration timeout, int max_message_bytes) {
+  if (addresses.empty() || addresses.size() > 64) {
+    return absl::InvalidArgumentError("--parameter_servers must list 1..64 shard addresses");
+  }
+  for (const std::string& address : addresses) {
+    if (address.find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--parameter_servers: '", address, "' is not host:port"));
+    }
+  }
+  return std::unique_ptr<WeightsClient>(new PsWeightsClient(addresses, timeout, max_message_bytes));
+}
+
+}  // namespace nas::controller

@@ -1,0 +1,74 @@
+#include "parameter_server/optimizer.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace nas::ps {
+namespace {
+
+class Adam : public Optimizer {
+ public:
+  Adam(double lr, double beta1, double beta2, double epsilon)
+      : lr_(lr), beta1_(beta1), beta2_(beta2), epsilon_(epsilon) {}
+
+  void Apply(float* theta, const float* g, float* m, float* v, size_t n,
+             int64_t step) const override {
+    const double bias1 = 1 - std::pow(beta1_, static_cast<double>(step));
+    const double bias2 = 1 - std::pow(beta2_, static_cast<double>(step));
+    const float step_size = static_cast<float>(lr_ / bias1);
+    const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
+    const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
+    const float eps = static_cast<float>(epsilon_);
+    for (size_t i = 0; i < n; ++i) {
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      const float denom = std::sqrt(v[i]) / bias2_sqrt + eps;
+      theta[i] -= step_size * m[i] / denom;
+    }
+  }
+  bool uses_moments() const override { return true; }
+
+ private:
+  const double lr_, beta1_, beta2_, epsilon_;
+};
+
+class Sgd : public Optimizer {
+ public:
+  explicit Sgd(double lr) : lr_(static_cast<float>(lr)) {}
+  void Apply(float* theta, const float* g, float*, float*, size_t n, int64_t) const override {
+    for (size_t i = 0; i < n; ++i) theta[i] -= lr_ * g[i];
+  }
+  bool uses_moments() const override { return false; }
+
+ private:
+  const float lr_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Optimizer>> CreateOptimizer(const v1::OptimizerConfig& config) {
+  const double lr = config.learning_rate();
+  if (!(lr > 0 && std::isfinite(lr))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.learning_rate: must be > 0, got ", lr));
+  }
+  switch (config.kind()) {
+    case v1::OptimizerConfig::ADAM:
+    case v1::OptimizerConfig::KIND_UNSPECIFIED: {
+      const double b1 = config.beta1() == 0 ? 0.9 : config.beta1();
+      const double b2 = config.beta2() == 0 ? 0.999 : config.beta2();
+      const double eps = config.epsilon() == 0 ? 1e-8 : config.epsilon();
+      if (!(b1 > 0 && b1 < 1 && b2 > 0 && b2 < 1 && eps > 0)) {
+        return absl::InvalidArgumentError("optimizer: betas must be in (0, 1), epsilon > 0");
+      }
+      return std::make_unique<Adam>(lr, b1, b2, eps);
+    }
+    case v1::OptimizerConfig::SGD:
+      return std::make_unique<Sgd>(lr);
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("optimizer.kind: unknown value ", config.kind()));
+  }
+}
+
+}  // namespace nas::ps

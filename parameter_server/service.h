@@ -1,0 +1,32 @@
+// The ParameterServer gRPC service: a thin adapter over Shard.
+#ifndef NAS_PARAMETER_SERVER_SERVICE_H_
+#define NAS_PARAMETER_SERVER_SERVICE_H_
+
+#include "parameter_server/shard.h"
+#include "proto/parameter_server.grpc.pb.h"
+
+namespace nas::ps {
+
+class ParameterServerServiceImpl final : public v1::ParameterServer::Service {
+ public:
+  // `shard` is not owned and must outlive the service.
+  explicit ParameterServerServiceImpl(Shard* shard) : shard_(shard) {}
+
+  grpc::Status InitJob(grpc::ServerContext* context, const v1::InitJobRequest* request,
+                       v1::InitJobResponse* response) override;
+  grpc::Status DropJob(grpc::ServerContext* context, const v1::DropJobRequest* request,
+                       v1::DropJobResponse* response) override;
+  grpc::Status Pull(grpc::ServerContext* context, const v1::PullRequest* request,
+                    v1::PullResponse* response) override;
+  grpc::Status Push(grpc::ServerContext* context, const v1::PushRequest* request,
+                    v1::PushResponse* response) override;
+  grpc::Status GetShardInfo(grpc::ServerContext* context, const v1::GetShardInfoRequest* request,
+                            v1::GetShardInfoResponse* response) override;
+
+ private:
+  Shard* const shard_;
+};
+
+}  // namespace nas::ps
+
+#endif  // NAS_PARAMETER_SERVER_SERVICE_H_

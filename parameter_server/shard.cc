@@ -1,0 +1,540 @@
+#include "parameter_server/shard.h"
+
+#include <cctype>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/flat_tensor.h"
+#include "common/logging.h"
+#include "common/sharding.h"
+#include "common/status_macros.h"
+#include "parameter_server/checkpoint.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace nas::ps {
+namespace {
+
+int64_t Elements(const google::protobuf::RepeatedField<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string ShapeText(const google::protobuf::RepeatedField<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
+}
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1};
+}
+
+}  // namespace
+
+absl::Status ValidateJobId(const std::string& job_id) {
+  if (job_id.empty() || job_id.size() > 128 || job_id[0] == '.') {
+    return absl::InvalidArgumentError("job_id: must be 1..128 characters, not starting with '.'");
+  }
+  for (char c : job_id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+      return absl::InvalidArgumentError("job_id: only letters, digits, '-', '_' and '.' allowed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+struct Shard::Metrics {
+  explicit Metrics(prometheus::Registry& r)
+      : pulls(prometheus::BuildCounter().Name("nas_ps_pulls_total").Help("Pulls by outcome.").Register(r)),
+        pushes(prometheus::BuildCounter().Name("nas_ps_pushes_total").Help("Pushes by outcome.").Register(r)),
+        apply_seconds(prometheus::BuildHistogram()
+                          .Name("nas_ps_apply_seconds")
+                          .Help("Time to validate and apply (or accumulate) one push.")
+                          .Register(r)
+                          .Add({}, LatencyBuckets())),
+        staleness(prometheus::BuildHistogram()
+                      .Name("nas_ps_staleness")
+                      .Help("Version at arrival minus the version a gradient was computed from.")
+                      .Register(r)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0, 1, 2, 4, 8, 16, 32, 64, 128, 256})),
+        version(prometheus::BuildGauge().Name("nas_ps_version").Help("Version per job.").Register(r)),
+        checkpoint_seconds(prometheus::BuildHistogram()
+                               .Name("nas_ps_checkpoint_seconds")
+                               .Help("Time to write one job's checkpoint.")
+                               .Register(r)
+                               .Add({}, LatencyBuckets())),
+        checkpoint_failures(prometheus::BuildCounter()
+                                .Name("nas_ps_checkpoint_failures_total")
+                                .Help("Checkpoints that could not be written.")
+                                .Register(r)
+                                .Add({})),
+        bytes(prometheus::BuildCounter()
+                  .Name("nas_ps_bytes_total")
+                  .Help("Tensor payload bytes received (in) and sent (out).")
+                  .Register(r)) {}
+
+  prometheus::Family<prometheus::Counter>& pulls;
+  prometheus::Family<prometheus::Counter>& pushes;
+  prometheus::Histogram& apply_seconds;
+  prometheus::Histogram& staleness;
+  prometheus::Family<prometheus::Gauge>& version;
+  prometheus::Histogram& checkpoint_seconds;
+  prometheus::Counter& checkpoint_failures;
+  prometheus::Family<prometheus::Counter>& bytes;
+};
+
+struct Shard::Job {
+  absl::Mutex mu;
+  // Constant after creation.
+  std::string id;
+  std::vector<v1::TensorSpec> layout;
+  v1::OptimizerConfig optimizer_config;
+  std::unique_ptr<Optimizer> optimizer;
+  // This shard's tensors by name, with their shapes.
+  std::map<std::string, std::vector<int64_t>> shapes;
+
+  std::map<std::string, std::vector<float>> theta ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<float>> m ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<float>> v ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<float>> accumulated ABSL_GUARDED_BY(mu);
+  int accumulated_pushes ABSL_GUARDED_BY(mu) = 0;
+  int64_t version ABSL_GUARDED_BY(mu) = 0;
+  int64_t step ABSL_GUARDED_BY(mu) = 0;
+  int64_t pushes ABSL_GUARDED_BY(mu) = 0;
+  int64_t checkpointed_version ABSL_GUARDED_BY(mu) = -1;
+  int64_t checkpointed_pushes ABSL_GUARDED_BY(mu) = -1;
+  absl::Time last_checkpoint ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  bool dropped ABSL_GUARDED_BY(mu) = false;
+
+  v1::ShardCheckpoint ToCheckpoint(int num_shards, int shard_index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    v1::ShardCheckpoint c;
+    c.set_job_id(id);
+    c.set_num_shards(num_shards);
+    c.set_shard_index(shard_index);
+    for (const v1::TensorSpec& s : layout) *c.add_layout() = s;
+    *c.mutable_optimizer() = optimizer_config;
+    c.set_version(version);
+    c.set_step(step);
+    c.set_accumulated_pushes(accumulated_pushes);
+    c.set_pushes(pushes);
+    auto add = [&](auto* field, const std::map<std::string, std::vector<float>>& values) {
+      for (const auto& [name, data] : values) {
+        v1::Tensor* t = field->Add();
+        t->set_name(name);
+        t->mutable_shape()->Assign(shapes[name].begin(), shapes[name].end());
+        t->mutable_values()->Assign(data.begin(), data.end());
+      }
+    };
+    add(c.mutable_tensors(), theta);
+    add(c.mutable_first_moments(), m);
+    add(c.mutable_second_moments(), v);
+    add(c.mutable_accumulated(), accumulated);
+    return c;
+  }
+};
+
+Shard::Shard(const ShardOptions& options) : options_(options) {
+  if (options.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options.metrics);
+}
+
+Shard::~Shard() = default;
+
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(const ShardOptions& options) {
+  if (options.num_shards < 1 || options.num_shards > 64 || options.shard_index < 0 ||
+      options.shard_index >= options.num_shards) {
+    return absl::InvalidArgumentError("num_shards must be 1..64 and shard_index 0..num_shards-1");
+  }
+  std::unique_ptr<Shard> shard(new Shard(options));
+  if (options.data_dir.empty()) return shard;
+  ASSIGN_OR_RETURN(LoadedJobs loaded, LoadCheckpoints(options.data_dir));
+  for (const std::string& broken : loaded.broken) {
+    NAS_LOG(Error) << "no usable checkpoint: " << broken << " (job not restored)";
+  }
+  for (LoadedCheckpoint& l : loaded.jobs) {
+    for (const std::string& skipped : l.skipped) {
+      NAS_LOG(Error) << "corrupt checkpoint skipped, using an older one: " << skipped;
+    }
+    const v1::ShardCheckpoint& c = l.checkpoint;
+    if (c.num_shards() != options.num_shards || c.shard_index() != options.shard_index) {
+      NAS_LOG(Error) << "checkpoint of job " << c.job_id() << " is for shard " << c.shard_index()
+                     << "/" << c.num_shards() << ", not this shard; not restored";
+      continue;
+    }
+    auto job = std::make_shared<Job>();
+    job->id = c.job_id();
+    job->layout.assign(c.layout().begin(), c.layout().end());
+    job->optimizer_config = c.optimizer();
+    absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = CreateOptimizer(c.optimizer());
+    if (!optimizer.ok()) {
+      NAS_LOG(Error) << "checkpoint of job " << c.job_id() << ": " << optimizer.status();
+      continue;
+    }
+    job->optimizer = std::move(optimizer).value();
+    {
+    absl::MutexLock lock(&job->mu);
+    for (const v1::Tensor& t : c.tensors()) {
+      job->shapes[t.name()].assign(t.shape().begin(), t.shape().end());
+      job->theta[t.name()].assign(t.values().begin(), t.values().end());
+    }
+    for (const v1::Tensor& t : c.first_moments()) job->m[t.name()].assign(t.values().begin(), t.values().end());
+    for (const v1::Tensor& t : c.second_moments()) job->v[t.name()].assign(t.values().begin(), t.values().end());
+    for (const v1::Tensor& t : c.accumulated()) {
+      job->accumulated[t.name()].assign(t.values().begin(), t.values().end());
+    }
+    job->accumulated_pushes = c.accumulated_pushes();
+    job->version = c.version();
+    job->step = c.step();
+    job->pushes = c.pushes();
+    job->checkpointed_version = c.version();
+    job->checkpointed_pushes = c.pushes();
+    job->last_checkpoint = options.clock->Now();
+    }
+    NAS_LOG(Info) << "restored job " << c.job_id() << " at version " << c.version();
+    if (shard->metrics_) shard->metrics_->version.Add({{"job", c.job_id()}}).Set(c.version());
+    absl::MutexLock shard_lock(&shard->mu_);
+    shard->jobs_[c.job_id()] = std::move(job);
+  }
+  return shard;
+}
+
+std::shared_ptr<Shard::Job> Shard::FindJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& request) {
+  RETURN_IF_ERROR(ValidateJobId(request.job_id()));
+  if (request.num_shards() != options_.num_shards || request.shard_index() != options_.shard_index) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request is for shard ", request.shard_index(), " of ", request.num_shards(),
+        "; this is shard ", options_.shard_index, " of ", options_.num_shards));
+  }
+  if (request.layout().empty()) return absl::InvalidArgumentError("layout: must not be empty");
+  // Which tensors belong here, by the shared rule.
+  std::vector<TensorSize> sizes;
+  std::map<std::string, const v1::TensorSpec*> by_name;
+  for (const v1::TensorSpec& spec : request.layout()) {
+    if (spec.name().empty() || spec.name().size() > 256) {
+      return absl::InvalidArgumentError("layout: tensor names must be 1..256 characters");
+    }
+    for (int64_t d : spec.shape()) {
+      if (d <= 0 || d > (int64_t{1} << 31)) {
+        return absl::InvalidArgumentError(absl::StrCat("layout: tensor '", spec.name(), "' has shape ",
+                                                       ShapeText(spec.shape())));
+      }
+    }
+    if (!by_name.emplace(spec.name(), &spec).second) {
+      return absl::InvalidArgumentError(absl::StrCat("layout: tensor '", spec.name(), "' appears twice"));
+    }
+    sizes.push_back({spec.name(), Elements(spec.shape())});
+  }
+  const std::vector<int> owner = AssignShards(sizes, options_.num_shards);
+  std::map<std::string, std::vector<int64_t>> mine;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (owner[i] == options_.shard_index) {
+      const auto& shape = request.layout(static_cast<int>(i)).shape();
+      mine[sizes[i].name].assign(shape.begin(), shape.end());
+    }
+  }
+  std::map<std::string, const v1::Tensor*> given;
+  for (const v1::Tensor& t : request.tensors()) {
+    if (mine.count(t.name()) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", t.name(), "' is not assigned to shard ", options_.shard_index,
+          by_name.count(t.name()) ? "" : " (and not in the layout)"));
+    }
+    if (std::vector<int64_t>(t.shape().begin(), t.shape().end()) != mine[t.name()] ||
+        t.values_size() != Elements(t.shape())) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name(), "': shape or value count ",
+                                                     "does not match the layout"));
+    }
+    for (float x : t.values()) {
+      if (!std::isfinite(x)) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name(), "' has a non-finite value"));
+      }
+    }
+    given[t.name()] = &t;
+  }
+  for (const auto& [name, shape] : mine) {
+    if (given.count(name) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' of this shard is missing"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, CreateOptimizer(request.optimizer()));
+
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(request.job_id());
+    if (it != jobs_.end()) {
+      std::shared_ptr<Job> existing = it->second;
+      bool same = existing->layout.size() == static_cast<size_t>(request.layout_size());
+      for (size_t i = 0; same && i < existing->layout.size(); ++i) {
+        same = existing->layout[i].name() == request.layout(static_cast<int>(i)).name() &&
+               std::equal(existing->layout[i].shape().begin(), existing->layout[i].shape().end(),
+                          request.layout(static_cast<int>(i)).shape().begin(),
+                          request.layout(static_cast<int>(i)).shape().end());
+      }
+      if (!same) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "job ", request.job_id(), " exists with another tensor layout; drop it first"));
+      }
+      v1::InitJobResponse response;
+      absl::MutexLock job_lock(&existing->mu);
+      response.set_version(existing->version);
+      response.set_created(false);
+      return response;
+    }
+    job = std::make_shared<Job>();
+    job->id = request.job_id();
+    job->layout.assign(request.layout().begin(), request.layout().end());
+    job->optimizer_config = request.optimizer();
+    job->optimizer = std::move(optimizer);
+    job->shapes = mine;
+    absl::MutexLock job_lock(&job->mu);
+    for (const auto& [name, t] : given) {
+      job->theta[name].assign(t->values().begin(), t->values().end());
+      if (job->optimizer->uses_moments()) {
+        job->m[name].assign(t->values_size(), 0.f);
+        job->v[name].assign(t->values_size(), 0.f);
+      }
+    }
+    jobs_[job->id] = job;
+  }
+  {
+    absl::MutexLock job_lock(&job->mu);
+    // A new job is checkpointed at once, so a restart never forgets it.
+    if (!options_.data_dir.empty()) RETURN_IF_ERROR(Checkpoint(*job));
+  }
+  if (metrics_) metrics_->version.Add({{"job", request.job_id()}}).Set(0);
+  NAS_LOG(Info) << "job " << request.job_id() << ": " << mine.size() << " of "
+                << request.layout_size() << " tensors on this shard";
+  v1::InitJobResponse response;
+  response.set_version(0);
+  response.set_created(true);
+  return response;
+}
+
+absl::Status Shard::DropJob(const std::string& job_id) {
+  RETURN_IF_ERROR(ValidateJobId(job_id));
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", job_id, "' on this shard"));
+    job = it->second;
+    jobs_.erase(it);
+  }
+  absl::MutexLock job_lock(&job->mu);
+  job->dropped = true;
+  if (metrics_) metrics_->version.Remove(&metrics_->version.Add({{"job", job_id}}));
+  if (!options_.data_dir.empty()) return DeleteCheckpoints(options_.data_dir, job_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::PullResponse> Shard::Pull(const v1::PullRequest& request) {
+  std::shared_ptr<Job> job = FindJob(request.job_id());
+  if (job == nullptr) {
+    if (metrics_) metrics_->pulls.Add({{"outcome", "not_found"}}).Increment();
+    return absl::NotFoundError(absl::StrCat("no job '", request.job_id().substr(0, 200), "' on this shard"));
+  }
+  v1::PullResponse response;
+  size_t bytes = 0;
+  {
+    absl::MutexLock lock(&job->mu);
+    response.set_version(job->version);
+    if (request.if_newer_than_version() > 0 && job->version <= request.if_newer_than_version()) {
+      response.set_not_modified(true);
+    } else {
+      for (const auto& [name, values] : job->theta) {
+        v1::Tensor* t = response.add_tensors();
+        t->set_name(name);
+        t->mutable_shape()->Assign(job->shapes[name].begin(), job->shapes[name].end());
+        t->mutable_values()->Assign(values.begin(), values.end());
+        bytes += values.size() * sizeof(float);
+      }
+    }
+  }
+  if (metrics_) {
+    metrics_->pulls.Add({{"outcome", "ok"}}).Increment();
+    metrics_->bytes.Add({{"direction", "out"}}).Increment(static_cast<double>(bytes));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
+  const absl::Time start = absl::Now();
+  auto reject = [&](const char* outcome, absl::Status status) {
+    if (metrics_) metrics_->pushes.Add({{"outcome", outcome}}).Increment();
+    return status;
+  };
+  std::shared_ptr<Job> job = FindJob(request.job_id());
+  if (job == nullptr) {
+    return reject("not_found", absl::NotFoundError(absl::StrCat(
+                                   "no job '", request.job_id().substr(0, 200), "' on this shard")));
+  }
+  // Validate everything before touching any state.
+  if (request.gradients_size() != static_cast<int>(job->shapes.size())) {
+    return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
+                                 "push has ", request.gradients_size(), " gradients; this shard holds ",
+                                 job->shapes.size(), " tensors of the job")));
+  }
+  std::map<std::string, const v1::Tensor*> gradients;
+  size_t bytes = 0;
+  for (const v1::Tensor& g : request.gradients()) {
+    auto shape = job->shapes.find(g.name());
+    if (shape == job->shapes.end()) {
+      return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
+                                   "gradient '", g.name().substr(0, 200), "' is not a tensor of this shard")));
+    }
+    if (std::vector<int64_t>(g.shape().begin(), g.shape().end()) != shape->second ||
+        g.values_size() != Elements(g.shape())) {
+      return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
+                                   "gradient '", g.name(), "' has shape ", ShapeText(g.shape()), " and ",
+                                   g.values_size(), " values; the tensor is ",
+                                   absl::StrCat("[", absl::StrJoin(shape->second, ","), "]"))));
+    }
+    if (!gradients.emplace(g.name(), &g).second) {
+      return reject("invalid", absl::InvalidArgumentError(absl::StrCat("gradient '", g.name(), "' appears twice")));
+    }
+    for (float x : g.values()) {
+      if (!std::isfinite(x)) {
+        return reject("non_finite", absl::InvalidArgumentError(absl::StrCat(
+                                        "gradient '", g.name(), "' has a NaN or infinite value; push rejected")));
+      }
+    }
+    bytes += g.values_size() * sizeof(float);
+  }
+  v1::PushResponse response;
+  bool checkpoint = false;
+  {
+    absl::MutexLock lock(&job->mu);
+    if (job->dropped) return reject("not_found", absl::NotFoundError("job was dropped"));
+    const int64_t staleness = job->version - request.base_version();
+    response.set_staleness(staleness);
+    if (metrics_) metrics_->staleness.Observe(static_cast<double>(std::max<int64_t>(0, staleness)));
+    const int n = std::max(1, job->optimizer_config.gradients_per_update());
+    ++job->pushes;
+    if (n == 1) {
+      ++job->step;
+      for (auto& [name, theta] : job->theta) {
+        const float* g = gradients[name]->values().data();
+        job->optimizer->Apply(theta.data(), g, job->m[name].data(), job->v[name].data(), theta.size(),
+                              job->step);
+      }
+      ++job->version;
+      response.set_applied(true);
+    } else {
+      for (auto& [name, theta] : job->theta) {
+        std::vector<float>& sum = job->accumulated[name];
+        sum.resize(theta.size(), 0.f);
+        const float* g = gradients[name]->values().data();
+        for (size_t i = 0; i < sum.size(); ++i) sum[i] += g[i];
+      }
+      if (++job->accumulated_pushes >= n) {
+        ++job->step;
+        for (auto& [name, theta] : job->theta) {
+          std::vector<float>& sum = job->accumulated[name];
+          for (float& x : sum) x /= static_cast<float>(job->accumulated_pushes);
+          job->optimizer->Apply(theta.data(), sum.data(), job->m[name].data(), job->v[name].data(),
+                                theta.size(), job->step);
+          std::fill(sum.begin(), sum.end(), 0.f);
+        }
+        job->accumulated_pushes = 0;
+        ++job->version;
+        response.set_applied(true);
+      }
+    }
+    response.set_version(job->version);
+    if (!options_.data_dir.empty()) {
+      const bool by_count = options_.checkpoint_every_updates > 0 &&
+                            job->version - job->checkpointed_version >= options_.checkpoint_every_updates;
+      const bool by_time = options_.clock->Now() - job->last_checkpoint >= options_.checkpoint_interval;
+      checkpoint = by_count || by_time;
+      if (checkpoint) {
+        absl::Status written = Checkpoint(*job);
+        if (!written.ok()) NAS_LOG(Error) << "checkpoint of job " << job->id << ": " << written;
+      }
+    }
+  }
+  if (metrics_) {
+    metrics_->pushes.Add({{"outcome", "ok"}}).Increment();
+    metrics_->bytes.Add({{"direction", "in"}}).Increment(static_cast<double>(bytes));
+    metrics_->version.Add({{"job", request.job_id()}}).Set(static_cast<double>(response.version()));
+    metrics_->apply_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  return response;
+}
+
+absl::Status Shard::Checkpoint(Job& job) {
+  const absl::Time start = absl::Now();
+  v1::ShardCheckpoint c = job.ToCheckpoint(options_.num_shards, options_.shard_index);
+  absl::Status status = WriteCheckpoint(options_.data_dir, c);
+  if (!status.ok()) {
+    if (metrics_) metrics_->checkpoint_failures.Increment();
+    return status;
+  }
+  job.checkpointed_version = job.version;
+  job.checkpointed_pushes = job.pushes;
+  job.last_checkpoint = options_.clock->Now();
+  if (metrics_) metrics_->checkpoint_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status Shard::CheckpointAll() {
+  if (options_.data_dir.empty()) return absl::OkStatus();
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, job] : jobs_) jobs.push_back(job);
+  }
+  absl::Status result;
+  for (auto& job : jobs) {
+    absl::MutexLock lock(&job->mu);
+    if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
+    absl::Status s = Checkpoint(*job);
+    if (!s.ok()) result = s;
+  }
+  return result;
+}
+
+void Shard::CheckpointDue() {
+  if (options_.data_dir.empty()) return;
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, job] : jobs_) jobs.push_back(job);
+  }
+  for (auto& job : jobs) {
+    absl::MutexLock lock(&job->mu);
+    if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
+    if (options_.clock->Now() - job->last_checkpoint < options_.checkpoint_interval) continue;
+    absl::Status s = Checkpoint(*job);
+    if (!s.ok()) NAS_LOG(Error) << "checkpoint of job " << job->id << ": " << s;
+  }
+}
+
+v1::GetShardInfoResponse Shard::Info() {
+  v1::GetShardInfoResponse info;
+  info.set_shard_index(options_.shard_index);
+  info.set_num_shards(options_.num_shards);
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, job] : jobs_) {
+    absl::MutexLock job_lock(&job->mu);
+    v1::ShardJobInfo* j = info.add_jobs();
+    j->set_job_id(id);
+    j->set_version(job->version);
+    int64_t n = 0;
+    for (const auto& [name, values] : job->theta) n += static_cast<int64_t>(values.size());
+    j->set_parameters(n);
+    j->set_pushes(job->pushes);
+  }
+  return info;
+}
+
+}  // namespace nas::ps

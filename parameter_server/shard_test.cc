@@ -1,0 +1,344 @@
+#include "parameter_server/shard.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/sharding.h"
+#include "gtest/gtest.h"
+#include "parameter_server/checkpoint.h"
+
+namespace nas::ps {
+namespace {
+
+struct Layout {
+  std::vector<v1::TensorSpec> specs;
+  std::map<std::string, std::vector<float>> initial;
+};
+
+Layout MakeLayout() {
+  Layout layout;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-0.08f, 0.08f);
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
+      {"lstm_0_w_ih", {8, 4}}, {"lstm_0_w_hh", {8, 4}}, {"lstm_0_bias", {8}},
+      {"head_a_weight", {3, 4}}, {"head_a_bias", {3}}, {"embedding_start", {1, 4}}};
+  for (const auto& [name, shape] : shapes) {
+    v1::TensorSpec spec;
+    spec.set_name(name);
+    int64_t n = 1;
+    for (int64_t d : shape) {
+      spec.add_shape(d);
+      n *= d;
+    }
+    layout.specs.push_back(spec);
+    for (int64_t i = 0; i < n; ++i) layout.initial[name].push_back(u(rng));
+  }
+  return layout;
+}
+
+std::vector<int> Owners(const Layout& layout, int shards) {
+  std::vector<TensorSize> sizes;
+  for (const v1::TensorSpec& s : layout.specs) {
+    int64_t n = 1;
+    for (int64_t d : s.shape()) n *= d;
+    sizes.push_back({s.name(), n});
+  }
+  return AssignShards(sizes, shards);
+}
+
+v1::InitJobRequest InitFor(const Layout& layout, int shards, int index, v1::OptimizerConfig opt,
+                           const std::string& job = "job-1") {
+  v1::InitJobRequest request;
+  request.set_job_id(job);
+  request.set_num_shards(shards);
+  request.set_shard_index(index);
+  *request.mutable_optimizer() = opt;
+  std::vector<int> owners = Owners(layout, shards);
+  for (size_t i = 0; i < layout.specs.size(); ++i) {
+    *request.add_layout() = layout.specs[i];
+    if (owners[i] != index) continue;
+    v1::Tensor* t = request.add_tensors();
+    t->set_name(layout.specs[i].name());
+    *t->mutable_shape() = layout.specs[i].shape();
+    const auto& values = layout.initial.at(layout.specs[i].name());
+    t->mutable_values()->Assign(values.begin(), values.end());
+  }
+  return request;
+}
+
+v1::PushRequest PushFor(const Layout& layout, int shards, int index, int seed,
+                        const std::string& job = "job-1") {
+  v1::PushRequest request;
+  request.set_job_id(job);
+  std::vector<int> owners = Owners(layout, shards);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0, 1);
+  for (size_t i = 0; i < layout.specs.size(); ++i) {
+    // Draw for every tensor so each shard sees the same numbers for its own.
+    std::vector<float> values;
+    int64_t count = 1;
+    for (int64_t d : layout.specs[i].shape()) count *= d;
+    for (int64_t k = 0; k < count; ++k) values.push_back(n(rng));
+    if (owners[i] != index) continue;
+    v1::Tensor* t = request.add_gradients();
+    t->set_name(layout.specs[i].name());
+    *t->mutable_shape() = layout.specs[i].shape();
+    t->mutable_values()->Assign(values.begin(), values.end());
+  }
+  return request;
+}
+
+v1::OptimizerConfig Adam(int accumulate = 1) {
+  v1::OptimizerConfig opt;
+  opt.set_kind(v1::OptimizerConfig::ADAM);
+  opt.set_learning_rate(6e-4);
+  opt.set_gradients_per_update(accumulate);
+  return opt;
+}
+
+std::unique_ptr<Shard> NewShard(int shards, int index, const std::string& dir = "") {
+  ShardOptions options;
+  options.num_shards = shards;
+  options.shard_index = index;
+  options.data_dir = dir;
+  auto shard = Shard::Create(options);
+  EXPECT_TRUE(shard.ok()) << shard.status();
+  return std::move(shard).value();
+}
+
+std::map<std::string, std::vector<float>> PullAll(std::vector<std::unique_ptr<Shard>>& shards) {
+  std::map<std::string, std::vector<float>> out;
+  for (auto& shard : shards) {
+    v1::PullRequest request;
+    request.set_job_id("job-1");
+    auto response = shard->Pull(request);
+    EXPECT_TRUE(response.ok());
+    for (const v1::Tensor& t : response->tensors()) {
+      out[t.name()].assign(t.values().begin(), t.values().end());
+    }
+  }
+  return out;
+}
+
+TEST(ShardTest, SamePushSequenceThroughOneAndFourShardsIsBitIdentical) {
+  const Layout layout = MakeLayout();
+  std::map<int, std::map<std::string, std::vector<float>>> results;
+  for (int s : {1, 4}) {
+    std::vector<std::unique_ptr<Shard>> shards;
+    for (int i = 0; i < s; ++i) {
+      shards.push_back(NewShard(s, i));
+      ASSERT_TRUE(shards.back()->InitJob(InitFor(layout, s, i, Adam())).ok());
+    }
+    for (int step = 0; step < 50; ++step) {
+      for (int i = 0; i < s; ++i) {
+        auto pushed = shards[i]->Push(PushFor(layout, s, i, step));
+        ASSERT_TRUE(pushed.ok()) << pushed.status();
+      }
+    }
+    results[s] = PullAll(shards);
+  }
+  ASSERT_EQ(results[1].size(), layout.specs.size());
+  for (const auto& [name, values] : results[1]) {
+    ASSERT_EQ(results[4][name].size(), values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      EXPECT_EQ(std::memcmp(&values[i], &results[4][name][i], sizeof(float)), 0) << name << i;
+    }
+    EXPECT_NE(values, layout.initial.at(name)) << "updates must have changed " << name;
+  }
+}
+
+TEST(ShardTest, AccumulatingTenPushesEqualsOneStepOnTheirMean) {
+  const Layout layout = MakeLayout();
+  auto accumulating = NewShard(1, 0);
+  auto single = NewShard(1, 0);
+  ASSERT_TRUE(accumulating->InitJob(InitFor(layout, 1, 0, Adam(10))).ok());
+  ASSERT_TRUE(single->InitJob(InitFor(layout, 1, 0, Adam(1))).ok());
+  v1::PushRequest mean = PushFor(layout, 1, 0, 0);
+  for (v1::Tensor& t : *mean.mutable_gradients()) {
+    for (float& x : *t.mutable_values()) x = 0;
+  }
+  for (int k = 0; k < 10; ++k) {
+    v1::PushRequest push = PushFor(layout, 1, 0, 100 + k);
+    auto response = accumulating->Push(push);
+    ASSERT_TRUE(response.ok());
+    EXPECT_EQ(response->applied(), k == 9);
+    EXPECT_EQ(response->version(), k == 9 ? 1 : 0);
+    for (int t = 0; t < push.gradients_size(); ++t) {
+      for (int i = 0; i < push.gradients(t).values_size(); ++i) {
+        mean.mutable_gradients(t)->set_values(i, mean.gradients(t).values(i) + push.gradients(t).values(i));
+      }
+    }
+  }
+  for (v1::Tensor& t : *mean.mutable_gradients()) {
+    for (float& x : *t.mutable_values()) x /= 10;
+  }
+  ASSERT_TRUE(single->Push(mean).ok());
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  auto a = accumulating->Pull(pull);
+  auto b = single->Pull(pull);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (int t = 0; t < a->tensors_size(); ++t) {
+    for (int i = 0; i < a->tensors(t).values_size(); ++i) {
+      EXPECT_NEAR(a->tensors(t).values(i), b->tensors(t).values(i), 1e-7);
+    }
+  }
+}
+
+TEST(ShardTest, HundredConcurrentPushersAreEachCountedOnce) {
+  const Layout layout = MakeLayout();
+  auto shard = NewShard(1, 0);
+  v1::OptimizerConfig sgd;
+  sgd.set_kind(v1::OptimizerConfig::SGD);
+  sgd.set_learning_rate(1e-3);
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, sgd)).ok());
+  const v1::PushRequest push = PushFor(layout, 1, 0, 1);
+  std::vector<std::thread> pushers;
+  std::atomic<int> failures{0};
+  for (int p = 0; p < 100; ++p) {
+    pushers.emplace_back([&] {
+      for (int k = 0; k < 100; ++k) {
+        if (!shard->Push(push).ok()) ++failures;
+        v1::PullRequest pull;
+        pull.set_job_id("job-1");
+        if (k % 10 == 0 && !shard->Pull(pull).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : pushers) t.join();
+  EXPECT_EQ(failures, 0);
+  v1::GetShardInfoResponse info = shard->Info();
+  ASSERT_EQ(info.jobs_size(), 1);
+  EXPECT_EQ(info.jobs(0).version(), 10000);
+  EXPECT_EQ(info.jobs(0).pushes(), 10000);
+  // SGD with the same gradient 10,000 times: theta = theta0 - 10000 * lr * g, exactly
+  // as a sequential loop in float computes it.
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  auto pulled = shard->Pull(pull);
+  ASSERT_TRUE(pulled.ok());
+  for (const v1::Tensor& t : pulled->tensors()) {
+    const v1::Tensor* g = nullptr;
+    for (const v1::Tensor& candidate : push.gradients()) {
+      if (candidate.name() == t.name()) g = &candidate;
+    }
+    ASSERT_NE(g, nullptr);
+    for (int i = 0; i < t.values_size(); ++i) {
+      float expected = layout.initial.at(t.name())[i];
+      for (int k = 0; k < 10000; ++k) expected -= 1e-3f * g->values(i);
+      EXPECT_EQ(t.values(i), expected) << t.name();
+    }
+  }
+}
+
+TEST(ShardTest, BadPushesAreRejectedWithTheRightCodesAndChangeNothing) {
+  const Layout layout = MakeLayout();
+  auto shard = NewShard(2, 0);
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 2, 0, Adam())).ok());
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  const std::string before = shard->Pull(pull)->SerializeAsString();
+
+  v1::PushRequest nan = PushFor(layout, 2, 0, 1);
+  nan.mutable_gradients(0)->set_values(0, std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(shard->Push(nan).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::PushRequest inf = PushFor(layout, 2, 0, 1);
+  inf.mutable_gradients(1)->set_values(0, std::numeric_limits<float>::infinity());
+  EXPECT_EQ(shard->Push(inf).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::PushRequest shape = PushFor(layout, 2, 0, 1);
+  shape.mutable_gradients(0)->add_values(1);
+  EXPECT_EQ(shape.gradients(0).values_size() > 0, true);
+  EXPECT_EQ(shard->Push(shape).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::PushRequest foreign = PushFor(layout, 2, 1, 1);
+  foreign.set_job_id("job-1");
+  auto wrong_shard = shard->Push(foreign);
+  EXPECT_EQ(wrong_shard.status().code(), absl::StatusCode::kInvalidArgument);
+  v1::PushRequest unknown = PushFor(layout, 2, 0, 1, "no-such-job");
+  EXPECT_EQ(shard->Push(unknown).status().code(), absl::StatusCode::kNotFound);
+  pull.set_job_id("no-such-job");
+  EXPECT_EQ(shard->Pull(pull).status().code(), absl::StatusCode::kNotFound);
+
+  pull.set_job_id("job-1");
+  EXPECT_EQ(shard->Pull(pull)->SerializeAsString(), before);
+  EXPECT_EQ(shard->Info().jobs(0).pushes(), 0);
+}
+
+TEST(ShardTest, InitIsIdempotentAndAConflictingLayoutIsRefused) {
+  const Layout layout = MakeLayout();
+  auto shard = NewShard(2, 1);
+  auto first = shard->InitJob(InitFor(layout, 2, 1, Adam()));
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->created());
+  ASSERT_TRUE(shard->Push(PushFor(layout, 2, 1, 5)).ok());
+  auto again = shard->InitJob(InitFor(layout, 2, 1, Adam()));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->created());
+  EXPECT_EQ(again->version(), 1);
+  Layout other = layout;
+  other.specs[0].set_shape(0, 9);
+  EXPECT_EQ(shard->InitJob(InitFor(other, 2, 1, Adam())).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A tensor that belongs to shard 0 is refused by name.
+  v1::InitJobRequest foreign = InitFor(layout, 2, 0, Adam(), "job-2");
+  foreign.set_shard_index(1);
+  auto refused = shard->InitJob(foreign);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("is not assigned to shard 1"), absl::string_view::npos)
+      << refused.status();
+  EXPECT_EQ(shard->InitJob(InitFor(layout, 3, 1, Adam(), "job-3")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shard->InitJob(InitFor(layout, 2, 1, Adam(), "../escape")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ShardTest, RestoresTheNewestGoodCheckpointAndSkipsACorruptOne) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/ckpt");
+  const Layout layout = MakeLayout();
+  std::string at_version_3;
+  {
+    auto shard = NewShard(1, 0, dir);
+    ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, Adam())).ok());
+    for (int k = 0; k < 3; ++k) ASSERT_TRUE(shard->Push(PushFor(layout, 1, 0, k)).ok());
+    ASSERT_TRUE(shard->CheckpointAll().ok());
+    v1::PullRequest pull;
+    pull.set_job_id("job-1");
+    at_version_3 = shard->Pull(pull)->SerializeAsString();
+    ASSERT_TRUE(shard->Push(PushFor(layout, 1, 0, 9)).ok());
+    ASSERT_TRUE(shard->CheckpointAll().ok());
+  }
+  // Corrupt the newest (version 4) checkpoint.
+  const std::string newest = absl::StrCat(dir, "/job-1/ckpt-00000000000000000004.bin");
+  auto bytes = ReadFile(newest);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  std::string corrupt = *bytes;
+  corrupt[corrupt.size() / 2] ^= 0x5a;
+  ASSERT_TRUE(WriteFileAtomically(newest, corrupt).ok());
+  EXPECT_EQ(DecodeCheckpoint(corrupt).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeCheckpoint(bytes->substr(0, bytes->size() - 3)).status().code(),
+            absl::StatusCode::kDataLoss);
+
+  auto restored = NewShard(1, 0, dir);
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  auto state = restored->Pull(pull);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->version(), 3);
+  EXPECT_EQ(state->SerializeAsString(), at_version_3);
+  // Training continues from there.
+  ASSERT_TRUE(restored->Push(PushFor(layout, 1, 0, 10)).ok());
+  EXPECT_EQ(restored->Info().jobs(0).version(), 4);
+  // Dropping the job removes its checkpoints too.
+  ASSERT_TRUE(restored->DropJob("job-1").ok());
+  EXPECT_EQ(restored->DropJob("job-1").code(), absl::StatusCode::kNotFound);
+  auto empty = NewShard(1, 0, dir);
+  EXPECT_EQ(empty->Info().jobs_size(), 0);
+}
+
+}  // namespace
+}  // namespace nas::ps
