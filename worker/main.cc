@@ -1,8 +1,12 @@
 // nas_worker: acquires child architectures from the controller, trains them
-// with LibTorch and reports their rewards.
+// with LibTorch (CUDA when available) and reports their rewards. main() only
+// wires flags to objects.
 #include <unistd.h>
 
 #include <memory>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -12,12 +16,16 @@
 #include "common/process.h"
 #include "common/signals.h"
 #include "worker/device.h"
+#include "worker/worker_loop.h"
 
 ABSL_FLAG(std::string, controller, "localhost:7070", "Controller address host:port.");
-ABSL_FLAG(std::string, device, "auto", "auto, cpu, cuda or cuda:N.");
+ABSL_FLAG(std::string, device, "auto", "auto (CUDA when available), cpu, cuda or cuda:N.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = LibTorch's default.");
+ABSL_FLAG(std::string, worker_id, "", "Name reported to the controller (default: hostname-pid).");
 ABSL_FLAG(std::string, worker_ready_file, "",
           "If set, written once running: grpc_port=0, metrics_port=, pid= lines.");
+ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2),
+          "Heartbeats go out at least this often while a task runs.");
 
 int main(int argc, char** argv) {
   nas::InitProcess(argc, argv,
@@ -43,7 +51,22 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(created).value();
   }
-  NAS_LOG(Info) << "nas_worker on " << *device << ", controller "
+  std::string worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (worker_id.empty()) {
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    worker_id = absl::StrCat(host, "-", ::getpid());
+  }
+  nas::worker::WorkerLoopOptions options;
+  options.worker_id = worker_id;
+  options.device = *device;
+  options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  if (metrics) options.metrics = &metrics->registry();
+  std::shared_ptr<nas::v1::TaskService::StubInterface> stub = nas::v1::TaskService::NewStub(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_controller), grpc::InsecureChannelCredentials()));
+  nas::worker::WorkerLoop loop(options, stub);
+
+  NAS_LOG(Info) << "nas_worker " << worker_id << " on " << *device << ", controller "
                 << absl::GetFlag(FLAGS_controller) << ", /metrics on port "
                 << (metrics ? metrics->port() : -1);
   if (const std::string ready = absl::GetFlag(FLAGS_worker_ready_file); !ready.empty()) {
@@ -55,7 +78,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  std::thread runner([&loop] { loop.Run(); });
   const int signal_number = nas::WaitForShutdownSignal();
-  NAS_LOG(Info) << "signal " << signal_number << ": shutting down";
+  NAS_LOG(Info) << "signal " << signal_number << ": stopping (a running task is handed back)";
+  loop.Stop();
+  runner.join();
   return 0;
 }

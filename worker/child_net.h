@@ -1,0 +1,59 @@
+// Child networks built from architectures (LibTorch).
+//
+// Macro CNN (the paper): each layer is conv(fh x fw, filters, stride, "same"
+// padding fh/2 x fw/2, no bias) + batch norm + ReLU. A layer's inputs are the
+// layers its anchor chose, concatenated along channels, smaller maps
+// zero-padded at the bottom/right to the largest; a layer with no input takes
+// the image. Every layer no other layer consumes is global-average-pooled;
+// the pooled vectors are concatenated and fed to a linear classifier (pooling
+// each map on its own keeps zero padding out of the averages).
+//
+// Cell networks (NAS-Bench-201 style): a 3x3 stem, three stages of cells
+// (channels C, 2C, 4C) joined by stride-2 residual blocks, batch norm, ReLU,
+// pooling and a linear classifier; in a cell node i sums op(j->i)(node j).
+#ifndef NAS_WORKER_CHILD_NET_H_
+#define NAS_WORKER_CHILD_NET_H_
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "proto/search_space.pb.h"
+
+namespace nas::worker {
+
+struct InputShape {
+  int channels = 1;
+  int height = 28;
+  int width = 28;
+  int classes = 10;
+};
+
+// Limits that keep any spec from exhausting a worker.
+struct ChildLimits {
+  int max_layers = 64;
+  int64_t max_parameters = 50'000'000;
+  // Activations of one image, summed over layers (float32).
+  int64_t max_activation_bytes_per_image = 64 << 20;
+};
+
+class ChildNetImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // Multiply-adds x 2 of the conv and linear layers for one image.
+  virtual int64_t flops() const = 0;
+  int64_t parameter_count() const;
+};
+
+// Builds the child. INVALID_ARGUMENT for an architecture that does not make a
+// network (unknown operation, input from a later layer ...), RESOURCE_EXHAUSTED
+// past `limits`, UNIMPLEMENTED for recurrent cells (not trainable yet).
+absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architecture& architecture,
+                                                            const v1::SearchSpace& space,
+                                                            const InputShape& input,
+                                                            const ChildLimits& limits = {});
+
+}  // namespace nas::worker
+
+#endif  // NAS_WORKER_CHILD_NET_H_

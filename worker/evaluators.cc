@@ -1,0 +1,23 @@
+#include "absl/strings/str_cat.h"
+#include "worker/evaluator.h"
+#include "worker/lookup_evaluator.h"
+#include "worker/synthetic_evaluator.h"
+#include "worker/train_evaluator.h"
+
+namespace nas::worker {
+
+absl::StatusOr<std::unique_ptr<Evaluator>> CreateEvaluator(const v1::EvaluatorSpec& spec,
+                                                           const std::string& device) {
+  switch (spec.kind_case()) {
+    case v1::EvaluatorSpec::kTrain:
+      return NewTrainEvaluator(device);
+    case v1::EvaluatorSpec::kLookup:
+      return NewLookupEvaluator();
+    case v1::EvaluatorSpec::kSynthetic:
+      return NewSyntheticEvaluator();
+    default:
+      return absl::InvalidArgumentError("task has no evaluator (train, lookup or synthetic)");
+  }
+}
+
+}  // namespace nas::worker

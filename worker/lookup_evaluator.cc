@@ -1,0 +1,105 @@
+#include "worker/lookup_evaluator.h"
+
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "common/file_util.h"
+
+namespace nas::worker {
+
+absl::StatusOr<std::map<std::string, LookupRow>> ParseLookupTable(const std::string& csv,
+                                                                   const std::string& name) {
+  std::vector<absl::string_view> lines = absl::StrSplit(csv, '\n', absl::SkipEmpty());
+  if (lines.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": empty table"));
+  std::vector<std::string> header = absl::StrSplit(absl::StripSuffix(lines[0], "\r"), ',');
+  int arch = -1, accuracy = -1, parameters = -1, flops = -1, latency = -1;
+  for (int i = 0; i < static_cast<int>(header.size()); ++i) {
+    const std::string column(absl::StripAsciiWhitespace(header[i]));
+    if (column == "arch") arch = i;
+    if (column == "accuracy") accuracy = i;
+    if (column == "parameters") parameters = i;
+    if (column == "flops") flops = i;
+    if (column == "latency_seconds") latency = i;
+  }
+  if (arch < 0 || accuracy < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": the header needs columns arch and accuracy"));
+  }
+  std::map<std::string, LookupRow> table;
+  for (size_t l = 1; l < lines.size(); ++l) {
+    std::vector<std::string> cells = absl::StrSplit(absl::StripSuffix(lines[l], "\r"), ',');
+    if (cells.size() != header.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, " line ", l + 1, ": ", cells.size(),
+                                                     " columns, the header has ", header.size()));
+    }
+    LookupRow row;
+    if (!absl::SimpleAtod(cells[accuracy], &row.accuracy) || !(row.accuracy >= 0 && row.accuracy <= 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " line ", l + 1, ": accuracy '", cells[accuracy], "' is not in [0, 1]"));
+    }
+    if (parameters >= 0) (void)absl::SimpleAtoi(cells[parameters], &row.parameters);
+    if (flops >= 0) (void)absl::SimpleAtoi(cells[flops], &row.flops);
+    if (latency >= 0) (void)absl::SimpleAtod(cells[latency], &row.latency_seconds);
+    if (!table.emplace(cells[arch], row).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " line ", l + 1, ": architecture '", cells[arch], "' appears twice"));
+    }
+  }
+  return table;
+}
+
+namespace {
+
+class LookupEvaluator : public Evaluator {
+ public:
+  absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task& task, const EvaluationContext& context) override {
+    const std::string& path = task.evaluator().lookup().table_path();
+    absl::StatusOr<std::shared_ptr<const std::map<std::string, LookupRow>>> table = Load(path);
+    if (!table.ok()) return table.status();
+    if (context.Cancelled()) return absl::CancelledError("cancelled");
+    const std::string& canonical = task.architecture().canonical();
+    auto it = (*table)->find(canonical);
+    if (it == (*table)->end()) {
+      return absl::NotFoundError(absl::StrCat("architecture ", canonical, " is not in ", path));
+    }
+    v1::TrialMetrics metrics;
+    v1::EpochResult* epoch = metrics.add_epochs();
+    epoch->set_epoch(1);
+    epoch->set_validation_accuracy(it->second.accuracy);
+    context.on_epoch(*epoch);
+    metrics.set_accuracy(it->second.accuracy);
+    metrics.set_parameters(it->second.parameters);
+    metrics.set_flops(it->second.flops);
+    metrics.set_latency_seconds(it->second.latency_seconds);
+    metrics.set_device("lookup");
+    metrics.set_reward(ComputeReward(task.reward(), metrics.accuracy(), metrics));
+    return metrics;
+  }
+
+ private:
+  absl::StatusOr<std::shared_ptr<const std::map<std::string, LookupRow>>> Load(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    auto it = tables_.find(path);
+    if (it != tables_.end()) return it->second;
+    absl::StatusOr<std::string> csv = ReadFile(path);
+    if (!csv.ok()) return absl::FailedPreconditionError(std::string(csv.status().message()));
+    absl::StatusOr<std::map<std::string, LookupRow>> parsed = ParseLookupTable(*csv, path);
+    if (!parsed.ok()) return parsed.status();
+    auto shared = std::make_shared<const std::map<std::string, LookupRow>>(*std::move(parsed));
+    tables_[path] = shared;
+    return shared;
+  }
+
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const std::map<std::string, LookupRow>>> tables_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<Evaluator> NewLookupEvaluator() { return std::make_unique<LookupEvaluator>(); }
+
+}  // namespace nas::worker

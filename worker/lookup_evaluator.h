@@ -1,0 +1,33 @@
+// The lookup evaluator: metrics from a table of canonical architecture
+// strings (tabular benchmarks such as NAS-Bench-201). CSV with a header row;
+// column `arch` holds canonical strings, `accuracy` (in [0, 1]) is required,
+// `parameters`, `flops` and `latency_seconds` are optional. Tables are parsed
+// once per path and cached.
+#ifndef NAS_WORKER_LOOKUP_EVALUATOR_H_
+#define NAS_WORKER_LOOKUP_EVALUATOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "worker/evaluator.h"
+
+namespace nas::worker {
+
+struct LookupRow {
+  double accuracy = 0;
+  int64_t parameters = 0;
+  int64_t flops = 0;
+  double latency_seconds = 0;
+};
+
+// Parses a table; errors name the line and the problem.
+absl::StatusOr<std::map<std::string, LookupRow>> ParseLookupTable(const std::string& csv,
+                                                                   const std::string& name);
+
+std::unique_ptr<Evaluator> NewLookupEvaluator();
+
+}  // namespace nas::worker
+
+#endif  // NAS_WORKER_LOOKUP_EVALUATOR_H_

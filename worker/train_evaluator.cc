@@ -1,0 +1,211 @@
+#include "worker/train_evaluator.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "worker/child_net.h"
+
+namespace nas::worker {
+namespace {
+
+// Images [n, c, h, w] normalised per channel, labels [n].
+struct Tensors {
+  torch::Tensor images;
+  torch::Tensor labels;
+};
+
+Tensors ToTensors(const ImageSet& set, const std::vector<int>& indices, const std::vector<float>& mean,
+                  const std::vector<float>& stddev) {
+  const int64_t per_image = int64_t{set.channels} * set.height * set.width;
+  const int64_t plane = int64_t{set.height} * set.width;
+  torch::Tensor images = torch::empty({static_cast<int64_t>(indices.size()), set.channels, set.height, set.width});
+  torch::Tensor labels = torch::empty({static_cast<int64_t>(indices.size())}, torch::kLong);
+  float* out = images.data_ptr<float>();
+  int64_t* label_out = labels.data_ptr<int64_t>();
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const uint8_t* src = set.pixels.data() + int64_t{indices[k]} * per_image;
+    for (int64_t p = 0; p < per_image; ++p) {
+      const int c = static_cast<int>(p / plane);
+      out[k * per_image + p] = (src[p] / 255.f - mean[c]) / stddev[c];
+    }
+    label_out[k] = set.labels[indices[k]];
+  }
+  return {images, labels};
+}
+
+double Accuracy(ChildNetImpl& net, const Tensors& data, int batch, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  net.eval();
+  int64_t correct = 0;
+  const int64_t n = data.images.size(0);
+  for (int64_t start = 0; start < n; start += batch) {
+    const int64_t end = std::min(n, start + batch);
+    torch::Tensor logits = net.forward(data.images.slice(0, start, end).to(device));
+    correct += logits.argmax(1).eq(data.labels.slice(0, start, end).to(device)).sum().item<int64_t>();
+  }
+  net.train();
+  return n == 0 ? 0 : static_cast<double>(correct) / n;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& set,
+                                               const std::string& device_name,
+                                               const EvaluationContext& context) {
+  const v1::TrainEvaluatorSpec& spec = task.evaluator().train();
+  const int epochs = spec.epochs();
+  const int batch = spec.batch_size() > 0 ? spec.batch_size() : 128;
+  const int validation = spec.validation_size() > 0 ? spec.validation_size() : 5000;
+  if (epochs < 1) return absl::InvalidArgumentError("evaluator.train.epochs: must be >= 1");
+  if (validation >= set.count) {
+    return absl::InvalidArgumentError(absl::StrCat("evaluator.train.validation_size ", validation,
+                                                   " leaves no training images of ", set.count));
+  }
+  try {
+    const torch::Device device(device_name);
+    InputShape input{set.channels, set.height, set.width, 10};
+    absl::StatusOr<std::shared_ptr<ChildNetImpl>> built =
+        BuildChildNet(task.architecture(), task.search_space(), input);
+    if (!built.ok()) return built.status();
+    std::shared_ptr<ChildNetImpl> net = *built;
+    net->to(device);
+
+    // A split that depends only on the job, so every trial sees the same data.
+    std::vector<int> order(set.count);
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(std::hash<std::string>()(task.job_id()));
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<int> val_idx(order.begin(), order.begin() + validation);
+    int train_count = set.count - validation;
+    if (spec.train_size() > 0) train_count = std::min(train_count, spec.train_size());
+    std::vector<int> train_idx(order.begin() + validation, order.begin() + validation + train_count);
+    // Per-channel mean and standard deviation of the training images.
+    std::vector<float> mean(set.channels, 0), stddev(set.channels, 0);
+    {
+      const int64_t plane = int64_t{set.height} * set.width;
+      std::vector<double> sum(set.channels, 0), sq(set.channels, 0);
+      for (int i : train_idx) {
+        const uint8_t* img = set.pixels.data() + int64_t{i} * set.channels * plane;
+        for (int c = 0; c < set.channels; ++c) {
+          for (int64_t p = 0; p < plane; ++p) {
+            const double v = img[c * plane + p] / 255.0;
+            sum[c] += v;
+            sq[c] += v * v;
+          }
+        }
+      }
+      const double n = static_cast<double>(train_idx.size()) * plane;
+      for (int c = 0; c < set.channels; ++c) {
+        mean[c] = static_cast<float>(sum[c] / n);
+        stddev[c] = static_cast<float>(std::sqrt(std::max(1e-8, sq[c] / n - mean[c] * mean[c])));
+      }
+    }
+    Tensors train = ToTensors(set, train_idx, mean, stddev);
+    Tensors val = ToTensors(set, val_idx, mean, stddev);
+
+    const double lr = spec.learning_rate() > 0 ? spec.learning_rate() : 0.1;
+    torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(lr)
+                                                       .momentum(spec.momentum() > 0 ? spec.momentum() : 0.9)
+                                                       .nesterov(true)
+                                                       .weight_decay(spec.weight_decay() > 0 ? spec.weight_decay() : 1e-4));
+    const int64_t steps_per_epoch = (train_count + batch - 1) / batch;
+    const int64_t total_steps = steps_per_epoch * epochs;
+    int64_t step = 0;
+    v1::TrialMetrics metrics;
+    const absl::Time start = absl::Now();
+    net->train();
+    for (int epoch = 1; epoch <= epochs; ++epoch) {
+      const absl::Time epoch_start = absl::Now();
+      torch::Tensor perm = torch::randperm(train_count, torch::TensorOptions().dtype(torch::kLong));
+      double loss_sum = 0;
+      int64_t correct = 0;
+      for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
+        if (context.Cancelled()) return absl::CancelledError("cancelled");
+        const double progress = static_cast<double>(step) / total_steps;
+        double rate = lr;
+        if (spec.lr_schedule() == "step") {
+          rate = lr * (progress >= 0.75 ? 0.01 : progress >= 0.5 ? 0.1 : 1.0);
+        } else {
+          rate = 0.5 * lr * (1 + std::cos(M_PI * progress));
+        }
+        for (auto& group : optimizer.param_groups()) {
+          static_cast<torch::optim::SGDOptions&>(group.options()).lr(rate);
+        }
+        torch::Tensor idx = perm.slice(0, b * batch, std::min<int64_t>(train_count, (b + 1) * batch));
+        torch::Tensor x = train.images.index_select(0, idx).to(device);
+        torch::Tensor y = train.labels.index_select(0, idx).to(device);
+        optimizer.zero_grad();
+        torch::Tensor logits = net->forward(x);
+        torch::Tensor loss = torch::cross_entropy_loss(logits, y);
+        loss.backward();
+        optimizer.step();
+        loss_sum += loss.item<double>() * idx.size(0);
+        correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      }
+      v1::EpochResult* result = metrics.add_epochs();
+      result->set_epoch(epoch);
+      result->set_train_loss(loss_sum / train_count);
+      result->set_train_accuracy(static_cast<double>(correct) / train_count);
+      result->set_validation_accuracy(Accuracy(*net, val, 256, device));
+      result->set_seconds(absl::ToDoubleSeconds(absl::Now() - epoch_start));
+      context.on_epoch(*result);
+    }
+    metrics.set_train_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+    metrics.set_parameters(net->parameter_count());
+    metrics.set_flops(net->flops());
+    metrics.set_device(device.str());
+    {
+      torch::NoGradGuard no_grad;
+      net->eval();
+      torch::Tensor one = val.images.slice(0, 0, 1).to(device);
+      for (int i = 0; i < 3; ++i) net->forward(one);
+      std::vector<double> times;
+      for (int i = 0; i < 10; ++i) {
+        const absl::Time t0 = absl::Now();
+        net->forward(one);
+        times.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
+      }
+      std::sort(times.begin(), times.end());
+      metrics.set_latency_seconds(times[times.size() / 2]);
+    }
+    metrics.set_accuracy(RecentAccuracy(metrics, task.reward().last_epochs() > 0 ? task.reward().last_epochs() : 5));
+    metrics.set_reward(ComputeReward(task.reward(), metrics.accuracy(), metrics));
+    return metrics;
+  } catch (const c10::Error& e) {
+    // Out of memory or a shape LibTorch refuses: retry elsewhere may help.
+    return absl::InternalError(absl::StrCat("LibTorch: ", e.what_without_backtrace()));
+  }
+}
+
+namespace {
+
+class TrainEvaluator : public Evaluator {
+ public:
+  explicit TrainEvaluator(std::string device) : device_(std::move(device)) {}
+  absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task& task, const EvaluationContext& context) override {
+    const v1::TrainEvaluatorSpec& spec = task.evaluator().train();
+    absl::StatusOr<std::shared_ptr<const ImageSet>> set = LoadTrainingSet(spec.dataset(), spec.data_dir());
+    if (!set.ok()) {
+      // A missing or broken dataset is this worker's problem, not the architecture's.
+      return absl::UnavailableError(std::string(set.status().message()));
+    }
+    return TrainOnImages(task, **set, device_, context);
+  }
+
+ private:
+  const std::string device_;
+};
+
+}  // namespace
+
+std::unique_ptr<Evaluator> NewTrainEvaluator(const std::string& device) {
+  return std::make_unique<TrainEvaluator>(device);
+}
+
+}  // namespace nas::worker

@@ -1,0 +1,26 @@
+// The train evaluator: builds the child with LibTorch and trains it on a
+// dataset (Nesterov SGD, cosine or step schedule), holding a validation split
+// out of the training set. Reports the per-epoch curve, parameters, FLOPs,
+// inference latency and training time.
+#ifndef NAS_WORKER_TRAIN_EVALUATOR_H_
+#define NAS_WORKER_TRAIN_EVALUATOR_H_
+
+#include <memory>
+#include <string>
+
+#include "worker/dataset.h"
+#include "worker/evaluator.h"
+
+namespace nas::worker {
+
+// `device` is a LibTorch device string ("cpu", "cuda:0").
+std::unique_ptr<Evaluator> NewTrainEvaluator(const std::string& device);
+
+// Trains on an in-memory set (tests, benchmarks): same as Evaluate, with
+// `images` instead of the task's dataset.
+absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& images,
+                                               const std::string& device, const EvaluationContext& context);
+
+}  // namespace nas::worker
+
+#endif  // NAS_WORKER_TRAIN_EVALUATOR_H_

@@ -1,0 +1,232 @@
+#include "worker/worker_loop.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace nas::worker {
+
+struct WorkerLoop::Metrics {
+  Metrics(prometheus::Registry& r, const std::string& device)
+      : tasks(prometheus::BuildCounter().Name("nas_worker_tasks_total").Help("Tasks by outcome.").Register(r)),
+        seconds(prometheus::BuildHistogram()
+                    .Name("nas_worker_evaluation_seconds")
+                    .Help("Time to evaluate one task.")
+                    .Register(r)
+                    .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900,
+                                                                     3600})),
+        epoch(prometheus::BuildGauge()
+                  .Name("nas_worker_current_epoch")
+                  .Help("Epoch of the task being evaluated (0 when idle).")
+                  .Register(r)
+                  .Add({})),
+        images_per_second(prometheus::BuildGauge()
+                              .Name("nas_worker_images_per_second")
+                              .Help("Training images per second of the last trained child.")
+                              .Register(r)
+                              .Add({})) {
+    prometheus::BuildGauge()
+        .Name("nas_worker_device_info")
+        .Help("Always 1; the label names the device.")
+        .Register(r)
+        .Add({{"device", device}})
+        .Set(1);
+  }
+  prometheus::Family<prometheus::Counter>& tasks;
+  prometheus::Histogram& seconds;
+  prometheus::Gauge& epoch;
+  prometheus::Gauge& images_per_second;
+};
+
+WorkerLoop::WorkerLoop(WorkerLoopOptions options, std::shared_ptr<v1::TaskService::StubInterface> stub)
+    : options_(std::move(options)), stub_(std::move(stub)) {
+  if (options_.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options_.metrics, options_.device);
+}
+
+WorkerLoop::~WorkerLoop() = default;
+
+void WorkerLoop::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  cancel_current_ = true;
+}
+
+bool WorkerLoop::SleepUnlessStopped(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  return !mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
+}
+
+void WorkerLoop::Run() {
+  absl::Duration backoff = options_.initial_backoff;
+  int failures = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    absl::StatusOr<bool> ran = RunOnce();
+    if (ran.ok()) {
+      backoff = options_.initial_backoff;
+      failures = 0;
+      continue;
+    }
+    if (failures++ % 20 == 0) {
+      NAS_LOG(Warning) << "controller unreachable (" << ran.status() << "); retrying every "
+                       << absl::FormatDuration(backoff);
+    }
+    if (!SleepUnlessStopped(backoff)) return;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+Evaluator* WorkerLoop::EvaluatorFor(const v1::Task& task) {
+  const auto kind = task.evaluator().kind_case();
+  auto it = evaluators_.find(kind);
+  if (it != evaluators_.end()) return it->second.get();
+  absl::StatusOr<std::unique_ptr<Evaluator>> created = CreateEvaluator(task.evaluator(), options_.device);
+  if (!created.ok()) return nullptr;
+  return (evaluators_[kind] = std::move(created).value()).get();
+}
+
+absl::StatusOr<bool> WorkerLoop::RunOnce() {
+  v1::AcquireTaskRequest request;
+  request.set_worker_id(options_.worker_id);
+  request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
+  request.set_device(options_.device);
+  v1::AcquireTaskResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.poll_wait + options_.call_timeout));
+  absl::Status status = FromGrpcStatus(stub_->AcquireTask(&context, request, &response), "AcquireTask");
+  if (!status.ok()) return status;
+  if (!response.has_task()) return false;
+  const v1::Task& task = response.task();
+  NAS_LOG(Info) << "task " << task.task_id() << ": " << task.architecture().canonical();
+  cancel_current_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;  // The lease will hand it back.
+  }
+  const absl::Time start = absl::Now();
+  absl::StatusOr<v1::TrialMetrics> result = EvaluateWithHeartbeats(task);
+  if (metrics_) {
+    metrics_->seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    metrics_->epoch.Set(0);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !result.ok()) {
+      NAS_LOG(Info) << "stopping: task " << task.task_id() << " handed back through its lease";
+      if (metrics_) metrics_->tasks.Add({{"outcome", "abandoned"}}).Increment();
+      return true;
+    }
+  }
+  Report(task, result);
+  ++tasks_done_;
+  return true;
+}
+
+absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Task& task) {
+  Evaluator* evaluator = EvaluatorFor(task);
+  if (evaluator == nullptr) return absl::InvalidArgumentError("task has no known evaluator");
+  absl::Mutex hb_mu;
+  bool done = false;
+  std::vector<v1::EpochResult> pending_epochs;
+  int64_t epoch_events = 0;
+  std::thread heartbeat([&] {
+    int64_t seen = 0;
+    while (true) {
+      std::vector<v1::EpochResult> epochs;
+      {
+        absl::MutexLock lock(&hb_mu);
+        auto wake = [&]() { return done || epoch_events > seen; };
+        hb_mu.AwaitWithTimeout(absl::Condition(&wake), options_.heartbeat_interval);
+        // After the evaluation, flush the last epochs once, then end.
+        if (done && pending_epochs.empty()) return;
+        seen = epoch_events;
+        epochs.swap(pending_epochs);
+      }
+      v1::HeartbeatRequest request;
+      request.set_task_id(task.task_id());
+      request.set_worker_id(options_.worker_id);
+      for (v1::EpochResult& e : epochs) *request.add_epochs() = std::move(e);
+      v1::HeartbeatResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+      grpc::Status status = stub_->Heartbeat(&context, request, &response);
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND || (status.ok() && response.cancel())) {
+        NAS_LOG(Info) << "task " << task.task_id() << ": controller says stop ("
+                      << (status.ok() ? response.reason() : status.error_message()) << ")";
+        cancel_current_ = true;
+      }
+    }
+  });
+  EvaluationContext context;
+  context.cancelled = &cancel_current_;
+  context.on_epoch = [&](const v1::EpochResult& epoch) {
+    if (metrics_) metrics_->epoch.Set(epoch.epoch());
+    absl::MutexLock lock(&hb_mu);
+    pending_epochs.push_back(epoch);
+    ++epoch_events;
+  };
+  absl::StatusOr<v1::TrialMetrics> result = evaluator->Evaluate(task, context);
+  {
+    absl::MutexLock lock(&hb_mu);
+    done = true;
+  }
+  heartbeat.join();
+  if (result.ok() && metrics_ && result->train_seconds() > 0 && task.evaluator().has_train()) {
+    const auto& spec = task.evaluator().train();
+    if (spec.train_size() > 0) {
+      metrics_->images_per_second.Set(spec.train_size() * static_cast<double>(result->epochs_size()) /
+                                      result->train_seconds());
+    }
+  }
+  return result;
+}
+
+void WorkerLoop::Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetrics>& result) {
+  v1::ReportResultRequest request;
+  request.set_task_id(task.task_id());
+  request.set_worker_id(options_.worker_id);
+  std::string outcome = "succeeded";
+  if (result.ok()) {
+    *request.mutable_metrics() = *result;
+    NAS_LOG(Info) << "task " << task.task_id() << ": reward " << result->reward();
+  } else {
+    request.set_error(std::string(result.status().ToString()));
+    request.set_permanent(IsPermanent(result.status()));
+    outcome = absl::IsCancelled(result.status()) ? "cancelled" : "failed";
+    NAS_LOG(Warning) << "task " << task.task_id() << " failed: " << result.status();
+  }
+  if (metrics_) metrics_->tasks.Add({{"outcome", outcome}}).Increment();
+  const absl::Time give_up = absl::Now() + options_.report_retry_limit;
+  absl::Duration backoff = options_.initial_backoff;
+  while (true) {
+    v1::ReportResultResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+    grpc::Status status = stub_->ReportResult(&context, request, &response);
+    if (status.ok()) return;
+    const bool retry = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (!retry || absl::Now() > give_up) {
+      NAS_LOG(Error) << "cannot report task " << task.task_id() << ": " << status.error_message();
+      return;
+    }
+    if (!SleepUnlessStopped(backoff)) {
+      // Stopping: one last try happened; the lease will hand the task back.
+      return;
+    }
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace nas::worker
