@@ -68,7 +68,7 @@ constexpr char kUsage[] =
     "  trials JOB [--top N] [--state S] [--order reward|time]\n"
     "  export JOB [--trial ID] [--out DIR]            architecture JSON, summary, PyTorch module\n"
     "  cancel JOB                                     stop a job, keep its results\n"
-    "  local up|down|status|prometheus-config         a whole cluster on this machine\n"
+    "  local up|down|status|address|prometheus-config a whole cluster on this machine\n"
     "  health                                         is the controller serving?\n"
     "  version\n\n"
     "global flags: --server HOST:PORT (or $NAS_SERVER), --timeout 30s, -o table|json|yaml|csv\n";
@@ -310,7 +310,7 @@ int Cancel(Client& client, const std::vector<std::string>& args) {
 }
 
 int Local(const std::vector<std::string>& args) {
-  if (args.size() != 1) return Usage("local takes one of: up, down, status, prometheus-config");
+  if (args.size() != 1) return Usage("local takes one of: up, down, status, address, prometheus-config");
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = DefaultLocalDataDir();
   const std::string& action = args[0];
@@ -362,6 +362,12 @@ int Local(const std::vector<std::string>& args) {
                                    p.metrics_port, p.log_path);
     }
     return all_ok ? kOk : kFailure;
+  }
+  if (action == "address") {
+    absl::StatusOr<std::string> address = LocalControllerAddress(data_dir);
+    if (!address.ok()) return Fail(std::string(address.status().message()));
+    std::cout << *address << "\n";
+    return kOk;
   }
   if (action == "prometheus-config") {
     absl::StatusOr<std::string> config = PrometheusScrapeConfig(data_dir);

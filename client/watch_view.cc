@@ -79,6 +79,11 @@ void WatchView::OnStatus(const v1::Job& job) {
   status_ = job;
   have_status_ = true;
   if (!terminal_) {
+    // Piped: a status line only when something changed.
+    const int64_t done = job.trials_succeeded() + job.trials_failed();
+    if (done == last_done_ && job.state() == last_state_) return;
+    last_done_ = done;
+    last_state_ = job.state();
     const std::vector<std::string> panel = Panel(job, "", absl::ToUnixMillis(absl::Now()));
     out_ << panel[1] << "  best " << absl::StrFormat("%.4f", job.best_reward()) << "  "
          << ShortState(job.state()) << "\n";

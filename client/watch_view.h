@@ -39,6 +39,9 @@ class WatchView {
   bool have_status_ = false;
   std::string last_trial_;
   int lines_drawn_ = 0;
+  // Piped output: what the last status line showed.
+  int64_t last_done_ = -1;
+  v1::JobState last_state_ = v1::JOB_STATE_UNSPECIFIED;
 };
 
 }  // namespace nas::client

@@ -1,49 +1,34 @@
 #!/usr/bin/env bash
-# README quick start (a): set up this machine, build, start a local cluster and
-# run a real search end to end on Fashion-MNIST (Debian's dataset-fashion-mnist).
+# README quick start (a): set up this machine, build, start a local cluster
+# (2 parameter-server shards, the controller, 2 workers) and run a real
+# architecture search on Fashion-MNIST (Debian's dataset-fashion-mnist): submit
+# examples/fashion_mnist_quick.yaml, watch it, print the top 5 trials, export
+# the best one, stop the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/setup.sh
+echo "demo: building (the first build takes a while) ..."
 bazel build //client:nasctl //controller:nas_controller //parameter_server:nas_parameter_server \
   //worker:nas_worker 2>&1 | grep -E '^(ERROR|FAILED)|Build completed' || true
-
 bin="$(bazel info bazel-bin 2>/dev/null)"
-data="${NAS_DEMO_DIR:-$(mktemp -d -t nas-demo.XXXXXX)}"
-mkdir -p "$data"
-echo "demo: data and logs in $data"
+nasctl="$bin/client/nasctl"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+export NAS_LOCAL_DIR="${NAS_LOCAL_DIR:-$HOME/.nas-service/demo}"
+out="${NAS_DEMO_OUT:-$PWD/nas-demo-best}"
+"$nasctl" local down >/dev/null 2>&1 || true
+trap '"$nasctl" local down' EXIT
+"$nasctl" local up --shards=2 --workers=2 --worker_threads=1 --controller_port=0
+NAS_SERVER="$("$nasctl" local address)"
+export NAS_SERVER
 
-wait_ready() {  # file, pid
-  for _ in $(seq 1 300); do
-    [[ -s "$1" ]] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "demo: process $2 died; see its log in $data" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "demo: $1 did not appear" >&2; return 1
-}
-port_of() { sed -n "s/^$2=//p" "$1"; }
-
-"$bin/parameter_server/nas_parameter_server" --host=127.0.0.1 --port=0 --metrics_port=0 \
-  --data_dir="$data/ps0" --ready_file="$data/ps0.ready" >"$data/ps0.log" 2>&1 &
-pids+=($!); wait_ready "$data/ps0.ready" $!
-"$bin/controller/nas_controller" --host=127.0.0.1 --port=0 --metrics_port=0 \
-  --data_dir="$data/controller" --ready_file="$data/controller.ready" >"$data/controller.log" 2>&1 &
-pids+=($!); wait_ready "$data/controller.ready" $!
-controller="127.0.0.1:$(port_of "$data/controller.ready" grpc_port)"
-"$bin/worker/nas_worker" --controller="$controller" --metrics_port=0 --host=127.0.0.1 \
-  --worker_ready_file="$data/worker.ready" >"$data/worker.log" 2>&1 &
-pids+=($!); wait_ready "$data/worker.ready" $!
-
-"$bin/client/nasctl" health --server="$controller"
-echo "demo: parameter server, controller and worker are up; metrics at:"
-for f in ps0 controller worker; do
-  echo "  $f: http://127.0.0.1:$(port_of "$data/$f.ready" metrics_port)/metrics"
-done
-echo "demo: the search itself is not wired yet (see the open issues); stopping the cluster."
+"$nasctl" submit examples/fashion_mnist_quick.yaml --watch
+job="$("$nasctl" list -o csv | sed -n 2p | cut -d, -f1)"
+echo
+echo "demo: top 5 trials of $job"
+"$nasctl" trials "$job" --top 5
+echo
+"$nasctl" export "$job" --out "$out"
+echo
+echo "demo: done. The best architecture is in $out (model.py rebuilds it in PyTorch)."
+echo "demo: the trial store is $NAS_LOCAL_DIR/controller/trials.db (sqlite3 can read it)."

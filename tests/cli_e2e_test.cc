@@ -1,0 +1,179 @@
+// End to end through the CLI, as a user runs it: `nasctl local up` starts a
+// real cluster of processes, a job is submitted and watched to completion,
+// its trials are listed in every output format, the best one is exported
+// (the PyTorch module must compile), and `nasctl local down` leaves no
+// process behind.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
+#include "common/subprocess.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace nas {
+namespace {
+
+using ::nas::testing::BinaryPath;
+using ::nas::testing::NewTempDir;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;
+};
+
+Result RunCommand(std::vector<std::string> argv, const std::string& dir, absl::Duration timeout) {
+  static int counter = 0;
+  const std::string log = absl::StrCat(dir, "/cmd-", counter++, ".log");
+  Result result;
+  auto process = Subprocess::Start(argv, log);
+  if (!process.ok()) return result;
+  auto status = process->Wait(timeout);
+  if (status.ok() && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
+  result.output = ReadFile(log).value_or("");
+  return result;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = NewTempDir("cli");
+    data_ = dir_ + "/cluster";
+    nasctl_ = BinaryPath("client/nasctl");
+    bin_dir_ = BinaryPath("");
+  }
+
+  Result Nasctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
+    std::vector<std::string> argv = {nasctl_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--data_dir=" + data_);
+    if (!server_.empty()) argv.push_back("--server=" + server_);
+    return RunCommand(argv, dir_, timeout);
+  }
+
+  std::vector<int> RecordedPids() {
+    std::vector<int> pids;
+    std::ifstream in(data_ + "/cluster.txt");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::vector<std::string> fields = absl::StrSplit(line, ' ');
+      int pid = 0;
+      if (fields.size() == 4 && absl::SimpleAtoi(fields[1], &pid)) pids.push_back(pid);
+    }
+    return pids;
+  }
+
+  std::string dir_, data_, nasctl_, bin_dir_, server_;
+};
+
+TEST_F(CliTest, LocalClusterSubmitWatchTrialsExportAndDownLeaveNoProcessBehind) {
+  Result up = Nasctl({"local", "up", "--shards=2", "--workers=2", "--controller_port=0",
+                      "--bin_dir=" + bin_dir_, "--device=cpu"},
+                     absl::Seconds(120));
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  std::vector<int> pids = RecordedPids();
+  ASSERT_EQ(pids.size(), 5u);
+  Result address = Nasctl({"local", "address"});
+  ASSERT_EQ(address.exit_code, 0) << address.output;
+  server_ = std::string(absl::StripAsciiWhitespace(address.output));
+  Result status = Nasctl({"local", "status"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(std::count(status.output.begin(), status.output.end(), '\n'), 6) << status.output;
+
+  // A synthetic job and a very short real training job.
+  const std::string synthetic = dir_ + "/synthetic.yaml";
+  ASSERT_TRUE(WriteFileAtomically(synthetic, R"(
+name: e2e-synthetic
+search_space:
+  macro_cnn: {filter_heights: [3, 5], filter_widths: [3, 5], num_filters: [24, 64], skip_connections: true,
+              depth: {initial_layers: 3, max_layers: 3}}
+strategy: {name: reinforce, seed: 1}
+controller: {learning_rate: 0.01}
+parallelism: {num_replicas: 2, children_per_replica: 3}
+budget: {max_trials: 30}
+evaluator: {synthetic: {duration_seconds: 0.01}}
+)").ok());
+  const std::string trained = dir_ + "/trained.yaml";
+  ASSERT_TRUE(WriteFileAtomically(trained, R"(
+name: e2e-train
+search_space:
+  macro_cnn: {filter_heights: [3], filter_widths: [3], num_filters: [8, 16], strides: [2],
+              skip_connections: true, depth: {initial_layers: 2, max_layers: 2}}
+strategy: {name: random, seed: 1}
+parallelism: {num_replicas: 1, children_per_replica: 2}
+budget: {max_trials: 2}
+evaluator:
+  train: {dataset: fashion_mnist, epochs: 1, batch_size: 32, train_size: 256, validation_size: 128}
+)").ok());
+  for (const std::string& spec : {synthetic, trained}) {
+    Result submit = Nasctl({"submit", spec, "--watch"}, absl::Seconds(240));
+    ASSERT_EQ(submit.exit_code, 0) << submit.output;
+    EXPECT_NE(submit.output.find("succeeded"), std::string::npos) << submit.output;
+  }
+  Result list = Nasctl({"list", "-o", "csv"});
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  std::vector<std::string> rows = absl::StrSplit(list.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(rows.size(), 3u) << list.output;
+  EXPECT_EQ(rows[0].substr(0, 11), "job_id,name");
+  std::string synthetic_job, trained_job;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    std::vector<std::string> cells = absl::StrSplit(rows[i], ',');
+    (cells[1] == "e2e-synthetic" ? synthetic_job : trained_job) = cells[0];
+    EXPECT_EQ(cells[2], "succeeded") << rows[i];
+  }
+
+  Result csv = Nasctl({"trials", synthetic_job, "-o", "csv"});
+  ASSERT_EQ(csv.exit_code, 0);
+  std::vector<std::string> trial_rows = absl::StrSplit(csv.output, '\n', absl::SkipEmpty());
+  EXPECT_EQ(trial_rows.size(), 31u);
+  EXPECT_EQ(trial_rows[0],
+            "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,attempts,"
+            "worker_id,canonical,error");
+  Result json = Nasctl({"trials", trained_job, "-o", "json", "--top", "1"});
+  ASSERT_EQ(json.exit_code, 0);
+  const std::string json_path = dir_ + "/trials.json";
+  ASSERT_TRUE(WriteFileAtomically(json_path, json.output).ok());
+  Result parsed = RunCommand({"/usr/bin/python3", "-c",
+                       "import json,sys; t=json.load(open(sys.argv[1])); assert len(t)==1; "
+                       "assert t[0]['state']=='TRIAL_STATE_SUCCEEDED'; assert t[0]['metrics']['accuracy']>0",
+                       json_path},
+                      dir_, absl::Seconds(30));
+  EXPECT_EQ(parsed.exit_code, 0) << json.output << parsed.output;
+  Result yaml = Nasctl({"get", trained_job, "-o", "yaml"});
+  ASSERT_EQ(yaml.exit_code, 0);
+  EXPECT_NE(yaml.output.find("state: job_state_succeeded"), std::string::npos) << yaml.output;
+
+  const std::string out = dir_ + "/export";
+  Result exported = Nasctl({"export", trained_job, "--out", out});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  for (const char* file : {"/architecture.json", "/summary.txt", "/model.py"}) {
+    EXPECT_TRUE(ReadFile(out + file).ok()) << file;
+  }
+  Result compiled = RunCommand({"/usr/bin/python3", "-m", "py_compile", out + "/model.py"}, dir_, absl::Seconds(30));
+  EXPECT_EQ(compiled.exit_code, 0) << compiled.output;
+
+  Result unknown = Nasctl({"get", "no-such-job"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("no job 'no-such-job'"), std::string::npos) << unknown.output;
+  Result usage = Nasctl({"trials"});
+  EXPECT_EQ(usage.exit_code, 2);
+
+  Result down = Nasctl({"local", "down"}, absl::Seconds(120));
+  ASSERT_EQ(down.exit_code, 0) << down.output;
+  for (int pid : pids) {
+    EXPECT_NE(::kill(pid, 0), 0) << "process " << pid << " is still running";
+  }
+  Result after = Nasctl({"local", "status"});
+  EXPECT_NE(after.output.find("no local cluster"), std::string::npos) << after.output;
+}
+
+}  // namespace
+}  // namespace nas
