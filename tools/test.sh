@@ -10,7 +10,7 @@ bash tools/setup.sh
 log="$(mktemp -t nas-test.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 set +e
-bazel test //... "$@" 2>&1 | tee "$log" | grep -vE '^(\[[0-9,]+ / [0-9,]+\]|INFO: From |Loading:|Analyzing:)'
+bazel test //... --nocache_test_results "$@" 2>&1 | tee "$log" | grep -vE '^(\[[0-9,]+ / [0-9,]+\]|INFO: From |Loading:|Analyzing:)'
 rc=${PIPESTATUS[0]}
 set -e
 
