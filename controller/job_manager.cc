@@ -466,6 +466,24 @@ absl::Status JobManager::Retry(Job* job, const std::string& what,
   }
 }
 
+absl::StatusOr<std::vector<int64_t>> JobManager::PullInto(Job* job, SearchStrategy* strategy) {
+  absl::StatusOr<PulledWeights> pulled;
+  absl::Status pull = Retry(job, "Pull", [&] {
+    pulled = options_.weights->Pull(job->id);
+    return pulled.status();
+  });
+  if (!pull.ok()) {
+    if (!absl::IsCancelled(pull)) FailJob(job, pull);
+    return pull;
+  }
+  absl::Status loaded = strategy->LoadParameters(pulled->tensors);
+  if (!loaded.ok()) {
+    FailJob(job, loaded);
+    return loaded;
+  }
+  return pulled->versions;
+}
+
 void JobManager::RunReplica(Job* job, int replica) {
   absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job->spec, replica);
   if (!created.ok()) {
@@ -507,22 +525,7 @@ void JobManager::RunReplica(Job* job, int replica) {
       int64_t first_index = 0, samples_before = 0;
       const int n = ReserveTrials(job, m, &first_index, &samples_before);
       if (n == 0) break;
-      if (learns) {
-        absl::StatusOr<PulledWeights> pulled;
-        absl::Status pull = Retry(job, "Pull", [&] {
-          pulled = weights->Pull(job->id);
-          return pulled.status();
-        });
-        if (!pull.ok()) {
-          if (!absl::IsCancelled(pull)) FailJob(job, pull);
-          break;
-        }
-        absl::Status loaded = strategy->LoadParameters(pulled->tensors);
-        if (!loaded.ok()) {
-          FailJob(job, loaded);
-          break;
-        }
-      }
+      if (learns && !PullInto(job, strategy.get()).ok()) break;
       SampleContext context;
       context.samples_so_far = samples_before;
       absl::StatusOr<std::vector<v1::Architecture>> sampled = strategy->Sample(n, context);
@@ -599,26 +602,16 @@ void JobManager::RunReplica(Job* job, int replica) {
     }
     strategy->Observe(observations);
     if (learns && !architectures.empty()) {
-      // REINFORCE needs the log-probability under θ: pull the newest.
-      absl::StatusOr<PulledWeights> pulled;
-      absl::Status pull = Retry(job, "Pull", [&] {
-        pulled = weights->Pull(job->id);
-        return pulled.status();
-      });
-      if (!pull.ok()) {
-        if (!absl::IsCancelled(pull)) FailJob(job, pull);
-        break;
-      }
-      absl::Status loaded = strategy->LoadParameters(pulled->tensors);
-      absl::StatusOr<std::vector<FlatTensor>> gradient =
-          loaded.ok() ? strategy->Gradient(architectures, rewards)
-                      : absl::StatusOr<std::vector<FlatTensor>>(loaded);
+      // REINFORCE needs the log-probability under the newest θ.
+      absl::StatusOr<std::vector<int64_t>> versions = PullInto(job, strategy.get());
+      if (!versions.ok()) break;
+      absl::StatusOr<std::vector<FlatTensor>> gradient = strategy->Gradient(architectures, rewards);
       if (!gradient.ok()) {
         FailJob(job, gradient.status());
         break;
       }
       absl::Status pushed = Retry(job, "Push", [&] {
-        return weights->Push(job->id, replica, pulled->versions, *gradient);
+        return weights->Push(job->id, replica, *versions, *gradient);
       });
       if (metrics_) {
         metrics_->pushes.Add({{"job", job->id}, {"outcome", pushed.ok() ? "ok" : "error"}})

@@ -42,6 +42,8 @@ class Registry;
 
 namespace nas::controller {
 
+class SearchStrategy;
+
 struct JobManagerOptions {
   // Durable record of jobs and trials. Not owned; must outlive the manager.
   TrialStore* store = nullptr;
@@ -107,6 +109,11 @@ class JobManager {
 
   absl::Status StartJob(std::unique_ptr<Job> job, bool resume) ABSL_LOCKS_EXCLUDED(mu_);
   void RunReplica(Job* job, int replica) ABSL_LOCKS_EXCLUDED(mu_);
+  // Pulls θ from every shard (retrying while they are away) into `strategy`
+  // and returns the shard versions. On error the job has been failed (or is
+  // stopping) and the replica should end.
+  absl::StatusOr<std::vector<int64_t>> PullInto(Job* job, SearchStrategy* strategy)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void RunMaintenance() ABSL_LOCKS_EXCLUDED(mu_);
   // Per-job gauges (best and mean reward, trials by state) from the store.
   void UpdateJobGauges() ABSL_LOCKS_EXCLUDED(mu_);

@@ -169,6 +169,18 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   return trial;
 }
 
+// Every remaining row of `select` (kTrialColumns) as a trial.
+absl::StatusOr<std::vector<v1::Trial>> ReadTrials(Statement& select) {
+  std::vector<v1::Trial> trials;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
+    trials.push_back(std::move(trial));
+  }
+  return trials;
+}
+
 bool IsFinal(v1::TrialState state) {
   return state == v1::TRIAL_STATE_SUCCEEDED || state == v1::TRIAL_STATE_FAILED ||
          state == v1::TRIAL_STATE_CANCELLED;
@@ -434,14 +446,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::RoundTrials(const std::string
                             .c_str());
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id).Bind(2, replica).Bind(3, round);
-  std::vector<v1::Trial> trials;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, select.Step());
-    if (!row) break;
-    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
-    trials.push_back(std::move(trial));
-  }
-  return trials;
+  return ReadTrials(select);
 }
 
 absl::StatusOr<std::vector<int64_t>> TrialStore::LastRounds(const std::string& job_id,
@@ -527,14 +532,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
   if (filter) select.Bind(index++, TrialStateName(state));
   select.Bind(index++, limit);
   select.Bind(index++, offset);
-  std::vector<v1::Trial> trials;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, select.Step());
-    if (!row) break;
-    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
-    trials.push_back(std::move(trial));
-  }
-  return trials;
+  return ReadTrials(select);
 }
 
 absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
@@ -569,14 +567,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::TrialsAfter(const std::string
                             .c_str());
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id).Bind(2, after_sequence).Bind(3, limit);
-  std::vector<v1::Trial> trials;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, select.Step());
-    if (!row) break;
-    ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
-    trials.push_back(std::move(trial));
-  }
-  return trials;
+  return ReadTrials(select);
 }
 
 }  // namespace nas::controller
