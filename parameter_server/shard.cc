@@ -9,6 +9,7 @@
 #include "common/logging.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
+#include "common/tsan.h"
 #include "parameter_server/checkpoint.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -175,7 +176,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(const ShardOptions& options
     }
     job->optimizer = std::move(optimizer).value();
     {
-    absl::MutexLock lock(&job->mu);
+    LockedMutex lock(&job->mu);
     for (const v1::Tensor& t : c.tensors()) {
       job->shapes[t.name()].assign(t.shape().begin(), t.shape().end());
       job->theta[t.name()].assign(t.values().begin(), t.values().end());
@@ -195,14 +196,14 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(const ShardOptions& options
     }
     NAS_LOG(Info) << "restored job " << c.job_id() << " at version " << c.version();
     if (shard->metrics_) shard->metrics_->version.Add({{"job", c.job_id()}}).Set(c.version());
-    absl::MutexLock shard_lock(&shard->mu_);
+    LockedMutex shard_lock(&shard->mu_);
     shard->jobs_[c.job_id()] = std::move(job);
   }
   return shard;
 }
 
 std::shared_ptr<Shard::Job> Shard::FindJob(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
+  LockedMutex lock(&mu_);
   auto it = jobs_.find(job_id);
   return it == jobs_.end() ? nullptr : it->second;
 }
@@ -269,7 +270,7 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
 
   std::shared_ptr<Job> job;
   {
-    absl::MutexLock lock(&mu_);
+    LockedMutex lock(&mu_);
     auto it = jobs_.find(request.job_id());
     if (it != jobs_.end()) {
       std::shared_ptr<Job> existing = it->second;
@@ -285,7 +286,7 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
             "job ", request.job_id(), " exists with another tensor layout; drop it first"));
       }
       v1::InitJobResponse response;
-      absl::MutexLock job_lock(&existing->mu);
+      LockedMutex job_lock(&existing->mu);
       response.set_version(existing->version);
       response.set_created(false);
       return response;
@@ -296,7 +297,7 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
     job->optimizer_config = request.optimizer();
     job->optimizer = std::move(optimizer);
     job->shapes = mine;
-    absl::MutexLock job_lock(&job->mu);
+    LockedMutex job_lock(&job->mu);
     for (const auto& [name, t] : given) {
       job->theta[name].assign(t->values().begin(), t->values().end());
       if (job->optimizer->uses_moments()) {
@@ -307,7 +308,7 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
     jobs_[job->id] = job;
   }
   {
-    absl::MutexLock job_lock(&job->mu);
+    LockedMutex job_lock(&job->mu);
     // A new job is checkpointed at once, so a restart never forgets it.
     if (!options_.data_dir.empty()) RETURN_IF_ERROR(Checkpoint(*job));
   }
@@ -324,13 +325,13 @@ absl::Status Shard::DropJob(const std::string& job_id) {
   RETURN_IF_ERROR(ValidateJobId(job_id));
   std::shared_ptr<Job> job;
   {
-    absl::MutexLock lock(&mu_);
+    LockedMutex lock(&mu_);
     auto it = jobs_.find(job_id);
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", job_id, "' on this shard"));
     job = it->second;
     jobs_.erase(it);
   }
-  absl::MutexLock job_lock(&job->mu);
+  LockedMutex job_lock(&job->mu);
   job->dropped = true;
   if (metrics_) metrics_->version.Remove(&metrics_->version.Add({{"job", job_id}}));
   if (!options_.data_dir.empty()) return DeleteCheckpoints(options_.data_dir, job_id);
@@ -346,7 +347,7 @@ absl::StatusOr<v1::PullResponse> Shard::Pull(const v1::PullRequest& request) {
   v1::PullResponse response;
   size_t bytes = 0;
   {
-    absl::MutexLock lock(&job->mu);
+    LockedMutex lock(&job->mu);
     response.set_version(job->version);
     if (request.if_newer_than_version() > 0 && job->version <= request.if_newer_than_version()) {
       response.set_not_modified(true);
@@ -413,7 +414,7 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
   v1::PushResponse response;
   bool checkpoint = false;
   {
-    absl::MutexLock lock(&job->mu);
+    LockedMutex lock(&job->mu);
     if (job->dropped) return reject("not_found", absl::NotFoundError("job was dropped"));
     const int64_t staleness = job->version - request.base_version();
     response.set_staleness(staleness);
@@ -490,12 +491,12 @@ absl::Status Shard::CheckpointAll() {
   if (options_.data_dir.empty()) return absl::OkStatus();
   std::vector<std::shared_ptr<Job>> jobs;
   {
-    absl::MutexLock lock(&mu_);
+    LockedMutex lock(&mu_);
     for (auto& [id, job] : jobs_) jobs.push_back(job);
   }
   absl::Status result;
   for (auto& job : jobs) {
-    absl::MutexLock lock(&job->mu);
+    LockedMutex lock(&job->mu);
     if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
     absl::Status s = Checkpoint(*job);
     if (!s.ok()) result = s;
@@ -507,11 +508,11 @@ void Shard::CheckpointDue() {
   if (options_.data_dir.empty()) return;
   std::vector<std::shared_ptr<Job>> jobs;
   {
-    absl::MutexLock lock(&mu_);
+    LockedMutex lock(&mu_);
     for (auto& [id, job] : jobs_) jobs.push_back(job);
   }
   for (auto& job : jobs) {
-    absl::MutexLock lock(&job->mu);
+    LockedMutex lock(&job->mu);
     if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
     if (options_.clock->Now() - job->last_checkpoint < options_.checkpoint_interval) continue;
     absl::Status s = Checkpoint(*job);
@@ -523,9 +524,9 @@ v1::GetShardInfoResponse Shard::Info() {
   v1::GetShardInfoResponse info;
   info.set_shard_index(options_.shard_index);
   info.set_num_shards(options_.num_shards);
-  absl::MutexLock lock(&mu_);
+  LockedMutex lock(&mu_);
   for (auto& [id, job] : jobs_) {
-    absl::MutexLock job_lock(&job->mu);
+    LockedMutex job_lock(&job->mu);
     v1::ShardJobInfo* j = info.add_jobs();
     j->set_job_id(id);
     j->set_version(job->version);

@@ -12,6 +12,11 @@ trap 'rm -f "$log"' EXIT
 set +e
 bazel test //... --nocache_test_results "$@" 2>&1 | tee "$log" | grep -vE '^(\[[0-9,]+ / [0-9,]+\]|INFO: From |Loading:|Analyzing:)'
 rc=${PIPESTATUS[0]}
+# The parameter server's concurrency test again under ThreadSanitizer.
+echo "== ThreadSanitizer =="
+bazel test --config=tsan //parameter_server:shard_test --nocache_test_results "$@" 2>&1 | tee -a "$log" | grep -E '^//|FAILED|ThreadSanitizer'
+tsan_rc=${PIPESTATUS[0]}
+if [[ $tsan_rc -ne 0 ]]; then rc=$tsan_rc; fi
 set -e
 
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
