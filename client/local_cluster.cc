@@ -44,7 +44,9 @@ bool IsOurs(const LocalProcess& process) {
   if (close != std::string::npos && close + 2 < content.size() && content[close + 2] == 'Z') {
     return false;
   }
-  return absl::StrContains(ReadCmdline(process.pid), "nas_");
+  // An empty command line is a process between fork and exec (just started).
+  const std::string cmdline = ReadCmdline(process.pid);
+  return cmdline.empty() || absl::StrContains(cmdline, "nas_");
 }
 
 absl::Status WriteState(const std::string& data_dir, const std::vector<LocalProcess>& processes) {
@@ -124,8 +126,10 @@ absl::Status WaitHealthy(std::vector<LocalProcess>& processes, size_t from, absl
       Fill(p);
       if (p.healthy) break;
       if (!p.alive) {
+        std::string tail = ReadFile(p.log_path).value_or("");
+        if (tail.size() > 600) tail = tail.substr(tail.size() - 600);
         return absl::AbortedError(absl::StrCat(p.name, " (pid ", p.pid, ") exited during start; see ",
-                                               p.log_path));
+                                               p.log_path, "; it ends:\n", tail));
       }
       if (absl::Now() > deadline) {
         return absl::DeadlineExceededError(
