@@ -36,7 +36,11 @@ std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string&
   const double elapsed = std::max(0.0, (end_ms - job.start_time_unix_ms()) / 1000.0);
   const double per_minute = elapsed > 0 ? done * 60.0 / elapsed : 0;
   std::string eta = "-";
-  if (budget > 0 && per_minute > 0 && done < budget) {
+  const bool ended = job.state() == v1::JOB_STATE_SUCCEEDED ||
+                     job.state() == v1::JOB_STATE_CANCELLED || job.state() == v1::JOB_STATE_FAILED;
+  if (ended || (budget > 0 && done >= budget)) {
+    eta = "-";
+  } else if (budget > 0 && per_minute > 0) {
     eta = FormatDuration((budget - done) * 60.0 / per_minute);
   } else if (job.spec().budget().max_wall_seconds() > 0) {
     eta = FormatDuration(job.spec().budget().max_wall_seconds() - elapsed);
