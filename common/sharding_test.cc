@@ -48,6 +48,13 @@ TEST(ShardingTest, LoadsAreBalancedBySize) {
   }
 }
 
+TEST(ShardingTest, LargestFirstToTheLeastLoadedShardTiesToTheLowestIndex) {
+  // a(10) -> 0; b(6) -> 1; c(5) -> 1 (6 < 10); d(1) -> 0 (10 < 11); e(1) -> 0 (11 == 11, lowest
+  // index), f and e tie on size and go by name.
+  std::vector<int> shard = AssignShards({{"d", 1}, {"c", 5}, {"a", 10}, {"b", 6}, {"f", 1}, {"e", 1}}, 2);
+  EXPECT_EQ(shard, (std::vector<int>{0, 1, 0, 1, 1, 0}));
+}
+
 TEST(ShardingTest, OneShardTakesEverything) {
   std::vector<int> shard = AssignShards({{"a", 3}, {"b", 9}}, 1);
   EXPECT_EQ(shard, (std::vector<int>{0, 0}));
