@@ -213,10 +213,18 @@ grpc::Status TaskServiceImpl::AcquireTask(grpc::ServerContext* context,
   // Answer a little before the caller's deadline so the empty answer arrives.
   const absl::Time deadline =
       CallDeadline(context, absl::Seconds(wait)) - absl::Milliseconds(wait > 0.2 ? 100 : 0);
-  std::optional<v1::Task> task = manager_->AcquireTask(
-      request->worker_id(), std::max(absl::ZeroDuration(), deadline - absl::Now()));
-  if (task.has_value()) *response->mutable_task() = *std::move(task);
-  return grpc::Status::OK;
+  // Wait in slices of at most a second so a cancelled call (a client gone, a
+  // server shutting down) frees its thread promptly.
+  while (true) {
+    const absl::Duration left = std::max(absl::ZeroDuration(), deadline - absl::Now());
+    std::optional<v1::Task> task =
+        manager_->AcquireTask(request->worker_id(), std::min(left, absl::Seconds(1)));
+    if (task.has_value()) {
+      *response->mutable_task() = *std::move(task);
+      return grpc::Status::OK;
+    }
+    if (context->IsCancelled() || absl::Now() >= deadline) return grpc::Status::OK;
+  }
 }
 
 grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,
