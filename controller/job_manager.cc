@@ -117,7 +117,7 @@ struct JobManager::Metrics {
   prometheus::Gauge& workers;
 
   prometheus::Gauge& JobGauge(const std::string& job, const std::string& name) {
-    return job_gauges.Add({{"job", job}, {"value", name}});
+    return job_gauges.Add({{"job_id", job}, {"value", name}});
   }
 };
 
@@ -551,7 +551,7 @@ void JobManager::RunReplica(Job* job, int replica) {
         FailJob(job, stored);
         break;
       }
-      if (metrics_) metrics_->samples.Add({{"job", job->id}}).Increment(n);
+      if (metrics_) metrics_->samples.Add({{"job_id", job->id}}).Increment(n);
       {
         absl::MutexLock lock(&mu_);
         job->entropy = strategy->last_entropy();
@@ -614,7 +614,7 @@ void JobManager::RunReplica(Job* job, int replica) {
         return weights->Push(job->id, replica, *versions, *gradient);
       });
       if (metrics_) {
-        metrics_->pushes.Add({{"job", job->id}, {"outcome", pushed.ok() ? "ok" : "error"}})
+        metrics_->pushes.Add({{"job_id", job->id}, {"outcome", pushed.ok() ? "ok" : "error"}})
             .Increment();
       }
       if (!pushed.ok() && absl::IsCancelled(pushed)) break;
@@ -693,7 +693,7 @@ absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
     ++job->change;
   }
   if (metrics_) {
-    metrics_->trials.Add({{"job", job->id}, {"status", TrialStateName(trial.state())}})
+    metrics_->trials.Add({{"job_id", job->id}, {"status", TrialStateName(trial.state())}})
         .Increment();
     if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
       metrics_->reward

@@ -195,7 +195,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(const ShardOptions& options
     job->last_checkpoint = options.clock->Now();
     }
     NAS_LOG(Info) << "restored job " << c.job_id() << " at version " << c.version();
-    if (shard->metrics_) shard->metrics_->version.Add({{"job", c.job_id()}}).Set(c.version());
+    if (shard->metrics_) shard->metrics_->version.Add({{"job_id", c.job_id()}}).Set(c.version());
     LockedMutex shard_lock(&shard->mu_);
     shard->jobs_[c.job_id()] = std::move(job);
   }
@@ -312,7 +312,7 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
     // A new job is checkpointed at once, so a restart never forgets it.
     if (!options_.data_dir.empty()) RETURN_IF_ERROR(Checkpoint(*job));
   }
-  if (metrics_) metrics_->version.Add({{"job", request.job_id()}}).Set(0);
+  if (metrics_) metrics_->version.Add({{"job_id", request.job_id()}}).Set(0);
   NAS_LOG(Info) << "job " << request.job_id() << ": " << mine.size() << " of "
                 << request.layout_size() << " tensors on this shard";
   v1::InitJobResponse response;
@@ -333,7 +333,7 @@ absl::Status Shard::DropJob(const std::string& job_id) {
   }
   LockedMutex job_lock(&job->mu);
   job->dropped = true;
-  if (metrics_) metrics_->version.Remove(&metrics_->version.Add({{"job", job_id}}));
+  if (metrics_) metrics_->version.Remove(&metrics_->version.Add({{"job_id", job_id}}));
   if (!options_.data_dir.empty()) return DeleteCheckpoints(options_.data_dir, job_id);
   return absl::OkStatus();
 }
@@ -466,7 +466,7 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
   if (metrics_) {
     metrics_->pushes.Add({{"outcome", "ok"}}).Increment();
     metrics_->bytes.Add({{"direction", "in"}}).Increment(static_cast<double>(bytes));
-    metrics_->version.Add({{"job", request.job_id()}}).Set(static_cast<double>(response.version()));
+    metrics_->version.Add({{"job_id", request.job_id()}}).Set(static_cast<double>(response.version()));
     metrics_->apply_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   }
   return response;
