@@ -90,7 +90,9 @@ TEST(PsRestartTest, KillNineUnderPushLoadRestoresTheLastCheckpoint) {
   ASSERT_TRUE(loaded.ok());
   ASSERT_EQ(loaded->jobs.size(), 1u);
   const v1::ShardCheckpoint& newest = loaded->jobs[0].checkpoint;
-  EXPECT_LE(newest.version(), last_acked);
+  // A push applied (and checkpointed) just before the kill may never have been
+  // acknowledged: at most one per pusher thread was in flight.
+  EXPECT_LE(newest.version(), last_acked + 4) << "checkpoint holds more than the in-flight pushes";
   EXPECT_GT(newest.version(), last_acked - 8 - 4) << "at most one interval plus in-flight pushes lost";
   auto stub2 = v1::ParameterServer::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", restarted->ready.grpc_port), grpc::InsecureChannelCredentials()));
