@@ -44,6 +44,12 @@ absl::Status GrpcServer::Start(const std::vector<grpc::Service*>& services) {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  // The synchronous server ends a thread whenever more than MAX_POLLERS are
+  // idle and starts one whenever fewer than MIN_POLLERS are. The defaults
+  // (1, 2) create and destroy a thread per call when many calls block (the
+  // controller's long-poll AcquireTask): keep a pool of idle threads instead.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 256);
   for (grpc::Service* service : services) builder.RegisterService(service);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {

@@ -146,6 +146,15 @@ struct JobManager::Job {
   std::vector<int64_t> next_round;
   std::vector<std::vector<v1::Trial>> resume_trials;
   std::vector<std::thread> threads;
+  // Per replica: signalled when one of its trials finishes or the job stops,
+  // so a finished trial wakes only the replica that waits for it.
+  std::vector<std::unique_ptr<absl::CondVar>> round_cv;
+
+  // Sets `stopping` and wakes every replica. Requires JobManager::mu_.
+  void Stop() {
+    stopping = true;
+    for (auto& cv : round_cv) cv->SignalAll();
+  }
 };
 
 JobManager::JobManager(const JobManagerOptions& options)
@@ -176,7 +185,7 @@ JobManager::~JobManager() {
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
-    for (auto& [id, job] : jobs_) job->stopping = true;
+    for (auto& [id, job] : jobs_) job->Stop();
   }
   queue_.Shutdown();
   if (maintenance_.joinable()) maintenance_.join();
@@ -257,6 +266,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& input, bool valida
 absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
   Job* raw = job.get();
   raw->next_round.assign(raw->num_replicas, 0);
+  for (int r = 0; r < raw->num_replicas; ++r) raw->round_cv.push_back(std::make_unique<absl::CondVar>());
   raw->resume_trials.assign(raw->num_replicas, {});
   if (resume) {
     TrialStore* store = options_.store;
@@ -375,7 +385,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
           absl::StrCat("job ", job_id, " has ended already (",
                        JobStateName(job->record.state()), ")"));
     }
-    job->stopping = true;
+    job->Stop();
     job->record.set_state(v1::JOB_STATE_CANCELLED);
     job->record.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
     ++job->change;
@@ -521,11 +531,19 @@ void JobManager::RunReplica(Job* job, int replica) {
   const int m = job->spec.parallelism().children_per_replica();
   while (true) {
     const absl::Time round_start = absl::Now();
+    // The shard versions of the θ this round sampled with: the gradient is
+    // that of the policy the architectures came from (on-policy REINFORCE),
+    // and the servers measure staleness against these versions.
+    std::optional<std::vector<int64_t>> sampled_versions;
     if (trials.empty()) {
       int64_t first_index = 0, samples_before = 0;
       const int n = ReserveTrials(job, m, &first_index, &samples_before);
       if (n == 0) break;
-      if (learns && !PullInto(job, strategy.get()).ok()) break;
+      if (learns) {
+        absl::StatusOr<std::vector<int64_t>> versions = PullInto(job, strategy.get());
+        if (!versions.ok()) break;
+        sampled_versions = *std::move(versions);
+      }
       SampleContext context;
       context.samples_so_far = samples_before;
       absl::StatusOr<std::vector<v1::Architecture>> sampled = strategy->Sample(n, context);
@@ -577,7 +595,9 @@ void JobManager::RunReplica(Job* job, int replica) {
         }
         return true;
       };
-      mu_.Await(absl::Condition(&round_done));
+      // Woken by Finish for this replica's trials; the timeout only bounds
+      // the wait should a trial finish without a known replica (resumed).
+      while (!round_done()) job->round_cv[replica]->WaitWithTimeout(&mu_, absl::Seconds(1));
       if (job->stopping) break;
       for (const v1::Trial& t : trials) {
         auto it = job->finished.find(t.trial_id());
@@ -602,9 +622,14 @@ void JobManager::RunReplica(Job* job, int replica) {
     }
     strategy->Observe(observations);
     if (learns && !architectures.empty()) {
-      // REINFORCE needs the log-probability under the newest θ.
-      absl::StatusOr<std::vector<int64_t>> versions = PullInto(job, strategy.get());
-      if (!versions.ok()) break;
+      // A round resumed after a restart was sampled by an earlier process:
+      // its θ is gone, so it is scored under the current one.
+      if (!sampled_versions.has_value()) {
+        absl::StatusOr<std::vector<int64_t>> pulled = PullInto(job, strategy.get());
+        if (!pulled.ok()) break;
+        sampled_versions = *std::move(pulled);
+      }
+      const std::vector<int64_t>* versions = &*sampled_versions;
       absl::StatusOr<std::vector<FlatTensor>> gradient = strategy->Gradient(architectures, rewards);
       if (!gradient.ok()) {
         FailJob(job, gradient.status());
@@ -650,7 +675,7 @@ void JobManager::OnReplicaDone(Job* job) {
     if (IsTerminal(job->record.state())) return;
     job->record.set_state(v1::JOB_STATE_SUCCEEDED);
     job->record.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-    job->stopping = true;
+    job->Stop();
     ++job->change;
     record = job->record;
   }
@@ -667,7 +692,7 @@ void JobManager::FailJob(Job* job, const absl::Status& status) {
     job->record.set_state(v1::JOB_STATE_FAILED);
     job->record.set_error(std::string(status.ToString()));
     job->record.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-    job->stopping = true;
+    job->Stop();
     ++job->change;
     record = job->record;
   }
@@ -691,6 +716,9 @@ absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
     }
     job->finished[trial.trial_id()] = trial;
     ++job->change;
+    if (trial.replica() >= 0 && trial.replica() < static_cast<int>(job->round_cv.size())) {
+      job->round_cv[trial.replica()]->Signal();
+    }
   }
   if (metrics_) {
     metrics_->trials.Add({{"job_id", job->id}, {"status", TrialStateName(trial.state())}})

@@ -3,22 +3,10 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "controller/fast_policy.h"
 #include "controller/search_space.h"
 
 namespace nas::controller {
-namespace {
-
-// Decision kinds with a softmax head and an embedding, with their choice counts.
-std::map<std::string, int> CategoricalKinds(const v1::SearchSpace& space) {
-  std::map<std::string, int> kinds;
-  const int layers = space.has_macro_cnn() ? 2 : 1;
-  for (const Decision& d : Decisions(space, layers)) {
-    if (d.kind == Decision::Kind::kCategorical) kinds[d.name] = d.num_choices;
-  }
-  return kinds;
-}
-
-}  // namespace
 
 LstmPolicyImpl::LstmPolicyImpl(const v1::SearchSpace& space, const v1::ControllerSpec& spec,
                                uint64_t seed)
@@ -27,36 +15,9 @@ LstmPolicyImpl::LstmPolicyImpl(const v1::SearchSpace& space, const v1::Controlle
       layers_(spec.lstm_layers()),
       temperature_(spec.temperature() > 0 ? spec.temperature() : 1.0),
       tanh_constant_(spec.tanh_constant()) {
-  const int64_t h = units_;
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (int l = 0; l < layers_; ++l) {
-    shapes[absl::StrCat("lstm_", l, "_w_ih")] = {4 * h, h};
-    shapes[absl::StrCat("lstm_", l, "_w_hh")] = {4 * h, h};
-    shapes[absl::StrCat("lstm_", l, "_bias")] = {4 * h};
-  }
-  shapes["embedding_start"] = {1, h};
-  for (const auto& [name, choices] : CategoricalKinds(space)) {
-    shapes["embedding_" + name] = {choices, h};
-    shapes["head_" + name + "_weight"] = {choices, h};
-    shapes["head_" + name + "_bias"] = {choices};
-  }
-  if (space.has_macro_cnn() && space.macro_cnn().skip_connections()) {
-    shapes["embedding_anchor"] = {1, h};
-    shapes["anchor_w_prev"] = {h, h};
-    shapes["anchor_w_curr"] = {h, h};
-    shapes["anchor_v"] = {h};
-  }
-  // Deterministic init from the seed, independent of LibTorch's global RNG.
-  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + 17);
-  const double r = spec.init_range() > 0 ? spec.init_range() : 0.08;
-  std::uniform_real_distribution<double> uniform(-r, r);
-  for (const auto& [name, shape] : shapes) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    std::vector<float> values(n);
-    for (float& v : values) v = static_cast<float>(uniform(rng));
-    torch::Tensor t = torch::from_blob(values.data(), shape, torch::kFloat32).clone();
-    params_[name] = register_parameter(name, t);
+  for (FlatTensor& f : InitialControllerParameters(space, spec, seed)) {
+    torch::Tensor t = torch::from_blob(f.values.data(), f.shape, torch::kFloat32).clone();
+    params_[f.name] = register_parameter(f.name, t);
   }
 }
 

@@ -2,10 +2,8 @@
 #include <map>
 #include <random>
 
-#include <torch/torch.h>
-
 #include "absl/strings/str_cat.h"
-#include "controller/lstm_policy.h"
+#include "controller/fast_policy.h"
 #include "controller/search_space.h"
 #include "controller/strategies.h"
 
@@ -19,10 +17,10 @@ class ReinforceStrategy : public SearchStrategy {
         policy_(spec.search_space(), spec.controller(), static_cast<uint64_t>(spec.strategy().seed())),
         rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {}
 
-  std::vector<FlatTensor> InitialParameters() override { return policy_->Parameters(); }
+  std::vector<FlatTensor> InitialParameters() override { return policy_.Parameters(); }
 
   absl::Status LoadParameters(const std::vector<FlatTensor>& parameters) override {
-    return policy_->Load(parameters);
+    return policy_.Load(parameters);
   }
 
   absl::StatusOr<std::vector<v1::Architecture>> Sample(int count,
@@ -30,15 +28,15 @@ class ReinforceStrategy : public SearchStrategy {
     const v1::SearchSpace& space = spec_.search_space();
     const int layers =
         space.has_macro_cnn() ? LayersForSamples(space.macro_cnn(), context.samples_so_far) : 0;
-    torch::NoGradGuard no_grad;
-    PolicyRun run = policy_->Run(count, layers, nullptr, &rng_);
-    last_entropy_ = run.entropy.mean().item<double>();
     std::vector<v1::Architecture> out;
-    for (const std::vector<int>& tokens : run.tokens) {
+    double entropy = 0;
+    for (int k = 0; k < count; ++k) {
+      const std::vector<int> tokens = policy_.Sample(layers, &rng_, nullptr, &entropy);
       absl::StatusOr<v1::Architecture> arch = ArchitectureFromTokens(space, layers, tokens);
       if (!arch.ok()) return arch.status();
       out.push_back(*std::move(arch));
     }
+    last_entropy_ = count > 0 ? entropy / count : 0;
     return out;
   }
 
@@ -56,38 +54,25 @@ class ReinforceStrategy : public SearchStrategy {
       baseline_ = mean;
       baseline_set_ = true;
     }
-    // Group by depth: one teacher-forced batch per token structure.
-    std::map<int, std::vector<size_t>> by_layers;
-    for (size_t k = 0; k < archs.size(); ++k) by_layers[NumLayers(archs[k])].push_back(k);
-    policy_->zero_grad();
+    // loss = -sum_k (r_k - b) log p(a_k) / m - w * sum_k H(a_k) / m, each
+    // architecture teacher-forced through the policy at its own depth.
+    policy_.ZeroGradients();
     const double m = static_cast<double>(archs.size());
     const double entropy_weight = spec_.controller().entropy_weight();
-    torch::Tensor loss = torch::zeros({});
-    for (const auto& [layers, indices] : by_layers) {
-      std::vector<std::vector<int>> tokens;
-      std::vector<float> advantages;
-      for (size_t k : indices) {
-        tokens.emplace_back(archs[k].tokens().begin(), archs[k].tokens().end());
-        advantages.push_back(static_cast<float>(rewards[k] - baseline_));
+    for (size_t k = 0; k < archs.size(); ++k) {
+      const std::vector<int> tokens(archs[k].tokens().begin(), archs[k].tokens().end());
+      absl::Status s = policy_.Backward(tokens, NumLayers(archs[k]), (rewards[k] - baseline_) / m,
+                                        entropy_weight / m);
+      if (!s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "architecture ", k, "'s tokens do not fit the search space: ", s.message()));
       }
-      PolicyRun run = policy_->Run(static_cast<int>(indices.size()), layers, &tokens, nullptr);
-      for (size_t b = 0; b < tokens.size(); ++b) {
-        if (run.tokens[b].size() != tokens[b].size()) {
-          return absl::InvalidArgumentError("an architecture's tokens do not fit the search space");
-        }
-      }
-      torch::Tensor adv = torch::from_blob(advantages.data(),
-                                           {static_cast<int64_t>(advantages.size())},
-                                           torch::kFloat32)
-                              .clone();
-      loss = loss - (adv * run.log_prob).sum() / m - entropy_weight * run.entropy.sum() / m;
     }
-    loss.backward();
     const double clip = spec_.controller().grad_clip_norm();
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(policy_->parameters(), clip);
+    if (clip > 0) policy_.ClipGradientNorm(clip);
     const double decay = spec_.controller().baseline_decay();
     for (double r : rewards) baseline_ = decay * baseline_ + (1 - decay) * r;
-    return policy_->Gradients();
+    return policy_.Gradients();
   }
 
   double baseline() const override { return baseline_; }
@@ -101,7 +86,7 @@ class ReinforceStrategy : public SearchStrategy {
 
  private:
   const v1::JobSpec spec_;
-  LstmPolicy policy_;
+  FastPolicy policy_;
   std::mt19937_64 rng_;
   double baseline_ = 0;
   bool baseline_set_ = false;
@@ -111,12 +96,6 @@ class ReinforceStrategy : public SearchStrategy {
 }  // namespace
 
 std::unique_ptr<SearchStrategy> NewReinforceStrategy(const v1::JobSpec& spec, int replica_index) {
-  // Replicas are threads; LibTorch's own thread pool would only oversubscribe.
-  static const bool threads_set = [] {
-    torch::set_num_threads(1);
-    return true;
-  }();
-  (void)threads_set;
   return std::make_unique<ReinforceStrategy>(spec, replica_index);
 }
 

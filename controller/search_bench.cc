@@ -6,8 +6,8 @@
 // 200 and 500 evaluations. Any table in the lookup CSV format works:
 //   bazel run //tools:make_lookup_table -- --out=/tmp/nb201.csv
 //   bazel run //controller:search_bench -- --table=/tmp/nb201.csv
-#include <torch/torch.h>
-
+// --curve_out=FILE also writes the mean best accuracy after every evaluation
+// per strategy (tab-separated, for tools/plot_search.sh).
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -17,6 +17,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "controller/job_spec.h"
@@ -29,6 +31,9 @@ ABSL_FLAG(int, seeds, 20, "Seeds per strategy.");
 ABSL_FLAG(int, num_nodes, 4, "Cell nodes of the table's space.");
 ABSL_FLAG(std::string, operations, "none,skip_connect,nor_conv_1x1,nor_conv_3x3,avg_pool_3x3",
           "The table's operations, in token order.");
+ABSL_FLAG(std::string, curve_out, "",
+          "If set, writes `evaluations` and each strategy's mean and std of the best accuracy "
+          "after every evaluation, tab-separated.");
 
 namespace {
 
@@ -102,7 +107,6 @@ std::vector<double> Run(const std::string& strategy, int replicas, int m, int64_
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  torch::set_num_threads(1);
   auto csv = nas::ReadFile(absl::GetFlag(FLAGS_table));
   if (!csv.ok()) {
     std::fprintf(stderr, "--table: %s\n", std::string(csv.status().message()).c_str());
@@ -125,15 +129,41 @@ int main(int argc, char** argv) {
   const Config configs[] = {{"random", "random", 1, 4}, {"reinforce_k1", "reinforce", 1, 4},
                             {"reinforce_k8_async", "reinforce", 8, 4}};
   const int seeds = absl::GetFlag(FLAGS_seeds);
+  // [strategy][evaluation] -> mean, std over seeds.
+  std::vector<std::vector<std::pair<double, double>>> curves;
   for (const Config& c : configs) {
     std::vector<std::vector<double>> runs;
     for (int s = 0; s < seeds; ++s) runs.push_back(Run(c.strategy, c.replicas, c.m, 1000 + s, *table));
+    std::vector<std::pair<double, double>> curve(kEvaluations);
+    for (int e = 0; e < kEvaluations; ++e) {
+      double mean = 0, sq = 0;
+      for (const auto& r : runs) mean += r[e] / seeds;
+      for (const auto& r : runs) sq += std::pow(r[e] - mean, 2) / seeds;
+      curve[e] = {mean, std::sqrt(sq)};
+    }
+    curves.push_back(std::move(curve));
     for (int checkpoint : kCheckpoints) {
       double mean = 0, sq = 0;
       for (const auto& r : runs) mean += r[checkpoint - 1] / seeds;
       for (const auto& r : runs) sq += std::pow(r[checkpoint - 1] - mean, 2) / seeds;
       std::printf("%s_best_accuracy_after_%d %.4f (std %.4f over %d seeds)\n", c.name, checkpoint, mean,
                   std::sqrt(sq), seeds);
+    }
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_curve_out); !path.empty()) {
+    std::string out = "evaluations";
+    for (const Config& c : configs) out += absl::StrCat("\t", c.name, "_mean\t", c.name, "_std");
+    out += "\n";
+    for (int e = 0; e < kEvaluations; ++e) {
+      out += absl::StrCat(e + 1);
+      for (const auto& curve : curves) {
+        out += absl::StrFormat("\t%.5f\t%.5f", curve[e].first, curve[e].second);
+      }
+      out += "\n";
+    }
+    if (absl::Status written = nas::WriteFileAtomically(path, out); !written.ok()) {
+      std::fprintf(stderr, "--curve_out: %s\n", std::string(written.message()).c_str());
+      return 1;
     }
   }
   return 0;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace nas::controller {
@@ -26,10 +27,20 @@ absl::StatusOr<TaskIdParts> ParseTaskId(const std::string& task_id) {
   return parts;
 }
 
+namespace {
+
+std::string TrialKey(const std::string& job_id, const std::string& trial_id) {
+  return absl::StrCat(job_id, "/", trial_id);
+}
+
+}  // namespace
+
 void TaskQueue::Enqueue(v1::Task task) {
   absl::MutexLock lock(&mu_);
+  ++queued_per_trial_[TrialKey(task.job_id(), task.trial_id())];
   const std::string job = task.job_id();
   queues_[job].push_back(std::move(task));
+  work_cv_.Signal();
 }
 
 bool TaskQueue::HasWork() const { return shutdown_ || !queues_.empty(); }
@@ -37,13 +48,18 @@ bool TaskQueue::HasWork() const { return shutdown_ || !queues_.empty(); }
 std::optional<v1::Task> TaskQueue::Acquire(const std::string& worker_id, absl::Duration wait) {
   absl::MutexLock lock(&mu_);
   workers_seen_[worker_id] = clock_->Now();
-  mu_.AwaitWithTimeout(absl::Condition(this, &TaskQueue::HasWork), wait);
+  const absl::Time deadline = absl::Now() + wait;
+  while (!HasWork()) {
+    if (work_cv_.WaitWithDeadline(&mu_, deadline)) break;
+  }
   if (shutdown_ || queues_.empty()) return std::nullopt;
   // Round-robin over jobs: the first job after the one served last.
   auto it = queues_.upper_bound(last_served_job_);
   if (it == queues_.end()) it = queues_.begin();
   v1::Task task = std::move(it->second.front());
   it->second.pop_front();
+  auto count = queued_per_trial_.find(TrialKey(task.job_id(), task.trial_id()));
+  if (count != queued_per_trial_.end() && --count->second <= 0) queued_per_trial_.erase(count);
   last_served_job_ = it->first;
   if (it->second.empty()) queues_.erase(it);
   Lease lease;
@@ -71,7 +87,10 @@ std::optional<Lease> TaskQueue::CompleteTrial(const std::string& job_id,
                                               const std::string& trial_id) {
   absl::MutexLock lock(&mu_);
   std::optional<Lease> ended;
-  for (auto it = leases_.begin(); it != leases_.end();) {
+  const std::string key = TrialKey(job_id, trial_id);
+  const std::string prefix = key + "#";
+  for (auto it = leases_.lower_bound(prefix);
+       it != leases_.end() && absl::StartsWith(it->first, prefix);) {
     if (it->second.task.job_id() == job_id && it->second.task.trial_id() == trial_id) {
       if (!ended.has_value()) ended = it->second;
       leases_.erase(it++);
@@ -79,6 +98,9 @@ std::optional<Lease> TaskQueue::CompleteTrial(const std::string& job_id,
       ++it;
     }
   }
+  auto count = queued_per_trial_.find(key);
+  if (count == queued_per_trial_.end()) return ended;
+  queued_per_trial_.erase(count);
   auto queue = queues_.find(job_id);
   if (queue != queues_.end()) {
     std::deque<v1::Task>& tasks = queue->second;
@@ -112,6 +134,7 @@ std::vector<v1::Task> TaskQueue::CancelJob(const std::string& job_id) {
   if (queue != queues_.end()) {
     dropped.assign(queue->second.begin(), queue->second.end());
     queues_.erase(queue);
+    for (const v1::Task& task : dropped) queued_per_trial_.erase(TrialKey(task.job_id(), task.trial_id()));
   }
   for (auto& [id, lease] : leases_) {
     if (lease.task.job_id() == job_id) lease.cancelled = true;
@@ -122,6 +145,7 @@ std::vector<v1::Task> TaskQueue::CancelJob(const std::string& job_id) {
 void TaskQueue::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
+  work_cv_.SignalAll();
 }
 
 int64_t TaskQueue::queued() {

@@ -92,9 +92,17 @@ class TaskQueue {
   absl::Mutex mu_;
   // Per-job FIFO of tasks; empty queues are erased.
   std::map<std::string, std::deque<v1::Task>> queues_ ABSL_GUARDED_BY(mu_);
+  // Queued tasks per "<job_id>/<trial_id>", so completing a trial that is
+  // not queued (the usual case) does not scan its job's queue.
+  absl::flat_hash_map<std::string, int> queued_per_trial_ ABSL_GUARDED_BY(mu_);
+  // Signalled once per enqueued task: wakes one waiting Acquire, where a
+  // Condition would re-evaluate every waiter on every unlock.
+  absl::CondVar work_cv_;
   // The job served last; the next Acquire serves the next job after it.
   std::string last_served_job_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  // By task id "<job_id>/<trial_id>#<attempt>": the attempts of a trial are
+  // adjacent, so completing a trial looks at its own leases only.
+  std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> workers_seen_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -168,6 +168,15 @@ evaluator: {synthetic: {}, lease_seconds: 60}
     });
   }
   absl::SleepFor(absl::Seconds(5));  // warm-up: replicas initialise and fill the queue
+  auto pushes_so_far = [&] {
+    nas::v1::GetJobRequest request;
+    request.set_job_id(submitted.job().job_id());
+    nas::v1::Job job;
+    grpc::ClientContext context;
+    (void)jobs->GetJob(&context, request, &job);
+    return job.gradient_pushes();
+  };
+  const int64_t pushes0 = pushes_so_far();
   const double cpu0 = ProcessCpuSeconds(controller->ready.pid);
   std::vector<double> ps_cpu0;
   for (auto& ps : shards) ps_cpu0.push_back(ProcessCpuSeconds(ps.ready.pid));
@@ -180,13 +189,7 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   const double controller_cpu = ProcessCpuSeconds(controller->ready.pid) - cpu0;
   double ps_cpu = 0;
   for (size_t i = 0; i < shards.size(); ++i) ps_cpu += ProcessCpuSeconds(shards[i].ready.pid) - ps_cpu0[i];
-  nas::v1::Job job;
-  {
-    nas::v1::GetJobRequest request;
-    request.set_job_id(submitted.job().job_id());
-    grpc::ClientContext context;
-    (void)jobs->GetJob(&context, request, &job);
-  }
+  const int64_t pushes = pushes_so_far() - pushes0;
   double controller_rss = ResidentMiB(controller->ready.pid), ps_rss = 0;
   for (auto& ps : shards) ps_rss = std::max(ps_rss, ResidentMiB(ps.ready.pid));
   stop = true;
@@ -222,8 +225,8 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   const double echo_per_second = echoes.load() / 5.0;
   const double per_second = evaluations / seconds;
   // An evaluation costs 2 worker RPCs (acquire, report) plus, per m children,
-  // one replica round: 2 pulls and 1 push to each of S shards.
-  const double rpcs_per_evaluation = 2.0 + 3.0 * S / M;
+  // one replica round: 1 pull and 1 push to each of S shards.
+  const double rpcs_per_evaluation = 2.0 + 2.0 * S / M;
   std::printf("config S=%d K=%d m=%d W=%d\n", S, K, M, W);
   std::printf("evaluations_per_second %.1f evaluations/s (goal 1000, ratio %.2f)\n", per_second, per_second / 1000);
   std::printf("report_latency_p50 %.2f ms\n", latencies_ms.empty() ? 0 : latencies_ms[latencies_ms.size() / 2]);
@@ -232,7 +235,7 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   std::printf("controller_cpu_seconds_per_evaluation %.6f s\n", evaluations ? controller_cpu / evaluations : 0);
   std::printf("parameter_server_cpu_seconds_total %.2f s\n", ps_cpu);
   std::printf("gradient_pushes_per_second %.1f pushes/s (each to %d shards)\n",
-              job.gradient_pushes() / std::max(1.0, absl::ToDoubleSeconds(absl::Now() - start)), S);
+              pushes / seconds, S);
   std::printf("controller_resident_mib %.1f MiB\n", controller_rss);
   std::printf("parameter_server_max_resident_mib %.1f MiB\n", ps_rss);
   std::printf("echo_calls_per_second %.1f calls/s\n", echo_per_second);

@@ -1,0 +1,494 @@
+#include "controller/fast_policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace nas::controller {
+namespace {
+
+// Decision kinds with a softmax head and an embedding, with their choice counts.
+std::map<std::string, int> CategoricalKinds(const v1::SearchSpace& space) {
+  std::map<std::string, int> kinds;
+  const int layers = space.has_macro_cnn() ? 2 : 1;
+  for (const Decision& d : Decisions(space, layers)) {
+    if (d.kind == Decision::Kind::kCategorical) kinds[d.name] = d.num_choices;
+  }
+  return kinds;
+}
+
+std::map<std::string, std::vector<int64_t>> ParameterShapes(const v1::SearchSpace& space,
+                                                            const v1::ControllerSpec& spec) {
+  const int64_t h = spec.lstm_units();
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (int l = 0; l < spec.lstm_layers(); ++l) {
+    shapes[absl::StrCat("lstm_", l, "_w_ih")] = {4 * h, h};
+    shapes[absl::StrCat("lstm_", l, "_w_hh")] = {4 * h, h};
+    shapes[absl::StrCat("lstm_", l, "_bias")] = {4 * h};
+  }
+  shapes["embedding_start"] = {1, h};
+  for (const auto& [name, choices] : CategoricalKinds(space)) {
+    shapes["embedding_" + name] = {choices, h};
+    shapes["head_" + name + "_weight"] = {choices, h};
+    shapes["head_" + name + "_bias"] = {choices};
+  }
+  if (space.has_macro_cnn() && space.macro_cnn().skip_connections()) {
+    shapes["embedding_anchor"] = {1, h};
+    shapes["anchor_w_prev"] = {h, h};
+    shapes["anchor_w_curr"] = {h, h};
+    shapes["anchor_v"] = {h};
+  }
+  return shapes;
+}
+
+// Single-precision exp is several times cheaper than tanhf; these two are
+// the LSTM's hot spot (5 per unit per layer per step).
+float Sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+float Tanh(float x) { return 2.f / (1.f + std::exp(-2.f * x)) - 1.f; }
+
+// log(sigmoid(x)) without overflow.
+double LogSigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
+
+// out[r] += sum_c w[r][c] * x[c]   (w: rows x cols, row-major)
+void MatVecAdd(const std::vector<float>& w, int rows, int cols, const float* x, float* out) {
+  for (int r = 0; r < rows; ++r) {
+    const float* row = w.data() + static_cast<size_t>(r) * cols;
+    float sum = 0;
+    for (int c = 0; c < cols; ++c) sum += row[c] * x[c];
+    out[r] += sum;
+  }
+}
+
+// out[c] += sum_r w[r][c] * d[r]
+void MatTVecAdd(const std::vector<float>& w, int rows, int cols, const float* d, float* out) {
+  for (int r = 0; r < rows; ++r) {
+    const float* row = w.data() + static_cast<size_t>(r) * cols;
+    const float dr = d[r];
+    if (dr == 0) continue;
+    for (int c = 0; c < cols; ++c) out[c] += row[c] * dr;
+  }
+}
+
+// g[r][c] += d[r] * x[c]
+void OuterAdd(std::vector<float>* g, int rows, int cols, const float* d, const float* x) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = g->data() + static_cast<size_t>(r) * cols;
+    const float dr = d[r];
+    if (dr == 0) continue;
+    for (int c = 0; c < cols; ++c) row[c] += dr * x[c];
+  }
+}
+
+}  // namespace
+
+std::vector<FlatTensor> InitialControllerParameters(const v1::SearchSpace& space,
+                                                    const v1::ControllerSpec& spec,
+                                                    uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + 17);
+  const double r = spec.init_range() > 0 ? spec.init_range() : 0.08;
+  std::uniform_real_distribution<double> uniform(-r, r);
+  std::vector<FlatTensor> out;
+  for (const auto& [name, shape] : ParameterShapes(space, spec)) {
+    FlatTensor t;
+    t.name = name;
+    t.shape = shape;
+    t.values.resize(t.NumElements());
+    for (float& v : t.values) v = static_cast<float>(uniform(rng));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& spec, uint64_t seed)
+    : space_(space),
+      units_(spec.lstm_units()),
+      layers_(spec.lstm_layers()),
+      temperature_(spec.temperature() > 0 ? spec.temperature() : 1.0),
+      tanh_constant_(spec.tanh_constant()) {
+  for (FlatTensor& t : InitialControllerParameters(space, spec, seed)) {
+    Param& p = params_[t.name];
+    p.rows = t.shape.size() == 2 ? static_cast<int>(t.shape[0]) : 1;
+    p.cols = static_cast<int>(t.shape.back());
+    p.shape = t.shape;
+    p.value = std::move(t.values);
+    p.grad.assign(p.value.size(), 0.f);
+  }
+  for (int l = 0; l < layers_; ++l) {
+    w_ih_.push_back(&params_[absl::StrCat("lstm_", l, "_w_ih")]);
+    w_hh_.push_back(&params_[absl::StrCat("lstm_", l, "_w_hh")]);
+    bias_.push_back(&params_[absl::StrCat("lstm_", l, "_bias")]);
+  }
+  embedding_start_ = &params_["embedding_start"];
+  if (params_.count("embedding_anchor")) {
+    embedding_anchor_ = &params_["embedding_anchor"];
+    anchor_w_prev_ = &params_["anchor_w_prev"];
+    anchor_w_curr_ = &params_["anchor_w_curr"];
+    anchor_v_ = &params_["anchor_v"];
+  }
+}
+
+float FastPolicy::ShapeLogit(float raw) const {
+  double z = raw / temperature_;
+  if (tanh_constant_ > 0) z = tanh_constant_ * std::tanh(z);
+  return static_cast<float>(z);
+}
+
+// d(shaped)/d(raw).
+float FastPolicy::ShapeDerivative(float raw) const {
+  double d = 1.0 / temperature_;
+  if (tanh_constant_ > 0) {
+    const double t = std::tanh(raw / temperature_);
+    d *= tanh_constant_ * (1 - t * t);
+  }
+  return static_cast<float>(d);
+}
+
+const float* FastPolicy::Step(Param* input, int row) {
+  const int h = units_;
+  StepRecord record;
+  record.input = input;
+  record.input_row = row;
+  record.cells.resize(layers_);
+  const float* x = input->value.data() + static_cast<size_t>(row) * h;
+  for (int l = 0; l < layers_; ++l) {
+    Cell& cell = record.cells[l];
+    cell.x.assign(x, x + h);
+    cell.h_prev = h_[l];
+    cell.c_prev = c_[l];
+    cell.gates = bias_[l]->value;
+    MatVecAdd(w_ih_[l]->value, 4 * h, h, cell.x.data(), cell.gates.data());
+    MatVecAdd(w_hh_[l]->value, 4 * h, h, cell.h_prev.data(), cell.gates.data());
+    float* g = cell.gates.data();
+    for (int k = 0; k < h; ++k) {
+      g[k] = Sigmoid(g[k]);                  // input
+      g[h + k] = Sigmoid(g[h + k]);          // forget
+      g[2 * h + k] = Tanh(g[2 * h + k]);  // cell
+      g[3 * h + k] = Sigmoid(g[3 * h + k]);  // output
+    }
+    cell.c.resize(h);
+    cell.tanh_c.resize(h);
+    for (int k = 0; k < h; ++k) {
+      cell.c[k] = g[h + k] * cell.c_prev[k] + g[k] * g[2 * h + k];
+      cell.tanh_c[k] = Tanh(cell.c[k]);
+      h_[l][k] = g[3 * h + k] * cell.tanh_c[k];
+    }
+    c_[l] = cell.c;
+    x = h_[l].data();
+  }
+  record.out = h_[layers_ - 1];
+  steps_.push_back(std::move(record));
+  return steps_.back().out.data();
+}
+
+absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
+                                 std::mt19937_64* rng, std::vector<int>* tokens,
+                                 double* log_prob, double* entropy) {
+  const int h = units_;
+  h_.assign(layers_, std::vector<float>(h, 0.f));
+  c_.assign(layers_, std::vector<float>(h, 0.f));
+  steps_.clear();
+  decisions_.clear();
+  tokens->clear();
+  double lp = 0, ent = 0;
+  size_t position = 0;
+  auto next_token = [&](int limit, int* out) -> absl::Status {
+    if (position >= forced->size()) return absl::InvalidArgumentError("too few tokens");
+    const int t = (*forced)[position++];
+    if (t < 0 || t >= limit) return absl::InvalidArgumentError(absl::StrCat("token ", t, " out of range"));
+    *out = t;
+    return absl::OkStatus();
+  };
+  std::uniform_real_distribution<double> uniform(0, 1);
+  Param* input = embedding_start_;
+  int input_row = 0;
+
+  auto categorical = [&](const Decision& d) -> absl::Status {
+    const float* out = Step(input, input_row);
+    DecisionRecord rec;
+    rec.decision = &d;
+    rec.step = static_cast<int>(steps_.size()) - 1;
+    rec.head_w = &params_["head_" + d.name + "_weight"];
+    rec.head_b = &params_["head_" + d.name + "_bias"];
+    const int n = d.num_choices;
+    std::vector<float> raw = rec.head_b->value;
+    MatVecAdd(rec.head_w->value, n, h, out, raw.data());
+    rec.logits.resize(n);
+    double max = -1e30;
+    for (int k = 0; k < n; ++k) {
+      rec.logits[k] = ShapeLogit(raw[k]);
+      max = std::max(max, static_cast<double>(rec.logits[k]));
+    }
+    double sum = 0;
+    for (int k = 0; k < n; ++k) sum += std::exp(rec.logits[k] - max);
+    const double lse = max + std::log(sum);
+    int pick = n - 1;
+    if (forced != nullptr) {
+      absl::Status s = next_token(n, &pick);
+      if (!s.ok()) return s;
+    } else {
+      const double draw = uniform(*rng);
+      double cumulative = 0;
+      for (int k = 0; k < n; ++k) {
+        cumulative += std::exp(rec.logits[k] - lse);
+        if (draw < cumulative) {
+          pick = k;
+          break;
+        }
+      }
+    }
+    lp += rec.logits[pick] - lse;
+    for (int k = 0; k < n; ++k) {
+      const double logp = rec.logits[k] - lse;
+      ent -= std::exp(logp) * logp;
+    }
+    rec.chosen = {pick};
+    tokens->push_back(pick);
+    // Keep the pre-shaping logits for the backward pass's shape derivative.
+    rec.logits.insert(rec.logits.end(), raw.begin(), raw.end());
+    decisions_.push_back(std::move(rec));
+    input = &params_["embedding_" + d.name];
+    input_row = pick;
+    return absl::OkStatus();
+  };
+
+  auto found = decision_cache_.find(num_layers);
+  if (found == decision_cache_.end()) {
+    found = decision_cache_.emplace(num_layers, Decisions(space_, num_layers)).first;
+  }
+  const std::vector<Decision>& decisions = found->second;
+  if (space_.has_macro_cnn() && space_.macro_cnn().skip_connections()) {
+    std::vector<int> anchor_steps;
+    size_t next = 0;
+    for (int i = 0; i < num_layers; ++i) {
+      while (next < decisions.size() && decisions[next].layer == i &&
+             decisions[next].kind == Decision::Kind::kCategorical) {
+        absl::Status s = categorical(decisions[next++]);
+        if (!s.ok()) return s;
+      }
+      const float* a = Step(input, input_row);
+      const int a_step = static_cast<int>(steps_.size()) - 1;
+      if (i > 0) {
+        DecisionRecord rec;
+        rec.decision = &decisions[next++];
+        rec.step = a_step;
+        rec.anchor_steps = anchor_steps;
+        std::vector<float> curr(h, 0.f);
+        MatVecAdd(anchor_w_curr_->value, h, h, a, curr.data());
+        rec.logits.resize(2 * i);  // shaped, then raw
+        for (int j = 0; j < i; ++j) {
+          std::vector<float> s = curr;
+          MatVecAdd(anchor_w_prev_->value, h, h, steps_[anchor_steps[j]].out.data(), s.data());
+          float raw = 0;
+          for (int k = 0; k < h; ++k) raw += anchor_v_->value[k] * Tanh(s[k]);
+          rec.logits[j] = ShapeLogit(raw);
+          rec.logits[i + j] = raw;
+        }
+        for (int j = 0; j < i; ++j) {
+          const double y = rec.logits[j];
+          const double p = 1.0 / (1.0 + std::exp(-y));
+          int bit = 0;
+          if (forced != nullptr) {
+            absl::Status s = next_token(2, &bit);
+            if (!s.ok()) return s;
+          } else {
+            bit = uniform(*rng) < static_cast<float>(p) ? 1 : 0;
+          }
+          const double l1 = LogSigmoid(y), l0 = LogSigmoid(-y);
+          lp += bit ? l1 : l0;
+          ent -= p * l1 + (1 - p) * l0;
+          rec.chosen.push_back(bit);
+          tokens->push_back(bit);
+        }
+        decisions_.push_back(std::move(rec));
+      }
+      anchor_steps.push_back(a_step);
+      input = embedding_anchor_;
+      input_row = 0;
+    }
+  } else {
+    for (const Decision& d : decisions) {
+      absl::Status s = categorical(d);
+      if (!s.ok()) return s;
+    }
+  }
+  if (forced != nullptr && position != forced->size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", position, " tokens, got ", forced->size()));
+  }
+  if (log_prob != nullptr) *log_prob = lp;
+  if (entropy != nullptr) *entropy += ent;
+  return absl::OkStatus();
+}
+
+std::vector<int> FastPolicy::Sample(int num_layers, std::mt19937_64* rng, double* log_prob,
+                                    double* entropy) {
+  std::vector<int> tokens;
+  // Sampling cannot fail: every drawn token is in range by construction.
+  (void)Forward(num_layers, nullptr, rng, &tokens, log_prob, entropy);
+  return tokens;
+}
+
+absl::Status FastPolicy::Score(const std::vector<int>& tokens, int num_layers, double* log_prob,
+                               double* entropy) {
+  std::vector<int> seen;
+  *entropy = 0;
+  return Forward(num_layers, &tokens, nullptr, &seen, log_prob, entropy);
+}
+
+absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers,
+                                  double reward_weight, double entropy_weight) {
+  double lp = 0, ent = 0;
+  std::vector<int> seen;
+  absl::Status s = Forward(num_layers, &tokens, nullptr, &seen, &lp, &ent);
+  if (!s.ok()) return s;
+  const int h = units_;
+  const int T = static_cast<int>(steps_.size());
+  // d loss / d (top-layer output h) of each step, from the heads and anchors.
+  std::vector<std::vector<float>> dout(T, std::vector<float>(h, 0.f));
+  std::vector<float> dz;
+  for (const DecisionRecord& rec : decisions_) {
+    const std::vector<float>& out_h = steps_[rec.step].out;
+    if (rec.decision->kind == Decision::Kind::kCategorical) {
+      const int n = rec.decision->num_choices;
+      double max = -1e30;
+      for (int k = 0; k < n; ++k) max = std::max(max, static_cast<double>(rec.logits[k]));
+      double sum = 0;
+      for (int k = 0; k < n; ++k) sum += std::exp(rec.logits[k] - max);
+      const double lse = max + std::log(sum);
+      double H = 0;
+      std::vector<double> p(n), logp(n);
+      for (int k = 0; k < n; ++k) {
+        logp[k] = rec.logits[k] - lse;
+        p[k] = std::exp(logp[k]);
+        H -= p[k] * logp[k];
+      }
+      dz.assign(n, 0.f);
+      for (int k = 0; k < n; ++k) {
+        const double onehot = k == rec.chosen[0] ? 1.0 : 0.0;
+        const double d = -reward_weight * (onehot - p[k]) + entropy_weight * p[k] * (logp[k] + H);
+        dz[k] = static_cast<float>(d * ShapeDerivative(rec.logits[n + k]));
+      }
+      OuterAdd(&rec.head_w->grad, n, h, dz.data(), out_h.data());
+      for (int k = 0; k < n; ++k) rec.head_b->grad[k] += dz[k];
+      MatTVecAdd(rec.head_w->value, n, h, dz.data(), dout[rec.step].data());
+    } else {
+      const int i = static_cast<int>(rec.anchor_steps.size());
+      std::vector<float> curr(h, 0.f);
+      MatVecAdd(anchor_w_curr_->value, h, h, out_h.data(), curr.data());
+      std::vector<float> da_curr(h, 0.f);  // d loss / d (W_curr a)
+      std::vector<float> s(h), q(h), ds(h);
+      for (int j = 0; j < i; ++j) {
+        const double y = rec.logits[j];
+        const double p = 1.0 / (1.0 + std::exp(-y));
+        const double dy = -reward_weight * (rec.chosen[j] - p) + entropy_weight * p * (1 - p) * y;
+        const float dl = static_cast<float>(dy * ShapeDerivative(rec.logits[i + j]));
+        const std::vector<float>& h_j = steps_[rec.anchor_steps[j]].out;
+        s = curr;
+        MatVecAdd(anchor_w_prev_->value, h, h, h_j.data(), s.data());
+        for (int k = 0; k < h; ++k) {
+          q[k] = Tanh(s[k]);
+          anchor_v_->grad[k] += dl * q[k];
+          ds[k] = dl * anchor_v_->value[k] * (1 - q[k] * q[k]);
+          da_curr[k] += ds[k];
+        }
+        OuterAdd(&anchor_w_prev_->grad, h, h, ds.data(), h_j.data());
+        MatTVecAdd(anchor_w_prev_->value, h, h, ds.data(), dout[rec.anchor_steps[j]].data());
+      }
+      OuterAdd(&anchor_w_curr_->grad, h, h, da_curr.data(), out_h.data());
+      MatTVecAdd(anchor_w_curr_->value, h, h, da_curr.data(), dout[rec.step].data());
+    }
+  }
+  // Backpropagation through time, layer by layer from the top at each step.
+  std::vector<std::vector<float>> dh_next(layers_, std::vector<float>(h, 0.f));
+  std::vector<std::vector<float>> dc_next(layers_, std::vector<float>(h, 0.f));
+  std::vector<float> dh(h), dgates(4 * h), dx(h);
+  for (int t = T - 1; t >= 0; --t) {
+    StepRecord& step = steps_[t];
+    std::vector<float> from_above = dout[t];
+    for (int l = layers_ - 1; l >= 0; --l) {
+      const Cell& cell = step.cells[l];
+      const float* g = cell.gates.data();
+      for (int k = 0; k < h; ++k) dh[k] = from_above[k] + dh_next[l][k];
+      for (int k = 0; k < h; ++k) {
+        const float i_g = g[k], f_g = g[h + k], c_g = g[2 * h + k], o_g = g[3 * h + k];
+        const float dc = dc_next[l][k] + dh[k] * o_g * (1 - cell.tanh_c[k] * cell.tanh_c[k]);
+        const float d_o = dh[k] * cell.tanh_c[k];
+        dgates[k] = dc * c_g * i_g * (1 - i_g);
+        dgates[h + k] = dc * cell.c_prev[k] * f_g * (1 - f_g);
+        dgates[2 * h + k] = dc * i_g * (1 - c_g * c_g);
+        dgates[3 * h + k] = d_o * o_g * (1 - o_g);
+        dc_next[l][k] = dc * f_g;
+      }
+      OuterAdd(&w_ih_[l]->grad, 4 * h, h, dgates.data(), cell.x.data());
+      OuterAdd(&w_hh_[l]->grad, 4 * h, h, dgates.data(), cell.h_prev.data());
+      for (int k = 0; k < 4 * h; ++k) bias_[l]->grad[k] += dgates[k];
+      std::fill(dh_next[l].begin(), dh_next[l].end(), 0.f);
+      MatTVecAdd(w_hh_[l]->value, 4 * h, h, dgates.data(), dh_next[l].data());
+      std::fill(dx.begin(), dx.end(), 0.f);
+      MatTVecAdd(w_ih_[l]->value, 4 * h, h, dgates.data(), dx.data());
+      from_above = dx;
+    }
+    float* emb = step.input->grad.data() + static_cast<size_t>(step.input_row) * h;
+    for (int k = 0; k < h; ++k) emb[k] += from_above[k];
+  }
+  return absl::OkStatus();
+}
+
+void FastPolicy::ZeroGradients() {
+  for (auto& [name, p] : params_) std::fill(p.grad.begin(), p.grad.end(), 0.f);
+}
+
+double FastPolicy::ClipGradientNorm(double max_norm) {
+  double squares = 0;
+  for (const auto& [name, p] : params_) {
+    for (float g : p.grad) squares += static_cast<double>(g) * g;
+  }
+  const double norm = std::sqrt(squares);
+  const double scale = max_norm / (norm + 1e-6);
+  if (scale < 1) {
+    for (auto& [name, p] : params_) {
+      for (float& g : p.grad) g = static_cast<float>(g * scale);
+    }
+  }
+  return norm;
+}
+
+std::vector<FlatTensor> FastPolicy::Parameters() const {
+  std::vector<FlatTensor> out;
+  for (const auto& [name, p] : params_) {
+    FlatTensor f;
+    f.name = name;
+    f.shape = p.shape;
+    f.values = p.value;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::vector<FlatTensor> FastPolicy::Gradients() const {
+  std::vector<FlatTensor> out = Parameters();
+  for (FlatTensor& f : out) f.values = params_.at(f.name).grad;
+  return out;
+}
+
+absl::Status FastPolicy::Load(const std::vector<FlatTensor>& parameters) {
+  if (parameters.size() != params_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("expected ", params_.size(),
+                                                   " controller tensors, got ", parameters.size()));
+  }
+  for (const FlatTensor& f : parameters) {
+    auto it = params_.find(f.name);
+    if (it == params_.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown controller tensor '", f.name, "'"));
+    }
+    if (f.shape != it->second.shape || f.values.size() != it->second.value.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("controller tensor '", f.name,
+                                                     "' has the wrong shape"));
+    }
+  }
+  for (const FlatTensor& f : parameters) params_[f.name].value = f.values;
+  return absl::OkStatus();
+}
+
+}  // namespace nas::controller

@@ -1,0 +1,122 @@
+// The paper's LSTM controller in plain C++ float math with a hand-written
+// backward pass: the same parameters (names, shapes, initial values), the same
+// sampling distribution and the same REINFORCE loss as the LibTorch module in
+// lstm_policy.h, which stays as the reference the tests compare against.
+//
+// Why: the controller's tensors are tiny (35 units), so LibTorch spends nearly
+// all its time dispatching operators and recording autograd, not computing.
+// Doing the arithmetic directly is ~20x cheaper per architecture (see
+// docs/controller.md), which is what lets one controller process keep 800
+// children in flight. No LibTorch include: the controller binary does not
+// link LibTorch at all.
+//
+// Gate order and formulas follow torch::nn::LSTM (input, forget, cell,
+// output):  c' = f*c + i*g,  h' = o*tanh(c').
+// Not thread-safe; one object per replica.
+#ifndef NAS_CONTROLLER_FAST_POLICY_H_
+#define NAS_CONTROLLER_FAST_POLICY_H_
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/flat_tensor.h"
+#include "controller/search_space.h"
+#include "proto/job.pb.h"
+#include "proto/search_space.pb.h"
+
+namespace nas::controller {
+
+// Initial controller parameters for a space, sorted by name: U(-r, r) from a
+// generator seeded by `seed`, drawn tensor by tensor in name order (the
+// LibTorch reference module uses the same function).
+std::vector<FlatTensor> InitialControllerParameters(const v1::SearchSpace& space,
+                                                    const v1::ControllerSpec& spec,
+                                                    uint64_t seed);
+
+class FastPolicy {
+ public:
+  FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& spec, uint64_t seed);
+
+  // Samples one token sequence for `num_layers` layers (macro CNN; ignored for
+  // other spaces). Adds the sequence's summed decision entropy to *entropy and
+  // returns its log-probability through *log_prob when not null.
+  std::vector<int> Sample(int num_layers, std::mt19937_64* rng, double* log_prob,
+                          double* entropy);
+
+  // Log-probability and summed entropy of a given sequence (teacher forcing).
+  // INVALID_ARGUMENT if the tokens do not fit the space.
+  absl::Status Score(const std::vector<int>& tokens, int num_layers, double* log_prob,
+                     double* entropy);
+
+  // Adds to the gradient the derivative of
+  //   -reward_weight * log_prob(tokens) - entropy_weight * entropy(tokens).
+  absl::Status Backward(const std::vector<int>& tokens, int num_layers, double reward_weight,
+                        double entropy_weight);
+
+  void ZeroGradients();
+  // Scales the gradient so its global L2 norm is at most max_norm (as
+  // torch::nn::utils::clip_grad_norm_). Returns the norm before clipping.
+  double ClipGradientNorm(double max_norm);
+
+  std::vector<FlatTensor> Parameters() const;
+  std::vector<FlatTensor> Gradients() const;
+  absl::Status Load(const std::vector<FlatTensor>& parameters);
+
+ private:
+  struct Param {
+    std::vector<float> value, grad;
+    std::vector<int64_t> shape;
+    int rows = 1, cols = 1;
+  };
+  // One LSTM layer at one step: what the backward pass needs.
+  struct Cell {
+    std::vector<float> x, h_prev, c_prev, gates, c, tanh_c;  // gates: i f g o, activated
+  };
+  // One controller step: the input embedding row, and every layer's cell.
+  struct StepRecord {
+    Param* input = nullptr;
+    int input_row = 0;
+    std::vector<Cell> cells;
+    std::vector<float> out;  // the top layer's new h
+  };
+  // A decision made at a step: categorical head or anchor attention.
+  struct DecisionRecord {
+    const Decision* decision = nullptr;
+    int step = 0;
+    Param *head_w = nullptr, *head_b = nullptr;
+    std::vector<float> logits;  // shaped
+    std::vector<int> chosen;    // categorical: one index; anchor: one bit per earlier layer
+    std::vector<int> anchor_steps;
+  };
+
+  // Walks the decisions. `forced` null: sample with *rng; else teacher-force.
+  absl::Status Forward(int num_layers, const std::vector<int>* forced, std::mt19937_64* rng,
+                       std::vector<int>* tokens, double* log_prob, double* entropy);
+  const float* Step(Param* input, int row);
+  float ShapeLogit(float logit) const;
+  float ShapeDerivative(float raw) const;
+
+  const v1::SearchSpace space_;
+  const int units_, layers_;
+  const double temperature_, tanh_constant_;
+  std::map<std::string, Param> params_;
+  std::vector<Param*> w_ih_, w_hh_, bias_;
+  Param* embedding_start_ = nullptr;
+  Param* embedding_anchor_ = nullptr;
+  Param *anchor_w_prev_ = nullptr, *anchor_w_curr_ = nullptr, *anchor_v_ = nullptr;
+  // The last Forward's trace.
+  std::vector<StepRecord> steps_;
+  std::vector<DecisionRecord> decisions_;
+  std::vector<std::vector<float>> h_, c_;
+  // Decision lists by layer count, built once.
+  std::map<int, std::vector<Decision>> decision_cache_;
+};
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_FAST_POLICY_H_
