@@ -38,6 +38,18 @@ if [[ "$(id -u)" != "0" ]]; then
   SUDO="sudo"
 fi
 
+# tools/check_deploy.sh renders deploy/k8s with `kubectl kustomize` and validates it
+# with Node.js. Use whatever kubectl and node are already installed (a newer
+# kubectl from elsewhere is fine); otherwise Debian's (kubectl 1.20, whose
+# kustomize v2.0.3 the manifests are written for; Node.js 18).
+# NAS_SETUP_DEPLOY_CHECKS=0 skips them (the image builds in deploy/docker).
+deploy_checks="${NAS_SETUP_DEPLOY_CHECKS:-1}"
+if [[ "$deploy_checks" == "1" ]]; then
+  command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
+  command -v node >/dev/null || PACKAGES+=(nodejs)
+  command -v npm >/dev/null || PACKAGES+=(npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -56,4 +68,19 @@ fi
 
 command -v bazel >/dev/null || die "bazel is not on PATH after installing bazel-bootstrap."
 [[ -d /usr/share/bazel/rules/java ]] || die "/usr/share/bazel/rules/java is missing (package bazel-rules-java)."
+if [[ "$deploy_checks" == "1" ]]; then
+  command -v kubectl >/dev/null || die "kubectl is not on PATH after installing kubernetes-client."
+  # The offline manifest validator's npm packages, pinned by package-lock.json.
+  # Reinstalled only when the lock file changes.
+  validate_dir="$(cd "$(dirname "$0")/.." && pwd)/deploy/validate"
+  stamp="$validate_dir/node_modules/.nas-setup-lock.sha256"
+  lock_sum="$(sha256sum "$validate_dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_sum" ]]; then
+    echo "setup: deploy/validate npm packages already installed"
+  else
+    echo "setup: npm ci in deploy/validate"
+    (cd "$validate_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" >"$stamp"
+  fi
+fi
 echo "setup: ok"

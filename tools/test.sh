@@ -12,6 +12,10 @@ trap 'rm -f "$log"' EXIT
 set +e
 bazel test //... --nocache_test_results "$@" 2>&1 | tee "$log" | grep -vE '^(\[[0-9,]+ / [0-9,]+\]|INFO: From |Loading:|Analyzing:)'
 rc=${PIPESTATUS[0]}
+# The Kubernetes manifests against the binaries just built (counts as one test).
+echo "== deploy checks =="
+bash tools/check_deploy.sh bazel-bin 2>&1 | tee -a "$log"
+deploy_rc=${PIPESTATUS[0]}
 # The parameter server's concurrency test again under ThreadSanitizer.
 echo "== ThreadSanitizer =="
 bazel test --config=tsan //parameter_server:shard_test --nocache_test_results "$@" 2>&1 | tee -a "$log" | grep -E '^//|FAILED|ThreadSanitizer'
@@ -22,6 +26,12 @@ set -e
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//\S+\s+(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)|FAILED TO BUILD' "$log" || true)
 if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi
+if [[ $deploy_rc -eq 0 ]]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  rc=$deploy_rc
+fi
 echo
 echo "${passed} passed, ${failed} failed"
 exit "$rc"

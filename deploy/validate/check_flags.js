@@ -1,0 +1,325 @@
+#!/usr/bin/env node
+// Checks that rendered manifests agree with the binaries they run.
+//
+//   kubectl kustomize deploy/k8s/overlays/gpu | \
+//     node deploy/validate/check_flags.js --overlay gpu --bin_dir bazel-bin
+//
+// 1. Every flag a container passes (command, args, and the lines of any
+//    --flagfile it mounts from a rendered ConfigMap) is defined by the binary the
+//    container runs, as that binary's --helpfull lists it.
+// 2. S agrees everywhere: the parameter-server StatefulSet's replicas ==
+//    its --num_shards == the number of entries in the controller's
+//    --parameter_servers, and entry i is shard i's headless-Service DNS name
+//    (<statefulset>-<i>.<service>.<namespace>.svc:<port>).
+// 3. Ports agree: --metrics_port == the prometheus.io/port annotation == the
+//    "metrics" container port; a gRPC probe probes --port; the workers'
+//    --controller names a Service port that reaches the controller's --port.
+// Every failure names the overlay, the object and the flag; exits 1 on any.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const YAML = require('yaml');
+
+// Binary name (the basename of a container's command[0]) -> path under bazel-bin.
+const BINARIES = {
+  nas_parameter_server: 'parameter_server/nas_parameter_server',
+  nas_controller: 'controller/nas_controller',
+  nas_worker: 'worker/nas_worker',
+  nasctl: 'client/nasctl',
+};
+const DEFAULT_PORTS = { nas_parameter_server: 7080, nas_controller: 7070 };
+const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job']);
+
+let overlay = '';
+const problems = [];
+function fail(where, message) {
+  problems.push(`check_flags (${overlay}): ${where}: ${message}`);
+}
+
+function parseArgs(argv) {
+  const options = { overlay: '', binDir: '' };
+  for (let i = 0; i < argv.length; ++i) {
+    if (argv[i] === '--overlay' && i + 1 < argv.length) options.overlay = argv[++i];
+    else if (argv[i] === '--bin_dir' && i + 1 < argv.length) options.binDir = argv[++i];
+    else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  if (!options.overlay || !options.binDir) {
+    throw new Error('usage: check_flags.js --overlay NAME --bin_dir BAZEL_BIN < manifests.yaml');
+  }
+  return options;
+}
+
+// The flag names `binary --helpfull` lists ("    --name (help); default: ...").
+const helpCache = new Map();
+function flagsOf(binDir, binary) {
+  if (helpCache.has(binary)) return helpCache.get(binary);
+  const file = path.join(binDir, BINARIES[binary]);
+  if (!fs.existsSync(file)) {
+    throw new Error(`${file} is missing: build it first (bazel build //...)`);
+  }
+  let output;
+  try {
+    output = execFileSync(file, ['--helpfull'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    // absl exits non-zero after --helpfull on some versions; the text is what matters.
+    output = `${e.stdout || ''}${e.stderr || ''}`;
+  }
+  const flags = new Map();
+  for (const match of output.matchAll(/^\s+--([A-Za-z0-9_]+) \(/gm)) flags.set(match[1], true);
+  if (flags.size < 5 || !flags.has('flagfile')) {
+    throw new Error(`could not read the flags of ${file} from its --helpfull output`);
+  }
+  helpCache.set(binary, flags);
+  return flags;
+}
+
+function nameOf(object) {
+  return `${object.kind}/${object.metadata && object.metadata.name}`;
+}
+
+// Resolves a --flagfile path to the text of the ConfigMap key mounted there.
+function flagfileText(file, container, podSpec, configMaps, where) {
+  const mount = (container.volumeMounts || [])
+      .filter((m) => file === m.mountPath || file.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+      .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!mount) return fail(where, `--flagfile=${file}: no volumeMount contains this path`);
+  const volume = (podSpec.volumes || []).find((v) => v.name === mount.name);
+  if (!volume || !volume.configMap) {
+    return fail(where, `--flagfile=${file}: volume ${mount.name} is not a ConfigMap volume`);
+  }
+  // A subPath mount is the file itself; a directory mount holds one file per key.
+  if (mount.subPath && file !== mount.mountPath) {
+    return fail(where, `--flagfile=${file}: ${mount.mountPath} is a single file (subPath)`);
+  }
+  let key = mount.subPath ? mount.subPath : path.posix.relative(mount.mountPath, file);
+  const item = (volume.configMap.items || []).find((i) => i.path === key);
+  if (item) key = item.key;
+  const configMap = configMaps.get(volume.configMap.name);
+  if (!configMap) {
+    return fail(where, `--flagfile=${file}: ConfigMap ${volume.configMap.name} is not in the rendered manifests`);
+  }
+  const text = configMap.data && configMap.data[key];
+  if (typeof text !== 'string') {
+    return fail(where, `--flagfile=${file}: ConfigMap ${volume.configMap.name} has no key ${key}`);
+  }
+  return text;
+}
+
+// The container's flags in the order the binary sees them, flagfiles expanded:
+// [{name, value, source}], checked against the binary's --helpfull.
+function containerFlags(binDir, binary, container, podSpec, configMaps, where) {
+  const known = flagsOf(binDir, binary);
+  const flags = [];
+  const visit = (words, source, depth) => {
+    for (const word of words) {
+      const match = /^--?([A-Za-z0-9_]+)(?:=([\s\S]*))?$/.exec(word);
+      if (!match) {
+        fail(where, `${source}: '${word}' is not a --flag (${binary} takes no positional arguments)`);
+        continue;
+      }
+      let [, name, value] = match;
+      if (!known.has(name) && name.startsWith('no') && known.has(name.slice(2)) && value === undefined) {
+        name = name.slice(2);
+        value = 'false';
+      }
+      if (!known.has(name)) {
+        fail(where, `${source}: --${name} is not a flag of ${binary} (not in its --helpfull)`);
+        continue;
+      }
+      if (name === 'flagfile') {
+        if (depth > 3) {
+          fail(where, `${source}: --flagfile nested too deeply`);
+          continue;
+        }
+        for (const file of (value || '').split(',').filter(Boolean)) {
+          const text = flagfileText(file, container, podSpec, configMaps, where);
+          if (typeof text !== 'string') continue;
+          const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+          visit(lines, `flagfile ${file}`, depth + 1);
+        }
+        continue;
+      }
+      flags.push({ name, value: value === undefined ? 'true' : value, source });
+    }
+  };
+  const command = container.command || [];
+  visit([...command.slice(1), ...(container.args || [])], 'args', 0);
+  return flags;
+}
+
+function lastValue(flags, name) {
+  const found = flags.filter((f) => f.name === name);
+  return found.length ? found[found.length - 1].value : undefined;
+}
+
+function main() {
+  const options = parseArgs(process.argv.slice(2));
+  overlay = options.overlay;
+  const objects = YAML.parseAllDocuments(fs.readFileSync(0, 'utf8'))
+      .map((d) => d.toJS()).filter((o) => o && typeof o === 'object');
+  if (!objects.length) throw new Error('no objects on stdin');
+  const configMaps = new Map(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata.name, o]));
+  const services = objects.filter((o) => o.kind === 'Service');
+
+  // Every container of every workload, with its binary and effective flags.
+  const runs = [];
+  for (const object of objects.filter((o) => WORKLOAD_KINDS.has(o.kind))) {
+    const template = object.spec && object.spec.template;
+    const podSpec = template && template.spec;
+    if (!podSpec) {
+      fail(nameOf(object), 'no pod template');
+      continue;
+    }
+    for (const container of [...(podSpec.initContainers || []), ...(podSpec.containers || [])]) {
+      const where = `${nameOf(object)} container ${container.name}`;
+      const command = container.command || [];
+      if (!command.length) {
+        fail(where, 'no command: name the binary (the image runs any of them)');
+        continue;
+      }
+      const binary = path.posix.basename(command[0]);
+      if (!BINARIES[binary]) {
+        fail(where, `command ${command[0]} is not one of ${Object.keys(BINARIES).join(', ')}`);
+        continue;
+      }
+      const flags = containerFlags(options.binDir, binary, container, podSpec, configMaps, where);
+      runs.push({ object, podSpec, template, container, binary, flags, where });
+    }
+  }
+  const runsOf = (binary) => runs.filter((r) => r.binary === binary);
+  let checkedFlags = 0;
+  for (const run of runs) checkedFlags += run.flags.length;
+
+  // Ports: --metrics_port, the scrape annotation, the container port; probes.
+  for (const run of runs) {
+    const metricsPort = lastValue(run.flags, 'metrics_port');
+    const annotations = (run.template.metadata && run.template.metadata.annotations) || {};
+    const metricsContainerPort = (run.container.ports || []).find((p) => p.name === 'metrics');
+    if (annotations['prometheus.io/scrape'] !== 'true') {
+      fail(run.where, 'pod template lacks the annotation prometheus.io/scrape: "true"');
+    }
+    if (metricsPort === undefined || Number(metricsPort) <= 0) {
+      fail(run.where, `--metrics_port must be a fixed port for Prometheus (got ${metricsPort === undefined ? 'the default 0' : metricsPort})`);
+    } else {
+      if (annotations['prometheus.io/port'] !== String(Number(metricsPort))) {
+        fail(run.where, `--metrics_port=${metricsPort} but the prometheus.io/port annotation is ${annotations['prometheus.io/port']}`);
+      }
+      if (!metricsContainerPort || metricsContainerPort.containerPort !== Number(metricsPort)) {
+        fail(run.where, `--metrics_port=${metricsPort} but the container port named metrics is ${metricsContainerPort ? metricsContainerPort.containerPort : 'missing'}`);
+      }
+    }
+    const grpcPort = Number(lastValue(run.flags, 'port') || -1) > 0
+        ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary];
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      const spec = run.container[probe];
+      if (!spec) {
+        if (probe !== 'startupProbe') fail(run.where, `no ${probe}`);
+        continue;
+      }
+      if (spec.grpc && spec.grpc.port !== grpcPort) {
+        fail(run.where, `${probe} probes gRPC port ${spec.grpc.port} but --port is ${grpcPort}`);
+      }
+    }
+  }
+
+  // S: the parameter-server StatefulSet, its --num_shards, the controller's list.
+  const shardRuns = runsOf('nas_parameter_server');
+  const controllerRuns = runsOf('nas_controller');
+  if (shardRuns.length !== 1 || shardRuns[0].object.kind !== 'StatefulSet') {
+    fail('nas_parameter_server', `expected exactly one StatefulSet running it, found ${shardRuns.map((r) => nameOf(r.object)).join(', ') || 'none'}`);
+  }
+  if (controllerRuns.length !== 1) {
+    fail('nas_controller', `expected exactly one workload running it, found ${controllerRuns.length}`);
+  }
+  let shards;
+  if (shardRuns.length === 1 && shardRuns[0].object.kind === 'StatefulSet') {
+    const ps = shardRuns[0];
+    const sts = ps.object;
+    shards = sts.spec.replicas === undefined ? 1 : sts.spec.replicas;
+    const numShards = lastValue(ps.flags, 'num_shards');
+    if (String(numShards) !== String(shards)) {
+      fail(ps.where, `--num_shards=${numShards === undefined ? '(unset, 1)' : numShards} but the StatefulSet has replicas: ${shards}`);
+    }
+    if (lastValue(ps.flags, 'shard_index_from_hostname') !== 'true' && shards > 1) {
+      fail(ps.where, '--shard_index_from_hostname is missing: every pod of the StatefulSet would be the same shard');
+    }
+    const psPort = Number(lastValue(ps.flags, 'port') || -1) > 0 ? Number(lastValue(ps.flags, 'port')) : DEFAULT_PORTS.nas_parameter_server;
+    const headless = services.find((s) => s.metadata.name === sts.spec.serviceName);
+    if (!headless) {
+      fail(nameOf(sts), `serviceName ${sts.spec.serviceName} is not a rendered Service`);
+    } else {
+      if (headless.spec.clusterIP !== 'None') fail(nameOf(headless), 'must be headless (clusterIP: None) to give each shard a DNS name');
+      if (!(headless.spec.ports || []).some((p) => p.port === psPort)) {
+        fail(nameOf(headless), `exposes no port ${psPort} (the parameter servers' --port)`);
+      }
+    }
+    for (const controller of controllerRuns) {
+      const list = lastValue(controller.flags, 'parameter_servers');
+      const entries = (list || '').split(',').filter(Boolean);
+      if (entries.length !== shards) {
+        fail(controller.where, `--parameter_servers lists ${entries.length} shard(s) but ${nameOf(sts)} has replicas: ${shards}`);
+      }
+      const namespace = sts.metadata.namespace || 'default';
+      entries.forEach((entry, i) => {
+        const expected = `${sts.metadata.name}-${i}.${sts.spec.serviceName}.${namespace}.svc:${psPort}`;
+        if (entry !== expected) {
+          fail(controller.where, `--parameter_servers entry ${i} is ${entry}, expected ${expected}`);
+        }
+      });
+    }
+  }
+  for (const controller of controllerRuns) {
+    if (controller.object.kind === 'StatefulSet' && controller.object.spec.replicas !== 1) {
+      fail(nameOf(controller.object), `replicas must be 1 (one trial store), got ${controller.object.spec.replicas}`);
+    }
+  }
+
+  // Workers dial a Service that reaches the controller's gRPC port.
+  const controllerPort = controllerRuns.length === 1
+      ? (Number(lastValue(controllerRuns[0].flags, 'port') || -1) > 0 ? Number(lastValue(controllerRuns[0].flags, 'port')) : DEFAULT_PORTS.nas_controller)
+      : undefined;
+  for (const worker of runsOf('nas_worker')) {
+    const address = lastValue(worker.flags, 'controller');
+    const match = /^([a-z0-9-]+)(?:\.([a-z0-9-]+)(?:\.svc(?:\.[a-z0-9.-]+)?)?)?:(\d+)$/.exec(address || '');
+    if (!match) {
+      fail(worker.where, `--controller=${address} is not <service>[.<namespace>.svc]:<port>`);
+      continue;
+    }
+    const [, serviceName, namespace, port] = match;
+    const service = services.find((s) => s.metadata.name === serviceName &&
+                                         (!namespace || (s.metadata.namespace || 'default') === namespace));
+    const servicePort = service && (service.spec.ports || []).find((p) => p.port === Number(port));
+    if (!servicePort) {
+      fail(worker.where, `--controller=${address}: no rendered Service ${serviceName}${namespace ? ` in namespace ${namespace}` : ''} with port ${port}`);
+      continue;
+    }
+    const controllerPodLabels = controllerRuns.length === 1 ? (controllerRuns[0].template.metadata.labels || {}) : {};
+    const selects = Object.entries(service.spec.selector || {}).every(([k, v]) => controllerPodLabels[k] === v);
+    if (!service.spec.selector || !selects) {
+      fail(worker.where, `--controller=${address}: Service ${serviceName} does not select the controller's pods`);
+    }
+    const target = servicePort.targetPort === undefined ? servicePort.port : servicePort.targetPort;
+    const namedPort = controllerRuns.length === 1 && (controllerRuns[0].container.ports || []).find((p) => p.name === target);
+    const targetNumber = typeof target === 'number' ? target : (namedPort ? namedPort.containerPort : undefined);
+    if (targetNumber !== controllerPort) {
+      fail(worker.where, `--controller=${address}: Service port ${port} reaches ${targetNumber}, the controller's --port is ${controllerPort}`);
+    }
+  }
+  if (!runsOf('nas_worker').length) fail('nas_worker', 'no workload runs it');
+
+  if (problems.length) {
+    for (const problem of problems) console.error(problem);
+    return 1;
+  }
+  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers`);
+  return 0;
+}
+
+try {
+  process.exitCode = main();
+} catch (e) {
+  console.error(`check_flags (${overlay || '?'}): ${e.message}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Checks the Kubernetes deployment (deploy/k8s, docs/deploy.md) offline:
+#   a. `kubectl kustomize` renders every overlay and the optional ServiceMonitor;
+#   b. every rendered object validates against the Kubernetes OpenAPI schema
+#      (deploy/validate/validate.js), and the validator rejects a broken object;
+#   c. every flag a container passes exists in the binary it runs, and S agrees:
+#      parameter-server replicas == --num_shards == entries of the controller's
+#      --parameter_servers (deploy/validate/check_flags.js); the check rejects an
+#      unknown flag and an S mismatch.
+#   bash tools/check_deploy.sh [BAZEL_BIN]     (default: bazel-bin, after a build)
+# Needs kubectl, node and deploy/validate/node_modules (tools/setup.sh installs
+# them). Ends with "check_deploy: all N checks passed", or exits 1 naming
+# how many failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin_dir="${1:-bazel-bin}"
+validate_dir=deploy/validate
+
+die() { echo "check_deploy: $*" >&2; exit 1; }
+command -v kubectl >/dev/null || die "kubectl is missing (tools/setup.sh installs kubernetes-client)."
+command -v node >/dev/null || die "node is missing (tools/setup.sh installs nodejs)."
+[[ -d "$validate_dir/node_modules/kubernetes-models" ]] ||
+  die "$validate_dir/node_modules is missing: run tools/setup.sh (npm ci in $validate_dir)."
+for b in parameter_server/nas_parameter_server controller/nas_controller worker/nas_worker client/nasctl; do
+  [[ -x "$bin_dir/$b" ]] || die "$bin_dir/$b is missing: build first (bazel build //...)."
+done
+
+work="$(mktemp -d -t nas-check-deploy.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+
+# Renders a kustomization into $work/NAME.yaml. kustomize v5 warns about the
+# v2-era fields the manifests keep for old kubectl (see deploy/k8s/base); those
+# warnings are dropped, anything else on stderr is shown.
+render() {
+  local name="$1" dir="$2"
+  if kubectl kustomize "$dir" >"$work/$name.yaml" 2>"$work/$name.err"; then
+    grep -vE "^# Warning: '(bases|patchesStrategicMerge)' is deprecated" "$work/$name.err" >&2 || true
+    if [[ -s "$work/$name.yaml" ]]; then
+      pass "render $dir"
+      return 0
+    fi
+    fail "render $dir: empty output"
+  else
+    cat "$work/$name.err" >&2
+    fail "render $dir"
+  fi
+  return 1
+}
+
+overlays=()
+for dir in deploy/k8s/overlays/*/; do
+  [[ -f "$dir/kustomization.yaml" ]] && overlays+=("$(basename "$dir")")
+done
+((${#overlays[@]})) || die "no overlays with a kustomization.yaml under deploy/k8s/overlays"
+
+for overlay in "${overlays[@]}"; do
+  echo "== overlay $overlay"
+  render "$overlay" "deploy/k8s/overlays/$overlay" || continue
+  if node "$validate_dir/validate.js" --label "$overlay" <"$work/$overlay.yaml" >"$work/$overlay.validate" 2>&1; then
+    pass "schema $overlay: $(tail -n 1 "$work/$overlay.validate" | sed 's/^validate ([^)]*): //')"
+  else
+    cat "$work/$overlay.validate"
+    fail "schema $overlay"
+  fi
+  if node "$validate_dir/check_flags.js" --overlay "$overlay" --bin_dir "$bin_dir" \
+      <"$work/$overlay.yaml" >"$work/$overlay.flags" 2>&1; then
+    pass "flags $overlay: $(tail -n 1 "$work/$overlay.flags" | sed 's/^check_flags ([^)]*): //')"
+  else
+    cat "$work/$overlay.flags"
+    fail "flags $overlay"
+  fi
+done
+
+echo "== optional ServiceMonitor"
+if render servicemonitor deploy/k8s/servicemonitor; then
+  if node "$validate_dir/validate.js" --label servicemonitor <"$work/servicemonitor.yaml" >"$work/sm.validate" 2>&1; then
+    pass "schema servicemonitor: $(tail -n 1 "$work/sm.validate" | sed 's/^validate ([^)]*): //')"
+  else
+    cat "$work/sm.validate"
+    fail "schema servicemonitor"
+  fi
+fi
+
+# The checks must be able to fail: each broken input below must be rejected.
+echo "== the checks reject broken manifests"
+expect_rejected() {
+  local what="$1" script="$2"; shift 2
+  if node "$validate_dir/$script" "$@" >"$work/negative.out" 2>&1; then
+    fail "$what was accepted"
+  elif grep -qe "$expected_message" "$work/negative.out"; then
+    pass "$what is rejected"
+  else
+    cat "$work/negative.out"
+    fail "$what: rejected, but not with '$expected_message'"
+  fi
+}
+expected_message='/spec/replicas: must be integer'
+expect_rejected "a StatefulSet with replicas: \"three\"" validate.js --label negative <<'EOF'
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: broken}
+spec:
+  replicas: "three"
+  serviceName: broken
+  selector: {matchLabels: {app: broken}}
+  template:
+    metadata: {labels: {app: broken}}
+    spec: {containers: [{name: broken, image: nas-service}]}
+EOF
+expected_message='unknown kind'
+expect_rejected "an object of an unknown kind" validate.js --label negative <<'EOF'
+apiVersion: v1
+kind: Servic
+metadata: {name: typo}
+EOF
+first="${overlays[0]}"
+if [[ -s "$work/$first.yaml" ]]; then
+  expected_message='--no_such_flag is not a flag of nas_controller'
+  sed 's/^\( *\)- --parameter_servers=/\1- --no_such_flag=1\n\1- --parameter_servers=/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "an unknown controller flag ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='--num_shards=.* but the StatefulSet has replicas'
+  sed 's/--num_shards=\([0-9]*\)/--num_shards=1\1/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "--num_shards disagreeing with replicas ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='--parameter_servers lists'
+  sed 's/\(--parameter_servers=[^,]*\),.*/\1/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "a --parameter_servers list shorter than S ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+else
+  fail "negative flag checks: overlay $first did not render"
+fi
+
+echo
+if ((failed)); then
+  echo "check_deploy: ${failed} of $((passed + failed)) checks failed"
+  exit 1
+fi
+echo "check_deploy: all ${passed} checks passed"
