@@ -133,6 +133,7 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   std::atomic<bool> stop{false};
   std::atomic<bool> measuring{false};
   std::atomic<int64_t> reports{0};
+  std::atomic<int64_t> duplicates{0};
   absl::Mutex mu;
   std::vector<double> latencies_ms;
   std::vector<std::thread> workers;
@@ -159,6 +160,7 @@ evaluator: {synthetic: {}, lease_seconds: 60}
         report_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
         const absl::Time t0 = absl::Now();
         if (stub->ReportResult(&report_context, report, &ack).ok() && measuring) {
+          if (ack.duplicate()) ++duplicates;
           local.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
           ++reports;
         }
@@ -168,15 +170,15 @@ evaluator: {synthetic: {}, lease_seconds: 60}
     });
   }
   absl::SleepFor(absl::Seconds(5));  // warm-up: replicas initialise and fill the queue
-  auto pushes_so_far = [&] {
+  auto job_now = [&] {
     nas::v1::GetJobRequest request;
     request.set_job_id(submitted.job().job_id());
     nas::v1::Job job;
     grpc::ClientContext context;
     (void)jobs->GetJob(&context, request, &job);
-    return job.gradient_pushes();
+    return job;
   };
-  const int64_t pushes0 = pushes_so_far();
+  const nas::v1::Job job0 = job_now();
   const double cpu0 = ProcessCpuSeconds(controller->ready.pid);
   std::vector<double> ps_cpu0;
   for (auto& ps : shards) ps_cpu0.push_back(ProcessCpuSeconds(ps.ready.pid));
@@ -189,7 +191,9 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   const double controller_cpu = ProcessCpuSeconds(controller->ready.pid) - cpu0;
   double ps_cpu = 0;
   for (size_t i = 0; i < shards.size(); ++i) ps_cpu += ProcessCpuSeconds(shards[i].ready.pid) - ps_cpu0[i];
-  const int64_t pushes = pushes_so_far() - pushes0;
+  const nas::v1::Job job1 = job_now();
+  const int64_t pushes = job1.gradient_pushes() - job0.gradient_pushes();
+  const int64_t stored = job1.trials_succeeded() - job0.trials_succeeded();
   double controller_rss = ResidentMiB(controller->ready.pid), ps_rss = 0;
   for (auto& ps : shards) ps_rss = std::max(ps_rss, ResidentMiB(ps.ready.pid));
   stop = true;
@@ -236,6 +240,9 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   std::printf("parameter_server_cpu_seconds_total %.2f s\n", ps_cpu);
   std::printf("gradient_pushes_per_second %.1f pushes/s (each to %d shards)\n",
               pushes / seconds, S);
+  std::printf("duplicate_reports %lld\n", static_cast<long long>(duplicates.load()));
+  std::printf("trials_stored_per_second %.1f trials/s (succeeded in the trial store)\n",
+              stored / seconds);
   std::printf("controller_resident_mib %.1f MiB\n", controller_rss);
   std::printf("parameter_server_max_resident_mib %.1f MiB\n", ps_rss);
   std::printf("echo_calls_per_second %.1f calls/s\n", echo_per_second);

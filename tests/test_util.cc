@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 
@@ -18,7 +20,9 @@ std::string BinaryPath(const std::string& workspace_relative) {
 std::string NewTempDir(const std::string& prefix) {
   static std::atomic<int> counter{0};
   const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", prefix, "-", counter++);
+  // The pid keeps runs that share a TEST_TMPDIR (benchmarks run by hand) apart.
+  std::string dir =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", prefix, "-", ::getpid(), "-", counter++);
   (void)MakeDirectories(dir);
   return dir;
 }
