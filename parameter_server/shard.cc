@@ -379,7 +379,13 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
     return reject("not_found", absl::NotFoundError(absl::StrCat(
                                    "no job '", request.job_id().substr(0, 200), "' on this shard")));
   }
-  // Validate everything before touching any state.
+  // Validate everything before touching any state. A base version above the
+  // current one is allowed: a shard restored from its checkpoint may be
+  // behind the version a replica pulled before the restart.
+  if (request.base_version() < 0) {
+    return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
+                                 "base_version: must be >= 0, got ", request.base_version())));
+  }
   if (request.gradients_size() != static_cast<int>(job->shapes.size())) {
     return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
                                  "push has ", request.gradients_size(), " gradients; this shard holds ",
