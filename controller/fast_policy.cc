@@ -120,6 +120,14 @@ FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& s
     bias_.push_back(&params_[absl::StrCat("lstm_", l, "_bias")]);
   }
   embedding_start_ = &params_["embedding_start"];
+  const int any_layers = space.has_macro_cnn() ? 2 : 1;
+  for (const Decision& d : Decisions(space, any_layers)) {
+    if (d.kind != Decision::Kind::kCategorical) continue;
+    Head& head = heads_[d.name];
+    head.weight = &params_["head_" + d.name + "_weight"];
+    head.bias = &params_["head_" + d.name + "_bias"];
+    head.embedding = &params_["embedding_" + d.name];
+  }
   if (params_.count("embedding_anchor")) {
     embedding_anchor_ = &params_["embedding_anchor"];
     anchor_w_prev_ = &params_["anchor_w_prev"];
@@ -146,10 +154,13 @@ float FastPolicy::ShapeDerivative(float raw) const {
 
 const float* FastPolicy::Step(Param* input, int row) {
   const int h = units_;
-  StepRecord record;
+  if (num_steps_ == static_cast<int>(steps_.size())) {
+    steps_.emplace_back();
+    steps_.back().cells.resize(layers_);
+  }
+  StepRecord& record = steps_[num_steps_++];
   record.input = input;
   record.input_row = row;
-  record.cells.resize(layers_);
   const float* x = input->value.data() + static_cast<size_t>(row) * h;
   for (int l = 0; l < layers_; ++l) {
     Cell& cell = record.cells[l];
@@ -177,18 +188,30 @@ const float* FastPolicy::Step(Param* input, int row) {
     x = h_[l].data();
   }
   record.out = h_[layers_ - 1];
-  steps_.push_back(std::move(record));
-  return steps_.back().out.data();
+  return record.out.data();
+}
+
+FastPolicy::DecisionRecord& FastPolicy::NextDecision() {
+  if (num_decisions_ == static_cast<int>(decisions_.size())) decisions_.emplace_back();
+  DecisionRecord& rec = decisions_[num_decisions_++];
+  rec.logits.clear();
+  rec.chosen.clear();
+  rec.anchor_steps.clear();
+  return rec;
 }
 
 absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
                                  std::mt19937_64* rng, std::vector<int>* tokens,
                                  double* log_prob, double* entropy) {
   const int h = units_;
-  h_.assign(layers_, std::vector<float>(h, 0.f));
-  c_.assign(layers_, std::vector<float>(h, 0.f));
-  steps_.clear();
-  decisions_.clear();
+  h_.resize(layers_);
+  c_.resize(layers_);
+  for (int l = 0; l < layers_; ++l) {
+    h_[l].assign(h, 0.f);
+    c_[l].assign(h, 0.f);
+  }
+  num_steps_ = 0;
+  num_decisions_ = 0;
   tokens->clear();
   double lp = 0, ent = 0;
   size_t position = 0;
@@ -205,13 +228,15 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
 
   auto categorical = [&](const Decision& d) -> absl::Status {
     const float* out = Step(input, input_row);
-    DecisionRecord rec;
+    const Head& head = heads_.at(d.name);
+    DecisionRecord& rec = NextDecision();
     rec.decision = &d;
-    rec.step = static_cast<int>(steps_.size()) - 1;
-    rec.head_w = &params_["head_" + d.name + "_weight"];
-    rec.head_b = &params_["head_" + d.name + "_bias"];
+    rec.step = num_steps_ - 1;
+    rec.head_w = head.weight;
+    rec.head_b = head.bias;
     const int n = d.num_choices;
-    std::vector<float> raw = rec.head_b->value;
+    std::vector<float>& raw = raw_;
+    raw = rec.head_b->value;
     MatVecAdd(rec.head_w->value, n, h, out, raw.data());
     rec.logits.resize(n);
     double max = -1e30;
@@ -242,12 +267,11 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
       const double logp = rec.logits[k] - lse;
       ent -= std::exp(logp) * logp;
     }
-    rec.chosen = {pick};
+    rec.chosen.push_back(pick);
     tokens->push_back(pick);
     // Keep the pre-shaping logits for the backward pass's shape derivative.
     rec.logits.insert(rec.logits.end(), raw.begin(), raw.end());
-    decisions_.push_back(std::move(rec));
-    input = &params_["embedding_" + d.name];
+    input = head.embedding;
     input_row = pick;
     return absl::OkStatus();
   };
@@ -267,17 +291,19 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
         if (!s.ok()) return s;
       }
       const float* a = Step(input, input_row);
-      const int a_step = static_cast<int>(steps_.size()) - 1;
+      const int a_step = num_steps_ - 1;
       if (i > 0) {
-        DecisionRecord rec;
+        DecisionRecord& rec = NextDecision();
         rec.decision = &decisions[next++];
         rec.step = a_step;
         rec.anchor_steps = anchor_steps;
-        std::vector<float> curr(h, 0.f);
+        std::vector<float>& curr = curr_;
+        curr.assign(h, 0.f);
         MatVecAdd(anchor_w_curr_->value, h, h, a, curr.data());
         rec.logits.resize(2 * i);  // shaped, then raw
         for (int j = 0; j < i; ++j) {
-          std::vector<float> s = curr;
+          std::vector<float>& s = s_;
+          s = curr;
           MatVecAdd(anchor_w_prev_->value, h, h, steps_[anchor_steps[j]].out.data(), s.data());
           float raw = 0;
           for (int k = 0; k < h; ++k) raw += anchor_v_->value[k] * Tanh(s[k]);
@@ -300,7 +326,6 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
           rec.chosen.push_back(bit);
           tokens->push_back(bit);
         }
-        decisions_.push_back(std::move(rec));
       }
       anchor_steps.push_back(a_step);
       input = embedding_anchor_;
@@ -340,14 +365,18 @@ absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers
                                   double reward_weight, double entropy_weight) {
   double lp = 0, ent = 0;
   std::vector<int> seen;
+  seen.reserve(tokens.size());
   absl::Status s = Forward(num_layers, &tokens, nullptr, &seen, &lp, &ent);
   if (!s.ok()) return s;
   const int h = units_;
-  const int T = static_cast<int>(steps_.size());
+  const int T = num_steps_;
   // d loss / d (top-layer output h) of each step, from the heads and anchors.
-  std::vector<std::vector<float>> dout(T, std::vector<float>(h, 0.f));
-  std::vector<float> dz;
-  for (const DecisionRecord& rec : decisions_) {
+  std::vector<std::vector<float>>& dout = dout_;
+  if (static_cast<int>(dout.size()) < T) dout.resize(T);
+  for (int t = 0; t < T; ++t) dout[t].assign(h, 0.f);
+  std::vector<float>& dz = dz_;
+  for (int r = 0; r < num_decisions_; ++r) {
+    const DecisionRecord& rec = decisions_[r];
     const std::vector<float>& out_h = steps_[rec.step].out;
     if (rec.decision->kind == Decision::Kind::kCategorical) {
       const int n = rec.decision->num_choices;
@@ -357,7 +386,10 @@ absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers
       for (int k = 0; k < n; ++k) sum += std::exp(rec.logits[k] - max);
       const double lse = max + std::log(sum);
       double H = 0;
-      std::vector<double> p(n), logp(n);
+      std::vector<double>& p = p_;
+      std::vector<double>& logp = logp_;
+      p.resize(n);
+      logp.resize(n);
       for (int k = 0; k < n; ++k) {
         logp[k] = rec.logits[k] - lse;
         p[k] = std::exp(logp[k]);
@@ -374,10 +406,15 @@ absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers
       MatTVecAdd(rec.head_w->value, n, h, dz.data(), dout[rec.step].data());
     } else {
       const int i = static_cast<int>(rec.anchor_steps.size());
-      std::vector<float> curr(h, 0.f);
+      std::vector<float>& curr = curr_;
+      curr.assign(h, 0.f);
       MatVecAdd(anchor_w_curr_->value, h, h, out_h.data(), curr.data());
-      std::vector<float> da_curr(h, 0.f);  // d loss / d (W_curr a)
-      std::vector<float> s(h), q(h), ds(h);
+      std::vector<float>& da_curr = da_curr_;  // d loss / d (W_curr a)
+      da_curr.assign(h, 0.f);
+      std::vector<float>&s = s_, &q = q_, &ds = ds_;
+      s.resize(h);
+      q.resize(h);
+      ds.resize(h);
       for (int j = 0; j < i; ++j) {
         const double y = rec.logits[j];
         const double p = 1.0 / (1.0 + std::exp(-y));
@@ -400,12 +437,20 @@ absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers
     }
   }
   // Backpropagation through time, layer by layer from the top at each step.
-  std::vector<std::vector<float>> dh_next(layers_, std::vector<float>(h, 0.f));
-  std::vector<std::vector<float>> dc_next(layers_, std::vector<float>(h, 0.f));
-  std::vector<float> dh(h), dgates(4 * h), dx(h);
+  std::vector<std::vector<float>>&dh_next = dh_next_, &dc_next = dc_next_;
+  dh_next.resize(layers_);
+  dc_next.resize(layers_);
+  for (int l = 0; l < layers_; ++l) {
+    dh_next[l].assign(h, 0.f);
+    dc_next[l].assign(h, 0.f);
+  }
+  std::vector<float>&dh = dh_, &dgates = dgates_, &dx = dx_, &from_above = from_above_;
+  dh.resize(h);
+  dgates.resize(4 * h);
+  dx.resize(h);
   for (int t = T - 1; t >= 0; --t) {
     StepRecord& step = steps_[t];
-    std::vector<float> from_above = dout[t];
+    from_above = dout[t];
     for (int l = layers_ - 1; l >= 0; --l) {
       const Cell& cell = step.cells[l];
       const float* g = cell.gates.data();

@@ -109,9 +109,21 @@ class FastPolicy {
   Param* embedding_start_ = nullptr;
   Param* embedding_anchor_ = nullptr;
   Param *anchor_w_prev_ = nullptr, *anchor_w_curr_ = nullptr, *anchor_v_ = nullptr;
-  // The last Forward's trace.
+  // The last Forward's trace: the first num_steps_ / num_decisions_ entries.
+  // Records are reused from call to call, so a warm policy does not allocate.
   std::vector<StepRecord> steps_;
   std::vector<DecisionRecord> decisions_;
+  int num_steps_ = 0, num_decisions_ = 0;
+  DecisionRecord& NextDecision();
+  // A categorical decision's head and embedding, by decision name.
+  struct Head {
+    Param *weight = nullptr, *bias = nullptr, *embedding = nullptr;
+  };
+  std::map<std::string, Head> heads_;
+  // Scratch buffers.
+  std::vector<float> raw_, curr_, s_, q_, ds_, da_curr_, dz_, dh_, dgates_, dx_, from_above_;
+  std::vector<double> p_, logp_;
+  std::vector<std::vector<float>> dout_, dh_next_, dc_next_;
   std::vector<std::vector<float>> h_, c_;
   // Decision lists by layer count, built once.
   std::map<int, std::vector<Decision>> decision_cache_;
