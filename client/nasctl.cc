@@ -25,6 +25,8 @@
 #include "client/local_cluster.h"
 #include "client/output.h"
 #include "client/watch_view.h"
+#include "common/auth.h"
+#include "common/channel.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
 #include "common/health_client.h"
@@ -36,6 +38,12 @@
 ABSL_FLAG(std::string, server, "",
           "Controller address host:port (default: $NAS_SERVER, else localhost:7070).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call (e.g. 10s).");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the bearer token for the controller's JobService (default: "
+          "$NAS_TOKEN_FILE).");
+ABSL_FLAG(std::string, token, "",
+          "The bearer token itself (default: $NAS_TOKEN). Prefer --token_file: other users of "
+          "the machine can read command lines.");
 ABSL_FLAG(std::string, o, "table", "Output format of data: table, json, yaml or csv.");
 ABSL_FLAG(bool, watch, false, "submit: watch the job until it ends.");
 ABSL_FLAG(bool, validate_only, false, "submit: only check the spec; create nothing.");
@@ -71,7 +79,10 @@ constexpr char kUsage[] =
     "  local up|down|status|address|prometheus-config a whole cluster on this machine\n"
     "  health                                         is the controller serving?\n"
     "  version\n\n"
-    "global flags: --server HOST:PORT (or $NAS_SERVER), --timeout 30s, -o table|json|yaml|csv\n";
+    "global flags: --server HOST:PORT (or $NAS_SERVER), --timeout 30s, -o table|json|yaml|csv\n"
+    "security:     --token_file F (or $NAS_TOKEN_FILE), --token T (or $NAS_TOKEN),\n"
+    "              --tls_ca CA.pem (or $NAS_TLS_CA), --tls_server_name NAME,\n"
+    "              --tls_client_cert C.pem --tls_client_key K.pem (docs/security.md)\n";
 
 constexpr int kOk = 0;
 constexpr int kFailure = 1;
@@ -96,17 +107,64 @@ std::string ServerAddress() {
   return server;
 }
 
+std::string EnvOrEmpty(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// How to dial the controller: the --tls_* flags ($NAS_TLS_CA for the CA) and
+// the bearer token from --token_file, --token, $NAS_TOKEN_FILE or $NAS_TOKEN,
+// the first one set. Errors name the flag or variable.
+absl::StatusOr<ChannelOptions> ControllerChannelOptions() {
+  ASSIGN_OR_RETURN(ChannelOptions options, ChannelOptionsFromFlags("NAS_TLS_CA"));
+  const std::string token_file = absl::GetFlag(FLAGS_token_file);
+  const std::string token = absl::GetFlag(FLAGS_token);
+  if (!token_file.empty() && !token.empty()) {
+    return absl::InvalidArgumentError("give --token_file or --token, not both");
+  }
+  if (!token_file.empty()) {
+    ASSIGN_OR_RETURN(options.token, ReadClientToken("--token_file", token_file));
+  } else if (!token.empty()) {
+    RETURN_IF_ERROR(CheckTokenSyntax("--token", token));
+    options.token = token;
+  } else if (const std::string env_file = EnvOrEmpty("NAS_TOKEN_FILE"); !env_file.empty()) {
+    ASSIGN_OR_RETURN(options.token, ReadClientToken("$NAS_TOKEN_FILE", env_file));
+  } else if (const std::string env = EnvOrEmpty("NAS_TOKEN"); !env.empty()) {
+    RETURN_IF_ERROR(CheckTokenSyntax("$NAS_TOKEN", env));
+    options.token = env;
+  }
+  return options;
+}
+
 // One clear line for a failed call, with the next step where there is one.
-int FailCall(const absl::Status& status) {
+// `tls` says whether the call went over TLS, for the hints.
+int FailCall(const absl::Status& status, bool tls) {
   const std::string server = ServerAddress();
   switch (status.code()) {
     case absl::StatusCode::kUnavailable: {
       // gRPC's text is long; the refused connection is what people need to see.
       std::string reason(status.message());
-      if (absl::StrContains(reason, "Connection refused")) reason = "connection refused";
-      return Fail(absl::StrCat("cannot reach controller at ", server, " (", reason,
-                               ") — start one with 'nasctl local up' or set --server"));
+      if (absl::StrContains(reason, "Connection refused")) {
+        return Fail(absl::StrCat("cannot reach controller at ", server,
+                                 " (connection refused) — start one with 'nasctl local up' or "
+                                 "set --server"));
+      }
+      const std::string lower = absl::AsciiStrToLower(reason);
+      if (tls && (absl::StrContains(lower, "ssl") || absl::StrContains(lower, "handshake") ||
+                  absl::StrContains(lower, "certificate") || absl::StrContains(lower, "tls"))) {
+        return Fail(absl::StrCat("TLS with controller at ", server, " failed (", reason,
+                                 ") — check --tls_ca, --tls_server_name and, if it requires "
+                                 "client certificates, --tls_client_cert/--tls_client_key"));
+      }
+      return Fail(absl::StrCat(
+          "cannot reach controller at ", server, " (", reason, ") — ",
+          tls ? "check 'nasctl local status' or --server; if it requires client certificates, "
+                "pass --tls_client_cert/--tls_client_key"
+              : "start one with 'nasctl local up' or set --server; if it serves TLS, pass "
+                "--tls_ca (docs/security.md)"));
     }
+    case absl::StatusCode::kUnauthenticated:
+      return Fail(absl::StrCat("controller at ", server, " refused the call: ", status.message()));
     case absl::StatusCode::kDeadlineExceeded:
       return Fail(absl::StrCat("controller at ", server, " did not answer within ",
                                absl::FormatDuration(absl::GetFlag(FLAGS_timeout)),
@@ -121,16 +179,19 @@ int FailCall(const absl::Status& status) {
 
 class Client {
  public:
-  Client()
-      : stub_(v1::JobService::NewStub(
-            grpc::CreateChannel(ServerAddress(), grpc::InsecureChannelCredentials()))) {}
+  // Every call on the channel carries `options.token` when set.
+  explicit Client(const ChannelOptions& options)
+      : tls_(options.tls()),
+        stub_(v1::JobService::NewStub(CreateChannel(ServerAddress(), options))) {}
 
   void Prepare(grpc::ClientContext* context) {
     context->set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
   }
   v1::JobService::Stub* stub() { return stub_.get(); }
+  int FailCall(const absl::Status& status) const { return client::FailCall(status, tls_); }
 
  private:
+  const bool tls_;
   std::unique_ptr<v1::JobService::Stub> stub_;
 };
 
@@ -153,7 +214,7 @@ int Submit(Client& client, const std::vector<std::string>& args) {
   grpc::ClientContext context;
   client.Prepare(&context);
   absl::Status status = FromGrpcStatus(client.stub()->SubmitJob(&context, request, &response));
-  if (!status.ok()) return FailCall(status);
+  if (!status.ok()) return client.FailCall(status);
   if (request.validate_only()) {
     std::cout << args[0] << ": valid\n";
     return kOk;
@@ -181,7 +242,7 @@ int List(Client& client) {
     grpc::ClientContext context;
     client.Prepare(&context);
     absl::Status status = FromGrpcStatus(client.stub()->ListJobs(&context, request, &response));
-    if (!status.ok()) return FailCall(status);
+    if (!status.ok()) return client.FailCall(status);
     jobs.insert(jobs.end(), response.jobs().begin(), response.jobs().end());
     token = response.next_page_token();
   } while (!token.empty());
@@ -204,7 +265,7 @@ int Get(Client& client, const std::vector<std::string>& args) {
   absl::StatusOr<OutputFormat> format = Format();
   if (!format.ok()) return Usage(std::string(format.status().message()));
   absl::StatusOr<v1::Job> job = FetchJob(client, args[0]);
-  if (!job.ok()) return FailCall(job.status());
+  if (!job.ok()) return client.FailCall(job.status());
   std::cout << FormatJob(*job, *format);
   return kOk;
 }
@@ -223,7 +284,7 @@ int Watch(Client& client, const std::string& job_id) {
     if (event.has_status()) view.OnStatus(event.status());
   }
   absl::Status status = FromGrpcStatus(reader->Finish());
-  if (!status.ok()) return FailCall(status);
+  if (!status.ok()) return client.FailCall(status);
   view.Finish();
   const v1::JobState final_state = view.last_status().state();
   return final_state == v1::JOB_STATE_FAILED ? kFailure : kOk;
@@ -263,7 +324,7 @@ int Trials(Client& client, const std::vector<std::string>& args) {
     grpc::ClientContext context;
     client.Prepare(&context);
     absl::Status status = FromGrpcStatus(client.stub()->ListTrials(&context, request, &response));
-    if (!status.ok()) return FailCall(status);
+    if (!status.ok()) return client.FailCall(status);
     trials.insert(trials.end(), response.trials().begin(), response.trials().end());
     token = response.next_page_token();
   } while (!token.empty() && (top == 0 || static_cast<int>(trials.size()) < top));
@@ -275,7 +336,7 @@ int Trials(Client& client, const std::vector<std::string>& args) {
 int Export(Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return Usage("export takes one JOB id");
   absl::StatusOr<v1::Job> job = FetchJob(client, args[0]);
-  if (!job.ok()) return FailCall(job.status());
+  if (!job.ok()) return client.FailCall(job.status());
   v1::GetTrialRequest request;
   request.set_job_id(args[0]);
   request.set_trial_id(absl::GetFlag(FLAGS_trial));
@@ -283,7 +344,7 @@ int Export(Client& client, const std::vector<std::string>& args) {
   grpc::ClientContext context;
   client.Prepare(&context);
   absl::Status status = FromGrpcStatus(client.stub()->GetTrial(&context, request, &trial));
-  if (!status.ok()) return FailCall(status);
+  if (!status.ok()) return client.FailCall(status);
   std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) out = absl::StrCat(args[0], "-", trial.trial_id());
   absl::StatusOr<std::vector<std::string>> written = ExportTrial(*job, trial, out);
@@ -303,7 +364,7 @@ int Cancel(Client& client, const std::vector<std::string>& args) {
   grpc::ClientContext context;
   client.Prepare(&context);
   absl::Status status = FromGrpcStatus(client.stub()->CancelJob(&context, request, &job));
-  if (!status.ok()) return FailCall(status);
+  if (!status.ok()) return client.FailCall(status);
   std::cout << "cancelled job " << job.job_id() << " (" << job.trials_succeeded()
             << " trials succeeded; results kept)\n";
   return kOk;
@@ -390,16 +451,18 @@ int Run(const std::vector<std::string>& positional) {
     return kOk;
   }
   if (command == "local") return Local(args);
+  absl::StatusOr<ChannelOptions> channel = ControllerChannelOptions();
+  if (!channel.ok()) {
+    std::cerr << "nasctl: " << channel.status().message() << "\n";
+    return kUsageError;
+  }
   if (command == "health") {
-    absl::Status status = CheckHealth(ServerAddress(), absl::GetFlag(FLAGS_timeout));
-    if (!status.ok()) {
-      return Fail(absl::StrCat("cannot reach controller at ", ServerAddress(), " (",
-                               status.message(), ") — start one with 'nasctl local up'"));
-    }
+    absl::Status status = CheckHealth(ServerAddress(), *channel, absl::GetFlag(FLAGS_timeout));
+    if (!status.ok()) return FailCall(status, channel->tls());
     std::cout << "controller at " << ServerAddress() << " is serving\n";
     return kOk;
   }
-  Client client;
+  Client client(*channel);
   if (command == "submit") return Submit(client, args);
   if (command == "list") return List(client);
   if (command == "get") return Get(client, args);

@@ -20,6 +20,14 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(
   if (options.max_message_bytes <= 0) {
     return absl::InvalidArgumentError("max message size must be positive");
   }
+  if (options.tls.cert_chain_pem.empty() != options.tls.private_key_pem.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key: give both (TLS) or neither");
+  }
+  if (!options.tls.enabled() && !options.tls.client_ca_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca: needs --tls_cert and --tls_key (client certificates are only "
+        "checked over TLS)");
+  }
   std::unique_ptr<GrpcServer> server(new GrpcServer(options));
   if (options.metrics_port >= 0) {
     MetricsServerOptions metrics_options;
@@ -37,11 +45,31 @@ GrpcServer::~GrpcServer() {
   if (server_ != nullptr) Shutdown(absl::ZeroDuration());
 }
 
+namespace {
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const ServerTlsOptions& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(
+      tls.client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = tls.client_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({tls.private_key_pem, tls.cert_chain_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+std::string DescribeSecurity(const ServerTlsOptions& tls) {
+  if (!tls.enabled()) return "plaintext (no --tls_cert/--tls_key)";
+  if (tls.client_ca_pem.empty()) return "TLS";
+  return "mutual TLS (client certificates required, --tls_client_ca)";
+}
+
+}  // namespace
+
 absl::Status GrpcServer::Start(const std::vector<grpc::Service*>& services) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   const std::string address = absl::StrCat(options_.host, ":", options_.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(address, ServerCredentials(options_.tls), &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   // The synchronous server ends a thread whenever more than MAX_POLLERS are
@@ -54,12 +82,24 @@ absl::Status GrpcServer::Start(const std::vector<grpc::Service*>& services) {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
-    return absl::UnavailableError(absl::StrCat("cannot serve gRPC on ", address,
-                                               " (port in use or address not local?)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve gRPC on ", address,
+        options_.tls.enabled()
+            ? " (port in use, address not local, or a --tls_cert/--tls_key gRPC cannot use: "
+              "a key that does not match the certificate?)"
+            : " (port in use or address not local?)"));
   }
   if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(true);
   NAS_LOG(Info) << options_.binary << " serving gRPC on " << options_.host << ":" << port_
-                << ", /metrics on port " << metrics_port();
+                << " over " << DescribeSecurity(options_.tls) << ", /metrics on port "
+                << metrics_port();
+  const bool loopback = options_.host == "127.0.0.1" || options_.host == "localhost" ||
+                        options_.host == "::1" || options_.host == "[::1]";
+  if (!options_.tls.enabled() && !loopback) {
+    NAS_LOG(Warning) << options_.binary
+                     << ": gRPC is plaintext: calls and bearer tokens cross the network "
+                        "unencrypted (set --tls_cert and --tls_key; docs/security.md)";
+  }
   if (!options_.ready_file.empty()) {
     const std::string contents = absl::StrCat("grpc_port=", port_, "\nmetrics_port=",
                                               metrics_port(), "\npid=", ::getpid(), "\n");

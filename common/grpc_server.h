@@ -1,7 +1,8 @@
 // The gRPC server every nas-service server binary runs: the binary's own
 // services plus the standard health service (grpc.health.v1), an explicit
 // maximum message size, a /metrics endpoint, and a "ready file" that tells
-// supervisors (nasctl local, tests) which ports were picked.
+// supervisors (nasctl local, tests) which ports were picked. Plaintext or TLS,
+// optionally requiring client certificates (mutual TLS).
 #ifndef NAS_COMMON_GRPC_SERVER_H_
 #define NAS_COMMON_GRPC_SERVER_H_
 
@@ -18,6 +19,19 @@
 
 namespace nas {
 
+// The server's TLS material, as PEM text (common/process.h reads it from the
+// --tls_* flags). All empty: plaintext.
+struct ServerTlsOptions {
+  // Certificate chain and private key the server presents. Both set = TLS.
+  std::string cert_chain_pem;
+  std::string private_key_pem;
+  // CA roots client certificates must chain to. Set: every client must
+  // present a valid certificate (mutual TLS); only with a certificate and key.
+  std::string client_ca_pem;
+
+  bool enabled() const { return !cert_chain_pem.empty(); }
+};
+
 struct GrpcServerOptions {
   // Name of the binary, for logs and nas_build_info.
   std::string binary;
@@ -31,6 +45,8 @@ struct GrpcServerOptions {
   int max_message_bytes = 64 << 20;
   // When set, written atomically once serving: "grpc_port=N\nmetrics_port=N\npid=N\n".
   std::string ready_file;
+  // Plaintext unless set. /metrics stays plain HTTP either way.
+  ServerTlsOptions tls;
 };
 
 class GrpcServer {

@@ -28,4 +28,9 @@ absl::Status CheckHealth(const std::string& address, absl::Duration timeout) {
   return CheckHealth(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), timeout);
 }
 
+absl::Status CheckHealth(const std::string& address, const ChannelOptions& options,
+                         absl::Duration timeout) {
+  return CheckHealth(CreateChannel(address, options), timeout);
+}
+
 }  // namespace nas

@@ -1,8 +1,9 @@
 // What every nas-service main() does first: parse absl flags (with a usage
 // line), apply --log_level, and block SIGTERM/SIGINT so the main thread can
 // wait for them (common/signals.h). Also maps the shared server flags
-// (--host, --port, --metrics_port, --ready_file, --max_message_bytes) to
-// GrpcServerOptions; the flags are defined in process.cc, which reads them.
+// (--host, --port, --metrics_port, --ready_file, --max_message_bytes,
+// --tls_cert, --tls_key, --tls_client_ca) to GrpcServerOptions; the flags are
+// defined in process.cc, which reads them.
 #ifndef NAS_COMMON_PROCESS_H_
 #define NAS_COMMON_PROCESS_H_
 
@@ -20,8 +21,10 @@ namespace nas {
 std::vector<std::string> InitProcess(int argc, char** argv, const char* usage,
                                      bool block_signals = true);
 
-// The shared server flags for `binary`. A --port of -1 is left for the
-// binary to replace with its default.
+// The shared server flags for `binary`, TLS files read. A --port of -1 is
+// left for the binary to replace with its default. Exits with status 2 and a
+// message naming the flag when a TLS file is missing, unreadable or not PEM,
+// or when only one of --tls_cert and --tls_key is given.
 GrpcServerOptions ServerOptionsFromFlags(const std::string& binary);
 
 // --metrics_port alone, for binaries that are not gRPC servers (the worker).

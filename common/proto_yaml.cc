@@ -29,13 +29,35 @@ using google::protobuf::Reflection;
 
 constexpr size_t kMaxYamlBytes = 4 << 20;
 constexpr int kMaxDepth = 64;
+// Problems listed in full; later ones are only counted. Every line quotes
+// what it refuses or lists the message's fields, so a 4 MiB document of bad
+// lines would otherwise come back as a message of a hundred megabytes.
+constexpr size_t kMaxErrors = 100;
+// Longest field path or problem kept in one error line: keys and scalars are
+// quoted in errors and may be megabytes long.
+constexpr size_t kMaxErrorText = 256;
+// Work allowed per document: one unit per node visited plus its scalar's
+// length. YAML aliases (*a) share a node, so a small document can name one
+// long scalar or a large mapping thousands of times; without a bound 96 KB
+// made 768 MB of error text and 2 GB of memory
+// (fuzz/regressions/job_spec/oom-alias-of-long-scalar.yaml). A document
+// without aliases costs about its size.
+constexpr size_t kMaxExpandedBytes = 2 * kMaxYamlBytes;
+
+std::string Shortened(const std::string& text) {
+  if (text.size() <= kMaxErrorText) return text;
+  return absl::StrCat(text.substr(0, kMaxErrorText), "...");
+}
 
 class YamlToProto {
  public:
   std::vector<std::string>& errors() { return errors_; }
+  // Problems found beyond the first kMaxErrors.
+  size_t dropped_errors() const { return dropped_errors_; }
 
   void ParseMessage(const YAML::Node& node, const std::string& path, Message* message,
                     int depth) {
+    if (!Spend(node)) return;
     if (depth > kMaxDepth) {
       Error(path, node, "nested too deeply");
       return;
@@ -48,6 +70,7 @@ class YamlToProto {
     }
     const Descriptor* descriptor = message->GetDescriptor();
     for (const auto& entry : node) {
+      if (!Spend(entry.first)) return;
       std::string key;
       if (!entry.first.IsScalar()) {
         Error(path, entry.first, "keys must be plain names");
@@ -57,6 +80,10 @@ class YamlToProto {
       const std::string field_path = path.empty() ? key : absl::StrCat(path, ".", key);
       const FieldDescriptor* field = descriptor->FindFieldByName(key);
       if (field == nullptr) {
+        if (errors_.size() >= kMaxErrors) {  // Only counted: skip listing the fields.
+          ++dropped_errors_;
+          continue;
+        }
         std::vector<std::string> known;
         for (int i = 0; i < descriptor->field_count(); ++i) {
           known.push_back(descriptor->field(i)->name());
@@ -81,6 +108,17 @@ class YamlToProto {
   }
 
  private:
+  // Charges `node` to the document's work budget; false (after one error)
+  // once the budget is spent, and from then on.
+  bool Spend(const YAML::Node& node) {
+    if (spent_ > kMaxExpandedBytes) return false;
+    spent_ += 1 + (node.IsScalar() ? node.Scalar().size() : 0);
+    if (spent_ <= kMaxExpandedBytes) return true;
+    errors_.push_back(absl::StrCat("(document): expands to more than ", kMaxExpandedBytes >> 20,
+                                   " MiB through aliases (*name); parsing stopped"));
+    return false;
+  }
+
   static std::string OneofNames(const google::protobuf::OneofDescriptor* oneof) {
     std::vector<std::string> names;
     for (int i = 0; i < oneof->field_count(); ++i) names.push_back(oneof->field(i)->name());
@@ -95,9 +133,14 @@ class YamlToProto {
   }
 
   void Error(const std::string& path, const YAML::Node& node, const std::string& problem) {
+    if (errors_.size() >= kMaxErrors) {
+      ++dropped_errors_;
+      return;
+    }
     const YAML::Mark mark = node.Mark();
     std::string where = mark.line >= 0 ? absl::StrCat(" (line ", mark.line + 1, ")") : "";
-    errors_.push_back(absl::StrCat(path.empty() ? "(document)" : path, ": ", problem, where));
+    errors_.push_back(absl::StrCat(path.empty() ? "(document)" : Shortened(path), ": ",
+                                   Shortened(problem), where));
   }
 
   void ParseField(const YAML::Node& node, const std::string& path, Message* message,
@@ -111,6 +154,7 @@ class YamlToProto {
       }
       int index = 0;
       for (const auto& item : node) {
+        if (!Spend(item)) return;
         const std::string item_path = absl::StrCat(path, "[", index++, "]");
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
           ParseMessage(item, item_path, reflection->AddMessage(message, field), depth + 1);
@@ -134,6 +178,7 @@ class YamlToProto {
       Error(path, node, absl::StrCat("expected a single value, got ", KindOf(node)));
       return;
     }
+    if (!Spend(node)) return;
     const std::string text = node.Scalar();
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:
@@ -273,6 +318,8 @@ class YamlToProto {
   }
 
   std::vector<std::string> errors_;
+  size_t dropped_errors_ = 0;
+  size_t spent_ = 0;
 };
 
 void WriteYaml(const Message& message, int indent, std::ostringstream& out);
@@ -407,6 +454,9 @@ absl::Status ParseYamlToMessage(absl::string_view yaml, Message* message) {
     parser.ParseMessage(root, "", message, 0);
   } catch (const YAML::Exception& e) {
     parser.errors().push_back(absl::StrCat("not valid YAML: ", e.what()));
+  }
+  if (parser.dropped_errors() > 0) {
+    parser.errors().push_back(absl::StrCat("... and ", parser.dropped_errors(), " more problems"));
   }
   if (!parser.errors().empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(parser.errors(), "\n"));

@@ -7,6 +7,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
+#include "common/auth.h"
+#include "common/channel.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -26,9 +28,35 @@ ABSL_FLAG(bool, sync_every_commit, true,
           "acknowledged); false survives process crashes only, and is faster.");
 ABSL_FLAG(absl::Duration, parameter_server_timeout, absl::Seconds(10),
           "Deadline of each call to a parameter server.");
+ABSL_FLAG(std::string, job_tokens_file, "",
+          "File of bearer tokens (one per line, '#' comments) that may call JobService "
+          "(nasctl users). Empty: JobService is open to anyone who reaches the port.");
+ABSL_FLAG(std::string, worker_tokens_file, "",
+          "File of bearer tokens that may call TaskService (workers). Empty: TaskService is "
+          "open to anyone who reaches the port.");
+ABSL_FLAG(std::string, parameter_server_token_file, "",
+          "File holding the one bearer token this controller presents to the parameter servers "
+          "(their --tokens_file). Empty: none is sent.");
 
 namespace {
 constexpr int kDefaultPort = 7070;
+
+// The authenticator of `service` from the token file named by `flag`, or
+// null (with a warning) when `path` is empty and the service stays open.
+absl::StatusOr<std::unique_ptr<nas::BearerTokenAuthenticator>> AuthenticatorFromFlag(
+    const std::string& flag, const std::string& path, const std::string& service,
+    const std::string& hint) {
+  if (path.empty()) {
+    NAS_LOG(Warning) << service << " is unauthenticated: anyone who reaches the gRPC port may "
+                     << "call it (set " << flag << "; docs/security.md)";
+    return std::unique_ptr<nas::BearerTokenAuthenticator>();
+  }
+  auto auth = nas::BearerTokenAuthenticator::FromFile(flag, path, service, hint);
+  if (!auth.ok()) return auth.status();
+  NAS_LOG(Info) << service << " requires a bearer token: " << (*auth)->num_tokens()
+                << " token(s) from " << flag;
+  return auth;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -41,6 +69,31 @@ int main(int argc, char** argv) {
   if (data_dir.empty()) {
     NAS_LOG(Error) << "--data_dir is required (the trial store lives there)";
     return 2;
+  }
+
+  auto job_auth = AuthenticatorFromFlag("--job_tokens_file", absl::GetFlag(FLAGS_job_tokens_file),
+                                        "JobService", "nasctl: --token_file, --token or $NAS_TOKEN");
+  auto task_auth =
+      AuthenticatorFromFlag("--worker_tokens_file", absl::GetFlag(FLAGS_worker_tokens_file),
+                            "TaskService", "nas_worker: --token_file");
+  for (const auto* auth : {&job_auth, &task_auth}) {
+    if (!auth->ok()) {
+      NAS_LOG(Error) << auth->status().message();
+      return 2;
+    }
+  }
+  absl::StatusOr<nas::ChannelOptions> ps_channel = nas::ChannelOptionsFromFlags();
+  if (!ps_channel.ok()) {
+    NAS_LOG(Error) << ps_channel.status().message();
+    return 2;
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_parameter_server_token_file); !path.empty()) {
+    absl::StatusOr<std::string> token = nas::ReadClientToken("--parameter_server_token_file", path);
+    if (!token.ok()) {
+      NAS_LOG(Error) << token.status().message();
+      return 2;
+    }
+    ps_channel->token = *std::move(token);
   }
 
   auto server = nas::GrpcServer::Create(options);
@@ -63,12 +116,16 @@ int main(int argc, char** argv) {
   if (!shards.empty()) {
     std::vector<std::string> addresses = absl::StrSplit(shards, ',', absl::SkipEmpty());
     auto client = nas::controller::CreatePsWeightsClient(
-        addresses, absl::GetFlag(FLAGS_parameter_server_timeout), options.max_message_bytes);
+        addresses, absl::GetFlag(FLAGS_parameter_server_timeout), options.max_message_bytes,
+        *ps_channel);
     if (!client.ok()) {
       NAS_LOG(Error) << client.status();
       return 2;
     }
     weights = std::move(client).value();
+    NAS_LOG(Info) << addresses.size() << " parameter server(s) over "
+                  << nas::DescribeChannelSecurity(*ps_channel)
+                  << (ps_channel->token.empty() ? ", no bearer token" : ", with a bearer token");
   }
 
   nas::controller::JobManagerOptions manager_options;
@@ -82,8 +139,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  nas::controller::JobServiceImpl job_service(manager->get());
-  nas::controller::TaskServiceImpl task_service(manager->get());
+  nas::controller::JobServiceImpl job_service(manager->get(), job_auth->get());
+  nas::controller::TaskServiceImpl task_service(manager->get(), task_auth->get());
   if (absl::Status started = (*server)->Start({&job_service, &task_service}); !started.ok()) {
     NAS_LOG(Error) << started;
     return 1;

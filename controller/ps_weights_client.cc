@@ -15,14 +15,11 @@ namespace {
 
 class PsWeightsClient : public WeightsClient {
  public:
-  PsWeightsClient(std::vector<std::string> addresses, absl::Duration timeout, int max_message_bytes)
+  PsWeightsClient(std::vector<std::string> addresses, absl::Duration timeout,
+                  const ChannelOptions& channel)
       : addresses_(std::move(addresses)), timeout_(timeout) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(max_message_bytes);
-    args.SetMaxSendMessageSize(max_message_bytes);
     for (const std::string& address : addresses_) {
-      stubs_.push_back(v1::ParameterServer::NewStub(
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+      stubs_.push_back(v1::ParameterServer::NewStub(CreateChannel(address, channel)));
     }
   }
 
@@ -135,7 +132,8 @@ class PsWeightsClient : public WeightsClient {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<WeightsClient>> CreatePsWeightsClient(
-    const std::vector<std::string>& addresses, absl::Duration timeout, int max_message_bytes) {
+    const std::vector<std::string>& addresses, absl::Duration timeout, int max_message_bytes,
+    const ChannelOptions& channel) {
   if (addresses.empty() || addresses.size() > 64) {
     return absl::InvalidArgumentError("--parameter_servers must list 1..64 shard addresses");
   }
@@ -145,7 +143,10 @@ absl::StatusOr<std::unique_ptr<WeightsClient>> CreatePsWeightsClient(
           absl::StrCat("--parameter_servers: '", address, "' is not host:port"));
     }
   }
-  return std::unique_ptr<WeightsClient>(new PsWeightsClient(addresses, timeout, max_message_bytes));
+  if (absl::Status valid = ValidateChannelOptions(channel); !valid.ok()) return valid;
+  ChannelOptions options = channel;
+  options.max_message_bytes = max_message_bytes;
+  return std::unique_ptr<WeightsClient>(new PsWeightsClient(addresses, timeout, options));
 }
 
 }  // namespace nas::controller

@@ -9,14 +9,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/channel.h"
 #include "controller/weights_client.h"
 
 namespace nas::controller {
 
 // `addresses` are the shards' host:port in shard order. Every call carries
-// `timeout` as its deadline.
+// `timeout` as its deadline. `channel` says how to dial the shards (TLS,
+// client certificate, the bearer token of --parameter_server_token_file);
+// its max_message_bytes is replaced by `max_message_bytes`.
 absl::StatusOr<std::unique_ptr<WeightsClient>> CreatePsWeightsClient(
-    const std::vector<std::string>& addresses, absl::Duration timeout, int max_message_bytes);
+    const std::vector<std::string>& addresses, absl::Duration timeout, int max_message_bytes,
+    const ChannelOptions& channel = ChannelOptions());
 
 }  // namespace nas::controller
 

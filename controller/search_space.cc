@@ -326,6 +326,16 @@ absl::Status ValidateArchitecture(const v1::SearchSpace& space, const v1::Archit
       space.has_recurrent_cell() != a.has_recurrent_cell()) {
     return absl::InvalidArgumentError("architecture is not of the search space's kind");
   }
+  // The readable form is printed below (CanonicalString), which takes time
+  // quadratic in a cell's num_nodes: check the cell's size first (a cell of
+  // 2e9 nodes hung ValidateArchitecture: fuzz/regressions/search_space/).
+  if (a.has_cell() && (a.cell().num_nodes() != space.cell().num_nodes() ||
+                       a.cell().edge_operations_size() != CellEdges(space.cell()))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cell architecture has ", a.cell().num_nodes(), " nodes and ",
+        a.cell().edge_operations_size(), " edge operations; the search space has ",
+        space.cell().num_nodes(), " nodes and ", CellEdges(space.cell()), " edges"));
+  }
   if (a.has_macro_cnn()) {
     const int layers = a.macro_cnn().layers_size();
     if (layers < 1 || layers > SpaceLimits::kMaxLayers) {

@@ -62,7 +62,7 @@ absl::StatusOr<int64_t> ParsePageToken(const std::string& token) {
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context,
                                        const v1::SubmitJobRequest* request,
                                        v1::SubmitJobResponse* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   v1::JobSpec spec = request->spec();
   if (!request->has_spec()) {
     if (request->spec_yaml().empty()) return Invalid("spec: set spec or spec_yaml");
@@ -77,7 +77,7 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context,
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context,
                                     const v1::GetJobRequest* request, v1::Job* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
   absl::StatusOr<v1::Job> job = manager_->GetJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -88,7 +88,7 @@ grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
                                       const v1::ListJobsRequest* request,
                                       v1::ListJobsResponse* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   absl::StatusOr<int> size = PageSize(request->page_size());
   if (!size.ok()) return ToGrpcStatus(size.status());
   absl::StatusOr<int64_t> offset = ParsePageToken(request->page_token());
@@ -103,6 +103,7 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
                                       const v1::WatchJobRequest* request,
                                       grpc::ServerWriter<v1::WatchJobEvent>* writer) {
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
   double interval_seconds = request->status_interval_seconds();
   if (interval_seconds < 0 || !(interval_seconds <= 3600)) {
@@ -152,7 +153,7 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
 
 grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context,
                                        const v1::CancelJobRequest* request, v1::Job* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
   absl::StatusOr<v1::Job> job = manager_->Cancel(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -163,7 +164,7 @@ grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext* context,
                                         const v1::ListTrialsRequest* request,
                                         v1::ListTrialsResponse* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
   if (!v1::ListTrialsRequest::Order_IsValid(request->order())) {
     return Invalid(absl::StrCat("order: unknown value ", request->order()));
@@ -191,7 +192,7 @@ grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext* context,
 
 grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
                                       const v1::GetTrialRequest* request, v1::Trial* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
   if (request->trial_id().size() > kMaxIdLength) return Invalid("trial_id: too long");
   if (absl::StatusOr<v1::Job> job = manager_->GetJob(request->job_id()); !job.ok()) {
@@ -207,6 +208,7 @@ grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
 grpc::Status TaskServiceImpl::AcquireTask(grpc::ServerContext* context,
                                           const v1::AcquireTaskRequest* request,
                                           v1::AcquireTaskResponse* response) {
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
   const double wait = request->wait_seconds();
   if (!(wait >= 0 && wait <= 60)) return Invalid("wait_seconds: must be in [0, 60]");
@@ -230,7 +232,7 @@ grpc::Status TaskServiceImpl::AcquireTask(grpc::ServerContext* context,
 grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,
                                         const v1::HeartbeatRequest* request,
                                         v1::HeartbeatResponse* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
   if (grpc::Status s = CheckId("task_id", request->task_id()); !s.ok()) return s;
   std::vector<v1::EpochResult> epochs(request->epochs().begin(), request->epochs().end());
@@ -251,7 +253,7 @@ grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,
 grpc::Status TaskServiceImpl::ReportResult(grpc::ServerContext* context,
                                            const v1::ReportResultRequest* request,
                                            v1::ReportResultResponse* response) {
-  (void)context;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
   if (grpc::Status s = CheckId("task_id", request->task_id()); !s.ok()) return s;
   absl::StatusOr<bool> duplicate = manager_->ReportResult(*request);

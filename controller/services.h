@@ -1,9 +1,11 @@
 // The controller's gRPC edge: JobService (for nasctl) and TaskService (for
-// workers), thin adapters over JobManager. They check requests, pass the
+// workers), thin adapters over JobManager. They check the caller's bearer
+// token (when the service has an authenticator), check requests, pass the
 // call's deadline down, and convert absl::Status to grpc::Status.
 #ifndef NAS_CONTROLLER_SERVICES_H_
 #define NAS_CONTROLLER_SERVICES_H_
 
+#include "common/auth.h"
 #include "controller/job_manager.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/task_service.grpc.pb.h"
@@ -12,8 +14,11 @@ namespace nas::controller {
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
-  // `manager` is not owned and must outlive the service.
-  explicit JobServiceImpl(JobManager* manager) : manager_(manager) {}
+  // `manager` is not owned and must outlive the service. `auth` (not owned;
+  // may be null = every caller is accepted) decides which bearer tokens may
+  // call; a call without one of them is answered UNAUTHENTICATED.
+  explicit JobServiceImpl(JobManager* manager, const BearerTokenAuthenticator* auth = nullptr)
+      : manager_(manager), auth_(auth) {}
 
   grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
                          v1::SubmitJobResponse* response) override;
@@ -32,11 +37,14 @@ class JobServiceImpl final : public v1::JobService::Service {
 
  private:
   JobManager* const manager_;
+  const BearerTokenAuthenticator* const auth_;
 };
 
 class TaskServiceImpl final : public v1::TaskService::Service {
  public:
-  explicit TaskServiceImpl(JobManager* manager) : manager_(manager) {}
+  // As JobServiceImpl: `auth` holds the workers' tokens, or is null.
+  explicit TaskServiceImpl(JobManager* manager, const BearerTokenAuthenticator* auth = nullptr)
+      : manager_(manager), auth_(auth) {}
 
   grpc::Status AcquireTask(grpc::ServerContext* context, const v1::AcquireTaskRequest* request,
                            v1::AcquireTaskResponse* response) override;
@@ -47,6 +55,7 @@ class TaskServiceImpl final : public v1::TaskService::Service {
 
  private:
   JobManager* const manager_;
+  const BearerTokenAuthenticator* const auth_;
 };
 
 // Page tokens are opaque to clients; inside they are decimal offsets.

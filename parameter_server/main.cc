@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/auth.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -31,6 +32,10 @@ ABSL_FLAG(int, checkpoint_every_updates, 100,
           "Checkpoint a job after this many updates (0 = only by time and at shutdown).");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(30),
           "Checkpoint a changed job at least this often.");
+ABSL_FLAG(std::string, tokens_file, "",
+          "File of bearer tokens (one per line, '#' comments) that may call this server: the "
+          "controller's --parameter_server_token_file. Empty: open to anyone who reaches the "
+          "port.");
 
 namespace {
 constexpr int kDefaultPort = 7080;
@@ -93,6 +98,23 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::unique_ptr<nas::BearerTokenAuthenticator> auth;
+  if (const std::string path = absl::GetFlag(FLAGS_tokens_file); !path.empty()) {
+    auto loaded = nas::BearerTokenAuthenticator::FromFile(
+        "--tokens_file", path, "ParameterServer",
+        "nas_controller: --parameter_server_token_file");
+    if (!loaded.ok()) {
+      NAS_LOG(Error) << loaded.status().message();
+      return 2;
+    }
+    auth = std::move(loaded).value();
+    NAS_LOG(Info) << "ParameterServer requires a bearer token: " << auth->num_tokens()
+                  << " token(s) from --tokens_file";
+  } else {
+    NAS_LOG(Warning) << "ParameterServer is unauthenticated: anyone who reaches the gRPC port "
+                        "may read and change weights (set --tokens_file; docs/security.md)";
+  }
+
   auto server = nas::GrpcServer::Create(options);
   if (!server.ok()) {
     NAS_LOG(Error) << server.status();
@@ -110,7 +132,7 @@ int main(int argc, char** argv) {
     NAS_LOG(Error) << shard.status();
     return 1;
   }
-  nas::ps::ParameterServerServiceImpl service(shard->get());
+  nas::ps::ParameterServerServiceImpl service(shard->get(), auth.get());
   if (absl::Status started = (*server)->Start({&service}); !started.ok()) {
     NAS_LOG(Error) << started;
     return 1;

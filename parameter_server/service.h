@@ -2,6 +2,7 @@
 #ifndef NAS_PARAMETER_SERVER_SERVICE_H_
 #define NAS_PARAMETER_SERVER_SERVICE_H_
 
+#include "common/auth.h"
 #include "parameter_server/shard.h"
 #include "proto/parameter_server.grpc.pb.h"
 
@@ -9,8 +10,11 @@ namespace nas::ps {
 
 class ParameterServerServiceImpl final : public v1::ParameterServer::Service {
  public:
-  // `shard` is not owned and must outlive the service.
-  explicit ParameterServerServiceImpl(Shard* shard) : shard_(shard) {}
+  // `shard` is not owned and must outlive the service. `auth` (not owned; may
+  // be null = every caller is accepted) holds the controller's tokens; a call
+  // without one of them is answered UNAUTHENTICATED.
+  explicit ParameterServerServiceImpl(Shard* shard, const BearerTokenAuthenticator* auth = nullptr)
+      : shard_(shard), auth_(auth) {}
 
   grpc::Status InitJob(grpc::ServerContext* context, const v1::InitJobRequest* request,
                        v1::InitJobResponse* response) override;
@@ -25,6 +29,7 @@ class ParameterServerServiceImpl final : public v1::ParameterServer::Service {
 
  private:
   Shard* const shard_;
+  const BearerTokenAuthenticator* const auth_;
 };
 
 }  // namespace nas::ps

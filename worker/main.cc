@@ -10,6 +10,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/auth.h"
+#include "common/channel.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -26,6 +28,9 @@ ABSL_FLAG(std::string, worker_ready_file, "",
           "If set, written once running: grpc_port=0, metrics_port=, pid= lines.");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2),
           "Heartbeats go out at least this often while a task runs.");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the one bearer token this worker presents to the controller (one of "
+          "its --worker_tokens_file). Empty: none is sent.");
 
 int main(int argc, char** argv) {
   nas::InitProcess(argc, argv,
@@ -35,6 +40,19 @@ int main(int argc, char** argv) {
   if (!device.ok()) {
     NAS_LOG(Error) << device.status();
     return 2;
+  }
+  absl::StatusOr<nas::ChannelOptions> channel = nas::ChannelOptionsFromFlags();
+  if (!channel.ok()) {
+    NAS_LOG(Error) << channel.status().message();
+    return 2;
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    absl::StatusOr<std::string> token = nas::ReadClientToken("--token_file", path);
+    if (!token.ok()) {
+      NAS_LOG(Error) << token.status().message();
+      return 2;
+    }
+    channel->token = *std::move(token);
   }
   nas::worker::SetTorchThreads(absl::GetFlag(FLAGS_threads));
 
@@ -62,12 +80,14 @@ int main(int argc, char** argv) {
   options.device = *device;
   options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
   if (metrics) options.metrics = &metrics->registry();
-  std::shared_ptr<nas::v1::TaskService::StubInterface> stub = nas::v1::TaskService::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_controller), grpc::InsecureChannelCredentials()));
+  std::shared_ptr<nas::v1::TaskService::StubInterface> stub =
+      nas::v1::TaskService::NewStub(nas::CreateChannel(absl::GetFlag(FLAGS_controller), *channel));
   nas::worker::WorkerLoop loop(options, stub);
 
   NAS_LOG(Info) << "nas_worker " << worker_id << " on " << *device << ", controller "
-                << absl::GetFlag(FLAGS_controller) << ", /metrics on port "
+                << absl::GetFlag(FLAGS_controller) << " over "
+                << nas::DescribeChannelSecurity(*channel)
+                << (channel->token.empty() ? "" : " with a bearer token") << ", /metrics on port "
                 << (metrics ? metrics->port() : -1);
   if (const std::string ready = absl::GetFlag(FLAGS_worker_ready_file); !ready.empty()) {
     absl::Status written = nas::WriteFileAtomically(

@@ -79,8 +79,15 @@ void WorkerLoop::Run() {
       continue;
     }
     if (failures++ % 20 == 0) {
-      NAS_LOG(Warning) << "controller unreachable (" << ran.status() << "); retrying every "
-                       << absl::FormatDuration(backoff);
+      if (absl::IsUnauthenticated(ran.status()) || absl::IsPermissionDenied(ran.status())) {
+        // Retrying will not fix this worker's token, but the controller may
+        // be restarted with new token files: keep trying with the backoff.
+        NAS_LOG(Error) << "controller rejected this worker (" << ran.status()
+                       << "); check --token_file against the controller's --worker_tokens_file";
+      } else {
+        NAS_LOG(Warning) << "controller unreachable (" << ran.status() << "); retrying every "
+                         << absl::FormatDuration(backoff);
+      }
     }
     if (!SleepUnlessStopped(backoff)) return;
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -214,7 +221,12 @@ void WorkerLoop::Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetr
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
     grpc::Status status = stub_->ReportResult(&context, request, &response);
-    if (status.ok()) return;
+    if (status.ok()) {
+      // The chaos test matches these lines against the trial store.
+      NAS_LOG(Info) << "task " << task.task_id() << ": report accepted"
+                    << (response.duplicate() ? " (duplicate)" : "");
+      return;
+    }
     const bool retry = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
                        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     if (!retry || absl::Now() > give_up) {
