@@ -104,5 +104,30 @@ TEST(ProtoYamlTest, MessageToYamlRoundTrips) {
   EXPECT_EQ(parsed.DebugString(), spec.DebugString()) << yaml;
 }
 
+// Found with the fuzz target (fuzz/regressions/job_spec): YAML aliases let a
+// small document name one long scalar thousands of times.
+TEST(ProtoYamlTest, AliasExpansionBeyondTheBudgetIsRefused) {
+  std::string yaml = "name: &long " + std::string(64 << 10, 'x') +
+                     "\nsearch_space: {cell: {operations: [";
+  for (int i = 0; i < 200; ++i) yaml += "*long, ";
+  yaml += "*long]}}\n";
+  ASSERT_LT(yaml.size(), 100u << 10);
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(yaml, &spec);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("expands"), absl::string_view::npos);
+  EXPECT_LT(status.message().size(), 64u << 10);
+}
+
+TEST(ProtoYamlTest, ErrorListIsCappedAndLongTextShortened) {
+  std::string yaml;
+  for (int i = 0; i < 500; ++i) yaml += "bogus_" + std::to_string(i) + std::string(1000, 'k') + ": 1\n";
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(yaml, &spec);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("more problems"), absl::string_view::npos);
+  EXPECT_LT(status.message().size(), 200u << 10);
+}
+
 }  // namespace
 }  // namespace nas

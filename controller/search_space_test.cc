@@ -145,5 +145,20 @@ TEST(SearchSpaceTest, ValidateArchitectureRejectsTamperedForms) {
   EXPECT_FALSE(ValidateArchitecture(space, bad).ok());
 }
 
+// Found with the fuzz target (fuzz/regressions/search_space): a claimed node
+// count of 2e9 used to build a canonical string quadratic in it first.
+TEST(SearchSpaceTest, CellArchitectureOfTheWrongSizeIsRefusedBeforeAnyWork) {
+  auto arch = ArchitectureFromTokens(Nb201(), 0, {3, 0, 1, 2, 4, 3});
+  ASSERT_TRUE(arch.ok());
+  v1::Architecture huge = *arch;
+  huge.mutable_cell()->set_num_nodes(2000000000);
+  absl::Status status = ValidateArchitecture(Nb201(), huge);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("2000000000 nodes"), absl::string_view::npos) << status;
+  v1::Architecture extra = *arch;
+  extra.mutable_cell()->add_edge_operations("none");
+  EXPECT_FALSE(ValidateArchitecture(Nb201(), extra).ok());
+}
+
 }  // namespace
 }  // namespace nas::controller

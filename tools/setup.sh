@@ -8,7 +8,7 @@ PACKAGES=(
   # Build system (Bazel 4.2.3 from Debian) and the local rules it needs.
   bazel-bootstrap bazel-rules-java
   # Toolchain pieces Bazel and the fuzz targets use.
-  g++ clang pkg-config python3 git ca-certificates openssl
+  g++ clang libclang-rt-14-dev pkg-config python3 git ca-certificates openssl
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev sqlite3

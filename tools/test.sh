@@ -16,6 +16,11 @@ rc=${PIPESTATUS[0]}
 echo "== deploy checks =="
 bash tools/check_deploy.sh bazel-bin 2>&1 | tee -a "$log"
 deploy_rc=${PIPESTATUS[0]}
+# libFuzzer targets (clang, outside Bazel): regressions replayed, then each
+# target fuzzed for NAS_FUZZ_SECONDS (counts as one test).
+echo "== fuzzing =="
+bash tools/fuzz.sh "${NAS_FUZZ_SECONDS:-60}" 2>&1 | tee -a "$log"
+fuzz_rc=${PIPESTATUS[0]}
 # The parameter server's concurrency test again under ThreadSanitizer.
 echo "== ThreadSanitizer =="
 bazel test --config=tsan //parameter_server:shard_test --nocache_test_results "$@" 2>&1 | tee -a "$log" | grep -E '^//|FAILED|ThreadSanitizer'
@@ -26,12 +31,14 @@ set -e
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//\S+\s+(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)|FAILED TO BUILD' "$log" || true)
 if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi
-if [[ $deploy_rc -eq 0 ]]; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1))
-  rc=$deploy_rc
-fi
+for step_rc in "$deploy_rc" "$fuzz_rc"; do
+  if [[ $step_rc -eq 0 ]]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    rc=$step_rc
+  fi
+done
 echo
 echo "${passed} passed, ${failed} failed"
 exit "$rc"
