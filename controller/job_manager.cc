@@ -529,6 +529,9 @@ void JobManager::RunReplica(Job* job, int replica) {
     }
   }
   const int m = job->spec.parallelism().children_per_replica();
+  // θ as the shards returned it with the last accepted push: the next round
+  // samples from it instead of pulling again.
+  std::optional<PulledWeights> after_push;
   while (true) {
     const absl::Time round_start = absl::Now();
     // The shard versions of the θ this round sampled with: the gradient is
@@ -539,7 +542,15 @@ void JobManager::RunReplica(Job* job, int replica) {
       int64_t first_index = 0, samples_before = 0;
       const int n = ReserveTrials(job, m, &first_index, &samples_before);
       if (n == 0) break;
-      if (learns) {
+      if (learns && after_push.has_value()) {
+        absl::Status loaded = strategy->LoadParameters(after_push->tensors);
+        if (!loaded.ok()) {
+          FailJob(job, loaded);
+          break;
+        }
+        sampled_versions = std::move(after_push->versions);
+        after_push.reset();
+      } else if (learns) {
         absl::StatusOr<std::vector<int64_t>> versions = PullInto(job, strategy.get());
         if (!versions.ok()) break;
         sampled_versions = *std::move(versions);
@@ -636,7 +647,10 @@ void JobManager::RunReplica(Job* job, int replica) {
         break;
       }
       absl::Status pushed = Retry(job, "Push", [&] {
-        return weights->Push(job->id, replica, *versions, *gradient);
+        PulledWeights updated;
+        absl::Status status = weights->Push(job->id, replica, *versions, *gradient, &updated);
+        if (status.ok()) after_push = std::move(updated);
+        return status;
       });
       if (metrics_) {
         metrics_->pushes.Add({{"job_id", job->id}, {"outcome", pushed.ok() ? "ok" : "error"}})

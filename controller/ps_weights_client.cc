@@ -70,7 +70,7 @@ class PsWeightsClient : public WeightsClient {
   }
 
   absl::Status Push(const std::string& job_id, int replica_id, const std::vector<int64_t>& base_versions,
-                    const std::vector<FlatTensor>& gradients) override {
+                    const std::vector<FlatTensor>& gradients, PulledWeights* updated) override {
     if (base_versions.size() != stubs_.size()) {
       return absl::InvalidArgumentError("Push needs one base version per shard");
     }
@@ -80,15 +80,28 @@ class PsWeightsClient : public WeightsClient {
       requests[s].set_job_id(job_id);
       requests[s].set_replica_id(replica_id);
       requests[s].set_base_version(base_versions[s]);
+      requests[s].set_return_parameters(updated != nullptr);
     }
     for (size_t i = 0; i < gradients.size(); ++i) {
       ToProto(gradients[i], requests[owner[i]].add_gradients());
     }
     std::vector<v1::PushResponse> responses(stubs_.size());
-    return ForEachShard("Push", [&](size_t s, grpc::ClientContext* context,
-                                    std::function<void(grpc::Status)> done) {
+    absl::Status status = ForEachShard("Push", [&](size_t s, grpc::ClientContext* context,
+                                                   std::function<void(grpc::Status)> done) {
       stubs_[s]->async()->Push(context, &requests[s], &responses[s], std::move(done));
     });
+    if (!status.ok() || updated == nullptr) return status;
+    PulledWeights after;
+    for (const v1::PushResponse& response : responses) {
+      after.versions.push_back(response.version());
+      for (const v1::Tensor& t : response.tensors()) {
+        absl::StatusOr<FlatTensor> flat = FromProto(t);
+        if (!flat.ok()) return flat.status();
+        after.tensors.push_back(*std::move(flat));
+      }
+    }
+    *updated = std::move(after);
+    return absl::OkStatus();
   }
 
  private:

@@ -34,9 +34,12 @@ class WeightsClient {
                                const v1::OptimizerConfig& optimizer) = 0;
   virtual absl::StatusOr<PulledWeights> Pull(const std::string& job_id) = 0;
   // Sends each shard its slice of `gradients`, computed from `base_versions`.
+  // With `updated`, the shards also return their tensors as they are after
+  // the push (as a Pull right after it would, without the extra calls).
   virtual absl::Status Push(const std::string& job_id, int replica_id,
                             const std::vector<int64_t>& base_versions,
-                            const std::vector<FlatTensor>& gradients) = 0;
+                            const std::vector<FlatTensor>& gradients,
+                            PulledWeights* updated = nullptr) = 0;
 };
 
 }  // namespace nas::controller

@@ -458,6 +458,14 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
       }
     }
     response.set_version(job->version);
+    if (request.return_parameters()) {
+      for (const auto& [name, values] : job->theta) {
+        v1::Tensor* t = response.add_tensors();
+        t->set_name(name);
+        t->mutable_shape()->Assign(job->shapes[name].begin(), job->shapes[name].end());
+        t->mutable_values()->Assign(values.begin(), values.end());
+      }
+    }
     if (!options_.data_dir.empty()) {
       const bool by_count = options_.checkpoint_every_updates > 0 &&
                             job->version - job->checkpointed_version >= options_.checkpoint_every_updates;

@@ -229,8 +229,9 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   const double echo_per_second = echoes.load() / 5.0;
   const double per_second = evaluations / seconds;
   // An evaluation costs 2 worker RPCs (acquire, report) plus, per m children,
-  // one replica round: 1 pull and 1 push to each of S shards.
-  const double rpcs_per_evaluation = 2.0 + 2.0 * S / M;
+  // one replica round: 1 push to each of S shards (the push returns θ for the
+  // next round, so only a replica's first round pulls).
+  const double rpcs_per_evaluation = 2.0 + 1.0 * S / M;
   std::printf("config S=%d K=%d m=%d W=%d\n", S, K, M, W);
   std::printf("evaluations_per_second %.1f evaluations/s (goal 1000, ratio %.2f)\n", per_second, per_second / 1000);
   std::printf("report_latency_p50 %.2f ms\n", latencies_ms.empty() ? 0 : latencies_ms[latencies_ms.size() / 2]);
