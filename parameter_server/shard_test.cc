@@ -237,6 +237,30 @@ TEST(ShardTest, HundredConcurrentPushersAreEachCountedOnce) {
   }
 }
 
+TEST(ShardTest, PushCanReturnTheTensorsAsAPullRightAfterItWould) {
+  const Layout layout = MakeLayout();
+  std::unique_ptr<Shard> shard = NewShard(1, 0);
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, Adam())).ok());
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  const v1::PullResponse before = shard->Pull(pull).value();
+  v1::PushRequest push = PushFor(layout, 1, 0, 3);
+  auto plain = shard->Push(push);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->tensors_size(), 0);  // only when asked
+  push.set_return_parameters(true);
+  auto returned = shard->Push(push);
+  ASSERT_TRUE(returned.ok());
+  const v1::PullResponse after = shard->Pull(pull).value();
+  EXPECT_EQ(returned->version(), after.version());
+  ASSERT_EQ(returned->tensors_size(), after.tensors_size());
+  ASSERT_GT(after.tensors_size(), 0);
+  for (int t = 0; t < after.tensors_size(); ++t) {
+    EXPECT_EQ(returned->tensors(t).SerializeAsString(), after.tensors(t).SerializeAsString());
+    EXPECT_NE(after.tensors(t).SerializeAsString(), before.tensors(t).SerializeAsString());
+  }
+}
+
 TEST(ShardTest, BadPushesAreRejectedWithTheRightCodesAndChangeNothing) {
   const Layout layout = MakeLayout();
   auto shard = NewShard(2, 0);
