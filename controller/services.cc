@@ -259,6 +259,10 @@ grpc::Status TaskServiceImpl::ReportResult(grpc::ServerContext* context,
   absl::StatusOr<bool> duplicate = manager_->ReportResult(*request);
   if (!duplicate.ok()) return ToGrpcStatus(duplicate.status());
   response->set_duplicate(*duplicate);
+  if (request->acquire_next()) {
+    std::optional<v1::Task> next = manager_->AcquireTask(request->worker_id(), absl::ZeroDuration());
+    if (next.has_value()) *response->mutable_next_task() = *std::move(next);
+  }
   return grpc::Status::OK;
 }
 

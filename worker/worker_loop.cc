@@ -104,16 +104,22 @@ Evaluator* WorkerLoop::EvaluatorFor(const v1::Task& task) {
 }
 
 absl::StatusOr<bool> WorkerLoop::RunOnce() {
-  v1::AcquireTaskRequest request;
-  request.set_worker_id(options_.worker_id);
-  request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
-  request.set_device(options_.device);
   v1::AcquireTaskResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.poll_wait + options_.call_timeout));
-  absl::Status status = FromGrpcStatus(stub_->AcquireTask(&context, request, &response), "AcquireTask");
-  if (!status.ok()) return status;
-  if (!response.has_task()) return false;
+  if (next_task_.has_value()) {
+    *response.mutable_task() = *std::move(next_task_);
+    next_task_.reset();
+  } else {
+    v1::AcquireTaskRequest request;
+    request.set_worker_id(options_.worker_id);
+    request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
+    request.set_device(options_.device);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.poll_wait + options_.call_timeout));
+    absl::Status status =
+        FromGrpcStatus(stub_->AcquireTask(&context, request, &response), "AcquireTask");
+    if (!status.ok()) return status;
+    if (!response.has_task()) return false;
+  }
   const v1::Task& task = response.task();
   NAS_LOG(Info) << "task " << task.task_id() << ": " << task.architecture().canonical();
   cancel_current_ = false;
@@ -203,6 +209,10 @@ void WorkerLoop::Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetr
   v1::ReportResultRequest request;
   request.set_task_id(task.task_id());
   request.set_worker_id(options_.worker_id);
+  {
+    absl::MutexLock lock(&mu_);
+    request.set_acquire_next(!stopping_);
+  }
   std::string outcome = "succeeded";
   if (result.ok()) {
     *request.mutable_metrics() = *result;
@@ -225,6 +235,9 @@ void WorkerLoop::Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetr
       // The chaos test matches these lines against the trial store.
       NAS_LOG(Info) << "task " << task.task_id() << ": report accepted"
                     << (response.duplicate() ? " (duplicate)" : "");
+      // A next task leased while this worker began to stop goes back
+      // through its lease.
+      if (response.has_next_task()) next_task_ = response.next_task();
       return;
     }
     const bool retry = status.error_code() == grpc::StatusCode::UNAVAILABLE ||

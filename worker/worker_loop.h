@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -56,7 +57,9 @@ class WorkerLoop {
   void Stop();
 
   // One acquire + evaluate + report. Returns whether a task ran; an error when
-  // the controller could not be reached.
+  // the controller could not be reached. The report asks for the next task
+  // (acquire_next); when one comes back, the next RunOnce starts on it
+  // without calling AcquireTask.
   absl::StatusOr<bool> RunOnce();
 
   int64_t tasks_done() const { return tasks_done_.load(); }
@@ -76,6 +79,8 @@ class WorkerLoop {
   std::map<v1::EvaluatorSpec::KindCase, std::unique_ptr<Evaluator>> evaluators_;
   std::atomic<bool> cancel_current_{false};
   std::atomic<int64_t> tasks_done_{0};
+  // Leased with the last report; only the Run thread touches it.
+  std::optional<v1::Task> next_task_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

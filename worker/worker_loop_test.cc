@@ -32,6 +32,7 @@ class FakeTaskService final : public v1::TaskService::Service {
     auto ready = [this]() { return !tasks_.empty(); };
     mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(request->wait_seconds()));
     if (!tasks_.empty()) {
+      ++acquires_;
       *response->mutable_task() = tasks_.front();
       tasks_.pop_front();
     }
@@ -46,10 +47,19 @@ class FakeTaskService final : public v1::TaskService::Service {
     return grpc::Status::OK;
   }
   grpc::Status ReportResult(grpc::ServerContext*, const v1::ReportResultRequest* request,
-                            v1::ReportResultResponse*) override {
+                            v1::ReportResultResponse* response) override {
     absl::MutexLock lock(&mu_);
     reports_.push_back(*request);
+    if (request->acquire_next() && !tasks_.empty()) {  // as the controller does: never waits
+      *response->mutable_next_task() = tasks_.front();
+      tasks_.pop_front();
+    }
     return grpc::Status::OK;
+  }
+  // AcquireTask calls that handed out a task.
+  int acquires() {
+    absl::MutexLock lock(&mu_);
+    return acquires_;
   }
   bool WaitForReports(size_t n, absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
@@ -75,6 +85,7 @@ class FakeTaskService final : public v1::TaskService::Service {
   std::vector<v1::ReportResultRequest> reports_ ABSL_GUARDED_BY(mu_);
   int heartbeats_ ABSL_GUARDED_BY(mu_) = 0;
   int epochs_ ABSL_GUARDED_BY(mu_) = 0;
+  int acquires_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -126,6 +137,23 @@ class WorkerLoopTest : public ::testing::Test {
   std::unique_ptr<WorkerLoop> loop_;
   std::thread runner_;
 };
+
+TEST_F(WorkerLoopTest, QueuedTasksComeBackWithTheReportInsteadOfAnotherAcquire) {
+  // Queued before the worker's first long poll can return them one by one:
+  // the first comes from AcquireTask, the other three with the reports.
+  service_.Add(SyntheticTask("t1", 0.2, 1));
+  service_.Add(SyntheticTask("t2", 0, 1));
+  service_.Add(SyntheticTask("t3", 0, 1));
+  service_.Add(SyntheticTask("t4", 0, 1));
+  ASSERT_TRUE(service_.WaitForReports(4, absl::Seconds(20)));
+  std::vector<v1::ReportResultRequest> reports = service_.reports();
+  ASSERT_EQ(reports.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(reports[i].task_id(), absl::StrCat("job/t", i + 1, "#1"));
+    EXPECT_TRUE(reports[i].acquire_next());
+  }
+  EXPECT_EQ(service_.acquires(), 1);
+}
 
 TEST_F(WorkerLoopTest, AcquiresEvaluatesHeartbeatsEveryEpochAndReports) {
   service_.Add(SyntheticTask("t1", 0.3, 3));
