@@ -135,7 +135,7 @@ absl::Status BearerTokenAuthenticator::Check(
   return absl::OkStatus();
 }
 
-grpc::Status BearerTokenAuthenticator::Authenticate(const grpc::ServerContext& context) const {
+grpc::Status BearerTokenAuthenticator::Authenticate(const grpc::ServerContextBase& context) const {
   std::optional<absl::string_view> authorization;
   const auto& metadata = context.client_metadata();
   if (auto it = metadata.find(kAuthorizationMetadataKey); it != metadata.end()) {
@@ -165,7 +165,7 @@ grpc::Status BearerTokenAuthenticator::Authenticate(const grpc::ServerContext& c
 }
 
 grpc::Status Authenticate(const BearerTokenAuthenticator* authenticator,
-                          const grpc::ServerContext& context) {
+                          const grpc::ServerContextBase& context) {
   if (authenticator == nullptr) return grpc::Status::OK;
   return authenticator->Authenticate(context);
 }

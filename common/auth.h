@@ -73,7 +73,7 @@ class BearerTokenAuthenticator {
 
   // Check on a call's metadata, converted for the RPC edge. Rejections are
   // logged with the peer's address, at most one line per second.
-  grpc::Status Authenticate(const grpc::ServerContext& context) const ABSL_LOCKS_EXCLUDED(log_mu_);
+  grpc::Status Authenticate(const grpc::ServerContextBase& context) const ABSL_LOCKS_EXCLUDED(log_mu_);
 
   const std::string& service() const { return service_; }
   size_t num_tokens() const { return tokens_.size(); }
@@ -91,7 +91,7 @@ class BearerTokenAuthenticator {
 // `authenticator->Authenticate(context)`, or OK when `authenticator` is null
 // (the service is open). What every protected service method calls first.
 grpc::Status Authenticate(const BearerTokenAuthenticator* authenticator,
-                          const grpc::ServerContext& context);
+                          const grpc::ServerContextBase& context);
 
 }  // namespace nas
 

@@ -747,6 +747,43 @@ absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
   return true;
 }
 
+void JobManager::AcquireTaskAsync(const std::string& worker_id, absl::Time deadline,
+                                  std::function<void(std::optional<v1::Task>)> done,
+                                  std::shared_ptr<std::atomic<int64_t>> waiter) {
+  // Whether a leased task is still wanted (else it is dropped, as in
+  // AcquireTask); a wanted one is marked running.
+  auto claim = [this, worker_id](const v1::Task& task) {
+    Job* job = FindJob(task.job_id());
+    bool live = false;
+    if (job != nullptr) {
+      absl::MutexLock lock(&mu_);
+      live = !job->stopping && job->inflight.contains(task.trial_id());
+    }
+    if (!live) {
+      queue_.CompleteTrial(task.job_id(), task.trial_id());
+      return false;
+    }
+    (void)options_.store->MarkRunning(task.job_id(), task.trial_id(), worker_id, task.attempt());
+    return true;
+  };
+  while (true) {
+    int64_t id = -1;
+    std::optional<v1::Task> now = queue_.AcquireOrWait(
+        worker_id, deadline,
+        [this, worker_id, deadline, done, waiter, claim](std::optional<v1::Task> task) {
+          if (!task.has_value()) return done(std::nullopt);
+          if (claim(*task)) return done(std::move(task));
+          AcquireTaskAsync(worker_id, deadline, done, waiter);  // stale: wait again
+        },
+        &id);
+    if (!now.has_value()) {
+      if (id >= 0) waiter->store(id);
+      return;
+    }
+    if (claim(*now)) return done(std::move(now));
+  }
+}
+
 std::optional<v1::Task> JobManager::AcquireTask(const std::string& worker_id,
                                                 absl::Duration wait) {
   const absl::Time deadline = absl::Now() + wait;

@@ -89,6 +89,14 @@ class JobManager {
   // --- TaskService ---
   std::optional<v1::Task> AcquireTask(const std::string& worker_id, absl::Duration wait)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The same long poll without holding a thread: `done` is called exactly
+  // once, with a task (marked running) or with nullopt at `deadline`, after
+  // CancelAcquire, or at shutdown; possibly before this returns. The id of
+  // the current wait is kept in *waiter (for CancelAcquire).
+  void AcquireTaskAsync(const std::string& worker_id, absl::Time deadline,
+                        std::function<void(std::optional<v1::Task>)> done,
+                        std::shared_ptr<std::atomic<int64_t>> waiter) ABSL_LOCKS_EXCLUDED(mu_);
+  void CancelAcquire(int64_t waiter) { queue_.CancelWaiter(waiter); }
   // Extends the lease. Returns "cancel" (true) when the job was cancelled or
   // finished; NOT_FOUND when the worker holds no lease on the task.
   absl::StatusOr<bool> Heartbeat(const std::string& task_id, const std::string& worker_id,

@@ -40,7 +40,7 @@ absl::StatusOr<int> PageSize(int requested) {
 }
 
 // The earlier of the call's deadline and `limit` from now.
-absl::Time CallDeadline(grpc::ServerContext* context, absl::Duration limit) {
+absl::Time CallDeadline(const grpc::ServerContextBase* context, absl::Duration limit) {
   const absl::Time cap = absl::Now() + limit;
   const auto raw = context->deadline();
   if (raw == std::chrono::system_clock::time_point::max()) return cap;
@@ -205,28 +205,51 @@ grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status TaskServiceImpl::AcquireTask(grpc::ServerContext* context,
-                                          const v1::AcquireTaskRequest* request,
-                                          v1::AcquireTaskResponse* response) {
-  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
-  if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
+namespace {
+
+// One AcquireTask call. Finish is called exactly once: by the task queue's
+// callback (a task, the deadline, a cancel or shutdown) or at once for a bad
+// request. gRPC calls OnDone after everything else, and only then.
+class AcquireReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit AcquireReactor(JobManager* manager)
+      : manager_(manager), waiter_(std::make_shared<std::atomic<int64_t>>(-1)) {}
+  std::shared_ptr<std::atomic<int64_t>> waiter() const { return waiter_; }
+  void OnCancel() override { manager_->CancelAcquire(waiter_->load()); }
+  void OnDone() override { delete this; }
+
+ private:
+  JobManager* const manager_;
+  const std::shared_ptr<std::atomic<int64_t>> waiter_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerContext* context,
+                                                       const v1::AcquireTaskRequest* request,
+                                                       v1::AcquireTaskResponse* response) {
+  auto* reactor = new AcquireReactor(manager_);
+  grpc::Status invalid = Authenticate(auth_, *context);
+  if (invalid.ok()) invalid = CheckId("worker_id", request->worker_id());
   const double wait = request->wait_seconds();
-  if (!(wait >= 0 && wait <= 60)) return Invalid("wait_seconds: must be in [0, 60]");
+  if (invalid.ok() && !(wait >= 0 && wait <= 60)) {
+    invalid = Invalid("wait_seconds: must be in [0, 60]");
+  }
+  if (!invalid.ok()) {
+    reactor->Finish(invalid);
+    return reactor;
+  }
   // Answer a little before the caller's deadline so the empty answer arrives.
   const absl::Time deadline =
       CallDeadline(context, absl::Seconds(wait)) - absl::Milliseconds(wait > 0.2 ? 100 : 0);
-  // Wait in slices of at most a second so a cancelled call (a client gone, a
-  // server shutting down) frees its thread promptly.
-  while (true) {
-    const absl::Duration left = std::max(absl::ZeroDuration(), deadline - absl::Now());
-    std::optional<v1::Task> task =
-        manager_->AcquireTask(request->worker_id(), std::min(left, absl::Seconds(1)));
-    if (task.has_value()) {
-      *response->mutable_task() = *std::move(task);
-      return grpc::Status::OK;
-    }
-    if (context->IsCancelled() || absl::Now() >= deadline) return grpc::Status::OK;
-  }
+  manager_->AcquireTaskAsync(
+      request->worker_id(), deadline,
+      [reactor, response](std::optional<v1::Task> task) {
+        if (task.has_value()) *response->mutable_task() = *std::move(task);
+        reactor->Finish(grpc::Status::OK);
+      },
+      reactor->waiter());
+  return reactor;
 }
 
 grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,

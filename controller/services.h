@@ -40,14 +40,20 @@ class JobServiceImpl final : public v1::JobService::Service {
   const BearerTokenAuthenticator* const auth_;
 };
 
-class TaskServiceImpl final : public v1::TaskService::Service {
+// AcquireTask uses gRPC's callback API: a waiting worker's long poll holds
+// no server thread (it is a parked callback in the task queue), so W idle
+// workers cost W small records, not W threads. The other methods are
+// synchronous.
+class TaskServiceImpl final
+    : public v1::TaskService::WithCallbackMethod_AcquireTask<v1::TaskService::Service> {
  public:
   // As JobServiceImpl: `auth` holds the workers' tokens, or is null.
   explicit TaskServiceImpl(JobManager* manager, const BearerTokenAuthenticator* auth = nullptr)
       : manager_(manager), auth_(auth) {}
 
-  grpc::Status AcquireTask(grpc::ServerContext* context, const v1::AcquireTaskRequest* request,
-                           v1::AcquireTaskResponse* response) override;
+  grpc::ServerUnaryReactor* AcquireTask(grpc::CallbackServerContext* context,
+                                        const v1::AcquireTaskRequest* request,
+                                        v1::AcquireTaskResponse* response) override;
   grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override;
   grpc::Status ReportResult(grpc::ServerContext* context, const v1::ReportResultRequest* request,

@@ -35,12 +35,42 @@ std::string TrialKey(const std::string& job_id, const std::string& trial_id) {
 
 }  // namespace
 
+TaskQueue::TaskQueue(Clock* clock) : clock_(clock) {
+  expiry_ = std::thread([this] { ExpireWaiters(); });
+}
+
+TaskQueue::~TaskQueue() {
+  Shutdown();
+  if (expiry_.joinable()) expiry_.join();
+}
+
 void TaskQueue::Enqueue(v1::Task task) {
-  absl::MutexLock lock(&mu_);
-  ++queued_per_trial_[TrialKey(task.job_id(), task.trial_id())];
-  const std::string job = task.job_id();
-  queues_[job].push_back(std::move(task));
-  work_cv_.Signal();
+  AcquireCallback done;
+  std::optional<v1::Task> leased;
+  {
+    absl::MutexLock lock(&mu_);
+    ++queued_per_trial_[TrialKey(task.job_id(), task.trial_id())];
+    const std::string job = task.job_id();
+    queues_[job].push_back(std::move(task));
+    if (waiters_.empty()) {
+      work_cv_.Signal();
+      return;
+    }
+    // The oldest asynchronous waiter gets the next task (round-robin as ever).
+    auto first = waiters_.begin();
+    Waiter waiter = std::move(first->second);
+    auto range = waiter_deadlines_.equal_range(waiter.deadline);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second == first->first) {
+        waiter_deadlines_.erase(it);
+        break;
+      }
+    }
+    waiters_.erase(first);
+    leased = LeaseNext(waiter.worker_id);
+    done = std::move(waiter.done);
+  }
+  done(std::move(leased));
 }
 
 bool TaskQueue::HasWork() const { return shutdown_ || !queues_.empty(); }
@@ -53,6 +83,82 @@ std::optional<v1::Task> TaskQueue::Acquire(const std::string& worker_id, absl::D
     if (work_cv_.WaitWithDeadline(&mu_, deadline)) break;
   }
   if (shutdown_ || queues_.empty()) return std::nullopt;
+  return LeaseNext(worker_id);
+}
+
+std::optional<v1::Task> TaskQueue::AcquireOrWait(const std::string& worker_id,
+                                                 absl::Time deadline, AcquireCallback done,
+                                                 int64_t* waiter_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    workers_seen_[worker_id] = clock_->Now();
+    if (!shutdown_ && !queues_.empty()) return LeaseNext(worker_id);
+    if (!shutdown_ && deadline > absl::Now()) {
+      const int64_t id = next_waiter_id_++;
+      if (waiter_id != nullptr) *waiter_id = id;
+      waiters_[id] = Waiter{worker_id, deadline, std::move(done)};
+      const bool earliest = waiter_deadlines_.empty() || deadline < waiter_deadlines_.begin()->first;
+      waiter_deadlines_.emplace(deadline, id);
+      if (earliest) expiry_cv_.Signal();
+      return std::nullopt;
+    }
+  }
+  done(std::nullopt);  // shutting down, or the deadline has passed
+  return std::nullopt;
+}
+
+void TaskQueue::CancelWaiter(int64_t waiter_id) {
+  AcquireCallback done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiters_.find(waiter_id);
+    if (it == waiters_.end()) return;
+    auto range = waiter_deadlines_.equal_range(it->second.deadline);
+    for (auto d = range.first; d != range.second; ++d) {
+      if (d->second == waiter_id) {
+        waiter_deadlines_.erase(d);
+        break;
+      }
+    }
+    done = std::move(it->second.done);
+    waiters_.erase(it);
+  }
+  done(std::nullopt);
+}
+
+int TaskQueue::waiting() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(waiters_.size());
+}
+
+void TaskQueue::ExpireWaiters() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    std::vector<AcquireCallback> expired;
+    const absl::Time now = absl::Now();
+    while (!waiter_deadlines_.empty() &&
+           (shutdown_ || waiter_deadlines_.begin()->first <= now)) {
+      const int64_t id = waiter_deadlines_.begin()->second;
+      waiter_deadlines_.erase(waiter_deadlines_.begin());
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) continue;
+      expired.push_back(std::move(it->second.done));
+      waiters_.erase(it);
+    }
+    if (!expired.empty()) {
+      mu_.Unlock();
+      for (AcquireCallback& done : expired) done(std::nullopt);
+      mu_.Lock();
+      continue;
+    }
+    if (shutdown_) return;
+    const absl::Time wake = waiter_deadlines_.empty() ? absl::InfiniteFuture()
+                                                      : waiter_deadlines_.begin()->first;
+    expiry_cv_.WaitWithDeadline(&mu_, wake);
+  }
+}
+
+v1::Task TaskQueue::LeaseNext(const std::string& worker_id) {
   // Round-robin over jobs: the first job after the one served last.
   auto it = queues_.upper_bound(last_served_job_);
   if (it == queues_.end()) it = queues_.begin();
@@ -146,6 +252,7 @@ void TaskQueue::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
   work_cv_.SignalAll();
+  expiry_cv_.SignalAll();
 }
 
 int64_t TaskQueue::queued() {

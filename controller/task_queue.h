@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -46,7 +48,12 @@ struct Lease {
 
 class TaskQueue {
  public:
-  explicit TaskQueue(Clock* clock) : clock_(clock) {}
+  explicit TaskQueue(Clock* clock);
+  ~TaskQueue();
+
+  // How an asynchronous acquire ends: a task leased to the waiting worker,
+  // or nullopt (deadline, CancelWaiter, Shutdown).
+  using AcquireCallback = std::function<void(std::optional<v1::Task>)>;
 
   // Queues a task (task_id, job_id, trial_id, attempt and lease_seconds set).
   void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);
@@ -55,6 +62,20 @@ class TaskQueue {
   // returns it; nullopt when none arrived. Also records the worker as seen.
   std::optional<v1::Task> Acquire(const std::string& worker_id, absl::Duration wait)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The long poll without a thread: if a task is queued, leases it to
+  // `worker_id` and returns it (`done` is dropped). Otherwise registers
+  // `done` and returns nullopt; `done` is then called exactly once, from
+  // whichever thread ends the wait and without the queue's lock: with a task
+  // leased to `worker_id` when one is enqueued (waiters are served first
+  // come, first served), or with nullopt at `deadline` (real time), on
+  // CancelWaiter(*waiter_id) or on Shutdown.
+  std::optional<v1::Task> AcquireOrWait(const std::string& worker_id, absl::Time deadline,
+                                        AcquireCallback done, int64_t* waiter_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends a registered wait with nullopt; nothing if it has ended already.
+  void CancelWaiter(int64_t waiter_id) ABSL_LOCKS_EXCLUDED(mu_);
+  int waiting() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Extends the lease of `task_id` held by `worker_id`. NOT_FOUND when there
   // is no such lease (expired, completed, or held by another worker). Returns
@@ -86,6 +107,17 @@ class TaskQueue {
 
  private:
   bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Pops the next task (round-robin over jobs) and leases it to `worker_id`.
+  // Requires a queued task.
+  v1::Task LeaseNext(const std::string& worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends waits whose deadline has passed (a thread of its own).
+  void ExpireWaiters() ABSL_LOCKS_EXCLUDED(mu_);
+
+  struct Waiter {
+    std::string worker_id;
+    absl::Time deadline;
+    AcquireCallback done;
+  };
 
   Clock* const clock_;
 
@@ -105,6 +137,13 @@ class TaskQueue {
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> workers_seen_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // Asynchronous waiters by id (ids grow: the first is the oldest), and
+  // their deadlines for the expiry thread.
+  std::map<int64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, int64_t> waiter_deadlines_ ABSL_GUARDED_BY(mu_);
+  int64_t next_waiter_id_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::CondVar expiry_cv_;
+  std::thread expiry_;
 };
 
 }  // namespace nas::controller

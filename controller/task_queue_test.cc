@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace nas::controller {
@@ -121,6 +122,79 @@ TEST(TaskQueueTest, ShutdownReleasesWaitingPollers) {
   std::thread waiter([&] { EXPECT_FALSE(queue.Acquire("w", absl::Hours(1)).has_value()); });
   queue.Shutdown();
   waiter.join();
+}
+
+// Records how an asynchronous acquire ended.
+struct Outcome {
+  absl::Notification done;
+  std::optional<v1::Task> task;
+  std::atomic<int> calls{0};
+  TaskQueue::AcquireCallback Callback() {
+    return [this](std::optional<v1::Task> t) {
+      task = std::move(t);
+      ++calls;
+      done.Notify();
+    };
+  }
+};
+
+TEST(TaskQueueTest, AsyncWaitersGetTasksFirstComeFirstServedAndHoldTheirLease) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  // A queued task comes back at once and the callback is dropped.
+  queue.Enqueue(MakeTask("a", "t0"));
+  Outcome unused;
+  int64_t id = -1;
+  auto now = queue.AcquireOrWait("w0", absl::Now() + absl::Seconds(30), unused.Callback(), &id);
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(now->trial_id(), "t0");
+  EXPECT_EQ(unused.calls.load(), 0);
+  // Two waiters, then two tasks: the older waiter gets the first.
+  Outcome first, second;
+  int64_t id1 = -1, id2 = -1;
+  EXPECT_FALSE(queue.AcquireOrWait("w1", absl::Now() + absl::Seconds(30), first.Callback(), &id1));
+  EXPECT_FALSE(queue.AcquireOrWait("w2", absl::Now() + absl::Seconds(30), second.Callback(), &id2));
+  EXPECT_EQ(queue.waiting(), 2);
+  queue.Enqueue(MakeTask("a", "t1"));
+  ASSERT_TRUE(first.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(first.task.has_value());
+  EXPECT_EQ(first.task->trial_id(), "t1");
+  EXPECT_FALSE(second.done.HasBeenNotified());
+  queue.Enqueue(MakeTask("a", "t2"));
+  ASSERT_TRUE(second.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(second.task->trial_id(), "t2");
+  // Each task is leased to the worker that waited for it.
+  EXPECT_TRUE(queue.Heartbeat(first.task->task_id(), "w1").ok());
+  EXPECT_FALSE(queue.Heartbeat(first.task->task_id(), "w2").ok());
+  EXPECT_TRUE(queue.Heartbeat(second.task->task_id(), "w2").ok());
+  EXPECT_EQ(queue.waiting(), 0);
+  EXPECT_EQ(first.calls.load(), 1);
+  EXPECT_EQ(second.calls.load(), 1);
+}
+
+TEST(TaskQueueTest, AsyncWaitsEndAtTheirDeadlineOnCancelAndAtShutdown) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  Outcome expires, cancelled, at_shutdown, late;
+  int64_t cancel_id = -1;
+  ASSERT_FALSE(queue.AcquireOrWait("w1", absl::Now() + absl::Milliseconds(50), expires.Callback(), nullptr));
+  ASSERT_FALSE(queue.AcquireOrWait("w2", absl::Now() + absl::Seconds(30), cancelled.Callback(), &cancel_id));
+  ASSERT_FALSE(queue.AcquireOrWait("w3", absl::Now() + absl::Seconds(30), at_shutdown.Callback(), nullptr));
+  ASSERT_TRUE(expires.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(expires.task.has_value());
+  queue.CancelWaiter(cancel_id);
+  ASSERT_TRUE(cancelled.done.HasBeenNotified());
+  EXPECT_FALSE(cancelled.task.has_value());
+  queue.CancelWaiter(cancel_id);  // ended already: nothing
+  EXPECT_EQ(cancelled.calls.load(), 1);
+  EXPECT_FALSE(at_shutdown.done.HasBeenNotified());
+  queue.Shutdown();
+  ASSERT_TRUE(at_shutdown.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(at_shutdown.task.has_value());
+  // After shutdown a new wait ends at once.
+  EXPECT_FALSE(queue.AcquireOrWait("w4", absl::Now() + absl::Seconds(30), late.Callback(), nullptr));
+  EXPECT_TRUE(late.done.HasBeenNotified());
+  EXPECT_EQ(expires.calls.load() + cancelled.calls.load() + at_shutdown.calls.load() + late.calls.load(), 4);
 }
 
 }  // namespace
