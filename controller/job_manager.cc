@@ -750,29 +750,13 @@ absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
 void JobManager::AcquireTaskAsync(const std::string& worker_id, absl::Time deadline,
                                   std::function<void(std::optional<v1::Task>)> done,
                                   std::shared_ptr<std::atomic<int64_t>> waiter) {
-  // Whether a leased task is still wanted (else it is dropped, as in
-  // AcquireTask); a wanted one is marked running.
-  auto claim = [this, worker_id](const v1::Task& task) {
-    Job* job = FindJob(task.job_id());
-    bool live = false;
-    if (job != nullptr) {
-      absl::MutexLock lock(&mu_);
-      live = !job->stopping && job->inflight.contains(task.trial_id());
-    }
-    if (!live) {
-      queue_.CompleteTrial(task.job_id(), task.trial_id());
-      return false;
-    }
-    (void)options_.store->MarkRunning(task.job_id(), task.trial_id(), worker_id, task.attempt());
-    return true;
-  };
   while (true) {
     int64_t id = -1;
     std::optional<v1::Task> now = queue_.AcquireOrWait(
         worker_id, deadline,
-        [this, worker_id, deadline, done, waiter, claim](std::optional<v1::Task> task) {
+        [this, worker_id, deadline, done, waiter](std::optional<v1::Task> task) {
           if (!task.has_value()) return done(std::nullopt);
-          if (claim(*task)) return done(std::move(task));
+          if (ClaimTask(*task, worker_id)) return done(std::move(task));
           AcquireTaskAsync(worker_id, deadline, done, waiter);  // stale: wait again
         },
         &id);
@@ -780,31 +764,30 @@ void JobManager::AcquireTaskAsync(const std::string& worker_id, absl::Time deadl
       if (id >= 0) waiter->store(id);
       return;
     }
-    if (claim(*now)) return done(std::move(now));
+    if (ClaimTask(*now, worker_id)) return done(std::move(now));
   }
 }
 
-std::optional<v1::Task> JobManager::AcquireTask(const std::string& worker_id,
-                                                absl::Duration wait) {
-  const absl::Time deadline = absl::Now() + wait;
+bool JobManager::ClaimTask(const v1::Task& task, const std::string& worker_id) {
+  Job* job = FindJob(task.job_id());
+  bool live = false;
+  if (job != nullptr) {
+    absl::MutexLock lock(&mu_);
+    live = !job->stopping && job->inflight.contains(task.trial_id());
+  }
+  if (!live) {
+    // A stale task (the trial finished or the job stopped meanwhile).
+    queue_.CompleteTrial(task.job_id(), task.trial_id());
+    return false;
+  }
+  (void)options_.store->MarkRunning(task.job_id(), task.trial_id(), worker_id, task.attempt());
+  return true;
+}
+
+std::optional<v1::Task> JobManager::TryAcquireTask(const std::string& worker_id) {
   while (true) {
-    std::optional<v1::Task> task =
-        queue_.Acquire(worker_id, std::max(absl::ZeroDuration(), deadline - absl::Now()));
-    if (!task.has_value()) return std::nullopt;
-    Job* job = FindJob(task->job_id());
-    bool live = false;
-    if (job != nullptr) {
-      absl::MutexLock lock(&mu_);
-      live = !job->stopping && job->inflight.contains(task->trial_id());
-    }
-    if (!live) {
-      // A stale task (the trial finished or the job stopped meanwhile).
-      queue_.CompleteTrial(task->job_id(), task->trial_id());
-      continue;
-    }
-    (void)options_.store->MarkRunning(task->job_id(), task->trial_id(), worker_id,
-                                      task->attempt());
-    return task;
+    std::optional<v1::Task> task = queue_.TryAcquire(worker_id);
+    if (!task.has_value() || ClaimTask(*task, worker_id)) return task;
   }
 }
 

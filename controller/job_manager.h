@@ -87,9 +87,9 @@ class JobManager {
   bool IsFinished(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- TaskService ---
-  std::optional<v1::Task> AcquireTask(const std::string& worker_id, absl::Duration wait)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // The same long poll without holding a thread: `done` is called exactly
+  // A queued task for `worker_id` (marked running), or nullopt at once.
+  std::optional<v1::Task> TryAcquireTask(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // The long poll, without holding a thread: `done` is called exactly
   // once, with a task (marked running) or with nullopt at `deadline`, after
   // CancelAcquire, or at shutdown; possibly before this returns. The id of
   // the current wait is kept in *waiter (for CancelAcquire).
@@ -133,6 +133,10 @@ class JobManager {
   absl::Status Retry(Job* job, const std::string& what,
                      const std::function<absl::Status()>& call) ABSL_LOCKS_EXCLUDED(mu_);
   void EnqueueAttempt(Job* job, const v1::Trial& trial, int attempt);
+  // Whether a task just leased from the queue is still wanted: if so marks
+  // its trial running; if not (the trial finished or the job stopped) drops
+  // it from the queue's books.
+  bool ClaimTask(const v1::Task& task, const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
   // Stores a final outcome and wakes the replica waiting for it.
   absl::StatusOr<bool> Finish(Job* job, v1::Trial trial) ABSL_LOCKS_EXCLUDED(mu_);
   void OnReplicaDone(Job* job) ABSL_LOCKS_EXCLUDED(mu_);

@@ -283,7 +283,7 @@ grpc::Status TaskServiceImpl::ReportResult(grpc::ServerContext* context,
   if (!duplicate.ok()) return ToGrpcStatus(duplicate.status());
   response->set_duplicate(*duplicate);
   if (request->acquire_next()) {
-    std::optional<v1::Task> next = manager_->AcquireTask(request->worker_id(), absl::ZeroDuration());
+    std::optional<v1::Task> next = manager_->TryAcquireTask(request->worker_id());
     if (next.has_value()) *response->mutable_next_task() = *std::move(next);
   }
   return grpc::Status::OK;

@@ -52,36 +52,18 @@ void TaskQueue::Enqueue(v1::Task task) {
     ++queued_per_trial_[TrialKey(task.job_id(), task.trial_id())];
     const std::string job = task.job_id();
     queues_[job].push_back(std::move(task));
-    if (waiters_.empty()) {
-      work_cv_.Signal();
-      return;
-    }
-    // The oldest asynchronous waiter gets the next task (round-robin as ever).
-    auto first = waiters_.begin();
-    Waiter waiter = std::move(first->second);
-    auto range = waiter_deadlines_.equal_range(waiter.deadline);
-    for (auto it = range.first; it != range.second; ++it) {
-      if (it->second == first->first) {
-        waiter_deadlines_.erase(it);
-        break;
-      }
-    }
-    waiters_.erase(first);
+    if (waiters_.empty()) return;
+    // The oldest waiter gets the next task (round-robin over jobs as ever).
+    Waiter waiter = TakeWaiter(waiters_.begin());
     leased = LeaseNext(waiter.worker_id);
     done = std::move(waiter.done);
   }
   done(std::move(leased));
 }
 
-bool TaskQueue::HasWork() const { return shutdown_ || !queues_.empty(); }
-
-std::optional<v1::Task> TaskQueue::Acquire(const std::string& worker_id, absl::Duration wait) {
+std::optional<v1::Task> TaskQueue::TryAcquire(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   workers_seen_[worker_id] = clock_->Now();
-  const absl::Time deadline = absl::Now() + wait;
-  while (!HasWork()) {
-    if (work_cv_.WaitWithDeadline(&mu_, deadline)) break;
-  }
   if (shutdown_ || queues_.empty()) return std::nullopt;
   return LeaseNext(worker_id);
 }
@@ -113,17 +95,22 @@ void TaskQueue::CancelWaiter(int64_t waiter_id) {
     absl::MutexLock lock(&mu_);
     auto it = waiters_.find(waiter_id);
     if (it == waiters_.end()) return;
-    auto range = waiter_deadlines_.equal_range(it->second.deadline);
-    for (auto d = range.first; d != range.second; ++d) {
-      if (d->second == waiter_id) {
-        waiter_deadlines_.erase(d);
-        break;
-      }
-    }
-    done = std::move(it->second.done);
-    waiters_.erase(it);
+    done = TakeWaiter(it).done;
   }
   done(std::nullopt);
+}
+
+TaskQueue::Waiter TaskQueue::TakeWaiter(std::map<int64_t, Waiter>::iterator it) {
+  auto range = waiter_deadlines_.equal_range(it->second.deadline);
+  for (auto d = range.first; d != range.second; ++d) {
+    if (d->second == it->first) {
+      waiter_deadlines_.erase(d);
+      break;
+    }
+  }
+  Waiter waiter = std::move(it->second);
+  waiters_.erase(it);
+  return waiter;
 }
 
 int TaskQueue::waiting() {
@@ -138,12 +125,7 @@ void TaskQueue::ExpireWaiters() {
     const absl::Time now = absl::Now();
     while (!waiter_deadlines_.empty() &&
            (shutdown_ || waiter_deadlines_.begin()->first <= now)) {
-      const int64_t id = waiter_deadlines_.begin()->second;
-      waiter_deadlines_.erase(waiter_deadlines_.begin());
-      auto it = waiters_.find(id);
-      if (it == waiters_.end()) continue;
-      expired.push_back(std::move(it->second.done));
-      waiters_.erase(it);
+      expired.push_back(TakeWaiter(waiters_.find(waiter_deadlines_.begin()->second)).done);
     }
     if (!expired.empty()) {
       mu_.Unlock();
@@ -251,7 +233,6 @@ std::vector<v1::Task> TaskQueue::CancelJob(const std::string& job_id) {
 void TaskQueue::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
-  work_cv_.SignalAll();
   expiry_cv_.SignalAll();
 }
 

@@ -1,7 +1,7 @@
 // Tasks waiting for workers, and the leases of tasks workers hold.
 //
 // Queues are per job and served round-robin, so concurrent jobs share the
-// workers fairly. A worker long-polls Acquire; the task it gets is leased to
+// workers fairly. A worker long-polls AcquireOrWait; the task it gets is leased to
 // it until lease_seconds after its last heartbeat. Expired leases are handed
 // back by ExpireLeases (the caller re-queues with attempt + 1 or fails the
 // trial). Pure bookkeeping: no I/O, no gRPC; thread-safe.
@@ -58,10 +58,9 @@ class TaskQueue {
   // Queues a task (task_id, job_id, trial_id, attempt and lease_seconds set).
   void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Waits up to `wait` (real time) for a task, leases it to `worker_id` and
-  // returns it; nullopt when none arrived. Also records the worker as seen.
-  std::optional<v1::Task> Acquire(const std::string& worker_id, absl::Duration wait)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Leases a queued task to `worker_id` and returns it; nullopt when none is
+  // queued (it never waits). Also records the worker as seen.
+  std::optional<v1::Task> TryAcquire(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The long poll without a thread: if a task is queued, leases it to
   // `worker_id` and returns it (`done` is dropped). Otherwise registers
@@ -95,18 +94,17 @@ class TaskQueue {
   // Drops the job's queued tasks (returned) and marks its leases cancelled.
   std::vector<v1::Task> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Wakes every waiting Acquire (used at shutdown; they return nullopt).
+  // Ends every asynchronous wait with nullopt, and refuses new ones.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   int64_t queued() ABSL_LOCKS_EXCLUDED(mu_);
   int64_t queued(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   int64_t leased() ABSL_LOCKS_EXCLUDED(mu_);
   int64_t leased(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
-  // Workers that called Acquire or Heartbeat within `window`.
+  // Workers that acquired (or tried to) or heartbeat within `window`.
   int ConnectedWorkers(absl::Duration window) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Pops the next task (round-robin over jobs) and leases it to `worker_id`.
   // Requires a queued task.
   v1::Task LeaseNext(const std::string& worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -118,6 +116,8 @@ class TaskQueue {
     absl::Time deadline;
     AcquireCallback done;
   };
+  // Removes a registered wait (and its deadline entry) and returns it.
+  Waiter TakeWaiter(std::map<int64_t, Waiter>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Clock* const clock_;
 
@@ -127,10 +127,7 @@ class TaskQueue {
   // Queued tasks per "<job_id>/<trial_id>", so completing a trial that is
   // not queued (the usual case) does not scan its job's queue.
   absl::flat_hash_map<std::string, int> queued_per_trial_ ABSL_GUARDED_BY(mu_);
-  // Signalled once per enqueued task: wakes one waiting Acquire, where a
-  // Condition would re-evaluate every waiter on every unlock.
-  absl::CondVar work_cv_;
-  // The job served last; the next Acquire serves the next job after it.
+  // The job served last; the next lease serves the next job after it.
   std::string last_served_job_ ABSL_GUARDED_BY(mu_);
   // By task id "<job_id>/<trial_id>#<attempt>": the attempts of a trial are
   // adjacent, so completing a trial looks at its own leases only.

@@ -38,12 +38,12 @@ TEST(TaskQueueTest, JobsAreServedRoundRobin) {
   queue.Enqueue(MakeTask("c", "c0"));
   std::vector<std::string> order;
   for (int i = 0; i < 5; ++i) {
-    auto task = queue.Acquire("w", absl::ZeroDuration());
+    auto task = queue.TryAcquire("w");
     ASSERT_TRUE(task.has_value());
     order.push_back(task->trial_id());
   }
   EXPECT_EQ(order, (std::vector<std::string>{"a0", "b0", "c0", "a1", "a2"}));
-  EXPECT_FALSE(queue.Acquire("w", absl::ZeroDuration()).has_value());
+  EXPECT_FALSE(queue.TryAcquire("w").has_value());
   EXPECT_EQ(queue.leased(), 5);
   EXPECT_EQ(queue.leased("a"), 3);
 }
@@ -53,8 +53,8 @@ TEST(TaskQueueTest, LeaseExpiresWithoutHeartbeatAndHeartbeatExtendsIt) {
   TaskQueue queue(&clock);
   queue.Enqueue(MakeTask("j", "t1"));
   queue.Enqueue(MakeTask("j", "t2"));
-  auto t1 = queue.Acquire("w1", absl::ZeroDuration());
-  auto t2 = queue.Acquire("w2", absl::ZeroDuration());
+  auto t1 = queue.TryAcquire("w1");
+  auto t2 = queue.TryAcquire("w2");
   ASSERT_TRUE(t1 && t2);
   clock.Advance(absl::Seconds(20));
   ASSERT_TRUE(queue.Heartbeat(t1->task_id(), "w1").ok());
@@ -72,7 +72,7 @@ TEST(TaskQueueTest, CompletingATrialDropsItsQueuedRetriesAndLease) {
   FakeClock clock;
   TaskQueue queue(&clock);
   queue.Enqueue(MakeTask("j", "t1", 1));
-  auto leased = queue.Acquire("w", absl::ZeroDuration());
+  auto leased = queue.TryAcquire("w");
   ASSERT_TRUE(leased);
   queue.Enqueue(MakeTask("j", "t1", 2));
   queue.Enqueue(MakeTask("j", "t2", 1));
@@ -90,7 +90,7 @@ TEST(TaskQueueTest, CancelDropsQueuedTasksAndFlagsLeases) {
   queue.Enqueue(MakeTask("j", "t1"));
   queue.Enqueue(MakeTask("j", "t2"));
   queue.Enqueue(MakeTask("k", "k1"));
-  auto leased = queue.Acquire("w", absl::ZeroDuration());
+  auto leased = queue.TryAcquire("w");
   ASSERT_TRUE(leased);
   ASSERT_EQ(leased->job_id(), "j");
   std::vector<v1::Task> dropped = queue.CancelJob("j");
@@ -100,28 +100,6 @@ TEST(TaskQueueTest, CancelDropsQueuedTasksAndFlagsLeases) {
   ASSERT_TRUE(heartbeat.ok());
   EXPECT_TRUE(heartbeat->cancelled);
   EXPECT_EQ(queue.queued(), 1);
-}
-
-TEST(TaskQueueTest, LongPollWakesWhenATaskArrives) {
-  FakeClock clock;
-  TaskQueue queue(&clock);
-  std::atomic<bool> got{false};
-  std::thread waiter([&] {
-    auto task = queue.Acquire("w", absl::Seconds(30));
-    got = task.has_value();
-  });
-  queue.Enqueue(MakeTask("j", "t1"));
-  waiter.join();
-  EXPECT_TRUE(got);
-  EXPECT_EQ(queue.ConnectedWorkers(absl::Minutes(1)), 1);
-}
-
-TEST(TaskQueueTest, ShutdownReleasesWaitingPollers) {
-  FakeClock clock;
-  TaskQueue queue(&clock);
-  std::thread waiter([&] { EXPECT_FALSE(queue.Acquire("w", absl::Hours(1)).has_value()); });
-  queue.Shutdown();
-  waiter.join();
 }
 
 // Records how an asynchronous acquire ended.
@@ -195,6 +173,27 @@ TEST(TaskQueueTest, AsyncWaitsEndAtTheirDeadlineOnCancelAndAtShutdown) {
   EXPECT_FALSE(queue.AcquireOrWait("w4", absl::Now() + absl::Seconds(30), late.Callback(), nullptr));
   EXPECT_TRUE(late.done.HasBeenNotified());
   EXPECT_EQ(expires.calls.load() + cancelled.calls.load() + at_shutdown.calls.load() + late.calls.load(), 4);
+}
+
+TEST(TaskQueueTest, LongPollWakesWhenATaskArrives) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  Outcome poll;
+  ASSERT_FALSE(queue.AcquireOrWait("w", absl::Now() + absl::Seconds(30), poll.Callback(), nullptr));
+  queue.Enqueue(MakeTask("j", "t1"));
+  ASSERT_TRUE(poll.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_TRUE(poll.task.has_value());
+  EXPECT_EQ(queue.ConnectedWorkers(absl::Minutes(1)), 1);
+}
+
+TEST(TaskQueueTest, ShutdownReleasesWaitingPollers) {
+  FakeClock clock;
+  TaskQueue queue(&clock);
+  Outcome poll;
+  ASSERT_FALSE(queue.AcquireOrWait("w", absl::Now() + absl::Hours(1), poll.Callback(), nullptr));
+  queue.Shutdown();
+  ASSERT_TRUE(poll.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_FALSE(poll.task.has_value());
 }
 
 }  // namespace
