@@ -18,8 +18,10 @@ std::map<std::string, int> CategoricalKinds(const v1::SearchSpace& space) {
   return kinds;
 }
 
-std::map<std::string, std::vector<int64_t>> ParameterShapes(const v1::SearchSpace& space,
-                                                            const v1::ControllerSpec& spec) {
+}  // namespace
+
+ControllerShapes ControllerParameterShapes(const v1::SearchSpace& space,
+                                           const v1::ControllerSpec& spec) {
   const int64_t h = spec.lstm_units();
   std::map<std::string, std::vector<int64_t>> shapes;
   for (int l = 0; l < spec.lstm_layers(); ++l) {
@@ -41,6 +43,27 @@ std::map<std::string, std::vector<int64_t>> ParameterShapes(const v1::SearchSpac
   }
   return shapes;
 }
+
+absl::Status CheckControllerTensors(const ControllerShapes& expected,
+                                    const std::vector<FlatTensor>& given) {
+  if (given.size() != expected.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("expected ", expected.size(),
+                                                   " controller tensors, got ", given.size()));
+  }
+  for (const FlatTensor& f : given) {
+    auto it = expected.find(f.name);
+    if (it == expected.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown controller tensor '", f.name, "'"));
+    }
+    if (f.shape != it->second || static_cast<int64_t>(f.values.size()) != f.NumElements()) {
+      return absl::InvalidArgumentError(absl::StrCat("controller tensor '", f.name,
+                                                     "' has the wrong shape"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
 
 // Single-precision exp is several times cheaper than tanhf; these two are
 // the LSTM's hot spot (5 per unit per layer per step).
@@ -89,7 +112,7 @@ std::vector<FlatTensor> InitialControllerParameters(const v1::SearchSpace& space
   const double r = spec.init_range() > 0 ? spec.init_range() : 0.08;
   std::uniform_real_distribution<double> uniform(-r, r);
   std::vector<FlatTensor> out;
-  for (const auto& [name, shape] : ParameterShapes(space, spec)) {
+  for (const auto& [name, shape] : ControllerParameterShapes(space, spec)) {
     FlatTensor t;
     t.name = name;
     t.shape = shape;
@@ -105,12 +128,12 @@ FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& s
       units_(spec.lstm_units()),
       layers_(spec.lstm_layers()),
       temperature_(spec.temperature() > 0 ? spec.temperature() : 1.0),
-      tanh_constant_(spec.tanh_constant()) {
+      tanh_constant_(spec.tanh_constant()),
+      shapes_(ControllerParameterShapes(space, spec)) {
   for (FlatTensor& t : InitialControllerParameters(space, spec, seed)) {
     Param& p = params_[t.name];
     p.rows = t.shape.size() == 2 ? static_cast<int>(t.shape[0]) : 1;
     p.cols = static_cast<int>(t.shape.back());
-    p.shape = t.shape;
     p.value = std::move(t.values);
     p.grad.assign(p.value.size(), 0.f);
   }
@@ -120,13 +143,11 @@ FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& s
     bias_.push_back(&params_[absl::StrCat("lstm_", l, "_bias")]);
   }
   embedding_start_ = &params_["embedding_start"];
-  const int any_layers = space.has_macro_cnn() ? 2 : 1;
-  for (const Decision& d : Decisions(space, any_layers)) {
-    if (d.kind != Decision::Kind::kCategorical) continue;
-    Head& head = heads_[d.name];
-    head.weight = &params_["head_" + d.name + "_weight"];
-    head.bias = &params_["head_" + d.name + "_bias"];
-    head.embedding = &params_["embedding_" + d.name];
+  for (const auto& [name, choices] : CategoricalKinds(space)) {
+    Head& head = heads_[name];
+    head.weight = &params_["head_" + name + "_weight"];
+    head.bias = &params_["head_" + name + "_bias"];
+    head.embedding = &params_["embedding_" + name];
   }
   if (params_.count("embedding_anchor")) {
     embedding_anchor_ = &params_["embedding_anchor"];
@@ -197,6 +218,7 @@ FastPolicy::DecisionRecord& FastPolicy::NextDecision() {
   rec.logits.clear();
   rec.chosen.clear();
   rec.anchor_steps.clear();
+  rec.q.clear();
   return rec;
 }
 
@@ -301,12 +323,17 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
         curr.assign(h, 0.f);
         MatVecAdd(anchor_w_curr_->value, h, h, a, curr.data());
         rec.logits.resize(2 * i);  // shaped, then raw
+        rec.q.resize(static_cast<size_t>(i) * h);
         for (int j = 0; j < i; ++j) {
           std::vector<float>& s = s_;
           s = curr;
           MatVecAdd(anchor_w_prev_->value, h, h, steps_[anchor_steps[j]].out.data(), s.data());
+          float* q = rec.q.data() + static_cast<size_t>(j) * h;
           float raw = 0;
-          for (int k = 0; k < h; ++k) raw += anchor_v_->value[k] * Tanh(s[k]);
+          for (int k = 0; k < h; ++k) {
+            q[k] = Tanh(s[k]);
+            raw += anchor_v_->value[k] * q[k];
+          }
           rec.logits[j] = ShapeLogit(raw);
           rec.logits[i + j] = raw;
         }
@@ -406,14 +433,9 @@ absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers
       MatTVecAdd(rec.head_w->value, n, h, dz.data(), dout[rec.step].data());
     } else {
       const int i = static_cast<int>(rec.anchor_steps.size());
-      std::vector<float>& curr = curr_;
-      curr.assign(h, 0.f);
-      MatVecAdd(anchor_w_curr_->value, h, h, out_h.data(), curr.data());
       std::vector<float>& da_curr = da_curr_;  // d loss / d (W_curr a)
       da_curr.assign(h, 0.f);
-      std::vector<float>&s = s_, &q = q_, &ds = ds_;
-      s.resize(h);
-      q.resize(h);
+      std::vector<float>& ds = ds_;
       ds.resize(h);
       for (int j = 0; j < i; ++j) {
         const double y = rec.logits[j];
@@ -421,10 +443,8 @@ absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers
         const double dy = -reward_weight * (rec.chosen[j] - p) + entropy_weight * p * (1 - p) * y;
         const float dl = static_cast<float>(dy * ShapeDerivative(rec.logits[i + j]));
         const std::vector<float>& h_j = steps_[rec.anchor_steps[j]].out;
-        s = curr;
-        MatVecAdd(anchor_w_prev_->value, h, h, h_j.data(), s.data());
+        const float* q = rec.q.data() + static_cast<size_t>(j) * h;
         for (int k = 0; k < h; ++k) {
-          q[k] = Tanh(s[k]);
           anchor_v_->grad[k] += dl * q[k];
           ds[k] = dl * anchor_v_->value[k] * (1 - q[k] * q[k]);
           da_curr[k] += ds[k];
@@ -504,7 +524,7 @@ std::vector<FlatTensor> FastPolicy::Parameters() const {
   for (const auto& [name, p] : params_) {
     FlatTensor f;
     f.name = name;
-    f.shape = p.shape;
+    f.shape = shapes_.at(name);
     f.values = p.value;
     out.push_back(std::move(f));
   }
@@ -518,20 +538,7 @@ std::vector<FlatTensor> FastPolicy::Gradients() const {
 }
 
 absl::Status FastPolicy::Load(const std::vector<FlatTensor>& parameters) {
-  if (parameters.size() != params_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("expected ", params_.size(),
-                                                   " controller tensors, got ", parameters.size()));
-  }
-  for (const FlatTensor& f : parameters) {
-    auto it = params_.find(f.name);
-    if (it == params_.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown controller tensor '", f.name, "'"));
-    }
-    if (f.shape != it->second.shape || f.values.size() != it->second.value.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("controller tensor '", f.name,
-                                                     "' has the wrong shape"));
-    }
-  }
+  if (absl::Status s = CheckControllerTensors(shapes_, parameters); !s.ok()) return s;
   for (const FlatTensor& f : parameters) params_[f.name].value = f.values;
   return absl::OkStatus();
 }

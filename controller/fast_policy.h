@@ -38,6 +38,17 @@ std::vector<FlatTensor> InitialControllerParameters(const v1::SearchSpace& space
                                                     const v1::ControllerSpec& spec,
                                                     uint64_t seed);
 
+// The controller's tensors for a space: name → shape.
+using ControllerShapes = std::map<std::string, std::vector<int64_t>>;
+ControllerShapes ControllerParameterShapes(const v1::SearchSpace& space,
+                                           const v1::ControllerSpec& spec);
+
+// OK when `given` holds exactly the tensors of `expected`, each with its
+// shape and as many values; else INVALID_ARGUMENT naming the first problem.
+// Both policies' Load check pulled weights with it.
+absl::Status CheckControllerTensors(const ControllerShapes& expected,
+                                    const std::vector<FlatTensor>& given);
+
 class FastPolicy {
  public:
   FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& spec, uint64_t seed);
@@ -70,7 +81,6 @@ class FastPolicy {
  private:
   struct Param {
     std::vector<float> value, grad;
-    std::vector<int64_t> shape;
     int rows = 1, cols = 1;
   };
   // One LSTM layer at one step: what the backward pass needs.
@@ -92,6 +102,9 @@ class FastPolicy {
     std::vector<float> logits;  // shaped
     std::vector<int> chosen;    // categorical: one index; anchor: one bit per earlier layer
     std::vector<int> anchor_steps;
+    // Anchor: q_j = tanh(W_prev h_j + W_curr a) for each earlier layer j
+    // (i x units), kept for the backward pass.
+    std::vector<float> q;
   };
 
   // Walks the decisions. `forced` null: sample with *rng; else teacher-force.
@@ -104,6 +117,7 @@ class FastPolicy {
   const v1::SearchSpace space_;
   const int units_, layers_;
   const double temperature_, tanh_constant_;
+  const ControllerShapes shapes_;
   std::map<std::string, Param> params_;
   std::vector<Param*> w_ih_, w_hh_, bias_;
   Param* embedding_start_ = nullptr;
@@ -121,7 +135,7 @@ class FastPolicy {
   };
   std::map<std::string, Head> heads_;
   // Scratch buffers.
-  std::vector<float> raw_, curr_, s_, q_, ds_, da_curr_, dz_, dh_, dgates_, dx_, from_above_;
+  std::vector<float> raw_, curr_, s_, ds_, da_curr_, dz_, dh_, dgates_, dx_, from_above_;
   std::vector<double> p_, logp_;
   std::vector<std::vector<float>> dout_, dh_next_, dc_next_;
   std::vector<std::vector<float>> h_, c_;

@@ -14,7 +14,8 @@ LstmPolicyImpl::LstmPolicyImpl(const v1::SearchSpace& space, const v1::Controlle
       units_(spec.lstm_units()),
       layers_(spec.lstm_layers()),
       temperature_(spec.temperature() > 0 ? spec.temperature() : 1.0),
-      tanh_constant_(spec.tanh_constant()) {
+      tanh_constant_(spec.tanh_constant()),
+      shapes_(ControllerParameterShapes(space, spec)) {
   for (FlatTensor& f : InitialControllerParameters(space, spec, seed)) {
     torch::Tensor t = torch::from_blob(f.values.data(), f.shape, torch::kFloat32).clone();
     params_[f.name] = register_parameter(f.name, t);
@@ -167,21 +168,7 @@ std::vector<FlatTensor> LstmPolicyImpl::Gradients() const {
 }
 
 absl::Status LstmPolicyImpl::Load(const std::vector<FlatTensor>& parameters) {
-  if (parameters.size() != params_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("expected ", params_.size(),
-                                                   " controller tensors, got ", parameters.size()));
-  }
-  for (const FlatTensor& f : parameters) {
-    auto it = params_.find(f.name);
-    if (it == params_.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown controller tensor '", f.name, "'"));
-    }
-    if (static_cast<int64_t>(f.values.size()) != it->second.numel() ||
-        std::vector<int64_t>(it->second.sizes().begin(), it->second.sizes().end()) != f.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("controller tensor '", f.name,
-                                                     "' has the wrong shape"));
-    }
-  }
+  if (absl::Status s = CheckControllerTensors(shapes_, parameters); !s.ok()) return s;
   torch::NoGradGuard no_grad;
   for (const FlatTensor& f : parameters) {
     torch::Tensor& t = params_[f.name];

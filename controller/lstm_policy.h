@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/flat_tensor.h"
+#include "controller/fast_policy.h"
 #include "proto/job.pb.h"
 #include "proto/search_space.pb.h"
 
@@ -59,6 +60,7 @@ class LstmPolicyImpl : public torch::nn::Module {
   const int layers_;
   const double temperature_;
   const double tanh_constant_;
+  const ControllerShapes shapes_;
   std::map<std::string, torch::Tensor> params_;
   // LSTM state during a Run.
   std::vector<torch::Tensor> h_, c_;
