@@ -120,6 +120,16 @@ absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags(const std::string& tls_ca
   return options;
 }
 
+absl::StatusOr<ChannelOptions> ChannelOptionsWithTokenFile(const std::string& token_flag,
+                                                           const std::string& token_path) {
+  absl::StatusOr<ChannelOptions> options = ChannelOptionsFromFlags();
+  if (!options.ok() || token_path.empty()) return options;
+  absl::StatusOr<std::string> token = ReadClientToken(token_flag, token_path);
+  if (!token.ok()) return token.status();
+  options->token = *std::move(token);
+  return options;
+}
+
 std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
                                              const ChannelOptions& options) {
   grpc::ChannelArguments args;

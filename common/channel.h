@@ -46,6 +46,12 @@ struct ChannelOptions {
 // The token is left empty.
 absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags(const std::string& tls_ca_env = "");
 
+// ChannelOptionsFromFlags(), plus the one token of `token_path` (read with
+// ReadClientToken; errors name `token_flag`) when the path is not empty: what
+// a server binary that dials another (controller, worker) needs.
+absl::StatusOr<ChannelOptions> ChannelOptionsWithTokenFile(const std::string& token_flag,
+                                                           const std::string& token_path);
+
 // Checks the combination, as ChannelOptionsFromFlags does for flags.
 absl::Status ValidateChannelOptions(const ChannelOptions& options);
 

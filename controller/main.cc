@@ -82,18 +82,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  absl::StatusOr<nas::ChannelOptions> ps_channel = nas::ChannelOptionsFromFlags();
+  absl::StatusOr<nas::ChannelOptions> ps_channel = nas::ChannelOptionsWithTokenFile(
+      "--parameter_server_token_file", absl::GetFlag(FLAGS_parameter_server_token_file));
   if (!ps_channel.ok()) {
     NAS_LOG(Error) << ps_channel.status().message();
     return 2;
-  }
-  if (const std::string path = absl::GetFlag(FLAGS_parameter_server_token_file); !path.empty()) {
-    absl::StatusOr<std::string> token = nas::ReadClientToken("--parameter_server_token_file", path);
-    if (!token.ok()) {
-      NAS_LOG(Error) << token.status().message();
-      return 2;
-    }
-    ps_channel->token = *std::move(token);
   }
 
   auto server = nas::GrpcServer::Create(options);

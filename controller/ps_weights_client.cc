@@ -57,16 +57,7 @@ class PsWeightsClient : public WeightsClient {
       stubs_[s]->async()->Pull(context, &request, &responses[s], std::move(done));
     });
     if (!status.ok()) return status;
-    PulledWeights pulled;
-    for (const v1::PullResponse& response : responses) {
-      pulled.versions.push_back(response.version());
-      for (const v1::Tensor& t : response.tensors()) {
-        absl::StatusOr<FlatTensor> flat = FromProto(t);
-        if (!flat.ok()) return flat.status();
-        pulled.tensors.push_back(*std::move(flat));
-      }
-    }
-    return pulled;
+    return Collect(responses);
   }
 
   absl::Status Push(const std::string& job_id, int replica_id, const std::vector<int64_t>& base_versions,
@@ -91,20 +82,29 @@ class PsWeightsClient : public WeightsClient {
       stubs_[s]->async()->Push(context, &requests[s], &responses[s], std::move(done));
     });
     if (!status.ok() || updated == nullptr) return status;
-    PulledWeights after;
-    for (const v1::PushResponse& response : responses) {
-      after.versions.push_back(response.version());
-      for (const v1::Tensor& t : response.tensors()) {
-        absl::StatusOr<FlatTensor> flat = FromProto(t);
-        if (!flat.ok()) return flat.status();
-        after.tensors.push_back(*std::move(flat));
-      }
-    }
-    *updated = std::move(after);
+    absl::StatusOr<PulledWeights> after = Collect(responses);
+    if (!after.ok()) return after.status();
+    *updated = *std::move(after);
     return absl::OkStatus();
   }
 
  private:
+  // Every shard's version and tensors, from Pull responses or from Push
+  // responses that returned the parameters.
+  template <typename Response>
+  static absl::StatusOr<PulledWeights> Collect(const std::vector<Response>& responses) {
+    PulledWeights weights;
+    for (const Response& response : responses) {
+      weights.versions.push_back(response.version());
+      for (const v1::Tensor& t : response.tensors()) {
+        absl::StatusOr<FlatTensor> flat = FromProto(t);
+        if (!flat.ok()) return flat.status();
+        weights.tensors.push_back(*std::move(flat));
+      }
+    }
+    return weights;
+  }
+
   std::vector<int> Owners(const std::vector<FlatTensor>& tensors) const {
     std::vector<TensorSize> sizes;
     for (const FlatTensor& t : tensors) sizes.push_back({t.name, t.NumElements()});

@@ -10,7 +10,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "common/auth.h"
 #include "common/channel.h"
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -41,18 +40,11 @@ int main(int argc, char** argv) {
     NAS_LOG(Error) << device.status();
     return 2;
   }
-  absl::StatusOr<nas::ChannelOptions> channel = nas::ChannelOptionsFromFlags();
+  absl::StatusOr<nas::ChannelOptions> channel =
+      nas::ChannelOptionsWithTokenFile("--token_file", absl::GetFlag(FLAGS_token_file));
   if (!channel.ok()) {
     NAS_LOG(Error) << channel.status().message();
     return 2;
-  }
-  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
-    absl::StatusOr<std::string> token = nas::ReadClientToken("--token_file", path);
-    if (!token.ok()) {
-      NAS_LOG(Error) << token.status().message();
-      return 2;
-    }
-    channel->token = *std::move(token);
   }
   nas::worker::SetTorchThreads(absl::GetFlag(FLAGS_threads));
 
