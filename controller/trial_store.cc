@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -54,13 +55,54 @@ CREATE INDEX IF NOT EXISTS trials_by_sequence ON trials(job_id, sequence);
 CREATE INDEX IF NOT EXISTS trials_by_round ON trials(job_id, replica, round);
 )sql";
 
-// A prepared statement that finalizes itself.
+}  // namespace
+
+// Statements prepared once per connection (SQLite's parse and plan are most of
+// a small statement's cost) and finalized with it.
+class StatementCache {
+ public:
+  ~StatementCache() {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  }
+  // The statement for `sql`, or nullptr with `*status` set to SQLite's error.
+  sqlite3_stmt* Get(sqlite3* db, absl::string_view sql, int* status) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) {
+      *status = SQLITE_OK;
+      return it->second;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    *status = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                 SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (*status != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return nullptr;
+    }
+    statements_.emplace(std::string(sql), stmt);
+    return stmt;
+  }
+
+ private:
+  absl::flat_hash_map<std::string, sqlite3_stmt*> statements_;
+};
+
+namespace {
+
+// A prepared statement borrowed from the store's cache for one use: reset and
+// its bindings cleared when it goes out of scope, so the next use starts fresh.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    status_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  Statement(sqlite3* db, StatementCache* cache, absl::string_view sql) : db_(db) {
+    stmt_ = cache->Get(db, sql, &status_);
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  ~Statement() {
+    if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
 
   absl::Status prepared() const {
     if (status_ == SQLITE_OK) return absl::OkStatus();
@@ -221,7 +263,7 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
                                                         : "PRAGMA synchronous=NORMAL"));
   RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
   {
-    Statement version(db, "PRAGMA user_version");
+    Statement version(db, store->statements_.get(), "PRAGMA user_version");
     RETURN_IF_ERROR(version.prepared());
     ASSIGN_OR_RETURN(bool row, version.Step());
     const int64_t found = row ? version.Int(0) : 0;
@@ -241,8 +283,11 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
   return store;
 }
 
+TrialStore::TrialStore(sqlite3* db) : db_(db), statements_(std::make_unique<StatementCache>()) {}
+
 TrialStore::~TrialStore() {
   absl::MutexLock lock(&mu_);
+  statements_.reset();
   sqlite3_close(db_);
 }
 
@@ -258,7 +303,7 @@ absl::Status TrialStore::Exec(const char* sql) {
 
 absl::Status TrialStore::CreateJob(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
-  Statement insert(db_,
+  Statement insert(db_, statements_.get(),
                    "INSERT INTO jobs (job_id, name, state, spec_json, error, create_time_ms, "
                    "start_time_ms, end_time_ms, baseline) VALUES (?,?,?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(insert.prepared());
@@ -280,7 +325,7 @@ absl::Status TrialStore::CreateJob(const v1::Job& job) {
 
 absl::Status TrialStore::UpdateJob(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
-  Statement update(db_,
+  Statement update(db_, statements_.get(),
                    "UPDATE jobs SET state=?, error=?, start_time_ms=?, end_time_ms=?, baseline=? "
                    "WHERE job_id=?");
   RETURN_IF_ERROR(update.prepared());
@@ -297,7 +342,7 @@ absl::Status TrialStore::UpdateJob(const v1::Job& job) {
 
 absl::StatusOr<std::vector<v1::Job>> TrialStore::LoadJobs() {
   absl::MutexLock lock(&mu_);
-  Statement select(db_,
+  Statement select(db_, statements_.get(),
                    "SELECT job_id, state, spec_json, error, create_time_ms, start_time_ms, "
                    "end_time_ms, baseline FROM jobs ORDER BY create_time_ms, job_id");
   RETURN_IF_ERROR(select.prepared());
@@ -324,7 +369,7 @@ absl::Status TrialStore::InsertTrials(const std::vector<PendingTrial>& trials) {
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   for (const PendingTrial& pending : trials) {
     const v1::Trial& trial = pending.trial;
-    Statement insert(db_,
+    Statement insert(db_, statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
                      "architecture_json, attempts, create_time_ms) VALUES (?,?,?,?,?,?,?,?,?)");
     absl::Status status = insert.prepared();
@@ -353,35 +398,99 @@ absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
     return absl::InvalidArgumentError(
         absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state())));
   }
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  auto rollback = [this](absl::Status status) {
-    (void)Exec("ROLLBACK");
-    return status;
-  };
+  QueuedWrite write;
+  write.finish = &trial;
+  Submit(&write);
+  return write.result;
+}
+
+absl::Status TrialStore::MarkRunning(const std::string& job_id, const std::string& trial_id,
+                                     const std::string& worker_id, int attempt) {
+  QueuedWrite write;
+  write.job_id = &job_id;
+  write.trial_id = &trial_id;
+  write.worker_id = &worker_id;
+  write.attempt = attempt;
+  Submit(&write);
+  return write.result.status();
+}
+
+void TrialStore::Submit(QueuedWrite* write) {
+  queue_mu_.Lock();
+  queue_.push_back(write);
+  while (!write->done) {
+    if (writing_) {
+      written_.Wait(&queue_mu_);
+      continue;
+    }
+    // Become the writer for everything queued so far (this write included).
+    writing_ = true;
+    std::vector<QueuedWrite*> batch;
+    batch.swap(queue_);
+    queue_mu_.Unlock();
+    {
+      absl::MutexLock lock(&mu_);
+      ApplyWrites(batch);
+    }
+    queue_mu_.Lock();
+    for (QueuedWrite* done : batch) done->done = true;
+    writing_ = false;
+    written_.SignalAll();
+  }
+  queue_mu_.Unlock();
+}
+
+void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
+  absl::Status failed = Exec("BEGIN IMMEDIATE");
+  for (size_t i = 0; failed.ok() && i < batch.size(); ++i) {
+    QueuedWrite* write = batch[i];
+    if (write->finish != nullptr) {
+      write->result = FinishLocked(*write->finish);
+      // NOT_FOUND changed nothing; anything else is SQLite failing.
+      if (!write->result.ok() && !absl::IsNotFound(write->result.status())) {
+        failed = write->result.status();
+      }
+      continue;
+    }
+    Statement update(db_, statements_.get(),
+                     "UPDATE trials SET state='running', worker_id=?, attempts=? "
+                     "WHERE job_id=? AND trial_id=? AND state IN ('queued', 'running')");
+    failed = update.prepared();
+    if (!failed.ok()) break;
+    update.Bind(1, *write->worker_id)
+        .Bind(2, write->attempt)
+        .Bind(3, *write->job_id)
+        .Bind(4, *write->trial_id);
+    failed = update.Run();
+    write->result = true;
+  }
+  if (failed.ok()) failed = Exec("COMMIT");
+  if (failed.ok()) return;
+  (void)Exec("ROLLBACK");
+  for (QueuedWrite* write : batch) write->result = failed;
+}
+
+absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
   int64_t sequence = 0;
   {
-    Statement current(db_, "SELECT t.state, j.next_sequence FROM trials t JOIN jobs j "
-                           "ON t.job_id = j.job_id WHERE t.job_id=? AND t.trial_id=?");
-    if (absl::Status s = current.prepared(); !s.ok()) return rollback(s);
+    Statement current(db_, statements_.get(),
+                      "SELECT t.state, j.next_sequence FROM trials t JOIN jobs j "
+                      "ON t.job_id = j.job_id WHERE t.job_id=? AND t.trial_id=?");
+    RETURN_IF_ERROR(current.prepared());
     current.Bind(1, trial.job_id()).Bind(2, trial.trial_id());
-    absl::StatusOr<bool> row = current.Step();
-    if (!row.ok()) return rollback(row.status());
-    if (!*row) {
-      return rollback(absl::NotFoundError(
-          absl::StrCat("trial ", trial.trial_id(), " of job ", trial.job_id())));
+    ASSIGN_OR_RETURN(bool row, current.Step());
+    if (!row) {
+      return absl::NotFoundError(
+          absl::StrCat("trial ", trial.trial_id(), " of job ", trial.job_id()));
     }
-    if (IsFinal(TrialStateFromName(current.Text(0)))) {
-      (void)Exec("ROLLBACK");
-      return false;
-    }
+    if (IsFinal(TrialStateFromName(current.Text(0)))) return false;  // a duplicate report
     sequence = current.Int(1);
   }
-  Statement update(db_,
+  Statement update(db_, statements_.get(),
                    "UPDATE trials SET state=?, reward=?, accuracy=?, parameters=?, flops=?, "
                    "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=? "
                    "WHERE job_id=? AND trial_id=?");
-  if (absl::Status s = update.prepared(); !s.ok()) return rollback(s);
+  RETURN_IF_ERROR(update.prepared());
   update.Bind(1, TrialStateName(trial.state()));
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
     update.Bind(2, trial.metrics().reward())
@@ -399,29 +508,18 @@ absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
       .Bind(11, sequence)
       .Bind(12, trial.job_id())
       .Bind(13, trial.trial_id());
-  if (absl::Status s = update.Run(); !s.ok()) return rollback(s);
-  Statement bump(db_, "UPDATE jobs SET next_sequence = next_sequence + 1 WHERE job_id=?");
-  if (absl::Status s = bump.prepared(); !s.ok()) return rollback(s);
+  RETURN_IF_ERROR(update.Run());
+  Statement bump(db_, statements_.get(),
+                 "UPDATE jobs SET next_sequence = next_sequence + 1 WHERE job_id=?");
+  RETURN_IF_ERROR(bump.prepared());
   bump.Bind(1, trial.job_id());
-  if (absl::Status s = bump.Run(); !s.ok()) return rollback(s);
-  RETURN_IF_ERROR(Exec("COMMIT"));
+  RETURN_IF_ERROR(bump.Run());
   return true;
-}
-
-absl::Status TrialStore::MarkRunning(const std::string& job_id, const std::string& trial_id,
-                                     const std::string& worker_id, int attempt) {
-  absl::MutexLock lock(&mu_);
-  Statement update(db_,
-                   "UPDATE trials SET state='running', worker_id=?, attempts=? "
-                   "WHERE job_id=? AND trial_id=? AND state IN ('queued', 'running')");
-  RETURN_IF_ERROR(update.prepared());
-  update.Bind(1, worker_id).Bind(2, attempt).Bind(3, job_id).Bind(4, trial_id);
-  return update.Run();
 }
 
 absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns,
+  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
                                      " FROM trials WHERE job_id=? AND state IN ('queued', "
                                      "'running') ORDER BY create_time_ms, trial_id")
                             .c_str());
@@ -440,7 +538,7 @@ absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std
 absl::StatusOr<std::vector<v1::Trial>> TrialStore::RoundTrials(const std::string& job_id,
                                                                 int replica, int64_t round) {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns,
+  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
                                      " FROM trials WHERE job_id=? AND replica=? AND round=? "
                                      "ORDER BY trial_id")
                             .c_str());
@@ -453,7 +551,7 @@ absl::StatusOr<std::vector<int64_t>> TrialStore::LastRounds(const std::string& j
                                                              int num_replicas) {
   absl::MutexLock lock(&mu_);
   std::vector<int64_t> rounds(num_replicas, -1);
-  Statement select(db_, "SELECT replica, MAX(round) FROM trials WHERE job_id=? GROUP BY replica");
+  Statement select(db_, statements_.get(), "SELECT replica, MAX(round) FROM trials WHERE job_id=? GROUP BY replica");
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id);
   while (true) {
@@ -469,7 +567,7 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   absl::MutexLock lock(&mu_);
   TrialCounts counts;
   {
-    Statement select(db_, "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
+    Statement select(db_, statements_.get(), "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
                           "GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
@@ -491,7 +589,7 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       }
     }
   }
-  Statement best(db_, "SELECT trial_id, reward, canonical FROM trials WHERE job_id=? AND "
+  Statement best(db_, statements_.get(), "SELECT trial_id, reward, canonical FROM trials WHERE job_id=? AND "
                       "state='succeeded' ORDER BY reward DESC, sequence ASC LIMIT 1");
   RETURN_IF_ERROR(best.prepared());
   best.Bind(1, job_id);
@@ -512,7 +610,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
   const std::string where =
       absl::StrCat(" FROM trials WHERE job_id=?", filter ? " AND state=?" : "");
   {
-    Statement count(db_, absl::StrCat("SELECT COUNT(*)", where).c_str());
+    Statement count(db_, statements_.get(), absl::StrCat("SELECT COUNT(*)", where).c_str());
     RETURN_IF_ERROR(count.prepared());
     count.Bind(1, job_id);
     if (filter) count.Bind(2, TrialStateName(state));
@@ -523,7 +621,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
       order == v1::ListTrialsRequest::ORDER_TIME
           ? " ORDER BY sequence IS NULL, sequence ASC, create_time_ms ASC, trial_id ASC"
           : " ORDER BY reward IS NULL, reward DESC, sequence ASC, trial_id ASC";
-  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns, where, order_by,
+  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns, where, order_by,
                                      " LIMIT ? OFFSET ?")
                             .c_str());
   RETURN_IF_ERROR(select.prepared());
@@ -544,7 +642,7 @@ absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
                          " FROM trials WHERE job_id=? AND state='succeeded' "
                          "ORDER BY reward DESC, sequence ASC LIMIT 1")
           : absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE job_id=? AND trial_id=?");
-  Statement select(db_, sql.c_str());
+  Statement select(db_, statements_.get(), sql.c_str());
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id);
   if (!trial_id.empty()) select.Bind(2, trial_id);
@@ -561,7 +659,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::TrialsAfter(const std::string
                                                                 int64_t after_sequence,
                                                                 int limit) {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, absl::StrCat("SELECT ", kTrialColumns,
+  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
                                      " FROM trials WHERE job_id=? AND sequence > ? "
                                      "ORDER BY sequence LIMIT ?")
                             .c_str());

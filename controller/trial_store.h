@@ -3,8 +3,11 @@
 // committed before the caller acknowledges it. People can read the database
 // with the sqlite3 shell; docs/trial_store.md documents the schema.
 //
-// Thread-safe: one connection, serialized by a mutex (SQLite work here is
-// small next to a child's training).
+// Thread-safe: one connection, serialized by a mutex. Results and running
+// marks group-commit: concurrent FinishTrial / MarkRunning calls are written in
+// one transaction by whichever caller gets there first, and each call returns
+// once the transaction holding its write has committed. Statements are
+// prepared once per connection.
 #ifndef NAS_CONTROLLER_TRIAL_STORE_H_
 #define NAS_CONTROLLER_TRIAL_STORE_H_
 
@@ -23,6 +26,8 @@
 struct sqlite3;
 
 namespace nas::controller {
+
+class StatementCache;
 
 struct TrialStoreOptions {
   // Database file; created (with its directory) if missing.
@@ -65,8 +70,8 @@ class TrialStore {
   // final outcome (a duplicate report). NOT_FOUND for an unknown trial.
   absl::StatusOr<bool> FinishTrial(const v1::Trial& trial) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Marks a trial RUNNING on `worker_id` with its attempt number (not
-  // fsynced eagerly: losing it only re-runs an attempt).
+  // Marks a trial RUNNING on `worker_id` with its attempt number (a trial
+  // that already has a final outcome is left alone).
   absl::Status MarkRunning(const std::string& job_id, const std::string& trial_id,
                            const std::string& worker_id, int attempt) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -109,12 +114,36 @@ class TrialStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  explicit TrialStore(sqlite3* db) : db_(db) {}
+  // One FinishTrial or MarkRunning waiting for its group commit.
+  struct QueuedWrite {
+    const v1::Trial* finish = nullptr;  // FinishTrial; else MarkRunning:
+    const std::string* job_id = nullptr;
+    const std::string* trial_id = nullptr;
+    const std::string* worker_id = nullptr;
+    int attempt = 0;
+    absl::StatusOr<bool> result = false;
+    bool done = false;  // guarded by queue_mu_
+  };
+
+  explicit TrialStore(sqlite3* db);
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues `write` and returns once a committed (or failed) transaction holds it.
+  void Submit(QueuedWrite* write) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+  // Applies `batch` in one transaction; on an SQLite error every write in it
+  // fails with that error and nothing is stored.
+  void ApplyWrites(const std::vector<QueuedWrite*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<bool> FinishLocked(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Lock order: queue_mu_ is never held while taking mu_.
+  absl::Mutex queue_mu_;
+  absl::CondVar written_;
+  std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<StatementCache> statements_ ABSL_GUARDED_BY(mu_);
 };
 
 // Job and trial state names as stored in the database ("running", "succeeded").

@@ -1,7 +1,10 @@
 #include "controller/trial_store.h"
 
 #include <cstdlib>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -176,6 +179,72 @@ TEST(TrialStoreTest, UnfinishedTrialsAndRoundsSupportResumingAfterRestart) {
   auto round_trials = (*store)->RoundTrials("j", 0, 1);
   ASSERT_TRUE(round_trials.ok());
   EXPECT_EQ(round_trials->size(), 2u);
+}
+
+TEST(TrialStoreTest, ConcurrentReportsAndRunningMarksAreEachCommittedOnce) {
+  // Many threads report results (each trial twice) and mark trials running at
+  // once, so writes share group commits. Every trial must end with exactly one
+  // recorded result, a distinct completion sequence, and survive reopening.
+  const std::string path = DbPath("group_commit");
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 40;
+  {
+    auto store = TrialStore::Open({path, /*sync_every_commit=*/false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    std::vector<PendingTrial> pending;
+    for (int i = 0; i < kThreads * kPerThread; ++i) {
+      pending.push_back(MakeTrial("j", absl::StrCat("t", i), i % 4, 0));
+    }
+    ASSERT_TRUE((*store)->InsertTrials(pending).ok());
+    std::vector<int> recorded(kThreads, 0), duplicates(kThreads, 0), errors(kThreads, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int k = 0; k < kPerThread; ++k) {
+          const std::string id = absl::StrCat("t", t * kPerThread + k);
+          if (!(*store)->MarkRunning("j", id, absl::StrCat("w", t), 1).ok()) ++errors[t];
+          for (int copy = 0; copy < 2; ++copy) {
+            absl::StatusOr<bool> r = (*store)->FinishTrial(Succeeded("j", id, 0.5));
+            if (!r.ok()) {
+              ++errors[t];
+            } else {
+              ++(*r ? recorded[t] : duplicates[t]);
+            }
+          }
+          // A mark after the result must not undo it.
+          if (!(*store)->MarkRunning("j", id, "late", 2).ok()) ++errors[t];
+        }
+        // Unknown trials are NOT_FOUND and do not disturb the batch they share.
+        if (!absl::IsNotFound((*store)->FinishTrial(Succeeded("j", "nope", 1)).status())) {
+          ++errors[t];
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (int t = 0; t < kThreads; ++t) {
+      EXPECT_EQ(recorded[t], kPerThread);
+      EXPECT_EQ(duplicates[t], kPerThread);
+      EXPECT_EQ(errors[t], 0);
+    }
+  }
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto counts = (*store)->CountTrials("j");
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(counts->succeeded, kThreads * kPerThread);
+  EXPECT_EQ(counts->running + counts->queued, 0);
+  auto done = (*store)->TrialsAfter("j", 0, 10 * kThreads * kPerThread);
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->size(), static_cast<size_t>(kThreads * kPerThread));
+  std::set<int64_t> sequences;
+  for (const v1::Trial& trial : *done) {
+    sequences.insert(trial.sequence());
+    EXPECT_NE(trial.worker_id(), "late") << trial.trial_id();
+  }
+  EXPECT_EQ(sequences.size(), done->size());
+  EXPECT_EQ(*sequences.begin(), 1);
+  EXPECT_EQ(*sequences.rbegin(), kThreads * kPerThread);
 }
 
 TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {
