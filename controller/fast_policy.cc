@@ -65,6 +65,15 @@ absl::Status CheckControllerTensors(const ControllerShapes& expected,
 
 namespace {
 
+// The matrix loops are compiled twice, for x86-64 with AVX2 and FMA and for
+// the baseline, and the loader picks the best the CPU has (GCC function
+// multi-versioning); other compilers and architectures get the baseline.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NAS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NAS_VECTOR_CLONES
+#endif
+
 // Single-precision exp is several times cheaper than tanhf; these two are
 // the LSTM's hot spot (5 per unit per layer per step).
 float Sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
@@ -73,17 +82,46 @@ float Tanh(float x) { return 2.f / (1.f + std::exp(-2.f * x)) - 1.f; }
 // log(sigmoid(x)) without overflow.
 double LogSigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
 
-// out[r] += sum_c w[r][c] * x[c]   (w: rows x cols, row-major)
-void MatVecAdd(const std::vector<float>& w, int rows, int cols, const float* x, float* out) {
+// out[r] += sum_c w[r][c] * x[c], given w's transpose (wt: cols x rows,
+// row-major). Column by column over blocks of rows: the block's sums stay in
+// vector registers for the whole column loop, and the loop over a block
+// vectorises without horizontal sums.
+template <int kBlock>
+inline int MatVecAddBlocks(const float* wt, int rows, int cols, const float* x, float* out,
+                           int r) {
+  for (; r + kBlock <= rows; r += kBlock) {
+    float acc[kBlock];
+    for (int k = 0; k < kBlock; ++k) acc[k] = out[r + k];
+    for (int c = 0; c < cols; ++c) {
+      const float* col = wt + static_cast<size_t>(c) * rows + r;
+      const float xc = x[c];
+      for (int k = 0; k < kBlock; ++k) acc[k] += col[k] * xc;
+    }
+    for (int k = 0; k < kBlock; ++k) out[r + k] = acc[k];
+  }
+  return r;
+}
+
+NAS_VECTOR_CLONES
+void MatVecAdd(const std::vector<float>& wt, int rows, int cols, const float* x, float* out) {
+  int r = MatVecAddBlocks<32>(wt.data(), rows, cols, x, out, 0);
+  r = MatVecAddBlocks<8>(wt.data(), rows, cols, x, out, r);
+  MatVecAddBlocks<1>(wt.data(), rows, cols, x, out, r);
+}
+
+// wt = transpose of w (rows x cols).
+void Transpose(const std::vector<float>& w, int rows, int cols, std::vector<float>* wt) {
+  wt->resize(w.size());
   for (int r = 0; r < rows; ++r) {
-    const float* row = w.data() + static_cast<size_t>(r) * cols;
-    float sum = 0;
-    for (int c = 0; c < cols; ++c) sum += row[c] * x[c];
-    out[r] += sum;
+    for (int c = 0; c < cols; ++c) {
+      (*wt)[static_cast<size_t>(c) * rows + r] = w[static_cast<size_t>(r) * cols + c];
+    }
   }
 }
 
-// out[c] += sum_r w[r][c] * d[r]
+// out[c] += sum_r w[r][c] * d[r]   (w: rows x cols, row-major). Skips zero
+// d[r] (frequent in the backward pass), which beats register blocking here.
+NAS_VECTOR_CLONES
 void MatTVecAdd(const std::vector<float>& w, int rows, int cols, const float* d, float* out) {
   for (int r = 0; r < rows; ++r) {
     const float* row = w.data() + static_cast<size_t>(r) * cols;
@@ -94,6 +132,7 @@ void MatTVecAdd(const std::vector<float>& w, int rows, int cols, const float* d,
 }
 
 // g[r][c] += d[r] * x[c]
+NAS_VECTOR_CLONES
 void OuterAdd(std::vector<float>* g, int rows, int cols, const float* d, const float* x) {
   for (int r = 0; r < rows; ++r) {
     float* row = g->data() + static_cast<size_t>(r) * cols;
@@ -137,6 +176,7 @@ FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& s
     p.value = std::move(t.values);
     p.grad.assign(p.value.size(), 0.f);
   }
+  RefreshTransposes();
   for (int l = 0; l < layers_; ++l) {
     w_ih_.push_back(&params_[absl::StrCat("lstm_", l, "_w_ih")]);
     w_hh_.push_back(&params_[absl::StrCat("lstm_", l, "_w_hh")]);
@@ -189,8 +229,8 @@ const float* FastPolicy::Step(Param* input, int row) {
     cell.h_prev = h_[l];
     cell.c_prev = c_[l];
     cell.gates = bias_[l]->value;
-    MatVecAdd(w_ih_[l]->value, 4 * h, h, cell.x.data(), cell.gates.data());
-    MatVecAdd(w_hh_[l]->value, 4 * h, h, cell.h_prev.data(), cell.gates.data());
+    MatVecAdd(w_ih_[l]->value_t, 4 * h, h, cell.x.data(), cell.gates.data());
+    MatVecAdd(w_hh_[l]->value_t, 4 * h, h, cell.h_prev.data(), cell.gates.data());
     float* g = cell.gates.data();
     for (int k = 0; k < h; ++k) {
       g[k] = Sigmoid(g[k]);                  // input
@@ -233,6 +273,7 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
     c_[l].assign(h, 0.f);
   }
   num_steps_ = 0;
+  anchor_proj_.clear();
   num_decisions_ = 0;
   tokens->clear();
   double lp = 0, ent = 0;
@@ -259,7 +300,7 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
     const int n = d.num_choices;
     std::vector<float>& raw = raw_;
     raw = rec.head_b->value;
-    MatVecAdd(rec.head_w->value, n, h, out, raw.data());
+    MatVecAdd(rec.head_w->value_t, n, h, out, raw.data());
     rec.logits.resize(n);
     double max = -1e30;
     for (int k = 0; k < n; ++k) {
@@ -321,13 +362,21 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
         rec.anchor_steps = anchor_steps;
         std::vector<float>& curr = curr_;
         curr.assign(h, 0.f);
-        MatVecAdd(anchor_w_curr_->value, h, h, a, curr.data());
+        MatVecAdd(anchor_w_curr_->value_t, h, h, a, curr.data());
         rec.logits.resize(2 * i);  // shaped, then raw
         rec.q.resize(static_cast<size_t>(i) * h);
+        // W_prev h_j of each earlier anchor point, computed once per point.
+        for (int j = static_cast<int>(anchor_proj_.size()) / h; j < i; ++j) {
+          anchor_proj_.resize(static_cast<size_t>(j + 1) * h, 0.f);
+          float* proj = anchor_proj_.data() + static_cast<size_t>(j) * h;
+          std::fill(proj, proj + h, 0.f);
+          MatVecAdd(anchor_w_prev_->value_t, h, h, steps_[anchor_steps[j]].out.data(), proj);
+        }
         for (int j = 0; j < i; ++j) {
           std::vector<float>& s = s_;
           s = curr;
-          MatVecAdd(anchor_w_prev_->value, h, h, steps_[anchor_steps[j]].out.data(), s.data());
+          const float* proj = anchor_proj_.data() + static_cast<size_t>(j) * h;
+          for (int k = 0; k < h; ++k) s[k] += proj[k];
           float* q = rec.q.data() + static_cast<size_t>(j) * h;
           float raw = 0;
           for (int k = 0; k < h; ++k) {
@@ -540,7 +589,14 @@ std::vector<FlatTensor> FastPolicy::Gradients() const {
 absl::Status FastPolicy::Load(const std::vector<FlatTensor>& parameters) {
   if (absl::Status s = CheckControllerTensors(shapes_, parameters); !s.ok()) return s;
   for (const FlatTensor& f : parameters) params_[f.name].value = f.values;
+  RefreshTransposes();
   return absl::OkStatus();
+}
+
+void FastPolicy::RefreshTransposes() {
+  for (auto& [name, p] : params_) {
+    Transpose(p.value, p.rows, p.cols, &p.value_t);
+  }
 }
 
 }  // namespace nas::controller

@@ -81,6 +81,7 @@ class FastPolicy {
  private:
   struct Param {
     std::vector<float> value, grad;
+    std::vector<float> value_t;  // matrices: value transposed, for the forward pass
     int rows = 1, cols = 1;
   };
   // One LSTM layer at one step: what the backward pass needs.
@@ -111,6 +112,8 @@ class FastPolicy {
   absl::Status Forward(int num_layers, const std::vector<int>* forced, std::mt19937_64* rng,
                        std::vector<int>* tokens, double* log_prob, double* entropy);
   const float* Step(Param* input, int row);
+  // Recomputes every matrix's value_t after its value changed.
+  void RefreshTransposes();
   float ShapeLogit(float logit) const;
   float ShapeDerivative(float raw) const;
 
@@ -137,6 +140,9 @@ class FastPolicy {
   // Scratch buffers.
   std::vector<float> raw_, curr_, s_, ds_, da_curr_, dz_, dh_, dgates_, dx_, from_above_;
   std::vector<double> p_, logp_;
+  // Anchor attention: W_prev h_j for the anchor points of the current Forward
+  // (units_ floats per point, filled as layers are reached).
+  std::vector<float> anchor_proj_;
   std::vector<std::vector<float>> dout_, dh_next_, dc_next_;
   std::vector<std::vector<float>> h_, c_;
   // Decision lists by layer count, built once.
