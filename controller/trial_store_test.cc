@@ -181,6 +181,30 @@ TEST(TrialStoreTest, UnfinishedTrialsAndRoundsSupportResumingAfterRestart) {
   EXPECT_EQ(round_trials->size(), 2u);
 }
 
+TEST(TrialStoreTest, RunningMarksAreVisibleToReadsAndSurviveClosing) {
+  const std::string path = DbPath("running_marks");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0)}).ok());
+    ASSERT_TRUE((*store)->MarkRunning("j", "a", "w7", 2).ok());
+    auto a = (*store)->GetTrial("j", "a");
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->state(), v1::TRIAL_STATE_RUNNING);
+    EXPECT_EQ(a->worker_id(), "w7");
+    EXPECT_EQ(a->attempts(), 2);
+    // Marked and not read again before closing: still stored.
+    ASSERT_TRUE((*store)->MarkRunning("j", "b", "w8", 1).ok());
+  }
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto b = (*store)->GetTrial("j", "b");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->state(), v1::TRIAL_STATE_RUNNING);
+  EXPECT_EQ(b->worker_id(), "w8");
+}
+
 TEST(TrialStoreTest, ConcurrentReportsAndRunningMarksAreEachCommittedOnce) {
   // Many threads report results (each trial twice) and mark trials running at
   // once, so writes share group commits. Every trial must end with exactly one
