@@ -420,7 +420,7 @@ void TrialStore::Submit(QueuedWrite* write) {
   queue_.push_back(write);
   while (!write->done) {
     if (writing_) {
-      written_.Wait(&queue_mu_);
+      write->wake.Wait(&queue_mu_);
       continue;
     }
     // Become the writer for everything queued so far (this write included).
@@ -433,9 +433,14 @@ void TrialStore::Submit(QueuedWrite* write) {
       ApplyWrites(batch);
     }
     queue_mu_.Lock();
-    for (QueuedWrite* done : batch) done->done = true;
     writing_ = false;
-    written_.SignalAll();
+    // Wake exactly the callers written for, and hand the writer role to the
+    // oldest write queued meanwhile (its caller writes the whole queue).
+    for (QueuedWrite* done : batch) {
+      done->done = true;
+      done->wake.Signal();
+    }
+    if (!queue_.empty()) queue_.front()->wake.Signal();
   }
   queue_mu_.Unlock();
 }

@@ -123,6 +123,7 @@ class TrialStore {
     int attempt = 0;
     absl::StatusOr<bool> result = false;
     bool done = false;  // guarded by queue_mu_
+    absl::CondVar wake;  // signalled when done, or to make this write's caller the writer
   };
 
   explicit TrialStore(sqlite3* db);
@@ -137,7 +138,6 @@ class TrialStore {
 
   // Lock order: queue_mu_ is never held while taking mu_.
   absl::Mutex queue_mu_;
-  absl::CondVar written_;
   std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
 
