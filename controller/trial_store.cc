@@ -301,6 +301,12 @@ absl::Status TrialStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
+absl::Status TrialStore::ExecCached(const char* sql) {
+  Statement statement(db_, statements_.get(), sql);
+  RETURN_IF_ERROR(statement.prepared());
+  return statement.Run();
+}
+
 absl::Status TrialStore::CreateJob(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
   Statement insert(db_, statements_.get(),
@@ -365,32 +371,31 @@ absl::StatusOr<std::vector<v1::Job>> TrialStore::LoadJobs() {
 }
 
 absl::Status TrialStore::InsertTrials(const std::vector<PendingTrial>& trials) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  QueuedWrite write;
+  write.insert = &trials;
+  Submit(&write);
+  return write.result.status();
+}
+
+absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
   for (const PendingTrial& pending : trials) {
     const v1::Trial& trial = pending.trial;
     Statement insert(db_, statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
                      "architecture_json, attempts, create_time_ms) VALUES (?,?,?,?,?,?,?,?,?)");
-    absl::Status status = insert.prepared();
-    if (status.ok()) {
-      insert.Bind(1, trial.job_id())
-          .Bind(2, trial.trial_id())
-          .Bind(3, trial.replica())
-          .Bind(4, pending.round)
-          .Bind(5, TrialStateName(v1::TRIAL_STATE_QUEUED))
-          .Bind(6, trial.architecture().canonical())
-          .Bind(7, ToJson(trial.architecture()))
-          .Bind(8, trial.attempts())
-          .Bind(9, trial.create_time_unix_ms());
-      status = insert.Run();
-    }
-    if (!status.ok()) {
-      (void)Exec("ROLLBACK");
-      return status;
-    }
+    RETURN_IF_ERROR(insert.prepared());
+    insert.Bind(1, trial.job_id())
+        .Bind(2, trial.trial_id())
+        .Bind(3, trial.replica())
+        .Bind(4, pending.round)
+        .Bind(5, TrialStateName(v1::TRIAL_STATE_QUEUED))
+        .Bind(6, trial.architecture().canonical())
+        .Bind(7, ToJson(trial.architecture()))
+        .Bind(8, trial.attempts())
+        .Bind(9, trial.create_time_unix_ms());
+    RETURN_IF_ERROR(insert.Run());
   }
-  return Exec("COMMIT");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
@@ -446,9 +451,20 @@ void TrialStore::Submit(QueuedWrite* write) {
 }
 
 void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
-  absl::Status failed = Exec("BEGIN IMMEDIATE");
+  absl::Status failed = ExecCached("BEGIN IMMEDIATE");
   for (size_t i = 0; failed.ok() && i < batch.size(); ++i) {
     QueuedWrite* write = batch[i];
+    if (write->insert != nullptr) {
+      // All or none of this call's trials, without undoing the batch's other
+      // writes (a duplicate id fails only its own call).
+      failed = ExecCached("SAVEPOINT insert_trials");
+      if (!failed.ok()) break;
+      absl::Status inserted = InsertLocked(*write->insert);
+      if (!inserted.ok()) failed = ExecCached("ROLLBACK TO insert_trials");
+      if (failed.ok()) failed = ExecCached("RELEASE insert_trials");
+      write->result = inserted.ok() ? absl::StatusOr<bool>(true) : inserted;
+      continue;
+    }
     if (write->finish != nullptr) {
       write->result = FinishLocked(*write->finish);
       // NOT_FOUND changed nothing; anything else is SQLite failing.
@@ -469,9 +485,9 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
     failed = update.Run();
     write->result = true;
   }
-  if (failed.ok()) failed = Exec("COMMIT");
+  if (failed.ok()) failed = ExecCached("COMMIT");
   if (failed.ok()) return;
-  (void)Exec("ROLLBACK");
+  (void)ExecCached("ROLLBACK");
   for (QueuedWrite* write : batch) write->result = failed;
 }
 

@@ -3,8 +3,8 @@
 // committed before the caller acknowledges it. People can read the database
 // with the sqlite3 shell; docs/trial_store.md documents the schema.
 //
-// Thread-safe: one connection, serialized by a mutex. Results and running
-// marks group-commit: concurrent FinishTrial / MarkRunning calls are written in
+// Thread-safe: one connection, serialized by a mutex. Trial writes
+// group-commit: concurrent InsertTrials / FinishTrial / MarkRunning calls are written in
 // one transaction by whichever caller gets there first, and each call returns
 // once the transaction holding its write has committed. Statements are
 // prepared once per connection.
@@ -61,7 +61,7 @@ class TrialStore {
   // are not filled in; see CountTrials).
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Adds sampled trials (state QUEUED) in one transaction.
+  // Adds sampled trials (state QUEUED), all or none.
   absl::Status InsertTrials(const std::vector<PendingTrial>& trials) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Records the final outcome of a trial (SUCCEEDED with metrics, or FAILED /
@@ -114,8 +114,9 @@ class TrialStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // One FinishTrial or MarkRunning waiting for its group commit.
+  // One InsertTrials, FinishTrial or MarkRunning waiting for its group commit.
   struct QueuedWrite {
+    const std::vector<PendingTrial>* insert = nullptr;  // InsertTrials
     const v1::Trial* finish = nullptr;  // FinishTrial; else MarkRunning:
     const std::string* job_id = nullptr;
     const std::string* trial_id = nullptr;
@@ -129,12 +130,16 @@ class TrialStore {
   explicit TrialStore(sqlite3* db);
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One statement through the statement cache (transaction control).
+  absl::Status ExecCached(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `write` and returns once a committed (or failed) transaction holds it.
   void Submit(QueuedWrite* write) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
   // Applies `batch` in one transaction; on an SQLite error every write in it
   // fails with that error and nothing is stored.
   void ApplyWrites(const std::vector<QueuedWrite*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<bool> FinishLocked(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertLocked(const std::vector<PendingTrial>& trials)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Lock order: queue_mu_ is never held while taking mu_.
   absl::Mutex queue_mu_;

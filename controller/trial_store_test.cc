@@ -194,6 +194,10 @@ TEST(TrialStoreTest, RunningMarksAreVisibleToReadsAndSurviveClosing) {
     EXPECT_EQ(a->state(), v1::TRIAL_STATE_RUNNING);
     EXPECT_EQ(a->worker_id(), "w7");
     EXPECT_EQ(a->attempts(), 2);
+    // A batch with a known id is refused whole (no trial of it stored).
+    EXPECT_EQ((*store)->InsertTrials({MakeTrial("j", "c", 0, 1), MakeTrial("j", "a", 0, 1)}).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_TRUE(absl::IsNotFound((*store)->GetTrial("j", "c").status()));
     // Marked and not read again before closing: still stored.
     ASSERT_TRUE((*store)->MarkRunning("j", "b", "w8", 1).ok());
   }
