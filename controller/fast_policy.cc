@@ -87,8 +87,7 @@ double LogSigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - st
 // vector registers for the whole column loop, and the loop over a block
 // vectorises without horizontal sums.
 template <int kBlock>
-inline int MatVecAddBlocks(const float* wt, int rows, int cols, const float* x, float* out,
-                           int r) {
+inline int MatVecAddBlocks(const float* wt, int rows, int cols, const float* x, float* out, int r) {
   for (; r + kBlock <= rows; r += kBlock) {
     float acc[kBlock];
     for (int k = 0; k < kBlock; ++k) acc[k] = out[r + k];
@@ -176,7 +175,6 @@ FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& s
     p.value = std::move(t.values);
     p.grad.assign(p.value.size(), 0.f);
   }
-  RefreshTransposes();
   for (int l = 0; l < layers_; ++l) {
     w_ih_.push_back(&params_[absl::StrCat("lstm_", l, "_w_ih")]);
     w_hh_.push_back(&params_[absl::StrCat("lstm_", l, "_w_hh")]);
@@ -195,6 +193,7 @@ FastPolicy::FastPolicy(const v1::SearchSpace& space, const v1::ControllerSpec& s
     anchor_w_curr_ = &params_["anchor_w_curr"];
     anchor_v_ = &params_["anchor_v"];
   }
+  RefreshTransposes();
 }
 
 float FastPolicy::ShapeLogit(float raw) const {
@@ -367,9 +366,8 @@ absl::Status FastPolicy::Forward(int num_layers, const std::vector<int>* forced,
         rec.q.resize(static_cast<size_t>(i) * h);
         // W_prev h_j of each earlier anchor point, computed once per point.
         for (int j = static_cast<int>(anchor_proj_.size()) / h; j < i; ++j) {
-          anchor_proj_.resize(static_cast<size_t>(j + 1) * h, 0.f);
+          anchor_proj_.resize(static_cast<size_t>(j + 1) * h, 0.f);  // zeroes point j
           float* proj = anchor_proj_.data() + static_cast<size_t>(j) * h;
-          std::fill(proj, proj + h, 0.f);
           MatVecAdd(anchor_w_prev_->value_t, h, h, steps_[anchor_steps[j]].out.data(), proj);
         }
         for (int j = 0; j < i; ++j) {
@@ -594,8 +592,15 @@ absl::Status FastPolicy::Load(const std::vector<FlatTensor>& parameters) {
 }
 
 void FastPolicy::RefreshTransposes() {
-  for (auto& [name, p] : params_) {
-    Transpose(p.value, p.rows, p.cols, &p.value_t);
+  auto refresh = [](Param* p) { Transpose(p->value, p->rows, p->cols, &p->value_t); };
+  for (int l = 0; l < layers_; ++l) {
+    refresh(w_ih_[l]);
+    refresh(w_hh_[l]);
+  }
+  for (auto& [name, head] : heads_) refresh(head.weight);
+  if (anchor_w_prev_ != nullptr) {
+    refresh(anchor_w_prev_);
+    refresh(anchor_w_curr_);
   }
 }
 

@@ -81,7 +81,9 @@ class FastPolicy {
  private:
   struct Param {
     std::vector<float> value, grad;
-    std::vector<float> value_t;  // matrices: value transposed, for the forward pass
+    // The matrices the forward pass multiplies by (LSTM, heads, anchor
+    // projections): value transposed. Empty for the others.
+    std::vector<float> value_t;
     int rows = 1, cols = 1;
   };
   // One LSTM layer at one step: what the backward pass needs.
@@ -112,7 +114,7 @@ class FastPolicy {
   absl::Status Forward(int num_layers, const std::vector<int>* forced, std::mt19937_64* rng,
                        std::vector<int>* tokens, double* log_prob, double* entropy);
   const float* Step(Param* input, int row);
-  // Recomputes every matrix's value_t after its value changed.
+  // Recomputes value_t of the forward pass's matrices after values changed.
   void RefreshTransposes();
   float ShapeLogit(float logit) const;
   float ShapeDerivative(float raw) const;

@@ -61,18 +61,20 @@ CREATE INDEX IF NOT EXISTS trials_by_round ON trials(job_id, replica, round);
 // a small statement's cost) and finalized with it.
 class StatementCache {
  public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
   ~StatementCache() {
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   }
+  sqlite3* db() const { return db_; }
   // The statement for `sql`, or nullptr with `*status` set to SQLite's error.
-  sqlite3_stmt* Get(sqlite3* db, absl::string_view sql, int* status) {
+  sqlite3_stmt* Get(absl::string_view sql, int* status) {
     auto it = statements_.find(sql);
     if (it != statements_.end()) {
       *status = SQLITE_OK;
       return it->second;
     }
     sqlite3_stmt* stmt = nullptr;
-    *status = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+    *status = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                  SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (*status != SQLITE_OK) {
       sqlite3_finalize(stmt);
@@ -83,6 +85,7 @@ class StatementCache {
   }
 
  private:
+  sqlite3* const db_;
   absl::flat_hash_map<std::string, sqlite3_stmt*> statements_;
 };
 
@@ -92,8 +95,8 @@ namespace {
 // its bindings cleared when it goes out of scope, so the next use starts fresh.
 class Statement {
  public:
-  Statement(sqlite3* db, StatementCache* cache, absl::string_view sql) : db_(db) {
-    stmt_ = cache->Get(db, sql, &status_);
+  Statement(StatementCache* cache, absl::string_view sql) : db_(cache->db()) {
+    stmt_ = cache->Get(sql, &status_);
   }
   ~Statement() {
     if (stmt_ != nullptr) {
@@ -263,7 +266,7 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
                                                         : "PRAGMA synchronous=NORMAL"));
   RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
   {
-    Statement version(db, store->statements_.get(), "PRAGMA user_version");
+    Statement version(store->statements_.get(), "PRAGMA user_version");
     RETURN_IF_ERROR(version.prepared());
     ASSIGN_OR_RETURN(bool row, version.Step());
     const int64_t found = row ? version.Int(0) : 0;
@@ -283,7 +286,7 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
   return store;
 }
 
-TrialStore::TrialStore(sqlite3* db) : db_(db), statements_(std::make_unique<StatementCache>()) {}
+TrialStore::TrialStore(sqlite3* db) : db_(db), statements_(std::make_unique<StatementCache>(db)) {}
 
 TrialStore::~TrialStore() {
   absl::MutexLock lock(&mu_);
@@ -302,14 +305,14 @@ absl::Status TrialStore::Exec(const char* sql) {
 }
 
 absl::Status TrialStore::ExecCached(const char* sql) {
-  Statement statement(db_, statements_.get(), sql);
+  Statement statement(statements_.get(), sql);
   RETURN_IF_ERROR(statement.prepared());
   return statement.Run();
 }
 
 absl::Status TrialStore::CreateJob(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
-  Statement insert(db_, statements_.get(),
+  Statement insert(statements_.get(),
                    "INSERT INTO jobs (job_id, name, state, spec_json, error, create_time_ms, "
                    "start_time_ms, end_time_ms, baseline) VALUES (?,?,?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(insert.prepared());
@@ -331,7 +334,7 @@ absl::Status TrialStore::CreateJob(const v1::Job& job) {
 
 absl::Status TrialStore::UpdateJob(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
-  Statement update(db_, statements_.get(),
+  Statement update(statements_.get(),
                    "UPDATE jobs SET state=?, error=?, start_time_ms=?, end_time_ms=?, baseline=? "
                    "WHERE job_id=?");
   RETURN_IF_ERROR(update.prepared());
@@ -348,7 +351,7 @@ absl::Status TrialStore::UpdateJob(const v1::Job& job) {
 
 absl::StatusOr<std::vector<v1::Job>> TrialStore::LoadJobs() {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, statements_.get(),
+  Statement select(statements_.get(),
                    "SELECT job_id, state, spec_json, error, create_time_ms, start_time_ms, "
                    "end_time_ms, baseline FROM jobs ORDER BY create_time_ms, job_id");
   RETURN_IF_ERROR(select.prepared());
@@ -380,7 +383,7 @@ absl::Status TrialStore::InsertTrials(const std::vector<PendingTrial>& trials) {
 absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
   for (const PendingTrial& pending : trials) {
     const v1::Trial& trial = pending.trial;
-    Statement insert(db_, statements_.get(),
+    Statement insert(statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
                      "architecture_json, attempts, create_time_ms) VALUES (?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(insert.prepared());
@@ -473,7 +476,7 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
       }
       continue;
     }
-    Statement update(db_, statements_.get(),
+    Statement update(statements_.get(),
                      "UPDATE trials SET state='running', worker_id=?, attempts=? "
                      "WHERE job_id=? AND trial_id=? AND state IN ('queued', 'running')");
     failed = update.prepared();
@@ -494,7 +497,7 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
 absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
   int64_t sequence = 0;
   {
-    Statement current(db_, statements_.get(),
+    Statement current(statements_.get(),
                       "SELECT t.state, j.next_sequence FROM trials t JOIN jobs j "
                       "ON t.job_id = j.job_id WHERE t.job_id=? AND t.trial_id=?");
     RETURN_IF_ERROR(current.prepared());
@@ -507,7 +510,7 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
     if (IsFinal(TrialStateFromName(current.Text(0)))) return false;  // a duplicate report
     sequence = current.Int(1);
   }
-  Statement update(db_, statements_.get(),
+  Statement update(statements_.get(),
                    "UPDATE trials SET state=?, reward=?, accuracy=?, parameters=?, flops=?, "
                    "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=? "
                    "WHERE job_id=? AND trial_id=?");
@@ -530,7 +533,7 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
       .Bind(12, trial.job_id())
       .Bind(13, trial.trial_id());
   RETURN_IF_ERROR(update.Run());
-  Statement bump(db_, statements_.get(),
+  Statement bump(statements_.get(),
                  "UPDATE jobs SET next_sequence = next_sequence + 1 WHERE job_id=?");
   RETURN_IF_ERROR(bump.prepared());
   bump.Bind(1, trial.job_id());
@@ -540,10 +543,10 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
 
 absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
-                                     " FROM trials WHERE job_id=? AND state IN ('queued', "
-                                     "'running') ORDER BY create_time_ms, trial_id")
-                            .c_str());
+  Statement select(statements_.get(),
+                   absl::StrCat("SELECT ", kTrialColumns,
+                                " FROM trials WHERE job_id=? AND state IN ('queued', "
+                                "'running') ORDER BY create_time_ms, trial_id"));
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id);
   std::vector<PendingTrial> trials;
@@ -559,10 +562,10 @@ absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std
 absl::StatusOr<std::vector<v1::Trial>> TrialStore::RoundTrials(const std::string& job_id,
                                                                 int replica, int64_t round) {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
-                                     " FROM trials WHERE job_id=? AND replica=? AND round=? "
-                                     "ORDER BY trial_id")
-                            .c_str());
+  Statement select(statements_.get(),
+                   absl::StrCat("SELECT ", kTrialColumns,
+                                " FROM trials WHERE job_id=? AND replica=? AND round=? "
+                                "ORDER BY trial_id"));
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id).Bind(2, replica).Bind(3, round);
   return ReadTrials(select);
@@ -572,7 +575,8 @@ absl::StatusOr<std::vector<int64_t>> TrialStore::LastRounds(const std::string& j
                                                              int num_replicas) {
   absl::MutexLock lock(&mu_);
   std::vector<int64_t> rounds(num_replicas, -1);
-  Statement select(db_, statements_.get(), "SELECT replica, MAX(round) FROM trials WHERE job_id=? GROUP BY replica");
+  Statement select(statements_.get(),
+                   "SELECT replica, MAX(round) FROM trials WHERE job_id=? GROUP BY replica");
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id);
   while (true) {
@@ -588,8 +592,9 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   absl::MutexLock lock(&mu_);
   TrialCounts counts;
   {
-    Statement select(db_, statements_.get(), "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
-                          "GROUP BY state");
+    Statement select(statements_.get(),
+                     "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
+                     "GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
     while (true) {
@@ -610,8 +615,9 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       }
     }
   }
-  Statement best(db_, statements_.get(), "SELECT trial_id, reward, canonical FROM trials WHERE job_id=? AND "
-                      "state='succeeded' ORDER BY reward DESC, sequence ASC LIMIT 1");
+  Statement best(statements_.get(),
+                 "SELECT trial_id, reward, canonical FROM trials WHERE job_id=? AND "
+                 "state='succeeded' ORDER BY reward DESC, sequence ASC LIMIT 1");
   RETURN_IF_ERROR(best.prepared());
   best.Bind(1, job_id);
   ASSIGN_OR_RETURN(bool row, best.Step());
@@ -631,7 +637,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
   const std::string where =
       absl::StrCat(" FROM trials WHERE job_id=?", filter ? " AND state=?" : "");
   {
-    Statement count(db_, statements_.get(), absl::StrCat("SELECT COUNT(*)", where).c_str());
+    Statement count(statements_.get(), absl::StrCat("SELECT COUNT(*)", where));
     RETURN_IF_ERROR(count.prepared());
     count.Bind(1, job_id);
     if (filter) count.Bind(2, TrialStateName(state));
@@ -642,9 +648,8 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
       order == v1::ListTrialsRequest::ORDER_TIME
           ? " ORDER BY sequence IS NULL, sequence ASC, create_time_ms ASC, trial_id ASC"
           : " ORDER BY reward IS NULL, reward DESC, sequence ASC, trial_id ASC";
-  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns, where, order_by,
-                                     " LIMIT ? OFFSET ?")
-                            .c_str());
+  Statement select(statements_.get(),
+                   absl::StrCat("SELECT ", kTrialColumns, where, order_by, " LIMIT ? OFFSET ?"));
   RETURN_IF_ERROR(select.prepared());
   int index = 1;
   select.Bind(index++, job_id);
@@ -663,7 +668,7 @@ absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
                          " FROM trials WHERE job_id=? AND state='succeeded' "
                          "ORDER BY reward DESC, sequence ASC LIMIT 1")
           : absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE job_id=? AND trial_id=?");
-  Statement select(db_, statements_.get(), sql.c_str());
+  Statement select(statements_.get(), sql);
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id);
   if (!trial_id.empty()) select.Bind(2, trial_id);
@@ -680,10 +685,9 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::TrialsAfter(const std::string
                                                                 int64_t after_sequence,
                                                                 int limit) {
   absl::MutexLock lock(&mu_);
-  Statement select(db_, statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
-                                     " FROM trials WHERE job_id=? AND sequence > ? "
-                                     "ORDER BY sequence LIMIT ?")
-                            .c_str());
+  Statement select(statements_.get(), absl::StrCat("SELECT ", kTrialColumns,
+                                                   " FROM trials WHERE job_id=? AND sequence > ? "
+                                                   "ORDER BY sequence LIMIT ?"));
   RETURN_IF_ERROR(select.prepared());
   select.Bind(1, job_id).Bind(2, after_sequence).Bind(3, limit);
   return ReadTrials(select);

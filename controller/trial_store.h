@@ -117,13 +117,13 @@ class TrialStore {
   // One InsertTrials, FinishTrial or MarkRunning waiting for its group commit.
   struct QueuedWrite {
     const std::vector<PendingTrial>* insert = nullptr;  // InsertTrials
-    const v1::Trial* finish = nullptr;  // FinishTrial; else MarkRunning:
+    const v1::Trial* finish = nullptr;                  // FinishTrial; else MarkRunning:
     const std::string* job_id = nullptr;
     const std::string* trial_id = nullptr;
     const std::string* worker_id = nullptr;
     int attempt = 0;
     absl::StatusOr<bool> result = false;
-    bool done = false;  // guarded by queue_mu_
+    bool done = false;   // guarded by queue_mu_
     absl::CondVar wake;  // signalled when done, or to make this write's caller the writer
   };
 

@@ -187,7 +187,8 @@ TEST(TrialStoreTest, RunningMarksAreVisibleToReadsAndSurviveClosing) {
     auto store = TrialStore::Open({path, false});
     ASSERT_TRUE(store.ok()) << store.status();
     ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
-    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0)}).ok());
+    ASSERT_TRUE(
+        (*store)->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0)}).ok());
     ASSERT_TRUE((*store)->MarkRunning("j", "a", "w7", 2).ok());
     auto a = (*store)->GetTrial("j", "a");
     ASSERT_TRUE(a.ok()) << a.status();
