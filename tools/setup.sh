@@ -12,7 +12,7 @@ PACKAGES=(
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev sqlite3
-  libyaml-cpp-dev zlib1g-dev
+  libyaml-cpp-dev zlib1g-dev libgoogle-perftools-dev
   googletest libgtest-dev libgmock-dev
   # Data and tools the demo and tests use.
   dataset-fashion-mnist prometheus curl procps
