@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "controller/job_spec.h"
@@ -146,9 +147,13 @@ struct JobManager::Job {
   std::vector<int64_t> next_round;
   std::vector<std::vector<v1::Trial>> resume_trials;
   std::vector<std::thread> threads;
-  // Per replica: signalled when one of its trials finishes or the job stops,
-  // so a finished trial wakes only the replica that waits for it.
+  // Per replica: signalled when the last trial its round waits for finishes
+  // or the job stops, so a finished trial wakes at most the replica that
+  // waits for it, and only once per round.
   std::vector<std::unique_ptr<absl::CondVar>> round_cv;
+  // Per replica: trials of the round it waits for not finished yet (0 when
+  // not waiting).
+  std::vector<int> round_unfinished;
 
   // Sets `stopping` and wakes every replica. Requires JobManager::mu_.
   void Stop() {
@@ -198,6 +203,8 @@ JobManager::~JobManager() {
     }
   }
   for (std::thread& t : threads) t.join();
+  // Results still being committed call back into this manager.
+  (void)options_.store->Flush();
 }
 
 std::string JobManager::NewJobId() {
@@ -267,6 +274,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
   Job* raw = job.get();
   raw->next_round.assign(raw->num_replicas, 0);
   for (int r = 0; r < raw->num_replicas; ++r) raw->round_cv.push_back(std::make_unique<absl::CondVar>());
+  raw->round_unfinished.assign(raw->num_replicas, 0);
   raw->resume_trials.assign(raw->num_replicas, {});
   if (resume) {
     TrialStore* store = options_.store;
@@ -596,19 +604,25 @@ void JobManager::RunReplica(Job* job, int replica) {
     std::vector<v1::Trial> done;
     {
       absl::MutexLock lock(&mu_);
-      auto round_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (job->stopping) return true;
+      auto unfinished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        int n = 0;
         for (const v1::Trial& t : trials) {
           const bool final = t.state() == v1::TRIAL_STATE_SUCCEEDED ||
                              t.state() == v1::TRIAL_STATE_FAILED ||
                              t.state() == v1::TRIAL_STATE_CANCELLED;
-          if (!final && !job->finished.contains(t.trial_id())) return false;
+          if (!final && !job->finished.contains(t.trial_id())) ++n;
         }
-        return true;
+        return n;
       };
-      // Woken by Finish for this replica's trials; the timeout only bounds
-      // the wait should a trial finish without a known replica (resumed).
-      while (!round_done()) job->round_cv[replica]->WaitWithTimeout(&mu_, absl::Seconds(1));
+      // Woken by Finish when the last of them finishes; the timeout only
+      // bounds the wait should a trial finish without a known replica (resumed).
+      while (!job->stopping) {
+        const int n = unfinished();
+        if (n == 0) break;
+        job->round_unfinished[replica] = n;
+        job->round_cv[replica]->WaitWithTimeout(&mu_, absl::Seconds(1));
+      }
+      job->round_unfinished[replica] = 0;
       if (job->stopping) break;
       for (const v1::Trial& t : trials) {
         auto it = job->finished.find(t.trial_id());
@@ -716,10 +730,31 @@ void JobManager::FailJob(Job* job, const absl::Status& status) {
 }
 
 absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
+  absl::Notification finished;
+  absl::StatusOr<bool> result;
+  FinishAsync(job, std::move(trial), [&](absl::StatusOr<bool> recorded) {
+    result = std::move(recorded);
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return result;
+}
+
+void JobManager::FinishAsync(Job* job, v1::Trial trial,
+                             std::function<void(absl::StatusOr<bool>)> done) {
   trial.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-  ASSIGN_OR_RETURN(bool recorded, options_.store->FinishTrial(trial));
-  queue_.CompleteTrial(job->id, trial.trial_id());
-  if (!recorded) return false;
+  v1::Trial stored = trial;
+  options_.store->FinishTrialAsync(std::move(stored),
+                                   [this, job, trial = std::move(trial),
+                                    done = std::move(done)](absl::StatusOr<bool> recorded) mutable {
+                                     if (!recorded.ok()) return done(recorded.status());
+                                     queue_.CompleteTrial(job->id, trial.trial_id());
+                                     if (*recorded) OnFinished(job, std::move(trial));
+                                     done(*recorded);
+                                   });
+}
+
+void JobManager::OnFinished(Job* job, v1::Trial trial) {
   {
     absl::MutexLock lock(&mu_);
     auto it = job->inflight.find(trial.trial_id());
@@ -728,10 +763,12 @@ absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
       trial.set_replica(it->second.replica());
       job->inflight.erase(it);
     }
+    const int replica = trial.replica();
     job->finished[trial.trial_id()] = trial;
     ++job->change;
-    if (trial.replica() >= 0 && trial.replica() < static_cast<int>(job->round_cv.size())) {
-      job->round_cv[trial.replica()]->Signal();
+    if (replica >= 0 && replica < static_cast<int>(job->round_cv.size())) {
+      int& left = job->round_unfinished[replica];
+      if (left > 0 && --left == 0) job->round_cv[replica]->Signal();
     }
   }
   if (metrics_) {
@@ -744,7 +781,6 @@ absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
           .Observe(trial.metrics().reward());
     }
   }
-  return true;
 }
 
 void JobManager::AcquireTaskAsync(const std::string& worker_id, absl::Time deadline,
@@ -780,7 +816,8 @@ bool JobManager::ClaimTask(const v1::Task& task, const std::string& worker_id) {
     queue_.CompleteTrial(task.job_id(), task.trial_id());
     return false;
   }
-  (void)options_.store->MarkRunning(task.job_id(), task.trial_id(), worker_id, task.attempt());
+  // Not waited for: the hand-off to the worker does not need the mark durable.
+  options_.store->MarkRunningAsync(task.job_id(), task.trial_id(), worker_id, task.attempt());
   return true;
 }
 
@@ -805,25 +842,45 @@ absl::StatusOr<bool> JobManager::Heartbeat(const std::string& task_id,
 }
 
 absl::StatusOr<bool> JobManager::ReportResult(const v1::ReportResultRequest& report) {
-  ASSIGN_OR_RETURN(TaskIdParts parts, ParseTaskId(report.task_id()));
+  absl::Notification reported;
+  absl::StatusOr<bool> result;
+  ReportResultAsync(report, [&](absl::StatusOr<bool> duplicate) {
+    result = std::move(duplicate);
+    reported.Notify();
+  });
+  reported.WaitForNotification();
+  return result;
+}
+
+void JobManager::ReportResultAsync(const v1::ReportResultRequest& report,
+                                   std::function<void(absl::StatusOr<bool>)> done) {
+  absl::StatusOr<TaskIdParts> parsed = ParseTaskId(report.task_id());
+  if (!parsed.ok()) return done(parsed.status());
+  const TaskIdParts& parts = *parsed;
   Job* job = FindJob(parts.job_id);
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", parts.job_id, "'"));
+  if (job == nullptr) return done(absl::NotFoundError(absl::StrCat("no job '", parts.job_id, "'")));
   v1::Trial trial;
   trial.set_job_id(parts.job_id);
   trial.set_trial_id(parts.trial_id);
   trial.set_attempts(parts.attempt);
   trial.set_worker_id(report.worker_id());
+  // A recorded outcome answers "not a duplicate".
+  auto finish = [this, job, &trial, &done] {
+    FinishAsync(job, std::move(trial), [done = std::move(done)](absl::StatusOr<bool> recorded) {
+      if (!recorded.ok()) return done(recorded.status());
+      done(!*recorded);
+    });
+  };
   const bool success = report.error().empty();
   if (success) {
     const double reward = report.metrics().reward();
     if (!std::isfinite(reward)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("metrics.reward: must be finite, got ", reward));
+      return done(
+          absl::InvalidArgumentError(absl::StrCat("metrics.reward: must be finite, got ", reward)));
     }
     trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
     *trial.mutable_metrics() = report.metrics();
-    ASSIGN_OR_RETURN(bool recorded, Finish(job, trial));
-    return !recorded;
+    return finish();
   }
   // A failure: retry while attempts remain, unless permanent or the job stopped.
   bool stopping;
@@ -834,7 +891,7 @@ absl::StatusOr<bool> JobManager::ReportResult(const v1::ReportResultRequest& rep
     auto it = job->inflight.find(parts.trial_id);
     if (it != job->inflight.end()) inflight = it->second;
   }
-  if (!inflight.has_value()) return true;  // Already finished: a duplicate.
+  if (!inflight.has_value()) return done(true);  // Already finished: a duplicate.
   trial.set_error(report.error().substr(0, 4000));
   if (stopping) {
     trial.set_state(v1::TRIAL_STATE_CANCELLED);
@@ -849,10 +906,9 @@ absl::StatusOr<bool> JobManager::ReportResult(const v1::ReportResultRequest& rep
     NAS_LOG(Warning) << "trial " << parts.trial_id << " of job " << parts.job_id
                      << " attempt " << parts.attempt << " failed on " << report.worker_id()
                      << ", retrying: " << report.error();
-    return false;
+    return done(false);
   }
-  ASSIGN_OR_RETURN(bool recorded, Finish(job, trial));
-  return !recorded;
+  finish();
 }
 
 void JobManager::UpdateJobGauges() {

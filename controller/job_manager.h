@@ -106,6 +106,12 @@ class JobManager {
   // when the trial already had a result (a duplicate, ignored).
   absl::StatusOr<bool> ReportResult(const v1::ReportResultRequest& report)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // ReportResult without holding the caller's thread: `done` gets the same
+  // answer, possibly before this returns, otherwise on the trial store's
+  // writer thread once the result is committed. `done` must not block on
+  // the trial store.
+  void ReportResultAsync(const v1::ReportResultRequest& report,
+                         std::function<void(absl::StatusOr<bool>)> done) ABSL_LOCKS_EXCLUDED(mu_);
 
   TrialStore* store() { return options_.store; }
 
@@ -137,8 +143,15 @@ class JobManager {
   // its trial running; if not (the trial finished or the job stopped) drops
   // it from the queue's books.
   bool ClaimTask(const v1::Task& task, const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
-  // Stores a final outcome and wakes the replica waiting for it.
+  // Stores a final outcome and wakes the replica waiting for it. Returns
+  // whether it was recorded (false: the trial already had one).
   absl::StatusOr<bool> Finish(Job* job, v1::Trial trial) ABSL_LOCKS_EXCLUDED(mu_);
+  // Finish without waiting: `done` runs after the commit, on the trial
+  // store's writer thread (or at once on a bad trial).
+  void FinishAsync(Job* job, v1::Trial trial, std::function<void(absl::StatusOr<bool>)> done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // After a newly recorded outcome: hands the trial to its replica.
+  void OnFinished(Job* job, v1::Trial trial) ABSL_LOCKS_EXCLUDED(mu_);
   void OnReplicaDone(Job* job) ABSL_LOCKS_EXCLUDED(mu_);
   void FailJob(Job* job, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   v1::Job Snapshot(Job* job) ABSL_LOCKS_EXCLUDED(mu_);

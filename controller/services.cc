@@ -207,6 +207,26 @@ grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
 
 namespace {
 
+// The callback methods take raw bytes and parse them here, so that a request
+// that does not parse is answered as the synchronous methods answer it
+// (INTERNAL, "failed to parse"); gRPC 1.51's typed callback handlers would
+// answer UNIMPLEMENTED, which points callers the wrong way.
+template <typename Message>
+grpc::Status ParseRequest(const grpc::ByteBuffer& raw, Message* message) {
+  grpc::ByteBuffer copy(raw);  // Deserialize consumes its buffer; slices are shared
+  grpc::Status parsed = grpc::SerializationTraits<Message>::Deserialize(&copy, message);
+  if (parsed.ok()) return parsed;
+  return grpc::Status(grpc::StatusCode::INTERNAL,
+                      absl::StrCat("failed to parse the ", Message::descriptor()->full_name(),
+                                   " request (strings must be UTF-8): ", parsed.error_message()));
+}
+
+template <typename Message>
+grpc::Status SerializeResponse(const Message& message, grpc::ByteBuffer* raw) {
+  bool own_buffer = false;
+  return grpc::SerializationTraits<Message>::Serialize(message, raw, &own_buffer);
+}
+
 // One AcquireTask call. Finish is called exactly once: by the task queue's
 // callback (a task, the deadline, a cancel or shutdown) or at once for a bad
 // request. gRPC calls OnDone after everything else, and only then.
@@ -226,12 +246,14 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 }  // namespace
 
 grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerContext* context,
-                                                       const v1::AcquireTaskRequest* request,
-                                                       v1::AcquireTaskResponse* response) {
+                                                       const grpc::ByteBuffer* raw_request,
+                                                       grpc::ByteBuffer* raw_response) {
   auto* reactor = new AcquireReactor(manager_);
-  grpc::Status invalid = Authenticate(auth_, *context);
-  if (invalid.ok()) invalid = CheckId("worker_id", request->worker_id());
-  const double wait = request->wait_seconds();
+  v1::AcquireTaskRequest request;
+  grpc::Status invalid = ParseRequest(*raw_request, &request);
+  if (invalid.ok()) invalid = Authenticate(auth_, *context);
+  if (invalid.ok()) invalid = CheckId("worker_id", request.worker_id());
+  const double wait = request.wait_seconds();
   if (invalid.ok() && !(wait >= 0 && wait <= 60)) {
     invalid = Invalid("wait_seconds: must be in [0, 60]");
   }
@@ -243,10 +265,11 @@ grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerConte
   const absl::Time deadline =
       CallDeadline(context, absl::Seconds(wait)) - absl::Milliseconds(wait > 0.2 ? 100 : 0);
   manager_->AcquireTaskAsync(
-      request->worker_id(), deadline,
-      [reactor, response](std::optional<v1::Task> task) {
-        if (task.has_value()) *response->mutable_task() = *std::move(task);
-        reactor->Finish(grpc::Status::OK);
+      request.worker_id(), deadline,
+      [reactor, raw_response](std::optional<v1::Task> task) {
+        v1::AcquireTaskResponse response;
+        if (task.has_value()) *response.mutable_task() = *std::move(task);
+        reactor->Finish(SerializeResponse(response, raw_response));
       },
       reactor->waiter());
   return reactor;
@@ -273,20 +296,33 @@ grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status TaskServiceImpl::ReportResult(grpc::ServerContext* context,
-                                           const v1::ReportResultRequest* request,
-                                           v1::ReportResultResponse* response) {
-  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
-  if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
-  if (grpc::Status s = CheckId("task_id", request->task_id()); !s.ok()) return s;
-  absl::StatusOr<bool> duplicate = manager_->ReportResult(*request);
-  if (!duplicate.ok()) return ToGrpcStatus(duplicate.status());
-  response->set_duplicate(*duplicate);
-  if (request->acquire_next()) {
-    std::optional<v1::Task> next = manager_->TryAcquireTask(request->worker_id());
-    if (next.has_value()) *response->mutable_next_task() = *std::move(next);
+grpc::ServerUnaryReactor* TaskServiceImpl::ReportResult(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* raw_request,
+                                                        grpc::ByteBuffer* raw_response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto request = std::make_shared<v1::ReportResultRequest>();
+  grpc::Status invalid = ParseRequest(*raw_request, request.get());
+  if (invalid.ok()) invalid = Authenticate(auth_, *context);
+  if (invalid.ok()) invalid = CheckId("worker_id", request->worker_id());
+  if (invalid.ok()) invalid = CheckId("task_id", request->task_id());
+  if (!invalid.ok()) {
+    reactor->Finish(invalid);
+    return reactor;
   }
-  return grpc::Status::OK;
+  // Answered once the result is committed (gRPC keeps raw_response alive
+  // until Finish).
+  manager_->ReportResultAsync(
+      *request, [this, reactor, request, raw_response](absl::StatusOr<bool> duplicate) {
+        if (!duplicate.ok()) return reactor->Finish(ToGrpcStatus(duplicate.status()));
+        v1::ReportResultResponse response;
+        response.set_duplicate(*duplicate);
+        if (request->acquire_next()) {
+          std::optional<v1::Task> next = manager_->TryAcquireTask(request->worker_id());
+          if (next.has_value()) *response.mutable_next_task() = *std::move(next);
+        }
+        reactor->Finish(SerializeResponse(response, raw_response));
+      });
+  return reactor;
 }
 
 }  // namespace nas::controller

@@ -40,24 +40,29 @@ class JobServiceImpl final : public v1::JobService::Service {
   const BearerTokenAuthenticator* const auth_;
 };
 
-// AcquireTask uses gRPC's callback API: a waiting worker's long poll holds
-// no server thread (it is a parked callback in the task queue), so W idle
-// workers cost W small records, not W threads. The other methods are
+// AcquireTask and ReportResult use gRPC's callback API. A waiting worker's
+// long poll holds no server thread (it is a parked callback in the task
+// queue), so W idle workers cost W small records, not W threads; a report
+// holds none while its result waits for the trial store's group commit, and
+// is answered from the store's writer thread once committed. Heartbeat is
 // synchronous.
 class TaskServiceImpl final
-    : public v1::TaskService::WithCallbackMethod_AcquireTask<v1::TaskService::Service> {
+    : public v1::TaskService::WithRawCallbackMethod_AcquireTask<
+          v1::TaskService::WithRawCallbackMethod_ReportResult<v1::TaskService::Service>> {
  public:
   // As JobServiceImpl: `auth` holds the workers' tokens, or is null.
   explicit TaskServiceImpl(JobManager* manager, const BearerTokenAuthenticator* auth = nullptr)
       : manager_(manager), auth_(auth) {}
 
+  // Raw bytes in and out: the request is parsed here (services.cc says why).
   grpc::ServerUnaryReactor* AcquireTask(grpc::CallbackServerContext* context,
-                                        const v1::AcquireTaskRequest* request,
-                                        v1::AcquireTaskResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override;
-  grpc::Status ReportResult(grpc::ServerContext* context, const v1::ReportResultRequest* request,
-                            v1::ReportResultResponse* response) override;
+  grpc::ServerUnaryReactor* ReportResult(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
  private:
   JobManager* const manager_;

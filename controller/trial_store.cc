@@ -283,12 +283,22 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
                                             " is not a usable database: ", schema.message()));
   }
   RETURN_IF_ERROR(store->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
+  TrialStore* raw = store.get();
+  store->writer_ = std::thread([raw] { raw->WriteLoop(); });
   return store;
 }
 
 TrialStore::TrialStore(sqlite3* db) : db_(db), statements_(std::make_unique<StatementCache>(db)) {}
 
 TrialStore::~TrialStore() {
+  if (writer_.joinable()) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      stopping_ = true;
+      queued_.Signal();
+    }
+    writer_.join();  // after it wrote everything queued
+  }
   absl::MutexLock lock(&mu_);
   statements_.reset();
   sqlite3_close(db_);
@@ -407,50 +417,116 @@ absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
         absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state())));
   }
   QueuedWrite write;
-  write.finish = &trial;
+  write.finish = trial;
+  write.has_finish = true;
   Submit(&write);
   return write.result;
+}
+
+void TrialStore::FinishTrialAsync(v1::Trial trial, std::function<void(absl::StatusOr<bool>)> done) {
+  if (!IsFinal(trial.state())) {
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state()))));
+  }
+  auto write = std::make_unique<QueuedWrite>();
+  write->finish = std::move(trial);
+  write->has_finish = true;
+  write->callback = std::move(done);
+  SubmitAsync(std::move(write));
 }
 
 absl::Status TrialStore::MarkRunning(const std::string& job_id, const std::string& trial_id,
                                      const std::string& worker_id, int attempt) {
   QueuedWrite write;
-  write.job_id = &job_id;
-  write.trial_id = &trial_id;
-  write.worker_id = &worker_id;
+  write.job_id = job_id;
+  write.trial_id = trial_id;
+  write.worker_id = worker_id;
   write.attempt = attempt;
   Submit(&write);
   return write.result.status();
 }
 
+void TrialStore::MarkRunningAsync(std::string job_id, std::string trial_id, std::string worker_id,
+                                  int attempt) {
+  auto write = std::make_unique<QueuedWrite>();
+  write->job_id = std::move(job_id);
+  write->trial_id = std::move(trial_id);
+  write->worker_id = std::move(worker_id);
+  write->attempt = attempt;
+  SubmitAsync(std::move(write));
+}
+
 void TrialStore::Submit(QueuedWrite* write) {
-  queue_mu_.Lock();
+  if (std::this_thread::get_id() == writer_.get_id()) {
+    // A callback of an asynchronous write waiting for its own thread.
+    write->result = absl::FailedPreconditionError(
+        "trial store: a blocking write from the writer thread would wait forever");
+    return;
+  }
+  absl::MutexLock lock(&queue_mu_);
+  if (stopping_) {
+    write->result = absl::UnavailableError("trial store is closing");
+    return;
+  }
   queue_.push_back(write);
-  while (!write->done) {
-    if (writing_) {
-      write->wake.Wait(&queue_mu_);
-      continue;
+  if (writer_idle_) queued_.Signal();
+  while (!write->done) write->wake.Wait(&queue_mu_);
+}
+
+void TrialStore::SubmitAsync(std::unique_ptr<QueuedWrite> write) {
+  write->async = true;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (!stopping_) {
+      queue_.push_back(write.release());
+      if (writer_idle_) queued_.Signal();
+      return;
     }
-    // Become the writer for everything queued so far (this write included).
-    writing_ = true;
-    std::vector<QueuedWrite*> batch;
-    batch.swap(queue_);
-    queue_mu_.Unlock();
+  }
+  if (write->callback) write->callback(absl::UnavailableError("trial store is closing"));
+}
+
+void TrialStore::WriteLoop() {
+  std::vector<QueuedWrite*> batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      while (queue_.empty() && !stopping_) {
+        writer_idle_ = true;
+        queued_.Wait(&queue_mu_);
+        writer_idle_ = false;
+      }
+      if (queue_.empty()) return;  // stopping, and everything is written
+      batch.swap(queue_);
+    }
     {
       absl::MutexLock lock(&mu_);
       ApplyWrites(batch);
     }
-    queue_mu_.Lock();
-    writing_ = false;
-    // Wake exactly the callers written for, and hand the writer role to the
-    // oldest write queued meanwhile (its caller writes the whole queue).
-    for (QueuedWrite* done : batch) {
-      done->done = true;
-      done->wake.Signal();
+    // Callbacks first, so that a blocking write (Flush) returns only after
+    // the callbacks of every write queued before it have run.
+    for (QueuedWrite*& write : batch) {
+      if (!write->async) continue;
+      std::unique_ptr<QueuedWrite> owned(write);
+      write = nullptr;
+      if (owned->callback) owned->callback(std::move(owned->result));
     }
-    if (!queue_.empty()) queue_.front()->wake.Signal();
+    {
+      absl::MutexLock lock(&queue_mu_);
+      for (QueuedWrite* write : batch) {
+        if (write == nullptr) continue;
+        write->done = true;
+        write->wake.Signal();  // its caller owns it from here on
+      }
+    }
+    batch.clear();
   }
-  queue_mu_.Unlock();
+}
+
+absl::Status TrialStore::Flush() {
+  QueuedWrite write;  // no data: commits nothing of its own
+  Submit(&write);
+  return write.result.status();
 }
 
 void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
@@ -468,12 +544,16 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
       write->result = inserted.ok() ? absl::StatusOr<bool>(true) : inserted;
       continue;
     }
-    if (write->finish != nullptr) {
-      write->result = FinishLocked(*write->finish);
+    if (write->has_finish) {
+      write->result = FinishLocked(write->finish);
       // NOT_FOUND changed nothing; anything else is SQLite failing.
       if (!write->result.ok() && !absl::IsNotFound(write->result.status())) {
         failed = write->result.status();
       }
+      continue;
+    }
+    if (write->job_id.empty()) {  // Flush
+      write->result = true;
       continue;
     }
     Statement update(statements_.get(),
@@ -481,10 +561,10 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
                      "WHERE job_id=? AND trial_id=? AND state IN ('queued', 'running')");
     failed = update.prepared();
     if (!failed.ok()) break;
-    update.Bind(1, *write->worker_id)
+    update.Bind(1, write->worker_id)
         .Bind(2, write->attempt)
-        .Bind(3, *write->job_id)
-        .Bind(4, *write->trial_id);
+        .Bind(3, write->job_id)
+        .Bind(4, write->trial_id);
     failed = update.Run();
     write->result = true;
   }

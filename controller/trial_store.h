@@ -4,16 +4,20 @@
 // with the sqlite3 shell; docs/trial_store.md documents the schema.
 //
 // Thread-safe: one connection, serialized by a mutex. Trial writes
-// group-commit: concurrent InsertTrials / FinishTrial / MarkRunning calls are written in
-// one transaction by whichever caller gets there first, and each call returns
-// once the transaction holding its write has committed. Statements are
-// prepared once per connection.
+// group-commit: the store's writer thread puts every InsertTrials /
+// FinishTrial / MarkRunning queued since its last transaction into one
+// transaction. The blocking calls return once the transaction holding their
+// write has committed; FinishTrialAsync calls back after that commit, and
+// MarkRunningAsync does not wait at all. Statements are prepared once per
+// connection.
 #ifndef NAS_CONTROLLER_TRIAL_STORE_H_
 #define NAS_CONTROLLER_TRIAL_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -70,10 +74,26 @@ class TrialStore {
   // final outcome (a duplicate report). NOT_FOUND for an unknown trial.
   absl::StatusOr<bool> FinishTrial(const v1::Trial& trial) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // FinishTrial without waiting: `done` gets the same result, on the store's
+  // writer thread, after the transaction holding the write has committed (or
+  // failed). `done` must not call the blocking writes (InsertTrials,
+  // FinishTrial, MarkRunning): they would wait for the thread running it.
+  void FinishTrialAsync(v1::Trial trial, std::function<void(absl::StatusOr<bool>)> done)
+      ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+
   // Marks a trial RUNNING on `worker_id` with its attempt number (a trial
   // that already has a final outcome is left alone).
   absl::Status MarkRunning(const std::string& job_id, const std::string& trial_id,
                            const std::string& worker_id, int attempt) ABSL_LOCKS_EXCLUDED(mu_);
+  // MarkRunning queued for the next group commit, without waiting for it (the
+  // mark is informational: a restart re-queues QUEUED and RUNNING trials
+  // alike). Safe on the writer thread.
+  void MarkRunningAsync(std::string job_id, std::string trial_id, std::string worker_id,
+                        int attempt) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+
+  // Returns once every write queued before it has committed and the
+  // callbacks of the asynchronous ones have returned.
+  absl::Status Flush() ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
 
   // Trials of a job not yet finished (QUEUED or RUNNING), with their rounds.
   absl::StatusOr<std::vector<PendingTrial>> UnfinishedTrials(const std::string& job_id)
@@ -115,16 +135,20 @@ class TrialStore {
 
  private:
   // One InsertTrials, FinishTrial or MarkRunning waiting for its group commit.
+  // A blocking call's write lives on its caller's stack; an asynchronous one
+  // is owned by the queue and deleted after its callback.
   struct QueuedWrite {
     const std::vector<PendingTrial>* insert = nullptr;  // InsertTrials
-    const v1::Trial* finish = nullptr;                  // FinishTrial; else MarkRunning:
-    const std::string* job_id = nullptr;
-    const std::string* trial_id = nullptr;
-    const std::string* worker_id = nullptr;
+    v1::Trial finish;                                   // FinishTrial if has_finish
+    bool has_finish = false;
+    std::string job_id, trial_id, worker_id;  // else MarkRunning
     int attempt = 0;
     absl::StatusOr<bool> result = false;
-    bool done = false;   // guarded by queue_mu_
-    absl::CondVar wake;  // signalled when done, or to make this write's caller the writer
+    // Asynchronous writes: called after the commit (may be empty: a mark).
+    std::function<void(absl::StatusOr<bool>)> callback;
+    bool async = false;
+    bool done = false;   // blocking writes; guarded by queue_mu_
+    absl::CondVar wake;  // signalled when done
   };
 
   explicit TrialStore(sqlite3* db);
@@ -132,8 +156,14 @@ class TrialStore {
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One statement through the statement cache (transaction control).
   absl::Status ExecCached(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queues `write` and returns once a committed (or failed) transaction holds it.
+  // Queues a blocking `write` and returns once a committed (or failed)
+  // transaction holds it.
   void Submit(QueuedWrite* write) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+  // Queues an asynchronous write (the queue takes ownership).
+  void SubmitAsync(std::unique_ptr<QueuedWrite> write) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+  // The writer thread: one transaction per batch of queued writes, until
+  // the destructor stops it with an empty queue.
+  void WriteLoop() ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
   // Applies `batch` in one transaction; on an SQLite error every write in it
   // fails with that error and nothing is stored.
   void ApplyWrites(const std::vector<QueuedWrite*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -144,7 +174,10 @@ class TrialStore {
   // Lock order: queue_mu_ is never held while taking mu_.
   absl::Mutex queue_mu_;
   std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
+  absl::CondVar queued_;  // signalled when the idle writer has work or must stop
+  bool writer_idle_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread writer_;
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

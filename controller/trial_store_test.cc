@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 
@@ -208,6 +209,74 @@ TEST(TrialStoreTest, RunningMarksAreVisibleToReadsAndSurviveClosing) {
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->state(), v1::TRIAL_STATE_RUNNING);
   EXPECT_EQ(b->worker_id(), "w8");
+}
+
+TEST(TrialStoreTest, AsyncResultsCallBackAfterTheirCommitAndCloseWritesTheRest) {
+  const std::string path = DbPath("async");
+  absl::Mutex mu;
+  std::vector<std::string> answers;
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    TrialStore* raw = store->get();
+    ASSERT_TRUE(raw->CreateJob(MakeJob("j")).ok());
+    std::vector<PendingTrial> trials;
+    for (int i = 0; i < 40; ++i) trials.push_back(MakeTrial("j", absl::StrCat("t", i), 0, 0));
+    ASSERT_TRUE(raw->InsertTrials(trials).ok());
+    // Each callback reads its own trial back: the commit is done by then. A
+    // blocking write from the callback fails instead of waiting forever.
+    auto check = [&](const std::string& id) {
+      return [&, id](absl::StatusOr<bool> recorded) {
+        absl::StatusOr<v1::Trial> stored = raw->GetTrial("j", id);
+        const absl::Status blocking = raw->MarkRunning("j", id, "w", 1);
+        absl::MutexLock lock(&mu);
+        answers.push_back(absl::StrCat(
+            id, recorded.ok() ? (*recorded ? " recorded" : " duplicate") : " error",
+            stored.ok() ? absl::StrCat(" ", TrialStateName(stored->state())) : " missing",
+            blocking.code() == absl::StatusCode::kFailedPrecondition ? " refused" : " BLOCKING"));
+      };
+    };
+    for (int i = 0; i < 20; ++i) {
+      const std::string id = absl::StrCat("t", i);
+      raw->MarkRunningAsync("j", id, "w1", 1);
+      raw->FinishTrialAsync(Succeeded("j", id, 0.5), check(id));
+    }
+    raw->FinishTrialAsync(Succeeded("j", "t3", 0.9), check("t3"));  // a duplicate
+    raw->FinishTrialAsync(Succeeded("j", "nope", 0.9), check("nope"));
+    raw->MarkRunningAsync("j", "t0", "late", 2);  // after its result: ignored
+    ASSERT_TRUE(raw->Flush().ok());
+    {
+      absl::MutexLock lock(&mu);
+      ASSERT_EQ(answers.size(), 22u);  // every callback ran before Flush returned
+      for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(answers[i], absl::StrCat("t", i, " recorded succeeded refused"));
+      }
+      EXPECT_EQ(answers[20], "t3 duplicate succeeded refused");
+      EXPECT_EQ(answers[21], "nope error missing refused");
+    }
+    // Queued and not flushed: closing the store writes them and calls back.
+    raw->MarkRunningAsync("j", "t30", "w3", 1);
+    raw->FinishTrialAsync(Succeeded("j", "t31", 0.7), check("t31"));
+  }
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(answers.size(), 23u);
+    EXPECT_EQ(answers[22], "t31 recorded succeeded refused");
+  }
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto t0 = (*store)->GetTrial("j", "t0");
+  ASSERT_TRUE(t0.ok());
+  EXPECT_EQ(t0->state(), v1::TRIAL_STATE_SUCCEEDED);
+  auto t30 = (*store)->GetTrial("j", "t30");
+  ASSERT_TRUE(t30.ok());
+  EXPECT_EQ(t30->state(), v1::TRIAL_STATE_RUNNING);
+  EXPECT_EQ(t30->worker_id(), "w3");
+  auto counts = (*store)->CountTrials("j");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 21);
+  EXPECT_EQ(counts->running, 1);
+  EXPECT_EQ(counts->queued, 18);
 }
 
 TEST(TrialStoreTest, ConcurrentReportsAndRunningMarksAreEachCommittedOnce) {

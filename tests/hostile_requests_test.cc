@@ -312,6 +312,9 @@ evaluator: {synthetic: {}}
   cases.push_back({"ReportResult", "unknown trial", Code::NOT_FOUND, report(job_id + "/t999999#1", 0.5, "")});
   cases.push_back({"ReportResult", "NaN reward", Code::INVALID_ARGUMENT, report(real_task, kNaN, "")});
   cases.push_back({"ReportResult", "infinite reward", Code::INVALID_ARGUMENT, report(real_task, kInf, "")});
+  // The callback-API methods reject an unparsable request as the synchronous ones do.
+  cases.push_back({"ReportResult", "non-UTF-8 task_id", Code::INTERNAL, report(kNotUtf8, 0.5, "")});
+  cases.push_back({"AcquireTask", "non-UTF-8 worker_id", Code::INTERNAL, acquire(kNotUtf8, 0)});
   // --- ParameterServer
   auto init_job = [this, &init](std::function<void(v1::InitJobRequest*)> edit) {
     v1::InitJobRequest r = init;
