@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/proto_yaml.h"
+#include "common/raw_message.h"
 
 namespace nas::controller {
 namespace {
@@ -207,26 +208,6 @@ grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
 
 namespace {
 
-// The callback methods take raw bytes and parse them here, so that a request
-// that does not parse is answered as the synchronous methods answer it
-// (INTERNAL, "failed to parse"); gRPC 1.51's typed callback handlers would
-// answer UNIMPLEMENTED, which points callers the wrong way.
-template <typename Message>
-grpc::Status ParseRequest(const grpc::ByteBuffer& raw, Message* message) {
-  grpc::ByteBuffer copy(raw);  // Deserialize consumes its buffer; slices are shared
-  grpc::Status parsed = grpc::SerializationTraits<Message>::Deserialize(&copy, message);
-  if (parsed.ok()) return parsed;
-  return grpc::Status(grpc::StatusCode::INTERNAL,
-                      absl::StrCat("failed to parse the ", Message::descriptor()->full_name(),
-                                   " request (strings must be UTF-8): ", parsed.error_message()));
-}
-
-template <typename Message>
-grpc::Status SerializeResponse(const Message& message, grpc::ByteBuffer* raw) {
-  bool own_buffer = false;
-  return grpc::SerializationTraits<Message>::Serialize(message, raw, &own_buffer);
-}
-
 // One AcquireTask call. Finish is called exactly once: by the task queue's
 // callback (a task, the deadline, a cancel or shutdown) or at once for a bad
 // request. gRPC calls OnDone after everything else, and only then.
@@ -250,7 +231,7 @@ grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerConte
                                                        grpc::ByteBuffer* raw_response) {
   auto* reactor = new AcquireReactor(manager_);
   v1::AcquireTaskRequest request;
-  grpc::Status invalid = ParseRequest(*raw_request, &request);
+  grpc::Status invalid = ParseRawRequest(*raw_request, &request);
   if (invalid.ok()) invalid = Authenticate(auth_, *context);
   if (invalid.ok()) invalid = CheckId("worker_id", request.worker_id());
   const double wait = request.wait_seconds();
@@ -269,7 +250,7 @@ grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerConte
       [reactor, raw_response](std::optional<v1::Task> task) {
         v1::AcquireTaskResponse response;
         if (task.has_value()) *response.mutable_task() = *std::move(task);
-        reactor->Finish(SerializeResponse(response, raw_response));
+        reactor->Finish(SerializeRawResponse(response, raw_response));
       },
       reactor->waiter());
   return reactor;
@@ -301,7 +282,7 @@ grpc::ServerUnaryReactor* TaskServiceImpl::ReportResult(grpc::CallbackServerCont
                                                         grpc::ByteBuffer* raw_response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto request = std::make_shared<v1::ReportResultRequest>();
-  grpc::Status invalid = ParseRequest(*raw_request, request.get());
+  grpc::Status invalid = ParseRawRequest(*raw_request, request.get());
   if (invalid.ok()) invalid = Authenticate(auth_, *context);
   if (invalid.ok()) invalid = CheckId("worker_id", request->worker_id());
   if (invalid.ok()) invalid = CheckId("task_id", request->task_id());
@@ -320,7 +301,7 @@ grpc::ServerUnaryReactor* TaskServiceImpl::ReportResult(grpc::CallbackServerCont
           std::optional<v1::Task> next = manager_->TryAcquireTask(request->worker_id());
           if (next.has_value()) *response.mutable_next_task() = *std::move(next);
         }
-        reactor->Finish(SerializeResponse(response, raw_response));
+        reactor->Finish(SerializeRawResponse(response, raw_response));
       });
   return reactor;
 }

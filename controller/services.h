@@ -54,7 +54,7 @@ class TaskServiceImpl final
   explicit TaskServiceImpl(JobManager* manager, const BearerTokenAuthenticator* auth = nullptr)
       : manager_(manager), auth_(auth) {}
 
-  // Raw bytes in and out: the request is parsed here (services.cc says why).
+  // Raw bytes in and out: the request is parsed here (common/raw_message.h says why).
   grpc::ServerUnaryReactor* AcquireTask(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
                                         grpc::ByteBuffer* response) override;

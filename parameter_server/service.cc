@@ -1,6 +1,7 @@
 #include "parameter_server/service.h"
 
 #include "common/grpc_status.h"
+#include "common/raw_message.h"
 
 namespace nas::ps {
 namespace {
@@ -26,16 +27,43 @@ grpc::Status ParameterServerServiceImpl::DropJob(grpc::ServerContext* context, c
   return ToGrpcStatus(shard_->DropJob(request->job_id()));
 }
 
-grpc::Status ParameterServerServiceImpl::Pull(grpc::ServerContext* context, const v1::PullRequest* request,
-                                              v1::PullResponse* response) {
-  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
-  return Reply(shard_->Pull(*request), response);
+namespace {
+
+// One raw callback call answered at once: parse, authenticate, run, reply.
+template <typename Request, typename Response, typename Run>
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context,
+                                 const BearerTokenAuthenticator* auth,
+                                 const grpc::ByteBuffer* raw_request,
+                                 grpc::ByteBuffer* raw_response, Run run) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Request request;
+  grpc::Status status = ParseRawRequest(*raw_request, &request);
+  if (status.ok()) status = Authenticate(auth, *context);
+  if (status.ok()) {
+    absl::StatusOr<Response> response = run(request);
+    status = response.ok() ? SerializeRawResponse(*response, raw_response)
+                           : ToGrpcStatus(response.status());
+  }
+  reactor->Finish(status);
+  return reactor;
 }
 
-grpc::Status ParameterServerServiceImpl::Push(grpc::ServerContext* context, const v1::PushRequest* request,
-                                              v1::PushResponse* response) {
-  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
-  return Reply(shard_->Push(*request), response);
+}  // namespace
+
+grpc::ServerUnaryReactor* ParameterServerServiceImpl::Pull(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return Answer<v1::PullRequest, v1::PullResponse>(
+      context, auth_, request, response,
+      [this](const v1::PullRequest& r) { return shard_->Pull(r); });
+}
+
+grpc::ServerUnaryReactor* ParameterServerServiceImpl::Push(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return Answer<v1::PushRequest, v1::PushResponse>(
+      context, auth_, request, response,
+      [this](const v1::PushRequest& r) { return shard_->Push(r); });
 }
 
 grpc::Status ParameterServerServiceImpl::GetShardInfo(grpc::ServerContext* context,

@@ -8,7 +8,13 @@
 
 namespace nas::ps {
 
-class ParameterServerServiceImpl final : public v1::ParameterServer::Service {
+// Pull and Push, the calls of every replica round, are on gRPC's callback
+// API and run where gRPC reads them (no hand-off to a server thread); their
+// raw bytes are parsed here (common/raw_message.h says why). The rest is
+// synchronous.
+class ParameterServerServiceImpl final
+    : public v1::ParameterServer::WithRawCallbackMethod_Pull<
+          v1::ParameterServer::WithRawCallbackMethod_Push<v1::ParameterServer::Service>> {
  public:
   // `shard` is not owned and must outlive the service. `auth` (not owned; may
   // be null = every caller is accepted) holds the controller's tokens; a call
@@ -20,10 +26,12 @@ class ParameterServerServiceImpl final : public v1::ParameterServer::Service {
                        v1::InitJobResponse* response) override;
   grpc::Status DropJob(grpc::ServerContext* context, const v1::DropJobRequest* request,
                        v1::DropJobResponse* response) override;
-  grpc::Status Pull(grpc::ServerContext* context, const v1::PullRequest* request,
-                    v1::PullResponse* response) override;
-  grpc::Status Push(grpc::ServerContext* context, const v1::PushRequest* request,
-                    v1::PushResponse* response) override;
+  grpc::ServerUnaryReactor* Pull(grpc::CallbackServerContext* context,
+                                 const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Push(grpc::CallbackServerContext* context,
+                                 const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response) override;
   grpc::Status GetShardInfo(grpc::ServerContext* context, const v1::GetShardInfoRequest* request,
                             v1::GetShardInfoResponse* response) override;
 
