@@ -425,7 +425,43 @@ std::vector<int> FastPolicy::Sample(int num_layers, std::mt19937_64* rng, double
   std::vector<int> tokens;
   // Sampling cannot fail: every drawn token is in range by construction.
   (void)Forward(num_layers, nullptr, rng, &tokens, log_prob, entropy);
+  if (!kept_.empty()) {
+    // Swap the trace out (the slot's old records become the scratch ones,
+    // so a warm policy still does not allocate).
+    KeptTrace& kept = kept_[next_kept_++ % kept_.size()];
+    kept.steps.swap(steps_);
+    kept.decisions.swap(decisions_);
+    kept.num_steps = num_steps_;
+    kept.num_decisions = num_decisions_;
+    kept.num_layers = num_layers;
+    kept.tokens = tokens;
+    kept.generation = generation_;
+    kept.valid = true;
+    num_steps_ = num_decisions_ = 0;
+  }
   return tokens;
+}
+
+void FastPolicy::KeepSampleTraces(int n) {
+  kept_.assign(std::max(n, 0), KeptTrace());
+  next_kept_ = 0;
+}
+
+bool FastPolicy::TakeKeptTrace(const std::vector<int>& tokens, int num_layers) {
+  for (KeptTrace& kept : kept_) {
+    if (!kept.valid || kept.generation != generation_ || kept.num_layers != num_layers ||
+        kept.tokens != tokens) {
+      continue;
+    }
+    kept.steps.swap(steps_);
+    kept.decisions.swap(decisions_);
+    num_steps_ = kept.num_steps;
+    num_decisions_ = kept.num_decisions;
+    kept.valid = false;  // its records now serve as scratch
+    ++traces_reused_;
+    return true;
+  }
+  return false;
 }
 
 absl::Status FastPolicy::Score(const std::vector<int>& tokens, int num_layers, double* log_prob,
@@ -437,11 +473,13 @@ absl::Status FastPolicy::Score(const std::vector<int>& tokens, int num_layers, d
 
 absl::Status FastPolicy::Backward(const std::vector<int>& tokens, int num_layers,
                                   double reward_weight, double entropy_weight) {
-  double lp = 0, ent = 0;
-  std::vector<int> seen;
-  seen.reserve(tokens.size());
-  absl::Status s = Forward(num_layers, &tokens, nullptr, &seen, &lp, &ent);
-  if (!s.ok()) return s;
+  if (!TakeKeptTrace(tokens, num_layers)) {
+    double lp = 0, ent = 0;
+    std::vector<int> seen;
+    seen.reserve(tokens.size());
+    absl::Status s = Forward(num_layers, &tokens, nullptr, &seen, &lp, &ent);
+    if (!s.ok()) return s;
+  }
   const int h = units_;
   const int T = num_steps_;
   // d loss / d (top-layer output h) of each step, from the heads and anchors.
@@ -587,6 +625,7 @@ std::vector<FlatTensor> FastPolicy::Gradients() const {
 absl::Status FastPolicy::Load(const std::vector<FlatTensor>& parameters) {
   if (absl::Status s = CheckControllerTensors(shapes_, parameters); !s.ok()) return s;
   for (const FlatTensor& f : parameters) params_[f.name].value = f.values;
+  ++generation_;
   RefreshTransposes();
   return absl::OkStatus();
 }

@@ -64,6 +64,14 @@ class FastPolicy {
   absl::Status Score(const std::vector<int>& tokens, int num_layers, double* log_prob,
                      double* entropy);
 
+  // Keeps the forward traces of the last `n` sampled sequences (none by
+  // default). Backward of one of them, with the parameters not reloaded
+  // since, then reuses its trace instead of running the forward pass again:
+  // the same numbers, about a third of the work of a gradient saved. A
+  // replica keeps m (its children per round).
+  void KeepSampleTraces(int n);
+  // Backward calls that reused a kept trace so far.
+  int64_t traces_reused() const { return traces_reused_; }
   // Adds to the gradient the derivative of
   //   -reward_weight * log_prob(tokens) - entropy_weight * entropy(tokens).
   absl::Status Backward(const std::vector<int>& tokens, int num_layers, double reward_weight,
@@ -134,6 +142,22 @@ class FastPolicy {
   std::vector<DecisionRecord> decisions_;
   int num_steps_ = 0, num_decisions_ = 0;
   DecisionRecord& NextDecision();
+  // A sampled sequence's trace, kept for its Backward (KeepSampleTraces).
+  struct KeptTrace {
+    std::vector<StepRecord> steps;
+    std::vector<DecisionRecord> decisions;
+    int num_steps = 0, num_decisions = 0, num_layers = 0;
+    std::vector<int> tokens;
+    uint64_t generation = 0;
+    bool valid = false;
+  };
+  std::vector<KeptTrace> kept_;
+  size_t next_kept_ = 0;
+  // Bumped whenever the parameters change (Load): older traces are stale.
+  uint64_t generation_ = 0;
+  int64_t traces_reused_ = 0;
+  // Makes a kept trace of (tokens, num_layers) the current one; false if none.
+  bool TakeKeptTrace(const std::vector<int>& tokens, int num_layers);
   // A categorical decision's head and embedding, by decision name.
   struct Head {
     Param *weight = nullptr, *bias = nullptr, *embedding = nullptr;

@@ -175,6 +175,51 @@ TEST(FastPolicyTest, BadTokensAndParametersAreRejected) {
   EXPECT_FALSE(fast.Load(p).ok());
 }
 
+TEST(FastPolicyTest, KeptSampleTracesGiveTheSameGradientAndGoStaleOnLoad) {
+  for (const Case& c : Cases()) {
+    SCOPED_TRACE(c.name);
+    FastPolicy keeping(c.spec.search_space(), c.spec.controller(), 3);
+    FastPolicy plain(c.spec.search_space(), c.spec.controller(), 3);
+    keeping.KeepSampleTraces(4);
+    std::mt19937_64 rng_a(7), rng_b(7);
+    auto sample = [&](int n) {
+      std::vector<std::vector<int>> out;
+      for (int k = 0; k < n; ++k) {
+        double lp = 0, ea = 0, eb = 0;
+        out.push_back(keeping.Sample(c.layers, &rng_a, &lp, &ea));
+        EXPECT_EQ(plain.Sample(c.layers, &rng_b, &lp, &eb), out.back());
+      }
+      return out;
+    };
+    auto gradients_match = [&](const std::vector<std::vector<int>>& seqs) {
+      keeping.ZeroGradients();
+      plain.ZeroGradients();
+      for (size_t k = 0; k < seqs.size(); ++k) {
+        const double weight = 0.3 * static_cast<double>(k) - 0.5;
+        ASSERT_TRUE(keeping.Backward(seqs[k], c.layers, weight, 0.01).ok());
+        ASSERT_TRUE(plain.Backward(seqs[k], c.layers, weight, 0.01).ok());
+      }
+      const std::vector<FlatTensor> a = keeping.Gradients(), b = plain.Gradients();
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].values, b[i].values) << a[i].name;
+    };
+    // Five samples, four kept: the first has no trace left and runs forward.
+    gradients_match(sample(5));
+    EXPECT_EQ(keeping.traces_reused(), 4);
+    // New parameters make kept traces stale: both policies run forward.
+    const std::vector<std::vector<int>> more = sample(2);
+    std::vector<FlatTensor> changed = keeping.Parameters();
+    for (FlatTensor& f : changed) {
+      for (float& v : f.values) v *= 1.5f;
+    }
+    ASSERT_TRUE(keeping.Load(changed).ok());
+    ASSERT_TRUE(plain.Load(changed).ok());
+    gradients_match(more);
+    EXPECT_EQ(keeping.traces_reused(), 4);
+    EXPECT_EQ(plain.traces_reused(), 0);
+  }
+}
+
 TEST(FastPolicyTest, ClipGradientNormScalesToTheLimit) {
   const Case c = Cases()[0];
   FastPolicy fast(c.spec.search_space(), c.spec.controller(), 1);

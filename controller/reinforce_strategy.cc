@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -14,8 +15,12 @@ class ReinforceStrategy : public SearchStrategy {
  public:
   ReinforceStrategy(const v1::JobSpec& spec, int replica_index)
       : spec_(spec),
-        policy_(spec.search_space(), spec.controller(), static_cast<uint64_t>(spec.strategy().seed())),
-        rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {}
+        policy_(spec.search_space(), spec.controller(),
+                static_cast<uint64_t>(spec.strategy().seed())),
+        rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {
+    // A round's gradient covers the children it sampled: keep their traces.
+    policy_.KeepSampleTraces(std::max(1, spec.parallelism().children_per_replica()));
+  }
 
   std::vector<FlatTensor> InitialParameters() override { return policy_.Parameters(); }
 
