@@ -54,6 +54,20 @@ v1::OptimizerConfig OptimizerFor(const v1::JobSpec& spec) {
   return optimizer;
 }
 
+// Runs an asynchronous call that answers through a callback, and waits for
+// the answer (the blocking forms of FinishAsync and ReportResultAsync).
+absl::StatusOr<bool> WaitFor(
+    const std::function<void(std::function<void(absl::StatusOr<bool>)>)>& start) {
+  absl::Notification answered;
+  absl::StatusOr<bool> result;
+  start([&](absl::StatusOr<bool> answer) {
+    result = std::move(answer);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
+}
+
 }  // namespace
 
 struct JobManager::Metrics {
@@ -730,14 +744,9 @@ void JobManager::FailJob(Job* job, const absl::Status& status) {
 }
 
 absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
-  absl::Notification finished;
-  absl::StatusOr<bool> result;
-  FinishAsync(job, std::move(trial), [&](absl::StatusOr<bool> recorded) {
-    result = std::move(recorded);
-    finished.Notify();
+  return WaitFor([&](std::function<void(absl::StatusOr<bool>)> done) {
+    FinishAsync(job, std::move(trial), std::move(done));
   });
-  finished.WaitForNotification();
-  return result;
 }
 
 void JobManager::FinishAsync(Job* job, v1::Trial trial,
@@ -755,6 +764,8 @@ void JobManager::FinishAsync(Job* job, v1::Trial trial,
 }
 
 void JobManager::OnFinished(Job* job, v1::Trial trial) {
+  const v1::TrialState state = trial.state();
+  const double reward = trial.metrics().reward();
   {
     absl::MutexLock lock(&mu_);
     auto it = job->inflight.find(trial.trial_id());
@@ -764,7 +775,7 @@ void JobManager::OnFinished(Job* job, v1::Trial trial) {
       job->inflight.erase(it);
     }
     const int replica = trial.replica();
-    job->finished[trial.trial_id()] = trial;
+    job->finished[trial.trial_id()] = std::move(trial);
     ++job->change;
     if (replica >= 0 && replica < static_cast<int>(job->round_cv.size())) {
       int& left = job->round_unfinished[replica];
@@ -772,13 +783,12 @@ void JobManager::OnFinished(Job* job, v1::Trial trial) {
     }
   }
   if (metrics_) {
-    metrics_->trials.Add({{"job_id", job->id}, {"status", TrialStateName(trial.state())}})
-        .Increment();
-    if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
+    metrics_->trials.Add({{"job_id", job->id}, {"status", TrialStateName(state)}}).Increment();
+    if (state == v1::TRIAL_STATE_SUCCEEDED) {
       metrics_->reward
-          .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5,
-                                                           0.6, 0.7, 0.8, 0.9, 0.95, 1.0})
-          .Observe(trial.metrics().reward());
+          .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6,
+                                                           0.7, 0.8, 0.9, 0.95, 1.0})
+          .Observe(reward);
     }
   }
 }
@@ -842,14 +852,9 @@ absl::StatusOr<bool> JobManager::Heartbeat(const std::string& task_id,
 }
 
 absl::StatusOr<bool> JobManager::ReportResult(const v1::ReportResultRequest& report) {
-  absl::Notification reported;
-  absl::StatusOr<bool> result;
-  ReportResultAsync(report, [&](absl::StatusOr<bool> duplicate) {
-    result = std::move(duplicate);
-    reported.Notify();
+  return WaitFor([&](std::function<void(absl::StatusOr<bool>)> done) {
+    ReportResultAsync(report, std::move(done));
   });
-  reported.WaitForNotification();
-  return result;
 }
 
 void JobManager::ReportResultAsync(const v1::ReportResultRequest& report,

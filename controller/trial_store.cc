@@ -231,6 +231,13 @@ bool IsFinal(v1::TrialState state) {
          state == v1::TRIAL_STATE_CANCELLED;
 }
 
+// FinishTrial's argument check (both forms).
+absl::Status CheckFinal(const v1::Trial& trial) {
+  if (IsFinal(trial.state())) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state())));
+}
+
 }  // namespace
 
 std::string JobStateName(v1::JobState state) {
@@ -412,10 +419,7 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
 }
 
 absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
-  if (!IsFinal(trial.state())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state())));
-  }
+  RETURN_IF_ERROR(CheckFinal(trial));
   QueuedWrite write;
   write.finish = trial;
   write.has_finish = true;
@@ -424,10 +428,7 @@ absl::StatusOr<bool> TrialStore::FinishTrial(const v1::Trial& trial) {
 }
 
 void TrialStore::FinishTrialAsync(v1::Trial trial, std::function<void(absl::StatusOr<bool>)> done) {
-  if (!IsFinal(trial.state())) {
-    return done(absl::InvalidArgumentError(
-        absl::StrCat("FinishTrial needs a final state, not ", TrialStateName(trial.state()))));
-  }
+  if (absl::Status valid = CheckFinal(trial); !valid.ok()) return done(valid);
   auto write = std::make_unique<QueuedWrite>();
   write->finish = std::move(trial);
   write->has_finish = true;

@@ -211,6 +211,23 @@ TEST(TrialStoreTest, RunningMarksAreVisibleToReadsAndSurviveClosing) {
   EXPECT_EQ(b->worker_id(), "w8");
 }
 
+TEST(TrialStoreTest, BothFinishFormsRefuseANonFinalStateAndStoreNothing) {
+  auto store = TrialStore::Open({DbPath("non_final"), false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  v1::Trial running = Succeeded("j", "a", 0.5);
+  running.set_state(v1::TRIAL_STATE_RUNNING);
+  EXPECT_EQ((*store)->FinishTrial(running).status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<bool> async_answer = true;
+  (*store)->FinishTrialAsync(running, [&](absl::StatusOr<bool> r) { async_answer = r; });
+  ASSERT_TRUE((*store)->Flush().ok());
+  EXPECT_EQ(async_answer.status().code(), absl::StatusCode::kInvalidArgument);
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->state(), v1::TRIAL_STATE_QUEUED);
+}
+
 TEST(TrialStoreTest, AsyncResultsCallBackAfterTheirCommitAndCloseWritesTheRest) {
   const std::string path = DbPath("async");
   absl::Mutex mu;
