@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/vector_clones.h"
 
 namespace nas::controller {
 namespace {
@@ -65,19 +68,49 @@ absl::Status CheckControllerTensors(const ControllerShapes& expected,
 
 namespace {
 
-// The matrix loops are compiled twice, for x86-64 with AVX2 and FMA and for
-// the baseline, and the loader picks the best the CPU has (GCC function
-// multi-versioning); other compilers and architectures get the baseline.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define NAS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define NAS_VECTOR_CLONES
-#endif
+// e^x in plain float arithmetic the compiler can vectorise (a libm call
+// cannot be): e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln(2) / 2, and
+// e^r by its Taylor series to r^7 (truncation < 2^-24 relative, so within
+// about an ulp of expf). x is clamped to [-87, 88], where 2^n is a normal
+// float; NaN stays NaN.
+inline float Exp(float x) {
+  x = std::min(std::max(x, -87.f), 88.f);
+  const float n = std::nearbyint(x * 1.44269504f);
+  // r = x - n ln 2, with ln 2 split in two so n * (high part) is exact.
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.f / 5040;
+  p = p * r + 1.f / 720;
+  p = p * r + 1.f / 120;
+  p = p * r + 1.f / 24;
+  p = p * r + 1.f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
 
-// Single-precision exp is several times cheaper than tanhf; these two are
-// the LSTM's hot spot (5 per unit per layer per step).
-float Sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-float Tanh(float x) { return 2.f / (1.f + std::exp(-2.f * x)) - 1.f; }
+// The LSTM's hot spot: 5 of these per unit per layer per step.
+inline float Sigmoid(float x) { return 1.f / (1.f + Exp(-x)); }
+inline float Tanh(float x) { return 2.f / (1.f + Exp(-2.f * x)) - 1.f; }
+
+// One LSTM cell's activations, in place on its gates (i f g o): sigmoid on
+// i, f and o, tanh on g; then c = f c_prev + i g, tanh(c) and h = o tanh(c).
+// Loops over units only, so each vectorises.
+NAS_VECTOR_CLONES
+void CellForward(float* __restrict g, const float* __restrict c_prev, float* __restrict c,
+                 float* __restrict tanh_c, float* __restrict h_out, int h) {
+  for (int k = 0; k < 2 * h; ++k) g[k] = Sigmoid(g[k]);      // input, forget
+  for (int k = 2 * h; k < 3 * h; ++k) g[k] = Tanh(g[k]);     // cell
+  for (int k = 3 * h; k < 4 * h; ++k) g[k] = Sigmoid(g[k]);  // output
+  for (int k = 0; k < h; ++k) {
+    c[k] = g[h + k] * c_prev[k] + g[k] * g[2 * h + k];
+    tanh_c[k] = Tanh(c[k]);
+    h_out[k] = g[3 * h + k] * tanh_c[k];
+  }
+}
 
 // log(sigmoid(x)) without overflow.
 double LogSigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
@@ -230,20 +263,10 @@ const float* FastPolicy::Step(Param* input, int row) {
     cell.gates = bias_[l]->value;
     MatVecAdd(w_ih_[l]->value_t, 4 * h, h, cell.x.data(), cell.gates.data());
     MatVecAdd(w_hh_[l]->value_t, 4 * h, h, cell.h_prev.data(), cell.gates.data());
-    float* g = cell.gates.data();
-    for (int k = 0; k < h; ++k) {
-      g[k] = Sigmoid(g[k]);                  // input
-      g[h + k] = Sigmoid(g[h + k]);          // forget
-      g[2 * h + k] = Tanh(g[2 * h + k]);  // cell
-      g[3 * h + k] = Sigmoid(g[3 * h + k]);  // output
-    }
     cell.c.resize(h);
     cell.tanh_c.resize(h);
-    for (int k = 0; k < h; ++k) {
-      cell.c[k] = g[h + k] * cell.c_prev[k] + g[k] * g[2 * h + k];
-      cell.tanh_c[k] = Tanh(cell.c[k]);
-      h_[l][k] = g[3 * h + k] * cell.tanh_c[k];
-    }
+    CellForward(cell.gates.data(), cell.c_prev.data(), cell.c.data(), cell.tanh_c.data(),
+                h_[l].data(), h);
     c_[l] = cell.c;
     x = h_[l].data();
   }

@@ -35,7 +35,6 @@ TEST(AdamTest, MatchesTorchAdamWithinOneMillionthOverHundredSteps) {
     for (int i = 0; i < kN; ++i) max_error = std::max(max_error, std::fabs(double(acc[i]) - theta[i]));
   }
   EXPECT_LT(max_error, 1e-6);
-  EXPECT_GT(std::fabs(theta[0] - reference[0].item<float>()) + 1, 0);
 }
 
 TEST(AdamTest, UnknownKindAndBadLearningRateAreRejected) {

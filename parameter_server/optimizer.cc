@@ -3,9 +3,29 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/vector_clones.h"
 
 namespace nas::ps {
 namespace {
+
+// The update loops, apart from the classes so they can be multi-versioned.
+// __restrict: the buffers never overlap, so no runtime alias checks.
+NAS_VECTOR_CLONES
+void AdamLoop(float* __restrict theta, const float* __restrict g, float* __restrict m,
+              float* __restrict v, size_t n, float b1, float b2, float step_size, float bias2_sqrt,
+              float eps) {
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = b1 * m[i] + (1 - b1) * g[i];
+    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+    const float denom = std::sqrt(v[i]) / bias2_sqrt + eps;
+    theta[i] -= step_size * m[i] / denom;
+  }
+}
+
+NAS_VECTOR_CLONES
+void SgdLoop(float* __restrict theta, const float* __restrict g, size_t n, float lr) {
+  for (size_t i = 0; i < n; ++i) theta[i] -= lr * g[i];
+}
 
 class Adam : public Optimizer {
  public:
@@ -20,12 +40,7 @@ class Adam : public Optimizer {
     const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
     const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
     const float eps = static_cast<float>(epsilon_);
-    for (size_t i = 0; i < n; ++i) {
-      m[i] = b1 * m[i] + (1 - b1) * g[i];
-      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-      const float denom = std::sqrt(v[i]) / bias2_sqrt + eps;
-      theta[i] -= step_size * m[i] / denom;
-    }
+    AdamLoop(theta, g, m, v, n, b1, b2, step_size, bias2_sqrt, eps);
   }
   bool uses_moments() const override { return true; }
 
@@ -37,7 +52,7 @@ class Sgd : public Optimizer {
  public:
   explicit Sgd(double lr) : lr_(static_cast<float>(lr)) {}
   void Apply(float* theta, const float* g, float*, float*, size_t n, int64_t) const override {
-    for (size_t i = 0; i < n; ++i) theta[i] -= lr_ * g[i];
+    SgdLoop(theta, g, n, lr_);
   }
   bool uses_moments() const override { return false; }
 

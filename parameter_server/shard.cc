@@ -50,8 +50,14 @@ absl::Status ValidateJobId(const std::string& job_id) {
 
 struct Shard::Metrics {
   explicit Metrics(prometheus::Registry& r)
-      : pulls(prometheus::BuildCounter().Name("nas_ps_pulls_total").Help("Pulls by outcome.").Register(r)),
-        pushes(prometheus::BuildCounter().Name("nas_ps_pushes_total").Help("Pushes by outcome.").Register(r)),
+      : pulls(prometheus::BuildCounter()
+                  .Name("nas_ps_pulls_total")
+                  .Help("Pulls by outcome.")
+                  .Register(r)),
+        pushes(prometheus::BuildCounter()
+                   .Name("nas_ps_pushes_total")
+                   .Help("Pushes by outcome.")
+                   .Register(r)),
         apply_seconds(prometheus::BuildHistogram()
                           .Name("nas_ps_apply_seconds")
                           .Help("Time to validate and apply (or accumulate) one push.")
@@ -61,8 +67,10 @@ struct Shard::Metrics {
                       .Name("nas_ps_staleness")
                       .Help("Version at arrival minus the version a gradient was computed from.")
                       .Register(r)
-                      .Add({}, prometheus::Histogram::BucketBoundaries{0, 1, 2, 4, 8, 16, 32, 64, 128, 256})),
-        version(prometheus::BuildGauge().Name("nas_ps_version").Help("Version per job.").Register(r)),
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0, 1, 2, 4, 8, 16, 32, 64,
+                                                                       128, 256})),
+        version(
+            prometheus::BuildGauge().Name("nas_ps_version").Help("Version per job.").Register(r)),
         checkpoint_seconds(prometheus::BuildHistogram()
                                .Name("nas_ps_checkpoint_seconds")
                                .Help("Time to write one job's checkpoint.")
@@ -76,7 +84,13 @@ struct Shard::Metrics {
         bytes(prometheus::BuildCounter()
                   .Name("nas_ps_bytes_total")
                   .Help("Tensor payload bytes received (in) and sent (out).")
-                  .Register(r)) {}
+                  .Register(r)),
+        // Every push and pull counts into one of these: looked up once, not
+        // per call (a family lookup hashes the labels under a lock).
+        pulls_ok(pulls.Add({{"outcome", "ok"}})),
+        pushes_ok(pushes.Add({{"outcome", "ok"}})),
+        bytes_in(bytes.Add({{"direction", "in"}})),
+        bytes_out(bytes.Add({{"direction", "out"}})) {}
 
   prometheus::Family<prometheus::Counter>& pulls;
   prometheus::Family<prometheus::Counter>& pushes;
@@ -86,6 +100,10 @@ struct Shard::Metrics {
   prometheus::Histogram& checkpoint_seconds;
   prometheus::Counter& checkpoint_failures;
   prometheus::Family<prometheus::Counter>& bytes;
+  prometheus::Counter& pulls_ok;
+  prometheus::Counter& pushes_ok;
+  prometheus::Counter& bytes_in;
+  prometheus::Counter& bytes_out;
 };
 
 struct Shard::Job {
@@ -362,8 +380,8 @@ absl::StatusOr<v1::PullResponse> Shard::Pull(const v1::PullRequest& request) {
     }
   }
   if (metrics_) {
-    metrics_->pulls.Add({{"outcome", "ok"}}).Increment();
-    metrics_->bytes.Add({{"direction", "out"}}).Increment(static_cast<double>(bytes));
+    metrics_->pulls_ok.Increment();
+    metrics_->bytes_out.Increment(static_cast<double>(bytes));
   }
   return response;
 }
@@ -478,8 +496,8 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
     }
   }
   if (metrics_) {
-    metrics_->pushes.Add({{"outcome", "ok"}}).Increment();
-    metrics_->bytes.Add({{"direction", "in"}}).Increment(static_cast<double>(bytes));
+    metrics_->pushes_ok.Increment();
+    metrics_->bytes_in.Increment(static_cast<double>(bytes));
     metrics_->version.Add({{"job_id", request.job_id()}}).Set(static_cast<double>(response.version()));
     metrics_->apply_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   }

@@ -12,6 +12,7 @@
 #include "common/sharding.h"
 #include "gtest/gtest.h"
 #include "parameter_server/checkpoint.h"
+#include "prometheus/registry.h"
 
 namespace nas::ps {
 namespace {
@@ -291,6 +292,49 @@ TEST(ShardTest, BadPushesAreRejectedWithTheRightCodesAndChangeNothing) {
   pull.set_job_id("job-1");
   EXPECT_EQ(shard->Pull(pull)->SerializeAsString(), before);
   EXPECT_EQ(shard->Info().jobs(0).pushes(), 0);
+}
+
+// The value of one series, or -1 when the registry has no such series.
+double SeriesValue(prometheus::Registry& registry, const std::string& family,
+                   const std::string& label, const std::string& value) {
+  for (const prometheus::MetricFamily& f : registry.Collect()) {
+    if (f.name != family) continue;
+    for (const prometheus::ClientMetric& m : f.metric) {
+      for (const prometheus::ClientMetric::Label& l : m.label) {
+        if (l.name == label && l.value == value) {
+          return f.type == prometheus::MetricType::Gauge ? m.gauge.value : m.counter.value;
+        }
+      }
+    }
+  }
+  return -1;
+}
+
+TEST(ShardTest, MetricsCountPushesPullsBytesAndRejections) {
+  const Layout layout = MakeLayout();
+  prometheus::Registry registry;
+  ShardOptions options;
+  options.num_shards = 1;
+  options.shard_index = 0;
+  options.metrics = &registry;
+  auto shard = Shard::Create(options);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  ASSERT_TRUE((*shard)->InitJob(InitFor(layout, 1, 0, Adam())).ok());
+  size_t floats = 0;
+  for (const auto& [name, values] : layout.initial) floats += values.size();
+  for (int seed = 1; seed <= 3; ++seed) ASSERT_TRUE((*shard)->Push(PushFor(layout, 1, 0, seed)).ok());
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  ASSERT_TRUE((*shard)->Pull(pull).ok());
+  EXPECT_EQ((*shard)->Push(PushFor(layout, 1, 0, 4, "no-such-job")).status().code(),
+            absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_pushes_total", "outcome", "ok"), 3);
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_pushes_total", "outcome", "not_found"), 1);
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_pulls_total", "outcome", "ok"), 1);
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_bytes_total", "direction", "in"), 3.0 * floats * sizeof(float));
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_bytes_total", "direction", "out"), 1.0 * floats * sizeof(float));
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_version", "job_id", "job-1"), 3);
 }
 
 TEST(ShardTest, InitIsIdempotentAndAConflictingLayoutIsRefused) {
