@@ -592,7 +592,7 @@ void JobManager::RunReplica(Job* job, int replica) {
         p.trial.set_job_id(job->id);
         p.trial.set_trial_id(TrialId(first_index + i));
         p.trial.set_replica(replica);
-        *p.trial.mutable_architecture() = (*sampled)[i];
+        *p.trial.mutable_architecture() = std::move((*sampled)[i]);
         p.trial.set_state(v1::TRIAL_STATE_QUEUED);
         p.trial.set_create_time_unix_ms(now_ms);
         pending.push_back(std::move(p));
@@ -691,13 +691,11 @@ void JobManager::RunReplica(Job* job, int replica) {
                        << ": gradient rejected: " << pushed;
       }
     }
-    v1::Job record;
     {
       absl::MutexLock lock(&mu_);
       job->record.set_baseline(strategy->baseline());
       if (learns && !architectures.empty()) ++job->gradient_pushes;
       ++job->change;
-      record = job->record;
     }
     if (metrics_) {
       metrics_->round_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - round_start));

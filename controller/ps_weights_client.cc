@@ -66,8 +66,17 @@ class PsWeightsClient : public WeightsClient {
       return absl::InvalidArgumentError("Push needs one base version per shard");
     }
     const std::vector<int> owner = Owners(gradients);
-    std::vector<v1::PushRequest> requests(stubs_.size());
+    // The calling thread's messages from its previous push, cleared: cleared
+    // messages keep their fields' capacity, so a replica's pushes after its
+    // first build and parse their protos without allocating. Safe to reuse:
+    // ForEachShard returns only after every call's callback has run.
+    thread_local std::vector<v1::PushRequest> requests;
+    thread_local std::vector<v1::PushResponse> responses;
+    requests.resize(stubs_.size());
+    responses.resize(stubs_.size());
     for (size_t s = 0; s < stubs_.size(); ++s) {
+      requests[s].Clear();
+      responses[s].Clear();
       requests[s].set_job_id(job_id);
       requests[s].set_replica_id(replica_id);
       requests[s].set_base_version(base_versions[s]);
@@ -76,7 +85,6 @@ class PsWeightsClient : public WeightsClient {
     for (size_t i = 0; i < gradients.size(); ++i) {
       ToProto(gradients[i], requests[owner[i]].add_gradients());
     }
-    std::vector<v1::PushResponse> responses(stubs_.size());
     absl::Status status = ForEachShard("Push", [&](size_t s, grpc::ClientContext* context,
                                                    std::function<void(grpc::Status)> done) {
       stubs_[s]->async()->Push(context, &requests[s], &responses[s], std::move(done));

@@ -2,11 +2,14 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
@@ -240,6 +243,42 @@ absl::Status CheckFinal(const v1::Trial& trial) {
 
 }  // namespace
 
+std::string ArchitectureJson(const v1::Architecture& a) {
+  // Only text JSON leaves as it is; the printer decides how to escape the rest.
+  const bool plain = std::all_of(a.canonical().begin(), a.canonical().end(), [](char c) {
+    return absl::ascii_isalnum(c) ||
+           absl::string_view(":/[],|x~+-_.() ").find(c) != absl::string_view::npos;
+  });
+  if (!a.has_macro_cnn() || !plain) return ToJson(a);
+  std::string out = "{";
+  if (a.tokens_size() > 0)
+    absl::StrAppend(&out, "\"tokens\":[", absl::StrJoin(a.tokens(), ","), "],");
+  if (!a.canonical().empty()) absl::StrAppend(&out, "\"canonical\":\"", a.canonical(), "\",");
+  out += "\"macro_cnn\":{";
+  if (a.macro_cnn().layers_size() > 0) out += "\"layers\":[";
+  for (int i = 0; i < a.macro_cnn().layers_size(); ++i) {
+    const v1::MacroCnnLayer& l = a.macro_cnn().layers(i);
+    if (i > 0) out += ',';
+    const size_t open = out.size();
+    out += '{';
+    auto number = [&](const char* name, int32_t v) {
+      if (v != 0) absl::StrAppend(&out, out.size() > open + 1 ? "," : "", "\"", name, "\":", v);
+    };
+    number("filter_height", l.filter_height());
+    number("filter_width", l.filter_width());
+    number("num_filters", l.num_filters());
+    number("stride", l.stride());
+    if (l.inputs_size() > 0) {
+      absl::StrAppend(&out, out.size() > open + 1 ? "," : "", "\"inputs\":[",
+                      absl::StrJoin(l.inputs(), ","), "]");
+    }
+    out += '}';
+  }
+  if (a.macro_cnn().layers_size() > 0) out += ']';
+  out += "}}";
+  return out;
+}
+
 std::string JobStateName(v1::JobState state) {
   std::string name = v1::JobState_Name(state);
   return absl::AsciiStrToLower(name.substr(std::string("JOB_STATE_").size()));
@@ -410,7 +449,7 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
         .Bind(4, pending.round)
         .Bind(5, TrialStateName(v1::TRIAL_STATE_QUEUED))
         .Bind(6, trial.architecture().canonical())
-        .Bind(7, ToJson(trial.architecture()))
+        .Bind(7, ArchitectureJson(trial.architecture()))
         .Bind(8, trial.attempts())
         .Bind(9, trial.create_time_unix_ms());
     RETURN_IF_ERROR(insert.Run());

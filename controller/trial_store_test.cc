@@ -1,6 +1,7 @@
 #include "controller/trial_store.h"
 
 #include <cstdlib>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace nas::controller {
@@ -49,6 +51,14 @@ v1::Trial Succeeded(const std::string& job, const std::string& id, double reward
   trial.set_worker_id("w1");
   trial.set_attempts(1);
   return trial;
+}
+
+// A canonical string for `a`; every 7th carries characters JSON escapes.
+std::string CanonicalLikeString(const v1::Architecture& a, int n) {
+  std::string s =
+      absl::StrCat("L0:", a.macro_cnn().layers_size(), "x3/36/s1/in[0,1]|L1:1x1/24/s2/in[]");
+  if (n % 7 == 0) s += "\"quoted\" \\ <tag> caf\xc3\xa9 \x01";
+  return s;
 }
 
 TEST(TrialStoreTest, JobsSurviveReopeningTheDatabase) {
@@ -372,6 +382,37 @@ TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {
   auto contents = ReadFile(path);
   ASSERT_TRUE(contents.ok());
   EXPECT_EQ(*contents, garbage);
+}
+
+TEST(ArchitectureJsonTest, IsByteForByteWhatTheProtobufPrinterWrites) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::mt19937 rng(11);
+  auto value = [&](int range) { return static_cast<int>(rng() % (2 * range + 1)) - range; };
+  std::vector<v1::Architecture> cases(1);    // the empty architecture first
+  cases.emplace_back().mutable_macro_cnn();  // a macro form without layers
+  for (int n = 0; n < 300; ++n) {
+    v1::Architecture a;
+    for (int t = 0, tokens = value(20); t < tokens; ++t) a.add_tokens(value(3));
+    const int layers = static_cast<int>(rng() % 8);
+    for (int i = 0; i < layers; ++i) {
+      v1::MacroCnnLayer* l = a.mutable_macro_cnn()->add_layers();
+      // Zeros included: the printer leaves default values out.
+      l->set_filter_height(value(2) * 3);
+      l->set_filter_width(value(1) * 7);
+      l->set_num_filters(value(1) * 64);
+      l->set_stride(value(2));
+      for (int j = 0, inputs = value(3); j < inputs; ++j) l->add_inputs(value(i + 1));
+    }
+    if (n % 3 > 0) a.set_canonical(CanonicalLikeString(a, n));
+    if (n % 10 == 9) a.mutable_cell()->add_edge_operations("nor_conv_3x3");  // another form
+    cases.push_back(a);
+  }
+  for (const v1::Architecture& a : cases) {
+    std::string expected;
+    ASSERT_TRUE(google::protobuf::util::MessageToJsonString(a, &expected, options).ok());
+    EXPECT_EQ(ArchitectureJson(a), expected) << a.ShortDebugString();
+  }
 }
 
 }  // namespace
