@@ -621,10 +621,7 @@ void JobManager::RunReplica(Job* job, int replica) {
       auto unfinished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         int n = 0;
         for (const v1::Trial& t : trials) {
-          const bool final = t.state() == v1::TRIAL_STATE_SUCCEEDED ||
-                             t.state() == v1::TRIAL_STATE_FAILED ||
-                             t.state() == v1::TRIAL_STATE_CANCELLED;
-          if (!final && !job->finished.contains(t.trial_id())) ++n;
+          if (!IsFinal(t.state()) && !job->finished.contains(t.trial_id())) ++n;
         }
         return n;
       };

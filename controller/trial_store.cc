@@ -229,11 +229,6 @@ absl::StatusOr<std::vector<v1::Trial>> ReadTrials(Statement& select) {
   return trials;
 }
 
-bool IsFinal(v1::TrialState state) {
-  return state == v1::TRIAL_STATE_SUCCEEDED || state == v1::TRIAL_STATE_FAILED ||
-         state == v1::TRIAL_STATE_CANCELLED;
-}
-
 // FinishTrial's argument check (both forms).
 absl::Status CheckFinal(const v1::Trial& trial) {
   if (IsFinal(trial.state())) return absl::OkStatus();
@@ -242,6 +237,11 @@ absl::Status CheckFinal(const v1::Trial& trial) {
 }
 
 }  // namespace
+
+bool IsFinal(v1::TrialState state) {
+  return state == v1::TRIAL_STATE_SUCCEEDED || state == v1::TRIAL_STATE_FAILED ||
+         state == v1::TRIAL_STATE_CANCELLED;
+}
 
 std::string ArchitectureJson(const v1::Architecture& a) {
   // Only text JSON leaves as it is; the printer decides how to escape the rest.

@@ -187,6 +187,8 @@ class TrialStore {
 // Job and trial state names as stored in the database ("running", "succeeded").
 std::string JobStateName(v1::JobState state);
 std::string TrialStateName(v1::TrialState state);
+// Whether a trial in `state` is done: succeeded, failed or cancelled.
+bool IsFinal(v1::TrialState state);
 
 // An architecture as the store writes it: the JSON protobuf's printer gives
 // (field names as in the .proto, default values left out). The macro-CNN form,
