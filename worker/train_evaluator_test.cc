@@ -44,7 +44,9 @@ TEST(TrainEvaluatorTest, SmallCnnReachesEightyPercentOnFashionMnistInTwoEpochs) 
   int epochs_seen = 0;
   EvaluationContext context;
   context.on_epoch = [&](const v1::EpochResult& e) { epochs_seen = e.epoch(); };
-  auto metrics = TrainOnImages(SmallCnnTask(6000, 2), **set, "cpu", context);
+  // 12,000 training images put two epochs at 0.85 +- 0.01 validation accuracy. With 6,000
+  // (0.79-0.81) the float-order differences between runs and thread counts decided the test.
+  auto metrics = TrainOnImages(SmallCnnTask(12000, 2), **set, "cpu", context);
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_EQ(epochs_seen, 2);
   ASSERT_EQ(metrics->epochs_size(), 2);
