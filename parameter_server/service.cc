@@ -1,5 +1,6 @@
 #include "parameter_server/service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/raw_message.h"
 
@@ -61,9 +62,36 @@ grpc::ServerUnaryReactor* ParameterServerServiceImpl::Pull(grpc::CallbackServerC
 grpc::ServerUnaryReactor* ParameterServerServiceImpl::Push(grpc::CallbackServerContext* context,
                                                            const grpc::ByteBuffer* request,
                                                            grpc::ByteBuffer* response) {
+  push_calls_.fetch_add(1, std::memory_order_relaxed);
   return Answer<v1::PushRequest, v1::PushResponse>(
       context, auth_, request, response,
       [this](const v1::PushRequest& r) { return shard_->Push(r); });
+}
+
+grpc::ServerUnaryReactor* ParameterServerServiceImpl::PushBatch(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  push_calls_.fetch_add(1, std::memory_order_relaxed);
+  return Answer<v1::PushBatchRequest, v1::PushBatchResponse>(
+      context, auth_, request, response,
+      [this](const v1::PushBatchRequest& r) -> absl::StatusOr<v1::PushBatchResponse> {
+        if (r.pushes_size() < 1 || r.pushes_size() > kMaxPushesPerBatch) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "PushBatch holds ", r.pushes_size(), " pushes; 1..", kMaxPushesPerBatch, " allowed"));
+        }
+        v1::PushBatchResponse out;
+        for (const v1::PushRequest& push : r.pushes()) {
+          v1::PushOutcome* outcome = out.add_outcomes();
+          absl::StatusOr<v1::PushResponse> result = shard_->Push(push);
+          if (result.ok()) {
+            outcome->mutable_response()->Swap(&*result);
+          } else {
+            outcome->set_code(static_cast<int>(result.status().code()));
+            outcome->set_message(std::string(result.status().message()));
+          }
+        }
+        return out;
+      });
 }
 
 grpc::Status ParameterServerServiceImpl::GetShardInfo(grpc::ServerContext* context,
@@ -71,6 +99,7 @@ grpc::Status ParameterServerServiceImpl::GetShardInfo(grpc::ServerContext* conte
                                                       v1::GetShardInfoResponse* response) {
   if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   *response = shard_->Info();
+  response->set_push_calls(push_calls_.load(std::memory_order_relaxed));
   return grpc::Status::OK;
 }
 

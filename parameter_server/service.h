@@ -2,19 +2,27 @@
 #ifndef NAS_PARAMETER_SERVER_SERVICE_H_
 #define NAS_PARAMETER_SERVER_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "common/auth.h"
 #include "parameter_server/shard.h"
 #include "proto/parameter_server.grpc.pb.h"
 
 namespace nas::ps {
 
-// Pull and Push, the calls of every replica round, are on gRPC's callback
+// The most pushes one PushBatch call may hold (a controller has one call in
+// flight per shard, so this bounds what K replicas can queue behind it).
+inline constexpr int kMaxPushesPerBatch = 1024;
+
+// Pull, Push and PushBatch, the calls of every replica round, are on gRPC's callback
 // API and run where gRPC reads them (no hand-off to a server thread); their
 // raw bytes are parsed here (common/raw_message.h says why). The rest is
 // synchronous.
 class ParameterServerServiceImpl final
     : public v1::ParameterServer::WithRawCallbackMethod_Pull<
-          v1::ParameterServer::WithRawCallbackMethod_Push<v1::ParameterServer::Service>> {
+          v1::ParameterServer::WithRawCallbackMethod_Push<
+              v1::ParameterServer::WithRawCallbackMethod_PushBatch<v1::ParameterServer::Service>>> {
  public:
   // `shard` is not owned and must outlive the service. `auth` (not owned; may
   // be null = every caller is accepted) holds the controller's tokens; a call
@@ -32,12 +40,16 @@ class ParameterServerServiceImpl final
   grpc::ServerUnaryReactor* Push(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
                                  grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* PushBatch(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::Status GetShardInfo(grpc::ServerContext* context, const v1::GetShardInfoRequest* request,
                             v1::GetShardInfoResponse* response) override;
 
  private:
   Shard* const shard_;
   const BearerTokenAuthenticator* const auth_;
+  std::atomic<int64_t> push_calls_{0};
 };
 
 }  // namespace nas::ps

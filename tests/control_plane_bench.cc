@@ -221,6 +221,21 @@ evaluator: {synthetic: {}, lease_seconds: 60}
     (void)jobs->GetJob(&context, request, &job);
     return job;
   };
+  // Calls that carried pushes, summed over the shards (the controller
+  // coalesces concurrent pushes to a shard into PushBatch calls).
+  auto push_calls_now = [&] {
+    int64_t calls = 0;
+    for (const std::string& address : addresses) {
+      auto stub = nas::v1::ParameterServer::NewStub(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      nas::v1::GetShardInfoRequest request;
+      nas::v1::GetShardInfoResponse info;
+      grpc::ClientContext context;
+      if (stub->GetShardInfo(&context, request, &info).ok()) calls += info.push_calls();
+    }
+    return calls;
+  };
+  const int64_t push_calls0 = push_calls_now();
   const nas::v1::Job job0 = job_now();
   const double cpu0 = ProcessCpuSeconds(controller->ready.pid);
   std::vector<double> ps_cpu0;
@@ -235,6 +250,7 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   double ps_cpu = 0;
   for (size_t i = 0; i < shards.size(); ++i) ps_cpu += ProcessCpuSeconds(shards[i].ready.pid) - ps_cpu0[i];
   const nas::v1::Job job1 = job_now();
+  const int64_t push_calls = push_calls_now() - push_calls0;
   const int64_t pushes = job1.gradient_pushes() - job0.gradient_pushes();
   const int64_t stored = job1.trials_succeeded() - job0.trials_succeeded();
   double controller_rss = ResidentMiB(controller->ready.pid), ps_rss = 0;
@@ -251,7 +267,10 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   // An evaluation costs at most 2 worker RPCs (acquire, report; a report
   // that brings the next task saves the acquire) plus, per m children, one
   // replica round: 1 push to each of S shards (the push returns θ for the
-  // next round, so only a replica's first round pulls).
+  // next round, so only a replica's first round pulls). Pushes count as one
+  // call each although the controller sends concurrent pushes to a shard
+  // together in PushBatch calls (push_calls_per_shard_push): the bound stays
+  // that of the protocol's calls, not of the fewer calls coalescing makes.
   const double rpcs_per_evaluation =
       (evaluations > 0 ? 1.0 + static_cast<double>(acquires.load()) / evaluations : 2.0) +
       1.0 * S / M;
@@ -264,6 +283,9 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   std::printf("parameter_server_cpu_seconds_total %.2f s\n", ps_cpu);
   std::printf("gradient_pushes_per_second %.1f pushes/s (each to %d shards)\n",
               pushes / seconds, S);
+  std::printf(
+      "push_calls_per_shard_push %.3f (PushBatch calls / pushes those shards applied)\n",
+      pushes > 0 ? static_cast<double>(push_calls) / (static_cast<double>(pushes) * S) : 0.0);
   std::printf("acquire_calls_per_evaluation %.2f (the rest came with the report)\n",
               evaluations > 0 ? static_cast<double>(acquires.load()) / evaluations : 0.0);
   std::printf("duplicate_reports %lld\n", static_cast<long long>(duplicates.load()));

@@ -373,6 +373,21 @@ evaluator: {synthetic: {}}
   cases.push_back({"Push", "an unknown tensor", Code::INVALID_ARGUMENT, push("legit", {Tensor("zz", {2, 3}, {0, 0, 0, 0, 0, 0})}, 0)});
   cases.push_back({"Push", "no gradients", Code::INVALID_ARGUMENT, push("legit", {}, 0)});
   cases.push_back({"Push", "negative base_version", Code::INVALID_ARGUMENT, push("legit", {Tensor("w", {2, 3}, {0, 0, 0, 0, 0, 0})}, -4)});
+  auto push_batch = [this](int pushes, std::string job) {
+    return [=](grpc::ClientContext* c) {
+      v1::PushBatchRequest r;
+      for (int i = 0; i < pushes; ++i) {
+        v1::PushRequest* p = r.add_pushes();
+        p->set_job_id(job);
+        *p->add_gradients() = Tensor("w", {2, 3}, {0, 0, 0, 0, 0, 0});
+      }
+      v1::PushBatchResponse out;
+      return shard_->PushBatch(c, r, &out);
+    };
+  };
+  cases.push_back({"PushBatch", "no pushes", Code::INVALID_ARGUMENT, push_batch(0, "legit")});
+  cases.push_back({"PushBatch", "1,025 pushes", Code::INVALID_ARGUMENT, push_batch(1025, "legit")});
+  cases.push_back({"PushBatch", "non-UTF-8 job id", Code::INTERNAL, push_batch(1, kNotUtf8)});
   cases.push_back({"Pull", "unknown job", Code::NOT_FOUND, [this](grpc::ClientContext* c) {
                      v1::PullRequest r;
                      r.set_job_id("no-such-job");
