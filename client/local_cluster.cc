@@ -4,8 +4,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -28,25 +26,23 @@ constexpr absl::Duration kPoll = absl::Milliseconds(50);
 
 std::string StatePath(const std::string& data_dir) { return data_dir + "/" + kStateFile; }
 
-std::string ReadCmdline(int pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/cmdline"));
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return content;
-}
-
-// Alive and still the binary we started (guards against pid reuse).
+// Alive and still the binary we started (guards against pid reuse). Reads of
+// /proc fail (ESRCH) when the process exits meanwhile: then it is not running.
+// (std::ifstream threw on that error, which made `nasctl local down` abort
+// when a process exited between its checks.)
 bool IsOurs(const LocalProcess& process) {
   if (process.pid <= 0 || ::kill(process.pid, 0) != 0) return false;
   // Zombies of a dead child of ours still answer kill(0).
-  std::ifstream stat(absl::StrCat("/proc/", process.pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t close = content.rfind(')');
-  if (close != std::string::npos && close + 2 < content.size() && content[close + 2] == 'Z') {
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", process.pid, "/stat"));
+  if (!stat.ok()) return false;
+  const size_t close = stat->rfind(')');
+  if (close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] == 'Z') {
     return false;
   }
   // An empty command line is a process between fork and exec (just started).
-  const std::string cmdline = ReadCmdline(process.pid);
-  return cmdline.empty() || absl::StrContains(cmdline, "nas_");
+  absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", process.pid, "/cmdline"));
+  if (!cmdline.ok()) return false;
+  return cmdline->empty() || absl::StrContains(*cmdline, "nas_");
 }
 
 absl::Status WriteState(const std::string& data_dir, const std::vector<LocalProcess>& processes) {
