@@ -3,6 +3,8 @@
 // score architectures with a synthetic reward.
 #include "controller/job_manager.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -11,16 +13,13 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
 #include "controller/ps_weights_client.h"
 #include "controller/services.h"
-#include "parameter_server/service.h"
-#include "parameter_server/shard.h"
 #include "controller/trial_store.h"
 #include "gtest/gtest.h"
+#include "parameter_server/in_process_shards.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/task_service.grpc.pb.h"
 
@@ -48,26 +47,13 @@ class ControllerFixture : public ::testing::Test {
   // Two real parameter-server shards over gRPC on 127.0.0.1, started once per
   // test (they outlive controller restarts within a test).
   void StartShards() {
-    std::vector<std::string> addresses;
-    for (int i = 0; i < 2; ++i) {
-      ps::ShardOptions options;
-      options.shard_index = i;
-      options.num_shards = 2;
-      shards_.push_back(ps::Shard::Create(options).value());
-      shard_services_.push_back(std::make_unique<ps::ParameterServerServiceImpl>(shards_.back().get()));
-      GrpcServerOptions server_options;
-      server_options.host = "127.0.0.1";
-      server_options.metrics_port = -1;
-      shard_servers_.push_back(GrpcServer::Create(server_options).value());
-      ASSERT_TRUE(shard_servers_.back()->Start({shard_services_.back().get()}).ok());
-      addresses.push_back(absl::StrCat("127.0.0.1:", shard_servers_.back()->port()));
-    }
-    weights_ = CreatePsWeightsClient(addresses, absl::Seconds(5), 64 << 20).value();
+    shards_ = ps::InProcessShards::Start(2).value();
+    weights_ = CreatePsWeightsClient(shards_->addresses, absl::Seconds(5), 64 << 20).value();
   }
 
   int64_t ShardPushes() {
     int64_t pushes = 0;
-    for (auto& shard : shards_) {
+    for (auto& shard : shards_->shards) {
       const v1::GetShardInfoResponse info = shard->Info();
       for (const v1::ShardJobInfo& job : info.jobs()) pushes += job.pushes();
     }
@@ -75,7 +61,7 @@ class ControllerFixture : public ::testing::Test {
   }
 
   void Start() {
-    if (shards_.empty()) StartShards();
+    if (shards_ == nullptr) StartShards();
     TrialStoreOptions store_options;
     store_options.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", test_name(), "/trials.db");
     store_options.sync_every_commit = false;
@@ -198,9 +184,7 @@ class ControllerFixture : public ::testing::Test {
     return trials;
   }
 
-  std::vector<std::unique_ptr<ps::Shard>> shards_;
-  std::vector<std::unique_ptr<ps::ParameterServerServiceImpl>> shard_services_;
-  std::vector<std::unique_ptr<GrpcServer>> shard_servers_;
+  std::unique_ptr<ps::InProcessShards> shards_;
   std::unique_ptr<WeightsClient> weights_;
   std::unique_ptr<TrialStore> store_;
   std::unique_ptr<JobManager> manager_;

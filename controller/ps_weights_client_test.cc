@@ -16,10 +16,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/grpc_server.h"
 #include "gtest/gtest.h"
+#include "parameter_server/in_process_shards.h"
 #include "parameter_server/service.h"
-#include "parameter_server/shard.h"
 #include "proto/parameter_server.grpc.pb.h"
 
 namespace nas::controller {
@@ -44,23 +43,12 @@ std::vector<FlatTensor> Filled(float value) {
 class PsWeightsClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<std::string> addresses;
-    for (int i = 0; i < kShards; ++i) {
-      ps::ShardOptions options;
-      options.shard_index = i;
-      options.num_shards = kShards;
-      shards_.push_back(ps::Shard::Create(options).value());
-      services_.push_back(std::make_unique<ps::ParameterServerServiceImpl>(shards_.back().get()));
-      GrpcServerOptions server_options;
-      server_options.host = "127.0.0.1";
-      server_options.metrics_port = -1;
-      servers_.push_back(GrpcServer::Create(server_options).value());
-      ASSERT_TRUE(servers_.back()->Start({services_.back().get()}).ok());
-      addresses.push_back(absl::StrCat("127.0.0.1:", servers_.back()->port()));
+    ps_ = ps::InProcessShards::Start(kShards).value();
+    for (const std::string& address : ps_->addresses) {
       stubs_.push_back(v1::ParameterServer::NewStub(
-          grpc::CreateChannel(addresses.back(), grpc::InsecureChannelCredentials())));
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials())));
     }
-    client_ = CreatePsWeightsClient(addresses, absl::Seconds(10), 64 << 20).value();
+    client_ = CreatePsWeightsClient(ps_->addresses, absl::Seconds(10), 64 << 20).value();
     v1::OptimizerConfig sgd;
     sgd.set_kind(v1::OptimizerConfig::SGD);
     sgd.set_learning_rate(1.0);
@@ -75,9 +63,7 @@ class PsWeightsClientTest : public ::testing::Test {
     return response;
   }
 
-  std::vector<std::unique_ptr<ps::Shard>> shards_;
-  std::vector<std::unique_ptr<ps::ParameterServerServiceImpl>> services_;
-  std::vector<std::unique_ptr<GrpcServer>> servers_;
+  std::unique_ptr<ps::InProcessShards> ps_;
   std::vector<std::unique_ptr<v1::ParameterServer::Stub>> stubs_;
   std::unique_ptr<WeightsClient> client_;
 };
@@ -240,7 +226,7 @@ TEST_F(PsWeightsClientTest, PushBatchAnswersEachPushInOrderAndRejectsEmptyOrHuge
 }
 
 TEST_F(PsWeightsClientTest, AShardThatIsDownFailsThePushNamingTheShard) {
-  servers_[1]->Shutdown(absl::Seconds(1));
+  ps_->servers[1]->Shutdown(absl::Seconds(1));
   std::vector<int64_t> base(kShards, 0);
   const absl::Status status = client_->Push("job", 0, base, Filled(1));
   EXPECT_TRUE(status.code() == absl::StatusCode::kUnavailable ||
@@ -248,9 +234,9 @@ TEST_F(PsWeightsClientTest, AShardThatIsDownFailsThePushNamingTheShard) {
       << status;
   EXPECT_NE(status.message().find("shard 1"), std::string::npos) << status;
   // The other shard took its part, and its pusher is free for the next push.
-  EXPECT_EQ(shards_[0]->Info().jobs(0).pushes(), 1);
+  EXPECT_EQ(ps_->shards[0]->Info().jobs(0).pushes(), 1);
   EXPECT_EQ(client_->Push("job", 0, base, Filled(1)).code(), status.code());
-  EXPECT_EQ(shards_[0]->Info().jobs(0).pushes(), 2);
+  EXPECT_EQ(ps_->shards[0]->Info().jobs(0).pushes(), 2);
 }
 
 }  // namespace
