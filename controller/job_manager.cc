@@ -1,26 +1,26 @@
 #include "controller/job_manager.h"
 
 #include <algorithm>
-#include <cmath>
-#include <functional>
+#include <atomic>
 #include <random>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/notification.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "controller/controller_metrics.h"
 #include "controller/job_spec.h"
+#include "controller/replica.h"
 #include "controller/strategy.h"
-#include "prometheus/counter.h"
-#include "prometheus/family.h"
-#include "prometheus/gauge.h"
-#include "prometheus/histogram.h"
-#include "prometheus/registry.h"
 
 namespace nas::controller {
 namespace {
+
+// Trials that must have finished before budget.max_failed_fraction is judged.
+constexpr int64_t kMinTrialsForFailedFraction = 10;
 
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
@@ -28,14 +28,6 @@ bool IsTerminal(v1::JobState state) {
   return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_CANCELLED ||
          state == v1::JOB_STATE_FAILED;
 }
-
-bool IsRetryable(const absl::Status& status) {
-  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-         absl::IsAborted(status) || absl::IsResourceExhausted(status) ||
-         absl::IsNotFound(status);  // a restarted shard that has not restored the job yet
-}
-
-std::string TrialId(int64_t index) { return absl::StrFormat("t%06d", index); }
 
 int64_t TrialIndex(const std::string& trial_id) {
   int64_t index = -1;
@@ -45,179 +37,162 @@ int64_t TrialIndex(const std::string& trial_id) {
   return index;
 }
 
-v1::OptimizerConfig OptimizerFor(const v1::JobSpec& spec) {
-  v1::OptimizerConfig optimizer;
-  optimizer.set_kind(spec.controller().optimizer() == "sgd" ? v1::OptimizerConfig::SGD
-                                                            : v1::OptimizerConfig::ADAM);
-  optimizer.set_learning_rate(spec.controller().learning_rate());
-  optimizer.set_gradients_per_update(spec.parallelism().gradients_per_update());
-  return optimizer;
-}
-
-// Runs an asynchronous call that answers through a callback, and waits for
-// the answer (the blocking forms of FinishAsync and ReportResultAsync).
-absl::StatusOr<bool> WaitFor(
-    const std::function<void(std::function<void(absl::StatusOr<bool>)>)>& start) {
-  absl::Notification answered;
-  absl::StatusOr<bool> result;
-  start([&](absl::StatusOr<bool> answer) {
-    result = std::move(answer);
-    answered.Notify();
-  });
-  answered.WaitForNotification();
-  return result;
+bool NeedsParameterServers(const v1::JobSpec& spec) {
+  return spec.strategy().name() == "reinforce";  // MERGE-H1: LookupStrategy
 }
 
 }  // namespace
 
-struct JobManager::Metrics {
-  explicit Metrics(prometheus::Registry& registry)
-      : trials(prometheus::BuildCounter()
-                   .Name("nas_controller_trials_total")
-                   .Help("Trials that reached a final state, by job and status.")
-                   .Register(registry)),
-        samples(prometheus::BuildCounter()
-                    .Name("nas_controller_samples_total")
-                    .Help("Architectures sampled, by job.")
-                    .Register(registry)),
-        leases_expired(prometheus::BuildCounter()
-                           .Name("nas_controller_leases_expired_total")
-                           .Help("Task leases that expired without a result.")
-                           .Register(registry)
-                           .Add({})),
-        pushes(prometheus::BuildCounter()
-                   .Name("nas_controller_gradient_pushes_total")
-                   .Help("Gradients pushed to the parameter servers, by job and outcome.")
-                   .Register(registry)),
-        reward(prometheus::BuildHistogram()
-                   .Name("nas_controller_reward")
-                   .Help("Rewards of succeeded trials.")
-                   .Register(registry)),
-        job_gauges(prometheus::BuildGauge()
-                       .Name("nas_controller_job")
-                       .Help("Per-job values: best_reward, mean_reward, baseline, entropy, "
-                             "trials_running, trials_queued.")
-                       .Register(registry)),
-        round_seconds(prometheus::BuildHistogram()
-                          .Name("nas_controller_replica_round_seconds")
-                          .Help("Duration of one replica round (pull, sample, evaluate, push).")
-                          .Register(registry)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                       0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 7200})),
-        queue_depth(prometheus::BuildGauge()
-                        .Name("nas_controller_queue_depth")
-                        .Help("Tasks waiting for a worker.")
-                        .Register(registry)
-                        .Add({})),
-        leased(prometheus::BuildGauge()
-                   .Name("nas_controller_tasks_leased")
-                   .Help("Tasks currently leased to workers.")
-                   .Register(registry)
-                   .Add({})),
-        workers(prometheus::BuildGauge()
-                    .Name("nas_controller_connected_workers")
-                    .Help("Workers that polled or heartbeated in the last minute.")
-                    .Register(registry)
-                    .Add({})) {}
+// One job: its spec, its record and counters, and its replicas.
+class JobManager::Job final : public ReplicaJob {
+ public:
+  Job(JobManager* manager, v1::Job record)
+      : manager_(manager), id_(record.job_id()), spec_(record.spec()),
+        stored_baseline_(record.baseline()), record_(std::move(record)) {}
 
-  prometheus::Family<prometheus::Counter>& trials;
-  prometheus::Family<prometheus::Counter>& samples;
-  prometheus::Counter& leases_expired;
-  prometheus::Family<prometheus::Counter>& pushes;
-  prometheus::Family<prometheus::Histogram>& reward;
-  prometheus::Family<prometheus::Gauge>& job_gauges;
-  prometheus::Histogram& round_seconds;
-  prometheus::Gauge& queue_depth;
-  prometheus::Gauge& leased;
-  prometheus::Gauge& workers;
+  // --- ReplicaJob ---
+  const std::string& id() const override { return id_; }
+  const v1::JobSpec& spec() const override { return spec_; }
+  bool weights_may_have_moved() const override { return weights_may_have_moved_; }
+  double stored_baseline() const override { return stored_baseline_; }
 
-  prometheus::Gauge& JobGauge(const std::string& job, const std::string& name) {
-    return job_gauges.Add({{"job_id", job}, {"value", name}});
+  int ReserveTrials(int wanted, int64_t* first_index, int64_t* samples_before) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return 0;
+    const v1::BudgetSpec& budget = spec_.budget();
+    if (budget.max_wall_seconds() > 0 &&
+        manager_->options_.clock->Now() - absl::FromUnixMillis(record_.start_time_unix_ms()) >=
+            absl::Seconds(budget.max_wall_seconds())) {
+      return 0;
+    }
+    int64_t n = wanted;
+    if (budget.max_trials() > 0) n = std::min<int64_t>(n, budget.max_trials() - samples_);
+    if (n <= 0) return 0;
+    *first_index = next_index_;
+    *samples_before = samples_;
+    next_index_ += n;
+    samples_ += n;
+    return static_cast<int>(n);
   }
+
+  void Fail(const absl::Status& status) override {
+    manager_->EndJob(this, v1::JOB_STATE_FAILED, std::string(status.ToString()));
+  }
+
+  void RoundDone(double baseline, double entropy, bool pushed) override ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      record_.set_baseline(baseline);
+      if (pushed) ++gradient_pushes_;
+      ++change_;
+    }
+    if (ControllerMetrics* m = manager_->metrics_.get()) {
+      m->JobGauge(id_, "baseline").Set(baseline);
+      m->JobGauge(id_, "entropy").Set(entropy);
+    }
+  }
+
+  // The reason to fail the job for its failed trials (more than
+  // budget.max_failed_fraction of them, judged once `min_finished` trials
+  // finished), or empty.
+  std::string TooManyFailures(int64_t min_finished) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const int64_t finished = trials_succeeded_ + trials_failed_;
+    const double limit = spec_.budget().max_failed_fraction();
+    if (finished == 0 || finished < min_finished ||
+        static_cast<double>(trials_failed_) <= limit * static_cast<double>(finished)) {
+      return "";
+    }
+    return absl::StrCat(trials_failed_, " of the ", finished,
+                        " trials finished failed (more than budget.max_failed_fraction = ", limit,
+                        " of them); the last failure, trial ", last_trial_error_);
+  }
+
+  bool SleepUnlessStopping(absl::Duration duration) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    return mu_.AwaitWithTimeout(absl::Condition(&stop), duration);
+  }
+
+  JobManager* const manager_;
+  const std::string id_;
+  const v1::JobSpec spec_;
+  const double stored_baseline_;
+  // Set by StartJob before any replica runs; constant after.
+  bool weights_may_have_moved_ = false;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  // Replica threads; joined by ~JobManager.
+  std::vector<std::thread> threads_;
+
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(manager_->mu_);
+  v1::Job record_ ABSL_GUARDED_BY(mu_);  // state, error, times, baseline
+  int64_t samples_ ABSL_GUARDED_BY(mu_) = 0;     // trials sampled (the depth schedule's clock)
+  int64_t next_index_ ABSL_GUARDED_BY(mu_) = 0;  // index of the next trial id
+  int replicas_running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t change_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every finished trial and state change
+  int64_t gradient_pushes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Finished trials for budget.max_failed_fraction (cancelled ones do not count).
+  int64_t trials_succeeded_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t trials_failed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string last_trial_error_ ABSL_GUARDED_BY(mu_);
+  // The ended job's tensors were dropped from the parameter servers.
+  bool weights_dropped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Everything about one job. Fields are guarded by JobManager::mu_ unless
-// marked constant.
-struct JobManager::Job {
-  // Constant after StartJob.
-  std::string id;
-  v1::JobSpec spec;
-  int num_replicas = 1;
-
-  // Guarded by JobManager::mu_.
-  v1::Job record;  // state, error, times, baseline
-  int64_t samples = 0;     // trials sampled so far (the depth schedule's clock)
-  int64_t next_index = 0;  // index of the next trial id
-  int replicas_running = 0;
-  bool stopping = false;
-  int64_t change = 0;  // bumped on every finished trial and state change
-  int64_t gradient_pushes = 0;
-  double entropy = 0;
-  // Unfinished trials by id (for re-queueing attempts).
-  absl::flat_hash_map<std::string, v1::Trial> inflight;
-  // Finished trials a replica still waits for.
-  absl::flat_hash_map<std::string, v1::Trial> finished;
-  // Per replica: the round to resume after a restart and its trials.
-  std::vector<int64_t> next_round;
-  std::vector<std::vector<v1::Trial>> resume_trials;
-  std::vector<std::thread> threads;
-  // Per replica: signalled when the last trial its round waits for finishes
-  // or the job stops, so a finished trial wakes at most the replica that
-  // waits for it, and only once per round.
-  std::vector<std::unique_ptr<absl::CondVar>> round_cv;
-  // Per replica: trials of the round it waits for not finished yet (0 when
-  // not waiting).
-  std::vector<int> round_unfinished;
-
-  // Sets `stopping` and wakes every replica. Requires JobManager::mu_.
-  void Stop() {
-    stopping = true;
-    for (auto& cv : round_cv) cv->SignalAll();
-  }
-};
-
-JobManager::JobManager(const JobManagerOptions& options)
-    : options_(options), queue_(options.clock) {
-  if (options.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options.metrics);
+JobManager::JobManager(const JobManagerOptions& options) : options_(options) {
+  if (options.metrics != nullptr) metrics_ = std::make_unique<ControllerMetrics>(*options.metrics);
 }
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerOptions& options) {
   if (options.store == nullptr) return absl::InvalidArgumentError("JobManager needs a store");
   if (options.clock == nullptr) return absl::InvalidArgumentError("JobManager needs a clock");
   std::unique_ptr<JobManager> manager(new JobManager(options));
+  TrialBrokerOptions broker_options;
+  broker_options.store = options.store;
+  broker_options.clock = options.clock;
+  broker_options.listener = manager.get();
+  broker_options.lease_check_interval = options.lease_check_interval;
+  broker_options.metrics = manager->metrics_.get();
+  ASSIGN_OR_RETURN(manager->broker_, TrialBroker::Create(broker_options));
   ASSIGN_OR_RETURN(std::vector<v1::Job> records, options.store->LoadJobs());
   for (v1::Job& record : records) {
-    auto job = std::make_unique<Job>();
-    job->id = record.job_id();
-    job->spec = record.spec();
-    job->num_replicas = job->spec.parallelism().num_replicas();
+    const std::string id = record.job_id();
     const bool resume = !IsTerminal(record.state());
-    job->record = std::move(record);
-    absl::Status started = manager->StartJob(std::move(job), resume);
-    if (!started.ok()) NAS_LOG(Error) << "cannot resume job: " << started;
+    absl::Status started =
+        manager->StartJob(std::make_unique<Job>(manager.get(), std::move(record)), resume);
+    if (!started.ok()) NAS_LOG(Error) << "cannot resume job " << id << ": " << started;
   }
   manager->maintenance_ = std::thread([m = manager.get()] { m->RunMaintenance(); });
   return manager;
 }
 
 JobManager::~JobManager() {
+  std::vector<Job*> jobs;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
-    for (auto& [id, job] : jobs_) job->Stop();
+    for (auto& [id, job] : jobs_) jobs.push_back(job.get());
   }
-  queue_.Shutdown();
+  for (Job* job : jobs) {
+    {
+      absl::MutexLock lock(&job->mu_);
+      job->stopping_ = true;
+    }
+    for (auto& replica : job->replicas_) replica->Abandon();
+  }
+  broker_->Shutdown();
   if (maintenance_.joinable()) maintenance_.join();
   std::vector<std::thread> threads;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [id, job] : jobs_) {
-      for (std::thread& t : job->threads) threads.push_back(std::move(t));
-      job->threads.clear();
+      for (std::thread& t : job->threads_) threads.push_back(std::move(t));
+      job->threads_.clear();
     }
   }
   for (std::thread& t : threads) t.join();
-  // Results still being committed call back into this manager.
+  // Outcomes still being committed call back into the broker and this manager.
   (void)options_.store->Flush();
 }
 
@@ -237,11 +212,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& input, bool valida
         options_.weights != nullptr ? options_.weights->num_shards() : 1);
   }
   RETURN_IF_ERROR(ValidateJobSpec(spec));
-  const bool learns = spec.strategy().name() == "reinforce";
+  const bool learns = NeedsParameterServers(spec);
   if (learns && options_.weights == nullptr) {
-    return absl::FailedPreconditionError(
-        "strategy.name: reinforce needs parameter servers, and this controller has none "
-        "(start it with --parameter_servers)");
+    return absl::FailedPreconditionError(absl::StrCat(
+        "strategy.name: ", spec.strategy().name(),
+        " needs parameter servers, and this controller has none (start it with "
+        "--parameter_servers)"));
   }
   if (learns && spec.parallelism().num_shards() != options_.weights->num_shards()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -258,25 +234,25 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& input, bool valida
   record.set_create_time_unix_ms(UnixMillis(options_.clock->Now()));
   if (validate_only) return record;
   {
+    // The slot is taken here, under the same lock as the check.
     absl::MutexLock lock(&mu_);
-    int running = 0;
-    for (const auto& [id, job] : jobs_) running += IsTerminal(job->record.state()) ? 0 : 1;
-    if (running >= options_.max_running_jobs) {
+    if (running_jobs_ >= options_.max_running_jobs) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the controller already runs ", running, " jobs (its limit, --max_running_jobs); "
-          "cancel one or wait"));
+          "the controller already runs ", running_jobs_,
+          " jobs (its limit, --max_running_jobs); cancel one or wait"));
     }
+    ++running_jobs_;
   }
   record.set_state(v1::JOB_STATE_RUNNING);
   record.set_start_time_unix_ms(record.create_time_unix_ms());
-  RETURN_IF_ERROR(options_.store->CreateJob(record));
-  auto job = std::make_unique<Job>();
-  job->id = record.job_id();
-  job->spec = spec;
-  job->num_replicas = spec.parallelism().num_replicas();
-  job->record = record;
-  const std::string id = job->id;
-  RETURN_IF_ERROR(StartJob(std::move(job), /*resume=*/false));
+  absl::Status stored = options_.store->CreateJob(record);
+  if (!stored.ok()) {
+    absl::MutexLock lock(&mu_);
+    --running_jobs_;
+    return stored;
+  }
+  const std::string id = record.job_id();
+  RETURN_IF_ERROR(StartJob(std::make_unique<Job>(this, std::move(record)), /*resume=*/false));
   NAS_LOG(Info) << "job " << id << " (" << spec.name() << ") started: strategy "
                 << spec.strategy().name() << ", S=" << spec.parallelism().num_shards()
                 << " K=" << spec.parallelism().num_replicas()
@@ -286,61 +262,159 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& input, bool valida
 
 absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
   Job* raw = job.get();
-  raw->next_round.assign(raw->num_replicas, 0);
-  for (int r = 0; r < raw->num_replicas; ++r) raw->round_cv.push_back(std::make_unique<absl::CondVar>());
-  raw->round_unfinished.assign(raw->num_replicas, 0);
-  raw->resume_trials.assign(raw->num_replicas, {});
-  if (resume) {
+  bool run;
+  {
+    absl::MutexLock lock(&raw->mu_);
+    run = !IsTerminal(raw->record_.state());
+  }
+  if (run) {
+    ReplicaOptions replica_options;
+    replica_options.broker = broker_.get();
+    replica_options.weights = options_.weights;
+    replica_options.store = options_.store;
+    replica_options.clock = options_.clock;
+    replica_options.retry_initial_backoff = options_.retry_initial_backoff;
+    replica_options.retry_max_backoff = options_.retry_max_backoff;
+    replica_options.metrics = metrics_.get();
+    const int replicas = raw->spec_.parallelism().num_replicas();
+    for (int r = 0; r < replicas; ++r) {
+      raw->replicas_.push_back(std::make_unique<Replica>(raw, r, replica_options));
+    }
+    broker_->OpenJob(raw->id_, raw->spec_);
+  }
+  if (run && resume) {
     TrialStore* store = options_.store;
-    ASSIGN_OR_RETURN(TrialStore::TrialCounts counts, store->CountTrials(raw->id));
-    ASSIGN_OR_RETURN(std::vector<PendingTrial> unfinished, store->UnfinishedTrials(raw->id));
+    ASSIGN_OR_RETURN(TrialStore::TrialCounts counts, store->CountTrials(raw->id_));
     ASSIGN_OR_RETURN(std::vector<int64_t> last_rounds,
-                     store->LastRounds(raw->id, raw->num_replicas));
-    raw->samples = counts.queued + counts.running + counts.succeeded + counts.failed +
-                   counts.cancelled;
+                     store->LastRounds(raw->id_, static_cast<int>(raw->replicas_.size())));
+    absl::flat_hash_map<std::string, std::shared_ptr<RoundOutcomes>> waiting;
+    for (size_t r = 0; r < raw->replicas_.size(); ++r) {
+      ASSIGN_OR_RETURN(std::vector<AdoptedTrial> round,
+                       raw->replicas_[r]->LoadInterruptedRound(last_rounds[r]));
+      for (AdoptedTrial& t : round) waiting[t.trial.trial_id()] = std::move(t.outcomes);
+    }
+    ASSIGN_OR_RETURN(std::vector<PendingTrial> unfinished, store->UnfinishedTrials(raw->id_));
+    const int64_t samples =
+        counts.queued + counts.running + counts.succeeded + counts.failed + counts.cancelled;
     int64_t max_index = -1;
-    for (int r = 0; r < raw->num_replicas; ++r) {
-      const int64_t last = last_rounds[r];
-      raw->next_round[r] = last + 1;
-      if (last < 0) continue;
-      ASSIGN_OR_RETURN(std::vector<v1::Trial> round, store->RoundTrials(raw->id, r, last));
-      bool unfinished_in_round = false;
-      for (const v1::Trial& t : round) {
-        max_index = std::max(max_index, TrialIndex(t.trial_id()));
-        if (t.state() == v1::TRIAL_STATE_QUEUED || t.state() == v1::TRIAL_STATE_RUNNING) {
-          unfinished_in_round = true;
-        }
-      }
-      if (unfinished_in_round) {
-        raw->next_round[r] = last;
-        raw->resume_trials[r] = std::move(round);
-      }
-    }
-    for (const PendingTrial& p : unfinished) {
+    std::vector<AdoptedTrial> adopted;
+    for (PendingTrial& p : unfinished) {
       max_index = std::max(max_index, TrialIndex(p.trial.trial_id()));
+      auto round = waiting.find(p.trial.trial_id());
+      std::shared_ptr<RoundOutcomes> outcomes =
+          round == waiting.end() ? nullptr : std::move(round->second);
+      adopted.push_back(AdoptedTrial{std::move(p.trial), std::move(outcomes)});
     }
-    // Trial ids must never repeat: continue after the highest index stored.
-    raw->next_index = std::max(raw->samples, max_index + 1);
     {
-      absl::MutexLock lock(&mu_);
-      for (const PendingTrial& p : unfinished) raw->inflight[p.trial.trial_id()] = p.trial;
+      absl::MutexLock lock(&raw->mu_);
+      raw->samples_ = samples;
+      // Trial ids must never repeat: continue after the highest index stored.
+      raw->next_index_ = std::max(samples, max_index + 1);
+      raw->trials_succeeded_ = counts.succeeded;
+      raw->trials_failed_ = counts.failed;
     }
-    for (const PendingTrial& p : unfinished) {
-      EnqueueAttempt(raw, p.trial, std::max(1, p.trial.attempts() + 1));
-    }
-    NAS_LOG(Info) << "job " << raw->id << " resumed: " << raw->samples << " trials sampled, "
-                  << unfinished.size() << " re-queued";
+    raw->weights_may_have_moved_ = counts.succeeded > 0;
+    NAS_LOG(Info) << "job " << raw->id_ << " resumed: " << samples << " trials sampled, "
+                  << adopted.size() << " unfinished taken over";
+    broker_->Adopt(raw->id_, std::move(adopted));
   }
   absl::MutexLock lock(&mu_);
-  const bool run = resume || !IsTerminal(raw->record.state());
-  if (run && !IsTerminal(raw->record.state())) {
-    raw->replicas_running = raw->num_replicas;
-    for (int r = 0; r < raw->num_replicas; ++r) {
-      raw->threads.emplace_back([this, raw, r] { RunReplica(raw, r); });
+  if (run) {
+    if (resume) ++running_jobs_;
+    {
+      absl::MutexLock job_lock(&raw->mu_);
+      raw->replicas_running_ = static_cast<int>(raw->replicas_.size());
+    }
+    for (size_t r = 0; r < raw->replicas_.size(); ++r) {
+      raw->threads_.emplace_back([this, raw, r] { RunReplica(raw, static_cast<int>(r)); });
     }
   }
-  jobs_[raw->id] = std::move(job);
+  jobs_[raw->id_] = std::move(job);
   return absl::OkStatus();
+}
+
+void JobManager::RunReplica(Job* job, int replica) {
+  Replica* r = job->replicas_[replica].get();
+  if (r->Start()) {
+    while (r->RunOnce()) {
+    }
+  }
+  OnReplicaDone(job);
+}
+
+void JobManager::OnReplicaDone(Job* job) {
+  std::string failure;
+  {
+    absl::MutexLock lock(&job->mu_);
+    if (--job->replicas_running_ > 0) return;
+    // At the end of the budget the fraction is judged on however many
+    // trials finished: a job whose every trial failed did not succeed.
+    failure = job->TooManyFailures(1);
+  }
+  if (!failure.empty()) {
+    EndJob(job, v1::JOB_STATE_FAILED, failure);
+  } else if (EndJob(job, v1::JOB_STATE_SUCCEEDED, "")) {
+    NAS_LOG(Info) << "job " << job->id_ << " finished its budget";
+  }
+}
+
+bool JobManager::EndJob(Job* job, v1::JobState state, const std::string& error) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) return false;  // jobs stay running, to resume
+  }
+  v1::Job record;
+  {
+    absl::MutexLock lock(&job->mu_);
+    if (IsTerminal(job->record_.state())) return false;
+    job->record_.set_state(state);
+    job->record_.set_error(error);
+    job->record_.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
+    job->stopping_ = true;
+    ++job->change_;
+    record = job->record_;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    --running_jobs_;
+  }
+  for (auto& replica : job->replicas_) replica->Abandon();
+  if (state == v1::JOB_STATE_FAILED) NAS_LOG(Error) << "job " << job->id_ << " failed: " << error;
+  absl::Status stored = options_.store->UpdateJob(record);
+  if (!stored.ok()) NAS_LOG(Error) << "job " << job->id_ << ": cannot store its end: " << stored;
+  broker_->CloseJob(job->id_);
+  return true;
+}
+
+void JobManager::OnTrialFinal(const v1::Trial& trial) {
+  Job* job = FindJob(trial.job_id());
+  if (job == nullptr) return;
+  std::string failure;
+  {
+    absl::MutexLock lock(&job->mu_);
+    ++job->change_;
+    if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
+    if (trial.state() != v1::TRIAL_STATE_FAILED || job->stopping_) return;
+    ++job->trials_failed_;
+    job->last_trial_error_ = absl::StrCat(trial.trial_id(), ": ", trial.error());
+    failure = job->TooManyFailures(kMinTrialsForFailedFraction);
+  }
+  if (!failure.empty()) EndJob(job, v1::JOB_STATE_FAILED, failure);
+}
+
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
+  Job* job = FindJob(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  if (!EndJob(job, v1::JOB_STATE_CANCELLED, "")) {
+    absl::MutexLock lock(&job->mu_);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " has ended already (", JobStateName(job->record_.state()), ")"));
+  }
+  // The trials the broker cancelled are committed before the answer.
+  RETURN_IF_ERROR(options_.store->Flush());
+  NAS_LOG(Info) << "job " << job_id << " cancelled";
+  return Snapshot(job);
 }
 
 JobManager::Job* JobManager::FindJob(const std::string& job_id) {
@@ -351,15 +425,13 @@ JobManager::Job* JobManager::FindJob(const std::string& job_id) {
 
 v1::Job JobManager::Snapshot(Job* job) {
   v1::Job out;
-  int64_t pushes = 0;
   {
-    absl::MutexLock lock(&mu_);
-    out = job->record;
-    out.set_samples(job->samples);
-    pushes = job->gradient_pushes;
+    absl::MutexLock lock(&job->mu_);
+    out = job->record_;
+    out.set_samples(job->samples_);
+    out.set_gradient_pushes(job->gradient_pushes_);
   }
-  out.set_gradient_pushes(pushes);
-  absl::StatusOr<TrialStore::TrialCounts> counts = options_.store->CountTrials(job->id);
+  absl::StatusOr<TrialStore::TrialCounts> counts = options_.store->CountTrials(job->id_);
   if (counts.ok()) {
     out.set_trials_succeeded(counts->succeeded);
     out.set_trials_failed(counts->failed + counts->cancelled);
@@ -370,7 +442,7 @@ v1::Job JobManager::Snapshot(Job* job) {
     out.set_best_canonical(counts->best_canonical);
     out.set_mean_reward(counts->mean_reward);
   }
-  out.set_connected_workers(queue_.ConnectedWorkers(absl::Minutes(1)));
+  out.set_connected_workers(broker_->ConnectedWorkers(absl::Minutes(1)));
   return out;
 }
 
@@ -396,519 +468,78 @@ std::vector<v1::Job> JobManager::ListJobs() {
   return out;
 }
 
-absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
-  Job* job = FindJob(job_id);
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  v1::Job record;
-  {
-    absl::MutexLock lock(&mu_);
-    if (IsTerminal(job->record.state())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " has ended already (",
-                       JobStateName(job->record.state()), ")"));
-    }
-    job->Stop();
-    job->record.set_state(v1::JOB_STATE_CANCELLED);
-    job->record.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-    ++job->change;
-    record = job->record;
-  }
-  RETURN_IF_ERROR(options_.store->UpdateJob(record));
-  for (const v1::Task& task : queue_.CancelJob(job_id)) {
-    v1::Trial trial;
-    trial.set_job_id(job_id);
-    trial.set_trial_id(task.trial_id());
-    trial.set_state(v1::TRIAL_STATE_CANCELLED);
-    trial.set_attempts(task.attempt() - 1);
-    trial.set_error("job cancelled before the trial ran");
-    (void)Finish(job, trial);
-  }
-  NAS_LOG(Info) << "job " << job_id << " cancelled";
-  return Snapshot(job);
+absl::StatusOr<std::vector<v1::Trial>> JobManager::ListTrials(const std::string& job_id,
+                                                               v1::ListTrialsRequest::Order order,
+                                                               v1::TrialState state,
+                                                               int64_t offset, int limit,
+                                                               int64_t* total) {
+  if (FindJob(job_id) == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  return options_.store->ListTrials(job_id, order, state, offset, limit, total);
+}
+
+absl::StatusOr<v1::Trial> JobManager::GetTrial(const std::string& job_id,
+                                               const std::string& trial_id) {
+  if (FindJob(job_id) == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  return options_.store->GetTrial(job_id, trial_id);
+}
+
+absl::StatusOr<std::vector<v1::Trial>> JobManager::TrialsAfter(const std::string& job_id,
+                                                                int64_t after_sequence,
+                                                                int limit) {
+  if (FindJob(job_id) == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  return options_.store->TrialsAfter(job_id, after_sequence, limit);
 }
 
 absl::StatusOr<int64_t> JobManager::WaitForChange(const std::string& job_id, int64_t seen_change,
                                                   absl::Time deadline) {
   Job* job = FindJob(job_id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  absl::MutexLock lock(&mu_);
-  auto changed = [job, seen_change, this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return job->change > seen_change || shutting_down_;
+  absl::MutexLock lock(&job->mu_);
+  auto changed = [job, seen_change]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(job->mu_) {
+    return job->change_ > seen_change;
   };
-  mu_.AwaitWithDeadline(absl::Condition(&changed), deadline);
-  return job->change;
+  job->mu_.AwaitWithDeadline(absl::Condition(&changed), deadline);
+  return job->change_;
 }
 
 bool JobManager::IsFinished(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(job_id);
-  return it == jobs_.end() || IsTerminal(it->second->record.state());
-}
-
-void JobManager::EnqueueAttempt(Job* job, const v1::Trial& trial, int attempt) {
-  v1::Task task;
-  task.set_task_id(MakeTaskId(job->id, trial.trial_id(), attempt));
-  task.set_job_id(job->id);
-  task.set_trial_id(trial.trial_id());
-  *task.mutable_architecture() = trial.architecture();
-  *task.mutable_search_space() = job->spec.search_space();
-  *task.mutable_evaluator() = job->spec.evaluator();
-  *task.mutable_reward() = job->spec.reward();
-  task.set_attempt(attempt);
-  task.set_lease_seconds(job->spec.evaluator().lease_seconds());
-  queue_.Enqueue(std::move(task));
-}
-
-int JobManager::ReserveTrials(Job* job, int wanted, int64_t* first_index,
-                              int64_t* samples_before) {
-  absl::MutexLock lock(&mu_);
-  if (job->stopping) return 0;
-  const v1::BudgetSpec& budget = job->spec.budget();
-  if (budget.max_wall_seconds() > 0 &&
-      options_.clock->Now() - absl::FromUnixMillis(job->record.start_time_unix_ms()) >=
-          absl::Seconds(budget.max_wall_seconds())) {
-    return 0;
-  }
-  int64_t n = wanted;
-  if (budget.max_trials() > 0) n = std::min<int64_t>(n, budget.max_trials() - job->samples);
-  if (n <= 0) return 0;
-  *first_index = job->next_index;
-  *samples_before = job->samples;
-  job->next_index += n;
-  job->samples += n;
-  return static_cast<int>(n);
-}
-
-absl::Status JobManager::Retry(Job* job, const std::string& what,
-                               const std::function<absl::Status()>& call) {
-  absl::Duration backoff = options_.retry_initial_backoff;
-  for (int attempt = 1;; ++attempt) {
-    absl::Status status = call();
-    if (status.ok() || !IsRetryable(status)) return status;
-    if (attempt == 1 || attempt % 20 == 0) {
-      NAS_LOG(Warning) << "job " << job->id << ": " << what << " failed (attempt " << attempt
-                       << "), retrying: " << status;
-    }
-    absl::MutexLock lock(&mu_);
-    auto stop = [job]() { return job->stopping; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stop), backoff)) {
-      return absl::CancelledError(absl::StrCat(what, ": job stopping"));
-    }
-    backoff = std::min(backoff * 2, options_.retry_max_backoff);
-  }
-}
-
-absl::StatusOr<std::vector<int64_t>> JobManager::PullInto(Job* job, SearchStrategy* strategy) {
-  absl::StatusOr<PulledWeights> pulled;
-  absl::Status pull = Retry(job, "Pull", [&] {
-    pulled = options_.weights->Pull(job->id);
-    return pulled.status();
-  });
-  if (!pull.ok()) {
-    if (!absl::IsCancelled(pull)) FailJob(job, pull);
-    return pull;
-  }
-  absl::Status loaded = strategy->LoadParameters(pulled->tensors);
-  if (!loaded.ok()) {
-    FailJob(job, loaded);
-    return loaded;
-  }
-  return pulled->versions;
-}
-
-void JobManager::RunReplica(Job* job, int replica) {
-  absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job->spec, replica);
-  if (!created.ok()) {
-    FailJob(job, created.status());
-    OnReplicaDone(job);
-    return;
-  }
-  std::unique_ptr<SearchStrategy> strategy = std::move(created).value();
-  const std::vector<FlatTensor> initial = strategy->InitialParameters();
-  const bool learns = !initial.empty();
-  WeightsClient* weights = options_.weights;
-  if (learns && weights == nullptr) {
-    FailJob(job, absl::FailedPreconditionError("strategy needs parameter servers"));
-    OnReplicaDone(job);
-    return;
-  }
-  int64_t round;
-  std::vector<v1::Trial> trials;
-  {
-    absl::MutexLock lock(&mu_);
-    round = job->next_round[replica];
-    trials = std::move(job->resume_trials[replica]);
-    strategy->set_baseline(job->record.baseline());
-  }
-  if (learns) {
-    absl::Status init = Retry(job, "InitJob on the parameter servers", [&] {
-      return weights->InitJob(job->id, initial, OptimizerFor(job->spec));
-    });
-    if (!init.ok()) {
-      if (!absl::IsCancelled(init)) FailJob(job, init);
-      OnReplicaDone(job);
-      return;
-    }
-  }
-  const int m = job->spec.parallelism().children_per_replica();
-  // θ as the shards returned it with the last accepted push: the next round
-  // samples from it instead of pulling again.
-  std::optional<PulledWeights> after_push;
-  while (true) {
-    const absl::Time round_start = absl::Now();
-    // The shard versions of the θ this round sampled with: the gradient is
-    // that of the policy the architectures came from (on-policy REINFORCE),
-    // and the servers measure staleness against these versions.
-    std::optional<std::vector<int64_t>> sampled_versions;
-    if (trials.empty()) {
-      int64_t first_index = 0, samples_before = 0;
-      const int n = ReserveTrials(job, m, &first_index, &samples_before);
-      if (n == 0) break;
-      if (learns && after_push.has_value()) {
-        absl::Status loaded = strategy->LoadParameters(after_push->tensors);
-        if (!loaded.ok()) {
-          FailJob(job, loaded);
-          break;
-        }
-        sampled_versions = std::move(after_push->versions);
-        after_push.reset();
-      } else if (learns) {
-        absl::StatusOr<std::vector<int64_t>> versions = PullInto(job, strategy.get());
-        if (!versions.ok()) break;
-        sampled_versions = *std::move(versions);
-      }
-      SampleContext context;
-      context.samples_so_far = samples_before;
-      absl::StatusOr<std::vector<v1::Architecture>> sampled = strategy->Sample(n, context);
-      if (!sampled.ok()) {
-        FailJob(job, sampled.status());
-        break;
-      }
-      std::vector<PendingTrial> pending;
-      const int64_t now_ms = UnixMillis(options_.clock->Now());
-      for (int i = 0; i < n; ++i) {
-        PendingTrial p;
-        p.round = round;
-        p.trial.set_job_id(job->id);
-        p.trial.set_trial_id(TrialId(first_index + i));
-        p.trial.set_replica(replica);
-        *p.trial.mutable_architecture() = std::move((*sampled)[i]);
-        p.trial.set_state(v1::TRIAL_STATE_QUEUED);
-        p.trial.set_create_time_unix_ms(now_ms);
-        pending.push_back(std::move(p));
-      }
-      absl::Status stored = options_.store->InsertTrials(pending);
-      if (!stored.ok()) {
-        FailJob(job, stored);
-        break;
-      }
-      if (metrics_) metrics_->samples.Add({{"job_id", job->id}}).Increment(n);
-      {
-        absl::MutexLock lock(&mu_);
-        job->entropy = strategy->last_entropy();
-        for (const PendingTrial& p : pending) {
-          job->inflight[p.trial.trial_id()] = p.trial;
-          trials.push_back(p.trial);
-        }
-      }
-      for (const PendingTrial& p : pending) EnqueueAttempt(job, p.trial, 1);
-    }
-
-    // Wait for every trial of the round to finish.
-    std::vector<v1::Trial> done;
-    {
-      absl::MutexLock lock(&mu_);
-      auto unfinished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        int n = 0;
-        for (const v1::Trial& t : trials) {
-          if (!IsFinal(t.state()) && !job->finished.contains(t.trial_id())) ++n;
-        }
-        return n;
-      };
-      // Woken by Finish when the last of them finishes; the timeout only
-      // bounds the wait should a trial finish without a known replica (resumed).
-      while (!job->stopping) {
-        const int n = unfinished();
-        if (n == 0) break;
-        job->round_unfinished[replica] = n;
-        job->round_cv[replica]->WaitWithTimeout(&mu_, absl::Seconds(1));
-      }
-      job->round_unfinished[replica] = 0;
-      if (job->stopping) break;
-      for (const v1::Trial& t : trials) {
-        auto it = job->finished.find(t.trial_id());
-        if (it != job->finished.end()) {
-          done.push_back(std::move(it->second));
-          job->finished.erase(it);
-        } else {
-          done.push_back(t);  // Finished before a restart.
-        }
-      }
-    }
-    trials.clear();
-
-    std::vector<v1::Architecture> architectures;
-    std::vector<double> rewards;
-    std::vector<Observation> observations;
-    for (const v1::Trial& t : done) {
-      if (t.state() != v1::TRIAL_STATE_SUCCEEDED) continue;
-      architectures.push_back(t.architecture());
-      rewards.push_back(t.metrics().reward());
-      observations.push_back({t.architecture(), t.metrics().reward()});
-    }
-    strategy->Observe(observations);
-    if (learns && !architectures.empty()) {
-      // A round resumed after a restart was sampled by an earlier process:
-      // its θ is gone, so it is scored under the current one.
-      if (!sampled_versions.has_value()) {
-        absl::StatusOr<std::vector<int64_t>> pulled = PullInto(job, strategy.get());
-        if (!pulled.ok()) break;
-        sampled_versions = *std::move(pulled);
-      }
-      const std::vector<int64_t>* versions = &*sampled_versions;
-      absl::StatusOr<std::vector<FlatTensor>> gradient = strategy->Gradient(architectures, rewards);
-      if (!gradient.ok()) {
-        FailJob(job, gradient.status());
-        break;
-      }
-      absl::Status pushed = Retry(job, "Push", [&] {
-        PulledWeights updated;
-        absl::Status status = weights->Push(job->id, replica, *versions, *gradient, &updated);
-        if (status.ok()) after_push = std::move(updated);
-        return status;
-      });
-      if (metrics_) {
-        metrics_->pushes.Add({{"job_id", job->id}, {"outcome", pushed.ok() ? "ok" : "error"}})
-            .Increment();
-      }
-      if (!pushed.ok() && absl::IsCancelled(pushed)) break;
-      if (!pushed.ok()) {
-        // A rejected gradient (e.g. non-finite) is dropped, never applied.
-        NAS_LOG(Error) << "job " << job->id << " replica " << replica
-                       << ": gradient rejected: " << pushed;
-      }
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      job->record.set_baseline(strategy->baseline());
-      if (learns && !architectures.empty()) ++job->gradient_pushes;
-      ++job->change;
-    }
-    if (metrics_) {
-      metrics_->round_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - round_start));
-      metrics_->JobGauge(job->id, "baseline").Set(strategy->baseline());
-      metrics_->JobGauge(job->id, "entropy").Set(strategy->last_entropy());
-    }
-    ++round;
-  }
-  OnReplicaDone(job);
-}
-
-void JobManager::OnReplicaDone(Job* job) {
-  v1::Job record;
-  {
-    absl::MutexLock lock(&mu_);
-    if (--job->replicas_running > 0 || shutting_down_) return;
-    if (IsTerminal(job->record.state())) return;
-    job->record.set_state(v1::JOB_STATE_SUCCEEDED);
-    job->record.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-    job->Stop();
-    ++job->change;
-    record = job->record;
-  }
-  absl::Status stored = options_.store->UpdateJob(record);
-  if (!stored.ok()) NAS_LOG(Error) << "job " << job->id << ": cannot store end: " << stored;
-  NAS_LOG(Info) << "job " << job->id << " finished its budget";
-}
-
-void JobManager::FailJob(Job* job, const absl::Status& status) {
-  v1::Job record;
-  {
-    absl::MutexLock lock(&mu_);
-    if (IsTerminal(job->record.state()) || shutting_down_) return;
-    job->record.set_state(v1::JOB_STATE_FAILED);
-    job->record.set_error(std::string(status.ToString()));
-    job->record.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-    job->Stop();
-    ++job->change;
-    record = job->record;
-  }
-  NAS_LOG(Error) << "job " << job->id << " failed: " << status;
-  (void)options_.store->UpdateJob(record);
-  queue_.CancelJob(job->id);
-}
-
-absl::StatusOr<bool> JobManager::Finish(Job* job, v1::Trial trial) {
-  return WaitFor([&](std::function<void(absl::StatusOr<bool>)> done) {
-    FinishAsync(job, std::move(trial), std::move(done));
-  });
-}
-
-void JobManager::FinishAsync(Job* job, v1::Trial trial,
-                             std::function<void(absl::StatusOr<bool>)> done) {
-  trial.set_end_time_unix_ms(UnixMillis(options_.clock->Now()));
-  v1::Trial stored = trial;
-  options_.store->FinishTrialAsync(std::move(stored),
-                                   [this, job, trial = std::move(trial),
-                                    done = std::move(done)](absl::StatusOr<bool> recorded) mutable {
-                                     if (!recorded.ok()) return done(recorded.status());
-                                     queue_.CompleteTrial(job->id, trial.trial_id());
-                                     if (*recorded) OnFinished(job, std::move(trial));
-                                     done(*recorded);
-                                   });
-}
-
-void JobManager::OnFinished(Job* job, v1::Trial trial) {
-  const v1::TrialState state = trial.state();
-  const double reward = trial.metrics().reward();
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = job->inflight.find(trial.trial_id());
-    if (it != job->inflight.end()) {
-      *trial.mutable_architecture() = it->second.architecture();
-      trial.set_replica(it->second.replica());
-      job->inflight.erase(it);
-    }
-    const int replica = trial.replica();
-    job->finished[trial.trial_id()] = std::move(trial);
-    ++job->change;
-    if (replica >= 0 && replica < static_cast<int>(job->round_cv.size())) {
-      int& left = job->round_unfinished[replica];
-      if (left > 0 && --left == 0) job->round_cv[replica]->Signal();
-    }
-  }
-  if (metrics_) {
-    metrics_->trials.Add({{"job_id", job->id}, {"status", TrialStateName(state)}}).Increment();
-    if (state == v1::TRIAL_STATE_SUCCEEDED) {
-      metrics_->reward
-          .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6,
-                                                           0.7, 0.8, 0.9, 0.95, 1.0})
-          .Observe(reward);
-    }
-  }
-}
-
-void JobManager::AcquireTaskAsync(const std::string& worker_id, absl::Time deadline,
-                                  std::function<void(std::optional<v1::Task>)> done,
-                                  std::shared_ptr<std::atomic<int64_t>> waiter) {
-  while (true) {
-    int64_t id = -1;
-    std::optional<v1::Task> now = queue_.AcquireOrWait(
-        worker_id, deadline,
-        [this, worker_id, deadline, done, waiter](std::optional<v1::Task> task) {
-          if (!task.has_value()) return done(std::nullopt);
-          if (ClaimTask(*task, worker_id)) return done(std::move(task));
-          AcquireTaskAsync(worker_id, deadline, done, waiter);  // stale: wait again
-        },
-        &id);
-    if (!now.has_value()) {
-      if (id >= 0) waiter->store(id);
-      return;
-    }
-    if (ClaimTask(*now, worker_id)) return done(std::move(now));
-  }
-}
-
-bool JobManager::ClaimTask(const v1::Task& task, const std::string& worker_id) {
-  Job* job = FindJob(task.job_id());
-  bool live = false;
-  if (job != nullptr) {
-    absl::MutexLock lock(&mu_);
-    live = !job->stopping && job->inflight.contains(task.trial_id());
-  }
-  if (!live) {
-    // A stale task (the trial finished or the job stopped meanwhile).
-    queue_.CompleteTrial(task.job_id(), task.trial_id());
-    return false;
-  }
-  // Not waited for: the hand-off to the worker does not need the mark durable.
-  options_.store->MarkRunningAsync(task.job_id(), task.trial_id(), worker_id, task.attempt());
-  return true;
-}
-
-std::optional<v1::Task> JobManager::TryAcquireTask(const std::string& worker_id) {
-  while (true) {
-    std::optional<v1::Task> task = queue_.TryAcquire(worker_id);
-    if (!task.has_value() || ClaimTask(*task, worker_id)) return task;
-  }
-}
-
-absl::StatusOr<bool> JobManager::Heartbeat(const std::string& task_id,
-                                           const std::string& worker_id,
-                                           const std::vector<v1::EpochResult>& epochs) {
-  (void)epochs;
-  ASSIGN_OR_RETURN(TaskIdParts parts, ParseTaskId(task_id));
-  ASSIGN_OR_RETURN(Lease lease, queue_.Heartbeat(task_id, worker_id));
-  if (lease.cancelled) return true;
-  Job* job = FindJob(parts.job_id);
+  Job* job = FindJob(job_id);
   if (job == nullptr) return true;
-  absl::MutexLock lock(&mu_);
-  return job->stopping;
+  absl::MutexLock lock(&job->mu_);
+  return IsTerminal(job->record_.state());
 }
 
-absl::StatusOr<bool> JobManager::ReportResult(const v1::ReportResultRequest& report) {
-  return WaitFor([&](std::function<void(absl::StatusOr<bool>)> done) {
-    ReportResultAsync(report, std::move(done));
-  });
-}
-
-void JobManager::ReportResultAsync(const v1::ReportResultRequest& report,
-                                   std::function<void(absl::StatusOr<bool>)> done) {
-  absl::StatusOr<TaskIdParts> parsed = ParseTaskId(report.task_id());
-  if (!parsed.ok()) return done(parsed.status());
-  const TaskIdParts& parts = *parsed;
-  Job* job = FindJob(parts.job_id);
-  if (job == nullptr) return done(absl::NotFoundError(absl::StrCat("no job '", parts.job_id, "'")));
-  v1::Trial trial;
-  trial.set_job_id(parts.job_id);
-  trial.set_trial_id(parts.trial_id);
-  trial.set_attempts(parts.attempt);
-  trial.set_worker_id(report.worker_id());
-  // A recorded outcome answers "not a duplicate".
-  auto finish = [this, job, &trial, &done] {
-    FinishAsync(job, std::move(trial), [done = std::move(done)](absl::StatusOr<bool> recorded) {
-      if (!recorded.ok()) return done(recorded.status());
-      done(!*recorded);
-    });
-  };
-  const bool success = report.error().empty();
-  if (success) {
-    const double reward = report.metrics().reward();
-    if (!std::isfinite(reward)) {
-      return done(
-          absl::InvalidArgumentError(absl::StrCat("metrics.reward: must be finite, got ", reward)));
-    }
-    trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
-    *trial.mutable_metrics() = report.metrics();
-    return finish();
-  }
-  // A failure: retry while attempts remain, unless permanent or the job stopped.
-  bool stopping;
-  std::optional<v1::Trial> inflight;
+void JobManager::DropExpiredWeights() {
+  if (options_.weights == nullptr) return;
+  std::vector<Job*> jobs;
   {
     absl::MutexLock lock(&mu_);
-    stopping = job->stopping;
-    auto it = job->inflight.find(parts.trial_id);
-    if (it != job->inflight.end()) inflight = it->second;
+    for (auto& [id, job] : jobs_) jobs.push_back(job.get());
   }
-  if (!inflight.has_value()) return done(true);  // Already finished: a duplicate.
-  trial.set_error(report.error().substr(0, 4000));
-  if (stopping) {
-    trial.set_state(v1::TRIAL_STATE_CANCELLED);
-  } else if (report.permanent() || parts.attempt >= job->spec.evaluator().max_attempts()) {
-    trial.set_state(v1::TRIAL_STATE_FAILED);
-    if (!report.permanent()) {
-      trial.set_error(absl::StrCat("failed ", parts.attempt, " attempts; last: ", trial.error()));
+  const absl::Time now = options_.clock->Now();
+  for (Job* job : jobs) {
+    {
+      absl::MutexLock lock(&job->mu_);
+      if (job->weights_dropped_ || !IsTerminal(job->record_.state()) ||
+          absl::FromUnixMillis(job->record_.end_time_unix_ms()) + options_.weights_retention >
+              now) {
+        continue;
+      }
     }
-  } else {
-    queue_.CompleteTrial(parts.job_id, parts.trial_id);
-    EnqueueAttempt(job, *inflight, parts.attempt + 1);
-    NAS_LOG(Warning) << "trial " << parts.trial_id << " of job " << parts.job_id
-                     << " attempt " << parts.attempt << " failed on " << report.worker_id()
-                     << ", retrying: " << report.error();
-    return done(false);
+    if (!NeedsParameterServers(job->spec_)) {
+      absl::MutexLock lock(&job->mu_);
+      job->weights_dropped_ = true;
+      continue;
+    }
+    absl::Status dropped = options_.weights->DropJob(job->id_);
+    if (!dropped.ok()) {
+      NAS_LOG(Warning) << "job " << job->id_ << ": cannot drop its tensors yet: " << dropped;
+      continue;
+    }
+    NAS_LOG(Info) << "job " << job->id_ << ": tensors dropped from the parameter servers";
+    absl::MutexLock lock(&job->mu_);
+    job->weights_dropped_ = true;
   }
-  finish();
 }
 
 void JobManager::UpdateJobGauges() {
@@ -933,32 +564,21 @@ void JobManager::UpdateJobGauges() {
 
 void JobManager::RunMaintenance() {
   absl::Time next_gauges = absl::InfinitePast();
+  absl::Time next_drop = absl::InfinitePast();
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutting_down_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.lease_check_interval)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(250))) return;
     }
-    for (Lease& lease : queue_.ExpireLeases()) {
-      if (metrics_) metrics_->leases_expired.Increment();
-      Job* job = FindJob(lease.task.job_id());
-      if (job == nullptr) continue;
-      v1::ReportResultRequest failure;
-      failure.set_task_id(lease.task.task_id());
-      failure.set_worker_id(lease.worker_id);
-      failure.set_error(absl::StrCat("lease expired: worker ", lease.worker_id, " sent no heartbeat for ",
-                                     lease.task.lease_seconds(), " s"));
-      absl::StatusOr<bool> handled = ReportResult(failure);
-      if (!handled.ok()) NAS_LOG(Error) << "expired lease: " << handled.status();
+    const absl::Time now = absl::Now();
+    if (now >= next_drop) {
+      DropExpiredWeights();
+      next_drop = now + absl::Seconds(1);
     }
-    if (metrics_) {
-      metrics_->queue_depth.Set(static_cast<double>(queue_.queued()));
-      metrics_->leased.Set(static_cast<double>(queue_.leased()));
-      metrics_->workers.Set(queue_.ConnectedWorkers(absl::Minutes(1)));
-      if (absl::Now() >= next_gauges) {
-        UpdateJobGauges();
-        next_gauges = absl::Now() + absl::Seconds(2);
-      }
+    if (metrics_ && now >= next_gauges) {
+      UpdateJobGauges();
+      next_gauges = now + absl::Seconds(2);
     }
   }
 }

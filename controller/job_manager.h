@@ -1,40 +1,42 @@
-// The search itself: jobs, their K asynchronous replica loops, and the task
-// lifecycle workers drive (acquire, heartbeat, report). Domain code only: the
-// gRPC services (job_service.h, task_service.h) are thin adapters over it.
+// The one owner of jobs: their lifecycle (submit, run, succeed, fail,
+// cancel), the controller's limits, each job's budget, its replica threads,
+// and its tensors' lifetime on the parameter servers. What JobService reads
+// goes through this class's queries; it never hands out the store.
 //
-// A replica round: reserve up to m trials of the budget, pull θ from the
-// parameter servers, sample m architectures, store them (QUEUED) and queue
-// their tasks, wait for every one to finish, then push the REINFORCE gradient
-// of those that succeeded. Replicas never wait for each other. Results are
-// committed to the trial store before a report is acknowledged; after a
-// restart, Create reloads running jobs, re-queues unfinished trials and each
-// replica resumes its interrupted round.
+//   nasctl -> JobService -> JobManager::Submit -> Replica::RunOnce (sample)
+//     -> TrialBroker::Dispatch -> TaskService -> worker -> ReportResult
+//     -> TrialBroker (store) -> RoundOutcomes -> Replica (gradient)
+//     -> parameter servers
+//
+// In-flight trials belong to the TrialBroker (trial_broker.h), which this
+// class owns and listens to; a replica's round belongs to its Replica
+// (replica.h). A job ends SUCCEEDED when its budget is spent and every
+// replica finished its round, FAILED when a replica hits a final error or
+// more than budget.max_failed_fraction of its trials fail, CANCELLED on
+// Cancel. Its tensors are dropped from the parameter servers
+// `weights_retention` after it ended. After a restart, Create reloads every
+// job, hands unfinished trials to the broker and resumes interrupted rounds.
 #ifndef NAS_CONTROLLER_JOB_MANAGER_H_
 #define NAS_CONTROLLER_JOB_MANAGER_H_
 
-#include <atomic>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
-#include "controller/task_queue.h"
+#include "controller/trial_broker.h"
 #include "controller/trial_store.h"
 #include "controller/weights_client.h"
 #include "proto/job.pb.h"
-#include "proto/task_service.pb.h"
+#include "proto/job_service.pb.h"
 
 namespace prometheus {
 class Registry;
@@ -42,20 +44,23 @@ class Registry;
 
 namespace nas::controller {
 
-class SearchStrategy;
+struct ControllerMetrics;
 
 struct JobManagerOptions {
   // Durable record of jobs and trials. Not owned; must outlive the manager.
   TrialStore* store = nullptr;
-  // Parameter servers; may be null when only parameter-free strategies
-  // (random, evolution) are to run. Not owned.
+  // Parameter servers; may be null when only strategies without parameters
+  // (random) are to run. Not owned.
   WeightsClient* weights = nullptr;
-  // Time source for leases and budgets. Not owned.
+  // Time source for leases, budgets and retention. Not owned.
   Clock* clock = Clock::Real();
   // Jobs that may run at once; more are refused with RESOURCE_EXHAUSTED.
   int max_running_jobs = 16;
   // How often expired leases are looked for.
   absl::Duration lease_check_interval = absl::Milliseconds(250);
+  // How long an ended job's tensors stay on the parameter servers (for
+  // inspection) before they are dropped.
+  absl::Duration weights_retention = absl::Hours(1);
   // Backoff between retries of parameter-server calls (doubles up to max).
   absl::Duration retry_initial_backoff = absl::Milliseconds(50);
   absl::Duration retry_max_backoff = absl::Seconds(5);
@@ -63,109 +68,84 @@ struct JobManagerOptions {
   prometheus::Registry* metrics = nullptr;
 };
 
-class JobManager {
+class JobManager final : private TrialListener {
  public:
   // Loads every job from the store and resumes the running ones.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(const JobManagerOptions& options);
-  // Stops every replica and joins every thread; jobs stay RUNNING in the store
-  // and resume on the next Create.
-  ~JobManager();
+  // Stops every replica and joins every thread; jobs stay RUNNING in the
+  // store and resume on the next Create.
+  ~JobManager() override;
 
-  // --- JobService ---
+  // The broker of this manager's trials, for TaskService. Owned here.
+  TrialBroker* trials() { return broker_.get(); }
+
+  // --- commands ---
   // Applies defaults, validates (INVALID_ARGUMENT lists every problem), then
   // (unless validate_only) stores the job and starts its replicas.
+  // RESOURCE_EXHAUSTED at the running-jobs limit (checked and taken atomically).
   absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, bool validate_only)
       ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- queries (JobService reads only these) ---
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   // Newest first.
   std::vector<v1::Job> ListJobs() ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<v1::Job> Cancel(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // A page of a job's trials; NOT_FOUND for an unknown job.
+  absl::StatusOr<std::vector<v1::Trial>> ListTrials(const std::string& job_id,
+                                                     v1::ListTrialsRequest::Order order,
+                                                     v1::TrialState state, int64_t offset,
+                                                     int limit, int64_t* total)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // One trial with its learning curve (empty id: the best); NOT_FOUND if none.
+  absl::StatusOr<v1::Trial> GetTrial(const std::string& job_id, const std::string& trial_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Finished trials in completion order after `after_sequence`, at most `limit`.
+  absl::StatusOr<std::vector<v1::Trial>> TrialsAfter(const std::string& job_id,
+                                                      int64_t after_sequence, int limit)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until the job changes (a trial finished, its state changed) after
   // `seen_change`, or until `deadline`. Returns the job's change counter.
   absl::StatusOr<int64_t> WaitForChange(const std::string& job_id, int64_t seen_change,
                                         absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   bool IsFinished(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // --- TaskService ---
-  // A queued task for `worker_id` (marked running), or nullopt at once.
-  std::optional<v1::Task> TryAcquireTask(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
-  // The long poll, without holding a thread: `done` is called exactly
-  // once, with a task (marked running) or with nullopt at `deadline`, after
-  // CancelAcquire, or at shutdown; possibly before this returns. The id of
-  // the current wait is kept in *waiter (for CancelAcquire).
-  void AcquireTaskAsync(const std::string& worker_id, absl::Time deadline,
-                        std::function<void(std::optional<v1::Task>)> done,
-                        std::shared_ptr<std::atomic<int64_t>> waiter) ABSL_LOCKS_EXCLUDED(mu_);
-  void CancelAcquire(int64_t waiter) { queue_.CancelWaiter(waiter); }
-  // Extends the lease. Returns "cancel" (true) when the job was cancelled or
-  // finished; NOT_FOUND when the worker holds no lease on the task.
-  absl::StatusOr<bool> Heartbeat(const std::string& task_id, const std::string& worker_id,
-                                 const std::vector<v1::EpochResult>& epochs)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Records a result (durably, before returning) or a failure. Returns true
-  // when the trial already had a result (a duplicate, ignored).
-  absl::StatusOr<bool> ReportResult(const v1::ReportResultRequest& report)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // ReportResult without holding the caller's thread: `done` gets the same
-  // answer, possibly before this returns, otherwise on the trial store's
-  // writer thread once the result is committed. `done` must not block on
-  // the trial store.
-  void ReportResultAsync(const v1::ReportResultRequest& report,
-                         std::function<void(absl::StatusOr<bool>)> done) ABSL_LOCKS_EXCLUDED(mu_);
-
-  TrialStore* store() { return options_.store; }
-
  private:
-  struct Metrics;
-  struct Job;
+  class Job;
 
   explicit JobManager(const JobManagerOptions& options);
 
+  // TrialListener: failure accounting and change notification.
+  void OnTrialFinal(const v1::Trial& trial) override ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Creates the job's replicas and, when it is to run, opens it on the
+  // broker (adopting unfinished trials after a restart) and starts them.
   absl::Status StartJob(std::unique_ptr<Job> job, bool resume) ABSL_LOCKS_EXCLUDED(mu_);
   void RunReplica(Job* job, int replica) ABSL_LOCKS_EXCLUDED(mu_);
-  // Pulls θ from every shard (retrying while they are away) into `strategy`
-  // and returns the shard versions. On error the job has been failed (or is
-  // stopping) and the replica should end.
-  absl::StatusOr<std::vector<int64_t>> PullInto(Job* job, SearchStrategy* strategy)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnReplicaDone(Job* job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves a running job to a final state (first caller wins), stores it,
+  // stops its replicas and closes it on the broker. False when it had ended.
+  bool EndJob(Job* job, v1::JobState state, const std::string& error) ABSL_LOCKS_EXCLUDED(mu_);
   void RunMaintenance() ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the tensors of jobs that ended more than weights_retention ago.
+  void DropExpiredWeights() ABSL_LOCKS_EXCLUDED(mu_);
   // Per-job gauges (best and mean reward, trials by state) from the store.
   void UpdateJobGauges() ABSL_LOCKS_EXCLUDED(mu_);
-  // Reserves up to `wanted` trials of the job's budget; 0 when it is spent or
-  // the job is stopping. Sets *first_index and *samples_before.
-  int ReserveTrials(Job* job, int wanted, int64_t* first_index, int64_t* samples_before)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Retries `call` with backoff until OK, a final error, or the job stops.
-  absl::Status Retry(Job* job, const std::string& what,
-                     const std::function<absl::Status()>& call) ABSL_LOCKS_EXCLUDED(mu_);
-  void EnqueueAttempt(Job* job, const v1::Trial& trial, int attempt);
-  // Whether a task just leased from the queue is still wanted: if so marks
-  // its trial running; if not (the trial finished or the job stopped) drops
-  // it from the queue's books.
-  bool ClaimTask(const v1::Task& task, const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
-  // Stores a final outcome and wakes the replica waiting for it. Returns
-  // whether it was recorded (false: the trial already had one).
-  absl::StatusOr<bool> Finish(Job* job, v1::Trial trial) ABSL_LOCKS_EXCLUDED(mu_);
-  // Finish without waiting: `done` runs after the commit, on the trial
-  // store's writer thread (or at once on a bad trial).
-  void FinishAsync(Job* job, v1::Trial trial, std::function<void(absl::StatusOr<bool>)> done)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // After a newly recorded outcome: hands the trial to its replica.
-  void OnFinished(Job* job, v1::Trial trial) ABSL_LOCKS_EXCLUDED(mu_);
-  void OnReplicaDone(Job* job) ABSL_LOCKS_EXCLUDED(mu_);
-  void FailJob(Job* job, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   v1::Job Snapshot(Job* job) ABSL_LOCKS_EXCLUDED(mu_);
   Job* FindJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   std::string NewJobId();
 
   const JobManagerOptions options_;
-  TaskQueue queue_;
-  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<ControllerMetrics> metrics_;
+  std::unique_ptr<TrialBroker> broker_;
 
   absl::Mutex mu_;
   // Every job this controller knows, by id. Entries are never removed while
   // the manager lives (replica threads hold raw pointers).
   std::map<std::string, std::unique_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
+  // Jobs counted against max_running_jobs: running ones plus submits
+  // between their check and their start.
+  int running_jobs_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::thread maintenance_;
 };

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
 #include "controller/ps_weights_client.h"
@@ -72,11 +73,13 @@ class ControllerFixture : public ::testing::Test {
     options.store = store_.get();
     options.weights = weights_.get();
     options.lease_check_interval = absl::Milliseconds(50);
+    options.max_running_jobs = max_running_jobs_;
+    options.weights_retention = weights_retention_;
     auto manager = JobManager::Create(options);
     ASSERT_TRUE(manager.ok()) << manager.status();
     manager_ = std::move(manager).value();
     job_service_ = std::make_unique<JobServiceImpl>(manager_.get());
-    task_service_ = std::make_unique<TaskServiceImpl>(manager_.get());
+    task_service_ = std::make_unique<TaskServiceImpl>(manager_->trials());
     GrpcServerOptions server_options;
     server_options.host = "127.0.0.1";
     server_options.metrics_port = -1;
@@ -184,6 +187,52 @@ class ControllerFixture : public ::testing::Test {
     return trials;
   }
 
+  // Whether shard `s` holds `job_id`.
+  bool ShardHolds(int s, const std::string& job_id) {
+    const v1::GetShardInfoResponse info = shards_->shards[s]->Info();
+    for (const v1::ShardJobInfo& job : info.jobs()) {
+      if (job.job_id() == job_id) return true;
+    }
+    return false;
+  }
+
+  // Workers that report the tasks of every `fail_every`-th trial (by trial
+  // index; 1 = all) as failed with `error` (permanently), and score the rest.
+  void StartFailingWorkers(int n, const std::string& error, int fail_every = 1) {
+    for (int i = 0; i < n; ++i) {
+      workers_.emplace_back([this, i, error, fail_every] {
+        const std::string id = absl::StrCat("failing-worker-", i);
+        while (!stop_workers_) {
+          v1::AcquireTaskRequest request;
+          request.set_worker_id(id);
+          request.set_wait_seconds(0.5);
+          v1::AcquireTaskResponse response;
+          grpc::ClientContext context;
+          if (!tasks_->AcquireTask(&context, request, &response).ok() || !response.has_task()) {
+            continue;
+          }
+          int64_t index = 0;
+          ASSERT_TRUE(absl::SimpleAtoi(response.task().trial_id().substr(1), &index));
+          v1::ReportResultRequest report;
+          report.set_task_id(response.task().task_id());
+          report.set_worker_id(id);
+          if (index % fail_every == 0) {
+            report.set_error(error);
+            report.set_permanent(true);
+          } else {
+            report.mutable_metrics()->set_reward(SyntheticReward(response.task().architecture()));
+          }
+          v1::ReportResultResponse ack;
+          grpc::ClientContext report_context;
+          (void)tasks_->ReportResult(&report_context, report, &ack);
+          ++reports_;
+        }
+      });
+    }
+  }
+
+  int max_running_jobs_ = 16;
+  absl::Duration weights_retention_ = absl::Hours(1);
   std::unique_ptr<ps::InProcessShards> shards_;
   std::unique_ptr<WeightsClient> weights_;
   std::unique_ptr<TrialStore> store_;
@@ -317,7 +366,7 @@ TEST_F(ControllerFixture, VanishedWorkersTaskIsRequeuedAfterItsLease) {
   v1::HeartbeatResponse answer;
   grpc::ClientContext context;
   EXPECT_EQ(tasks_->Heartbeat(&context, heartbeat, &answer).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(ControllerFixture, TrialFailingEveryAttemptIsRecordedFailedWithItsError) {
@@ -345,13 +394,122 @@ TEST_F(ControllerFixture, TrialFailingEveryAttemptIsRecordedFailedWithItsError) 
     ASSERT_TRUE(tasks_->ReportResult(&report_context, report, &ack).ok());
   }
   v1::Job done = WaitUntilDone(job.job_id(), absl::Seconds(30));
-  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  // Its only trial failed: the job did not succeed.
+  EXPECT_EQ(done.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(done.error().find("CUDA out of memory"), std::string::npos) << done.error();
   EXPECT_EQ(done.trials_failed(), 1);
   std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
   ASSERT_EQ(trials.size(), 1u);
   EXPECT_EQ(trials[0].state(), v1::TRIAL_STATE_FAILED);
   EXPECT_NE(trials[0].error().find("CUDA out of memory"), std::string::npos);
   EXPECT_EQ(trials[0].attempts(), 2);
+}
+
+TEST_F(ControllerFixture, JobWhoseTrialsKeepFailingEndsFailedWithTheirErrorEarly) {
+  StartFailingWorkers(2, "lookup table /data/t.csv: no such file");
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(1000), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(done.error().find("budget.max_failed_fraction"), std::string::npos) << done.error();
+  EXPECT_NE(done.error().find("lookup table /data/t.csv: no such file"), std::string::npos)
+      << done.error();
+  // Judged at the 10th finished trial: at most the K*m = 8 in flight then
+  // finish after it, not the 1,000 of the budget.
+  EXPECT_GE(done.trials_failed(), 10);
+  EXPECT_LE(done.samples(), 10 + 8);
+}
+
+TEST_F(ControllerFixture, FailedTrialsBelowTheFractionDoNotFailTheJob) {
+  // Every third trial fails: a third is below the default 0.5.
+  StartFailingWorkers(2, "flaky", /*fail_every=*/3);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(40), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.trials_failed(), 14);  // t000000, t000003, ..., t000039
+  EXPECT_EQ(done.trials_succeeded(), 26);
+}
+
+TEST_F(ControllerFixture, AFractionOfOneNeverFailsTheJob) {
+  v1::JobSpec spec = MacroSpec(12);
+  spec.mutable_budget()->set_max_failed_fraction(1);
+  StartFailingWorkers(2, "always");
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.trials_failed(), 12);
+}
+
+TEST_F(ControllerFixture, FiftyConcurrentSubmitsNeverExceedTheRunningJobsLimit) {
+  Stop();
+  max_running_jobs_ = 16;
+  Start();
+  std::atomic<int> accepted{0}, refused{0}, other{0};
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 50; ++i) {
+    submitters.emplace_back([&] {
+      grpc::Status status = Submit(MacroSpec(1000), nullptr);
+      if (status.ok()) {
+        ++accepted;
+      } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        ++refused;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  EXPECT_EQ(accepted, 16);
+  EXPECT_EQ(refused, 34);
+  EXPECT_EQ(other, 0);
+}
+
+TEST_F(ControllerFixture, ShardThatLosesARunningJobIsReinitialisedFromTheLastTheta) {
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(300), &job).ok());
+  while (reports_ < 60) absl::SleepFor(absl::Milliseconds(5));
+  // Shard 1 loses the job's tensors (say, its volume was replaced).
+  ASSERT_TRUE(shards_->shards[1]->DropJob(job.job_id()).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.trials_succeeded(), 300);
+  EXPECT_TRUE(ShardHolds(0, job.job_id()));
+  EXPECT_TRUE(ShardHolds(1, job.job_id()));
+}
+
+TEST_F(ControllerFixture, RestartAfterAShardLostTheJobFailsItNamingTheShard) {
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(300), &job).ok());
+  while (reports_ < 30) absl::SleepFor(absl::Milliseconds(5));
+  Stop();
+  ASSERT_TRUE(shards_->shards[1]->DropJob(job.job_id()).ok());
+  Start();
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(done.error().find("shard 1"), std::string::npos) << done.error();
+  // Never fresh random weights in place of the lost ones.
+  EXPECT_FALSE(ShardHolds(1, job.job_id()));
+}
+
+TEST_F(ControllerFixture, EndedJobsTensorsAreDroppedFromEveryShardAfterTheRetention) {
+  Stop();
+  weights_retention_ = absl::Seconds(1);
+  Start();
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(20), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((ShardHolds(0, job.job_id()) || ShardHolds(1, job.job_id())) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(ShardHolds(0, job.job_id()));
+  EXPECT_FALSE(ShardHolds(1, job.job_id()));
 }
 
 TEST_F(ControllerFixture, CancelStopsTheJobAndTheNextHeartbeatSaysCancel) {

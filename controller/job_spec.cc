@@ -188,6 +188,9 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   v1::ControllerSpec* c = spec.mutable_controller();
   *c = ControllerDefaults(*c);
   v1::EvaluatorSpec* e = spec.mutable_evaluator();
+  if (!spec.budget().has_max_failed_fraction()) {
+    spec.mutable_budget()->set_max_failed_fraction(0.5);
+  }
   NAS_DEFAULT(*e, max_attempts, 3);
   NAS_DEFAULT(*e, lease_seconds, 60.0);
   if (e->has_train()) {
@@ -236,6 +239,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   p.Range<int64_t>("budget.max_trials", b.max_trials(), 0, JobLimits::kMaxTrials);
   p.Range<int64_t>("budget.max_wall_seconds", b.max_wall_seconds(), 0, 365LL * 86400);
+  p.Range<double>("budget.max_failed_fraction", b.max_failed_fraction(), 0.0, 1.0);
   ValidateEvaluator(spec, p);
   ValidateReward(spec.reward(), p);
   return p.ToStatus();

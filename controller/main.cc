@@ -23,6 +23,9 @@ ABSL_FLAG(std::string, parameter_servers, "",
           "Comma-separated host:port of every parameter-server shard, in shard order. Empty: "
           "only parameter-free strategies (random, evolution) can run.");
 ABSL_FLAG(int, max_running_jobs, 16, "Jobs that may run at once.");
+ABSL_FLAG(absl::Duration, weights_retention, absl::Hours(1),
+          "How long an ended job's controller weights stay on the parameter servers (for "
+          "inspection) before the controller drops them.");
 ABSL_FLAG(bool, sync_every_commit, true,
           "fsync the trial store on every commit (results survive power loss once "
           "acknowledged); false survives process crashes only, and is faster.");
@@ -125,6 +128,7 @@ int main(int argc, char** argv) {
   manager_options.store = store->get();
   manager_options.weights = weights.get();
   manager_options.max_running_jobs = absl::GetFlag(FLAGS_max_running_jobs);
+  manager_options.weights_retention = absl::GetFlag(FLAGS_weights_retention);
   if ((*server)->metrics() != nullptr) manager_options.metrics = &(*server)->metrics()->registry();
   auto manager = nas::controller::JobManager::Create(manager_options);
   if (!manager.ok()) {
@@ -133,7 +137,7 @@ int main(int argc, char** argv) {
   }
 
   nas::controller::JobServiceImpl job_service(manager->get(), job_auth->get());
-  nas::controller::TaskServiceImpl task_service(manager->get(), task_auth->get());
+  nas::controller::TaskServiceImpl task_service((*manager)->trials(), task_auth->get());
   if (absl::Status started = (*server)->Start({&job_service, &task_service}); !started.ok()) {
     NAS_LOG(Error) << started;
     return 1;

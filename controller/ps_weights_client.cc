@@ -193,6 +193,22 @@ class PsWeightsClient : public WeightsClient {
     });
   }
 
+  absl::Status DropJob(const std::string& job_id) override {
+    v1::DropJobRequest request;
+    request.set_job_id(job_id);
+    std::vector<v1::DropJobResponse> responses(stubs_.size());
+    return ForEachShard("DropJob", [&](size_t s, grpc::ClientContext* context,
+                                       std::function<void(grpc::Status)> done) {
+      stubs_[s]->async()->DropJob(context, &request, &responses[s],
+                                  [done = std::move(done)](grpc::Status status) {
+                                    // Not there (any more) is what was asked for.
+                                    done(status.error_code() == grpc::StatusCode::NOT_FOUND
+                                             ? grpc::Status::OK
+                                             : status);
+                                  });
+    });
+  }
+
   absl::StatusOr<PulledWeights> Pull(const std::string& job_id) override {
     v1::PullRequest request;
     request.set_job_id(job_id);

@@ -125,7 +125,7 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
     // Send every trial finished since the last look.
     while (true) {
       absl::StatusOr<std::vector<v1::Trial>> trials =
-          manager_->store()->TrialsAfter(job_id, seen_sequence, 100);
+          manager_->TrialsAfter(job_id, seen_sequence, 100);
       if (!trials.ok()) return ToGrpcStatus(trials.status());
       for (v1::Trial& trial : *trials) {
         seen_sequence = trial.sequence();
@@ -177,11 +177,8 @@ grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext* context,
   if (!size.ok()) return ToGrpcStatus(size.status());
   absl::StatusOr<int64_t> offset = ParsePageToken(request->page_token());
   if (!offset.ok()) return ToGrpcStatus(offset.status());
-  if (absl::StatusOr<v1::Job> job = manager_->GetJob(request->job_id()); !job.ok()) {
-    return ToGrpcStatus(job.status());
-  }
   int64_t total = 0;
-  absl::StatusOr<std::vector<v1::Trial>> trials = manager_->store()->ListTrials(
+  absl::StatusOr<std::vector<v1::Trial>> trials = manager_->ListTrials(
       request->job_id(), request->order(), request->state(), *offset, *size, &total);
   if (!trials.ok()) return ToGrpcStatus(trials.status());
   for (v1::Trial& trial : *trials) *response->add_trials() = std::move(trial);
@@ -196,11 +193,7 @@ grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
   if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
   if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
   if (request->trial_id().size() > kMaxIdLength) return Invalid("trial_id: too long");
-  if (absl::StatusOr<v1::Job> job = manager_->GetJob(request->job_id()); !job.ok()) {
-    return ToGrpcStatus(job.status());
-  }
-  absl::StatusOr<v1::Trial> trial =
-      manager_->store()->GetTrial(request->job_id(), request->trial_id());
+  absl::StatusOr<v1::Trial> trial = manager_->GetTrial(request->job_id(), request->trial_id());
   if (!trial.ok()) return ToGrpcStatus(trial.status());
   *response = *std::move(trial);
   return grpc::Status::OK;
@@ -213,14 +206,14 @@ namespace {
 // request. gRPC calls OnDone after everything else, and only then.
 class AcquireReactor final : public grpc::ServerUnaryReactor {
  public:
-  explicit AcquireReactor(JobManager* manager)
-      : manager_(manager), waiter_(std::make_shared<std::atomic<int64_t>>(-1)) {}
+  explicit AcquireReactor(TrialBroker* broker)
+      : broker_(broker), waiter_(std::make_shared<std::atomic<int64_t>>(-1)) {}
   std::shared_ptr<std::atomic<int64_t>> waiter() const { return waiter_; }
-  void OnCancel() override { manager_->CancelAcquire(waiter_->load()); }
+  void OnCancel() override { broker_->CancelAcquire(waiter_->load()); }
   void OnDone() override { delete this; }
 
  private:
-  JobManager* const manager_;
+  TrialBroker* const broker_;
   const std::shared_ptr<std::atomic<int64_t>> waiter_;
 };
 
@@ -229,7 +222,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* raw_request,
                                                        grpc::ByteBuffer* raw_response) {
-  auto* reactor = new AcquireReactor(manager_);
+  auto* reactor = new AcquireReactor(broker_);
   v1::AcquireTaskRequest request;
   grpc::Status invalid = ParseRawRequest(*raw_request, &request);
   if (invalid.ok()) invalid = Authenticate(auth_, *context);
@@ -245,7 +238,7 @@ grpc::ServerUnaryReactor* TaskServiceImpl::AcquireTask(grpc::CallbackServerConte
   // Answer a little before the caller's deadline so the empty answer arrives.
   const absl::Time deadline =
       CallDeadline(context, absl::Seconds(wait)) - absl::Milliseconds(wait > 0.2 ? 100 : 0);
-  manager_->AcquireTaskAsync(
+  broker_->AcquireAsync(
       request.worker_id(), deadline,
       [reactor, raw_response](std::optional<v1::Task> task) {
         v1::AcquireTaskResponse response;
@@ -264,9 +257,9 @@ grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,
   if (grpc::Status s = CheckId("task_id", request->task_id()); !s.ok()) return s;
   std::vector<v1::EpochResult> epochs(request->epochs().begin(), request->epochs().end());
   absl::StatusOr<bool> cancel =
-      manager_->Heartbeat(request->task_id(), request->worker_id(), epochs);
+      broker_->Heartbeat(request->task_id(), request->worker_id(), epochs);
   if (!cancel.ok()) {
-    if (absl::IsNotFound(cancel.status())) {
+    if (absl::IsFailedPrecondition(cancel.status())) {
       response->set_cancel(true);
       response->set_reason(std::string(cancel.status().message()));
     }
@@ -292,13 +285,13 @@ grpc::ServerUnaryReactor* TaskServiceImpl::ReportResult(grpc::CallbackServerCont
   }
   // Answered once the result is committed (gRPC keeps raw_response alive
   // until Finish).
-  manager_->ReportResultAsync(
+  broker_->ReportAsync(
       *request, [this, reactor, request, raw_response](absl::StatusOr<bool> duplicate) {
         if (!duplicate.ok()) return reactor->Finish(ToGrpcStatus(duplicate.status()));
         v1::ReportResultResponse response;
         response.set_duplicate(*duplicate);
         if (request->acquire_next()) {
-          std::optional<v1::Task> next = manager_->TryAcquireTask(request->worker_id());
+          std::optional<v1::Task> next = broker_->TryAcquire(request->worker_id());
           if (next.has_value()) *response.mutable_next_task() = *std::move(next);
         }
         reactor->Finish(SerializeRawResponse(response, raw_response));

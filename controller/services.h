@@ -1,5 +1,6 @@
-// The controller's gRPC edge: JobService (for nasctl) and TaskService (for
-// workers), thin adapters over JobManager. They check the caller's bearer
+// The controller's gRPC edge: JobService (for nasctl), a thin adapter over
+// JobManager's commands and queries, and TaskService (for workers), a thin
+// adapter over the TrialBroker. They check the caller's bearer
 // token (when the service has an authenticator), check requests, pass the
 // call's deadline down, and convert absl::Status to grpc::Status.
 #ifndef NAS_CONTROLLER_SERVICES_H_
@@ -7,6 +8,7 @@
 
 #include "common/auth.h"
 #include "controller/job_manager.h"
+#include "controller/trial_broker.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/task_service.grpc.pb.h"
 
@@ -50,9 +52,10 @@ class TaskServiceImpl final
     : public v1::TaskService::WithRawCallbackMethod_AcquireTask<
           v1::TaskService::WithRawCallbackMethod_ReportResult<v1::TaskService::Service>> {
  public:
-  // As JobServiceImpl: `auth` holds the workers' tokens, or is null.
-  explicit TaskServiceImpl(JobManager* manager, const BearerTokenAuthenticator* auth = nullptr)
-      : manager_(manager), auth_(auth) {}
+  // `broker` is not owned and must outlive the service. As JobServiceImpl:
+  // `auth` holds the workers' tokens, or is null.
+  explicit TaskServiceImpl(TrialBroker* broker, const BearerTokenAuthenticator* auth = nullptr)
+      : broker_(broker), auth_(auth) {}
 
   // Raw bytes in and out: the request is parsed here (common/raw_message.h says why).
   grpc::ServerUnaryReactor* AcquireTask(grpc::CallbackServerContext* context,
@@ -65,7 +68,7 @@ class TaskServiceImpl final
                                          grpc::ByteBuffer* response) override;
 
  private:
-  JobManager* const manager_;
+  TrialBroker* const broker_;
   const BearerTokenAuthenticator* const auth_;
 };
 

@@ -44,21 +44,39 @@ TaskQueue::~TaskQueue() {
   if (expiry_.joinable()) expiry_.join();
 }
 
-void TaskQueue::Enqueue(v1::Task task) {
+bool TaskQueue::Enqueue(v1::Task task) {
   AcquireCallback done;
   std::optional<v1::Task> leased;
   {
     absl::MutexLock lock(&mu_);
+    if (cancelled_jobs_.contains(task.job_id())) return false;
     ++queued_per_trial_[TrialKey(task.job_id(), task.trial_id())];
     const std::string job = task.job_id();
     queues_[job].push_back(std::move(task));
-    if (waiters_.empty()) return;
+    if (waiters_.empty()) return true;
     // The oldest waiter gets the next task (round-robin over jobs as ever).
     Waiter waiter = TakeWaiter(waiters_.begin());
     leased = LeaseNext(waiter.worker_id);
     done = std::move(waiter.done);
   }
   done(std::move(leased));
+  return true;
+}
+
+void TaskQueue::RestoreLease(v1::Task task, const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  Lease lease;
+  lease.deadline = clock_->Now() + absl::Seconds(task.lease_seconds());
+  lease.worker_id = worker_id;
+  const std::string id = task.task_id();
+  lease.task = std::move(task);
+  leases_[id] = std::move(lease);
+}
+
+bool TaskQueue::IsLeasedTo(const std::string& task_id, const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = leases_.find(task_id);
+  return it != leases_.end() && it->second.worker_id == worker_id;
 }
 
 std::optional<v1::Task> TaskQueue::TryAcquire(const std::string& worker_id) {
@@ -218,6 +236,7 @@ std::vector<Lease> TaskQueue::ExpireLeases() {
 std::vector<v1::Task> TaskQueue::CancelJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   std::vector<v1::Task> dropped;
+  cancelled_jobs_.insert(job_id);
   auto queue = queues_.find(job_id);
   if (queue != queues_.end()) {
     dropped.assign(queue->second.begin(), queue->second.end());

@@ -3,8 +3,8 @@
 // Queues are per job and served round-robin, so concurrent jobs share the
 // workers fairly. A worker long-polls AcquireOrWait; the task it gets is leased to
 // it until lease_seconds after its last heartbeat. Expired leases are handed
-// back by ExpireLeases (the caller re-queues with attempt + 1 or fails the
-// trial). Pure bookkeeping: no I/O, no gRPC; thread-safe.
+// back by ExpireLeases (the trial broker re-queues with attempt + 1 or fails
+// the trial). Pure bookkeeping: no I/O, no gRPC; thread-safe.
 #ifndef NAS_CONTROLLER_TASK_QUEUE_H_
 #define NAS_CONTROLLER_TASK_QUEUE_H_
 
@@ -20,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -56,7 +57,17 @@ class TaskQueue {
   using AcquireCallback = std::function<void(std::optional<v1::Task>)>;
 
   // Queues a task (task_id, job_id, trial_id, attempt and lease_seconds set).
-  void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns false, queueing nothing, when its job was cancelled (CancelJob).
+  bool Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Leases `task` to `worker_id` without queueing it: an attempt that was
+  // running when the controller restarted keeps its worker. The lease lasts
+  // lease_seconds from now.
+  void RestoreLease(v1::Task task, const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Whether `worker_id` holds the lease on `task_id` now.
+  bool IsLeasedTo(const std::string& task_id, const std::string& worker_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Leases a queued task to `worker_id` and returns it; nullopt when none is
   // queued (it never waits). Also records the worker as seen.
@@ -91,7 +102,8 @@ class TaskQueue {
   // Removes and returns the leases whose deadline has passed.
   std::vector<Lease> ExpireLeases() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Drops the job's queued tasks (returned) and marks its leases cancelled.
+  // Drops the job's queued tasks (returned), marks its leases cancelled and
+  // refuses its tasks from now on.
   std::vector<v1::Task> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends every asynchronous wait with nullopt, and refuses new ones.
@@ -133,6 +145,8 @@ class TaskQueue {
   // adjacent, so completing a trial looks at its own leases only.
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> workers_seen_ ABSL_GUARDED_BY(mu_);
+  // Jobs whose tasks are refused (CancelJob).
+  absl::flat_hash_set<std::string> cancelled_jobs_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   // Asynchronous waiters by id (ids grow: the first is the oldest), and
   // their deadlines for the expiry thread.

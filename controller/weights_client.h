@@ -32,6 +32,10 @@ class WeightsClient {
   // Places the job's initial tensors on their shards. Idempotent.
   virtual absl::Status InitJob(const std::string& job_id, const std::vector<FlatTensor>& initial,
                                const v1::OptimizerConfig& optimizer) = 0;
+  // Removes the job's tensors from every shard; a shard that does not hold
+  // them counts as done.
+  virtual absl::Status DropJob(const std::string& job_id) = 0;
+  // NOT_FOUND (naming the shard) when a shard does not hold the job.
   virtual absl::StatusOr<PulledWeights> Pull(const std::string& job_id) = 0;
   // Sends each shard its slice of `gradients`, computed from `base_versions`.
   // With `updated`, the shards also return their tensors as they are after

@@ -174,7 +174,9 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
       grpc::ClientContext context;
       context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
       grpc::Status status = stub_->Heartbeat(&context, request, &response);
-      if (status.error_code() == grpc::StatusCode::NOT_FOUND || (status.ok() && response.cancel())) {
+      // FAILED_PRECONDITION: this worker no longer holds the task's lease.
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+          status.error_code() == grpc::StatusCode::NOT_FOUND || (status.ok() && response.cancel())) {
         NAS_LOG(Info) << "task " << task.task_id() << ": controller says stop ("
                       << (status.ok() ? response.reason() : status.error_message()) << ")";
         cancel_current_ = true;

@@ -1,0 +1,392 @@
+#include "controller/trial_broker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "controller/controller_metrics.h"
+
+namespace nas::controller {
+namespace {
+
+int64_t NowMillis(Clock* clock) { return absl::ToUnixMillis(clock->Now()); }
+
+void Ignore(absl::StatusOr<bool>) {}
+
+}  // namespace
+
+void RoundOutcomes::Add(v1::Trial trial) {
+  absl::MutexLock lock(&mu_);
+  outcomes_.push_back(std::move(trial));
+}
+
+void RoundOutcomes::Abandon() {
+  absl::MutexLock lock(&mu_);
+  abandoned_ = true;
+}
+
+absl::StatusOr<std::vector<v1::Trial>> RoundOutcomes::Wait() {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return abandoned_ || static_cast<int>(outcomes_.size()) >= expected_;
+  };
+  mu_.Await(absl::Condition(&ready));
+  if (abandoned_) return absl::CancelledError("round abandoned: the job is stopping");
+  return std::move(outcomes_);
+}
+
+TrialBroker::TrialBroker(const TrialBrokerOptions& options)
+    : options_(options), queue_(options.clock) {}
+
+absl::StatusOr<std::unique_ptr<TrialBroker>> TrialBroker::Create(
+    const TrialBrokerOptions& options) {
+  if (options.store == nullptr) return absl::InvalidArgumentError("TrialBroker needs a store");
+  if (options.clock == nullptr) return absl::InvalidArgumentError("TrialBroker needs a clock");
+  std::unique_ptr<TrialBroker> broker(new TrialBroker(options));
+  broker->lease_checks_ = std::thread([b = broker.get()] { b->RunLeaseChecks(); });
+  return broker;
+}
+
+TrialBroker::~TrialBroker() { Shutdown(); }
+
+void TrialBroker::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+  }
+  queue_.Shutdown();
+  if (lease_checks_.joinable()) lease_checks_.join();
+}
+
+void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
+  absl::MutexLock lock(&mu_);
+  JobTrials& job = jobs_[job_id];
+  v1::Task& task = job.task_template;
+  task.set_job_id(job_id);
+  *task.mutable_search_space() = spec.search_space();
+  *task.mutable_evaluator() = spec.evaluator();
+  *task.mutable_reward() = spec.reward();
+  task.set_lease_seconds(spec.evaluator().lease_seconds());
+  job.max_attempts = std::max(1, spec.evaluator().max_attempts());
+  job.closed = false;
+}
+
+v1::Task TrialBroker::MakeTask(const JobTrials& job, const InFlight& trial) {
+  v1::Task task = job.task_template;
+  const std::string& trial_id = trial.trial.trial_id();
+  task.set_task_id(MakeTaskId(task.job_id(), trial_id, trial.attempt));
+  task.set_trial_id(trial_id);
+  *task.mutable_architecture() = trial.trial.architecture();
+  task.set_attempt(trial.attempt);
+  return task;
+}
+
+void TrialBroker::Enqueue(v1::Task task) {
+  const std::string job_id = task.job_id(), trial_id = task.trial_id();
+  const int attempt = task.attempt();
+  if (queue_.Enqueue(std::move(task))) return;
+  // The job was closed after the attempt was decided on.
+  v1::Trial cancelled;
+  cancelled.set_job_id(job_id);
+  cancelled.set_trial_id(trial_id);
+  cancelled.set_state(v1::TRIAL_STATE_CANCELLED);
+  cancelled.set_attempts(attempt - 1);
+  cancelled.set_error("the job ended before the trial ran");
+  Finish(std::move(cancelled), Ignore);
+}
+
+void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials) {
+  std::vector<v1::Task> queued;
+  std::vector<std::pair<v1::Task, std::string>> running;
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(job_id);
+    if (job == jobs_.end()) return;
+    for (AdoptedTrial& adopted : trials) {
+      const v1::Trial& t = adopted.trial;
+      const bool was_running = t.state() == v1::TRIAL_STATE_RUNNING && !t.worker_id().empty() &&
+                               t.attempts() >= 1;
+      InFlight in_flight;
+      in_flight.attempt = was_running ? t.attempts() : std::max(1, t.attempts() + 1);
+      in_flight.outcomes = std::move(adopted.outcomes);
+      const std::string worker = t.worker_id();
+      in_flight.trial = std::move(adopted.trial);
+      v1::Task task = MakeTask(job->second, in_flight);
+      if (was_running) {
+        running.emplace_back(std::move(task), worker);
+      } else {
+        queued.push_back(std::move(task));
+      }
+      const std::string id = in_flight.trial.trial_id();
+      job->second.trials[id] = std::move(in_flight);
+    }
+  }
+  for (auto& [task, worker] : running) queue_.RestoreLease(std::move(task), worker);
+  for (v1::Task& task : queued) Enqueue(std::move(task));
+}
+
+void TrialBroker::CloseJob(const std::string& job_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(job_id);
+    if (job == jobs_.end()) return;
+    job->second.closed = true;
+  }
+  for (const v1::Task& task : queue_.CancelJob(job_id)) {
+    v1::Trial cancelled;
+    cancelled.set_job_id(job_id);
+    cancelled.set_trial_id(task.trial_id());
+    cancelled.set_state(v1::TRIAL_STATE_CANCELLED);
+    cancelled.set_attempts(task.attempt() - 1);
+    cancelled.set_error("the job ended before the trial ran");
+    Finish(std::move(cancelled), Ignore);
+  }
+}
+
+absl::Status TrialBroker::Dispatch(const std::string& job_id, int64_t round,
+                                   std::vector<v1::Trial> trials,
+                                   std::shared_ptr<RoundOutcomes> outcomes) {
+  std::vector<PendingTrial> pending;
+  pending.reserve(trials.size());
+  for (v1::Trial& trial : trials) {
+    trial.set_job_id(job_id);
+    trial.set_state(v1::TRIAL_STATE_QUEUED);
+    pending.push_back(PendingTrial{std::move(trial), round});
+  }
+  std::vector<v1::Task> tasks;
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(job_id);
+    if (job == jobs_.end() || job->second.closed) {
+      return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is not running"));
+    }
+    for (const PendingTrial& p : pending) {
+      InFlight in_flight;
+      in_flight.trial = p.trial;
+      in_flight.outcomes = outcomes;
+      tasks.push_back(MakeTask(job->second, in_flight));
+      job->second.trials[p.trial.trial_id()] = std::move(in_flight);
+    }
+  }
+  if (absl::Status stored = options_.store->InsertTrials(pending); !stored.ok()) {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(job_id);
+    if (job != jobs_.end()) {
+      for (const PendingTrial& p : pending) job->second.trials.erase(p.trial.trial_id());
+    }
+    return stored;
+  }
+  for (v1::Task& task : tasks) Enqueue(std::move(task));
+  return absl::OkStatus();
+}
+
+void TrialBroker::OnLeased(const v1::Task& task, const std::string& worker_id) {
+  // Not waited for: the hand-off to the worker does not need the mark durable.
+  options_.store->MarkRunningAsync(task.job_id(), task.trial_id(), worker_id, task.attempt());
+}
+
+std::optional<v1::Task> TrialBroker::TryAcquire(const std::string& worker_id) {
+  std::optional<v1::Task> task = queue_.TryAcquire(worker_id);
+  if (task.has_value()) OnLeased(*task, worker_id);
+  return task;
+}
+
+void TrialBroker::AcquireAsync(const std::string& worker_id, absl::Time deadline,
+                               std::function<void(std::optional<v1::Task>)> done,
+                               std::shared_ptr<std::atomic<int64_t>> waiter) {
+  int64_t id = -1;
+  std::optional<v1::Task> now = queue_.AcquireOrWait(
+      worker_id, deadline,
+      [this, worker_id, done](std::optional<v1::Task> task) {
+        if (task.has_value()) OnLeased(*task, worker_id);
+        done(std::move(task));
+      },
+      &id);
+  if (now.has_value()) {
+    OnLeased(*now, worker_id);
+    return done(std::move(now));
+  }
+  if (id >= 0) waiter->store(id);
+}
+
+absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
+                                            const std::string& worker_id,
+                                            const std::vector<v1::EpochResult>& epochs) {
+  absl::StatusOr<TaskIdParts> parts = ParseTaskId(task_id);
+  if (!parts.ok()) return parts.status();
+  absl::StatusOr<Lease> lease = queue_.Heartbeat(task_id, worker_id);
+  if (!lease.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", worker_id, " holds no lease on task ", task_id,
+                     " (it expired, the attempt ended, or it was never leased to this worker)"));
+  }
+  (void)epochs;
+  if (lease->cancelled) return true;
+  absl::MutexLock lock(&mu_);
+  auto job = jobs_.find(parts->job_id);
+  return job == jobs_.end() || job->second.closed;
+}
+
+absl::StatusOr<bool> TrialBroker::CheckUnleasedReport(const TaskIdParts& parts,
+                                                      const std::string& worker_id) {
+  absl::StatusOr<v1::Trial> stored = options_.store->GetTrial(parts.job_id, parts.trial_id);
+  if (stored.ok() && !parts.trial_id.empty() && IsFinal(stored->state()) &&
+      stored->worker_id() == worker_id && stored->attempts() == parts.attempt) {
+    return true;  // The holder's own result, reported again: a duplicate.
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "worker ", worker_id, " holds no lease on task ",
+      MakeTaskId(parts.job_id, parts.trial_id, parts.attempt),
+      " (it expired, the attempt ended, or it was never leased to this worker); "
+      "the report changes nothing"));
+}
+
+void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
+                              std::function<void(absl::StatusOr<bool>)> done) {
+  absl::StatusOr<TaskIdParts> parsed = ParseTaskId(report.task_id());
+  if (!parsed.ok()) return done(parsed.status());
+  const TaskIdParts& parts = *parsed;
+  if (!queue_.IsLeasedTo(report.task_id(), report.worker_id())) {
+    return done(CheckUnleasedReport(parts, report.worker_id()));
+  }
+  if (!report.error().empty()) {
+    AttemptFailure failure;
+    failure.job_id = parts.job_id;
+    failure.trial_id = parts.trial_id;
+    failure.worker_id = report.worker_id();
+    failure.attempt = parts.attempt;
+    failure.error = report.error().substr(0, 4000);
+    failure.permanent = report.permanent();
+    return AttemptFailed(failure, std::move(done));
+  }
+  const double reward = report.metrics().reward();
+  if (!std::isfinite(reward)) {
+    return done(
+        absl::InvalidArgumentError(absl::StrCat("metrics.reward: must be finite, got ", reward)));
+  }
+  v1::Trial outcome;
+  outcome.set_job_id(parts.job_id);
+  outcome.set_trial_id(parts.trial_id);
+  outcome.set_attempts(parts.attempt);
+  outcome.set_worker_id(report.worker_id());
+  outcome.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  *outcome.mutable_metrics() = report.metrics();
+  Finish(std::move(outcome), std::move(done));
+}
+
+void TrialBroker::AttemptFailed(const AttemptFailure& failure,
+                                std::function<void(absl::StatusOr<bool>)> done) {
+  v1::Trial outcome;
+  outcome.set_job_id(failure.job_id);
+  outcome.set_trial_id(failure.trial_id);
+  outcome.set_attempts(failure.attempt);
+  outcome.set_worker_id(failure.worker_id);
+  outcome.set_error(failure.error);
+  std::optional<v1::Task> retry;
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(failure.job_id);
+    if (job == jobs_.end()) return done(true);
+    auto it = job->second.trials.find(failure.trial_id);
+    // Already final, or an attempt that is not the live one: nothing to do.
+    if (it == job->second.trials.end() || it->second.attempt != failure.attempt) {
+      return done(true);
+    }
+    if (job->second.closed) {
+      outcome.set_state(v1::TRIAL_STATE_CANCELLED);
+    } else if (failure.permanent || failure.attempt >= job->second.max_attempts) {
+      outcome.set_state(v1::TRIAL_STATE_FAILED);
+      if (!failure.permanent) {
+        outcome.set_error(
+            absl::StrCat("failed ", failure.attempt, " attempts; last: ", failure.error));
+      }
+    } else {
+      ++it->second.attempt;
+      retry = MakeTask(job->second, it->second);
+    }
+  }
+  if (!retry.has_value()) return Finish(std::move(outcome), std::move(done));
+  queue_.CompleteTrial(failure.job_id, failure.trial_id);  // ends the failed attempt's lease
+  NAS_LOG(Warning) << "trial " << failure.trial_id << " of job " << failure.job_id << " attempt "
+                   << failure.attempt << " failed on " << failure.worker_id
+                   << ", retrying: " << failure.error;
+  Enqueue(*std::move(retry));
+  done(false);
+}
+
+void TrialBroker::Finish(v1::Trial outcome, std::function<void(absl::StatusOr<bool>)> done) {
+  outcome.set_end_time_unix_ms(NowMillis(options_.clock));
+  v1::Trial stored = outcome;
+  options_.store->FinishTrialAsync(
+      std::move(stored), [this, outcome = std::move(outcome),
+                          done = std::move(done)](absl::StatusOr<bool> recorded) mutable {
+        if (!recorded.ok()) {
+          NAS_LOG(Error) << "cannot store the outcome of trial " << outcome.trial_id() << " of job "
+                         << outcome.job_id() << ": " << recorded.status();
+          return done(recorded.status());
+        }
+        if (*recorded) OnFinal(std::move(outcome));
+        done(!*recorded);
+      });
+}
+
+void TrialBroker::OnFinal(v1::Trial outcome) {
+  std::shared_ptr<RoundOutcomes> round;
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(outcome.job_id());
+    if (job != jobs_.end()) {
+      auto it = job->second.trials.find(outcome.trial_id());
+      if (it != job->second.trials.end()) {
+        *outcome.mutable_architecture() = std::move(*it->second.trial.mutable_architecture());
+        outcome.set_replica(it->second.trial.replica());
+        outcome.set_create_time_unix_ms(it->second.trial.create_time_unix_ms());
+        round = std::move(it->second.outcomes);
+        job->second.trials.erase(it);
+      }
+    }
+  }
+  queue_.CompleteTrial(outcome.job_id(), outcome.trial_id());
+  if (options_.metrics != nullptr) {
+    options_.metrics->trials
+        .Add({{"job_id", outcome.job_id()}, {"status", TrialStateName(outcome.state())}})
+        .Increment();
+    if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
+      options_.metrics->reward.Observe(outcome.metrics().reward());
+    }
+  }
+  if (options_.listener != nullptr) options_.listener->OnTrialFinal(outcome);
+  if (round != nullptr) round->Add(std::move(outcome));
+}
+
+void TrialBroker::RunLeaseChecks() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutting_down_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.lease_check_interval)) return;
+    }
+    for (Lease& lease : queue_.ExpireLeases()) {
+      if (options_.metrics != nullptr) options_.metrics->leases_expired.Increment();
+      AttemptFailure failure;
+      failure.job_id = lease.task.job_id();
+      failure.trial_id = lease.task.trial_id();
+      failure.worker_id = lease.worker_id;
+      failure.attempt = lease.task.attempt();
+      failure.error = absl::StrCat("lease expired: worker ", lease.worker_id,
+                                   " sent no heartbeat for ", lease.task.lease_seconds(), " s");
+      AttemptFailed(failure, [task = lease.task.task_id()](absl::StatusOr<bool> handled) {
+        if (!handled.ok()) NAS_LOG(Error) << "expired lease of " << task << ": " << handled.status();
+      });
+    }
+    if (options_.metrics != nullptr) {
+      options_.metrics->queue_depth.Set(static_cast<double>(queue_.queued()));
+      options_.metrics->leased.Set(static_cast<double>(queue_.leased()));
+      options_.metrics->workers.Set(queue_.ConnectedWorkers(absl::Minutes(1)));
+    }
+  }
+}
+
+}  // namespace nas::controller

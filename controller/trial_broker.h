@@ -1,0 +1,214 @@
+// The one owner of in-flight trials: from the moment a replica hands over the
+// trials it sampled until each one's final outcome is in the trial store.
+//
+// A trial in flight has exactly one live task at a time, queued or leased to
+// one worker. Workers drive it through TaskService: AcquireTask leases the
+// next queued task, Heartbeat extends the lease and stores the epoch results
+// (the learning curve), ReportResult ends the attempt. Only the worker that
+// holds the lease may heartbeat or report; anything else is answered
+// FAILED_PRECONDITION and changes nothing. An attempt that fails (reported,
+// or its lease expired: an event of the broker's own lease thread) is retried
+// with the next attempt number until evaluator.max_attempts, then the trial
+// is FAILED. An outcome is committed to the store before it is acknowledged,
+// then handed to the round that waits for it (RoundOutcomes) and to the job
+// owner (TrialListener).
+#ifndef NAS_CONTROLLER_TRIAL_BROKER_H_
+#define NAS_CONTROLLER_TRIAL_BROKER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "controller/task_queue.h"
+#include "controller/trial_store.h"
+#include "proto/job.pb.h"
+#include "proto/task_service.pb.h"
+
+namespace nas::controller {
+
+struct ControllerMetrics;
+
+// The final outcomes of the trials one replica round waits for. The broker
+// adds them as they are stored; the replica waits for all of them, or until
+// the job owner abandons the round (the job stops). Thread-safe.
+class RoundOutcomes {
+ public:
+  explicit RoundOutcomes(int expected) : expected_(expected) {}
+
+  // One trial's stored final outcome (architecture and replica filled in).
+  void Add(v1::Trial trial) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the wait: Wait returns CANCELLED from now on.
+  void Abandon() ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until every expected outcome has arrived (returned in arrival
+  // order) or the round is abandoned (CANCELLED).
+  absl::StatusOr<std::vector<v1::Trial>> Wait() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Mutex mu_;
+  const int expected_;
+  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<v1::Trial> outcomes_ ABSL_GUARDED_BY(mu_);
+};
+
+// How the job owner hears of final outcomes.
+class TrialListener {
+ public:
+  virtual ~TrialListener() = default;
+  // `trial` (of a job the broker dispatches) was stored in a final state.
+  // Called once per trial, without the broker's lock, on the trial store's
+  // writer thread: it must not call the store's blocking trial writes.
+  virtual void OnTrialFinal(const v1::Trial& trial) = 0;
+};
+
+// An unfinished trial found in the store after a restart, and the round (if
+// any) that waits for it.
+struct AdoptedTrial {
+  v1::Trial trial;
+  std::shared_ptr<RoundOutcomes> outcomes;
+};
+
+struct TrialBrokerOptions {
+  // Durable record of trials. Not owned; must outlive the broker.
+  TrialStore* store = nullptr;
+  // Time source for leases. Not owned.
+  Clock* clock = Clock::Real();
+  // Told of every final outcome. Not owned; may be null.
+  TrialListener* listener = nullptr;
+  // How often expired leases are looked for.
+  absl::Duration lease_check_interval = absl::Milliseconds(250);
+  // Metrics, when set. Not owned.
+  ControllerMetrics* metrics = nullptr;
+};
+
+class TrialBroker {
+ public:
+  static absl::StatusOr<std::unique_ptr<TrialBroker>> Create(const TrialBrokerOptions& options);
+  // Shutdown, then waits for nothing more: callbacks of outcomes still being
+  // committed may run until the store is flushed, so flush it first.
+  ~TrialBroker();
+
+  // Stops the lease thread (no attempt ends by expiry from now on) and ends
+  // every long poll. Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- the job owner ---
+  // Starts dispatching a job's trials; `spec` (with defaults) fills their tasks.
+  void OpenJob(const std::string& job_id, const v1::JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes over a resumed job's unfinished trials before any replica runs: an
+  // attempt the store marks running keeps its worker's lease (from now), a
+  // queued trial is queued with its next attempt.
+  void Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops dispatching the job: queued trials are stored CANCELLED, leases
+  // answer "cancel" at the next heartbeat, and attempts that end from now on
+  // (other than successes) are stored CANCELLED. Does not wait for the
+  // store; Flush the store to see the cancellations.
+  void CloseJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- the replicas ---
+  // Stores `trials` (QUEUED, in `round`), queues their first attempts, and
+  // delivers each one's final outcome to `outcomes`. FAILED_PRECONDITION
+  // when the job is not open (closed: nothing is stored).
+  absl::Status Dispatch(const std::string& job_id, int64_t round, std::vector<v1::Trial> trials,
+                        std::shared_ptr<RoundOutcomes> outcomes) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- the workers (TaskService) ---
+  // A queued task leased to `worker_id`, or nullopt at once.
+  std::optional<v1::Task> TryAcquire(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // The long poll without a thread: `done` is called exactly once, with a
+  // leased task or with nullopt at `deadline`, after CancelAcquire(*waiter)
+  // or at shutdown; possibly before this returns.
+  void AcquireAsync(const std::string& worker_id, absl::Time deadline,
+                    std::function<void(std::optional<v1::Task>)> done,
+                    std::shared_ptr<std::atomic<int64_t>> waiter) ABSL_LOCKS_EXCLUDED(mu_);
+  void CancelAcquire(int64_t waiter) { queue_.CancelWaiter(waiter); }
+  // Extends the lease and stores `epochs` as the attempt's learning curve.
+  // Returns whether the worker should stop (the job ended).
+  // FAILED_PRECONDITION when `worker_id` does not hold the lease.
+  absl::StatusOr<bool> Heartbeat(const std::string& task_id, const std::string& worker_id,
+                                 const std::vector<v1::EpochResult>& epochs)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the reporter's attempt: `done` gets whether the report was a
+  // duplicate (the holder's result for a trial already final), once the
+  // outcome is committed (on the store's writer thread) or at once.
+  // FAILED_PRECONDITION when the reporter does not hold the lease.
+  void ReportAsync(const v1::ReportResultRequest& report,
+                   std::function<void(absl::StatusOr<bool>)> done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- status ---
+  int64_t queued() { return queue_.queued(); }
+  int64_t leased() { return queue_.leased(); }
+  // Workers that polled or heartbeated within `window`.
+  int ConnectedWorkers(absl::Duration window) { return queue_.ConnectedWorkers(window); }
+
+ private:
+  // One trial in flight.
+  struct InFlight {
+    v1::Trial trial;  // as sampled: architecture, replica, create time
+    int attempt = 1;  // the live task's attempt number
+    std::shared_ptr<RoundOutcomes> outcomes;
+  };
+  struct JobTrials {
+    v1::Task task_template;  // search space, evaluator, reward, lease
+    int max_attempts = 1;
+    bool closed = false;
+    absl::flat_hash_map<std::string, InFlight> trials;
+  };
+  // How an attempt that did not succeed ends.
+  struct AttemptFailure {
+    std::string job_id, trial_id, worker_id;
+    int attempt = 0;
+    std::string error;
+    bool permanent = false;
+  };
+
+  explicit TrialBroker(const TrialBrokerOptions& options);
+
+  v1::Task MakeTask(const JobTrials& job, const InFlight& trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the trial's current attempt; a job closed meanwhile cancels it.
+  void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);
+  // Marks a freshly leased task running in the store.
+  void OnLeased(const v1::Task& task, const std::string& worker_id);
+  // Retries the attempt's trial, or stores it FAILED (attempts spent,
+  // permanent) or CANCELLED (job closed). `done(false)` once handled.
+  void AttemptFailed(const AttemptFailure& failure, std::function<void(absl::StatusOr<bool>)> done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Commits `outcome` (a final state) and then hands it on; `done` gets
+  // whether it was a duplicate.
+  void Finish(v1::Trial outcome, std::function<void(absl::StatusOr<bool>)> done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // After the commit of a newly final trial.
+  void OnFinal(v1::Trial outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  // A report from a worker that holds no lease: a duplicate of the
+  // holder's own stored result, or FAILED_PRECONDITION.
+  absl::StatusOr<bool> CheckUnleasedReport(const TaskIdParts& parts, const std::string& worker_id);
+  void RunLeaseChecks() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const TrialBrokerOptions options_;
+  TaskQueue queue_;
+
+  // Lock order: mu_ is never held while calling the queue's methods that
+  // run callbacks (Enqueue) or the store.
+  absl::Mutex mu_;
+  std::map<std::string, JobTrials> jobs_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread lease_checks_;
+};
+
+}  // namespace nas::controller
+
+#endif  // NAS_CONTROLLER_TRIAL_BROKER_H_

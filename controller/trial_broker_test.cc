@@ -1,0 +1,262 @@
+// The trial broker over a real trial store (SQLite in TEST_TMPDIR) with a
+// fake clock: who may heartbeat and report, what an expired lease does, how
+// failures are retried and recorded, what closing a job does, and how a
+// restart's running attempts keep their workers.
+#include "controller/trial_broker.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "controller/trial_store.h"
+#include "gtest/gtest.h"
+
+namespace nas::controller {
+namespace {
+
+constexpr char kJob[] = "job-1";
+
+// Records every final outcome the broker announces.
+class RecordingListener : public TrialListener {
+ public:
+  void OnTrialFinal(const v1::Trial& trial) override {
+    absl::MutexLock lock(&mu_);
+    finals_.push_back(trial);
+  }
+  std::vector<v1::Trial> finals() {
+    absl::MutexLock lock(&mu_);
+    return finals_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::Trial> finals_ ABSL_GUARDED_BY(mu_);
+};
+
+class TrialBrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TrialStoreOptions store_options;
+    store_options.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
+                                      ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                                      "/trials.db");
+    store_options.sync_every_commit = false;
+    store_ = TrialStore::Open(store_options).value();
+    v1::Job job;
+    job.set_job_id(kJob);
+    job.set_state(v1::JOB_STATE_RUNNING);
+    ASSERT_TRUE(store_->CreateJob(job).ok());
+    spec_.mutable_evaluator()->set_max_attempts(2);
+    spec_.mutable_evaluator()->set_lease_seconds(30);
+    spec_.mutable_evaluator()->mutable_synthetic();
+    StartBroker();
+  }
+
+  void TearDown() override {
+    if (broker_) broker_->Shutdown();
+    ASSERT_TRUE(store_->Flush().ok());
+    broker_.reset();
+  }
+
+  void StartBroker() {
+    TrialBrokerOptions options;
+    options.store = store_.get();
+    options.clock = &clock_;
+    options.listener = &listener_;
+    options.lease_check_interval = absl::Milliseconds(5);
+    broker_ = TrialBroker::Create(options).value();
+    broker_->OpenJob(kJob, spec_);
+  }
+
+  // Dispatches `n` trials t000000.. as round 0 and returns their outcomes.
+  std::shared_ptr<RoundOutcomes> Dispatch(int n) {
+    std::vector<v1::Trial> trials(n);
+    for (int i = 0; i < n; ++i) {
+      trials[i].set_trial_id(absl::StrCat("t00000", i));
+      trials[i].set_replica(0);
+      trials[i].mutable_architecture()->set_canonical(absl::StrCat("arch-", i));
+    }
+    auto outcomes = std::make_shared<RoundOutcomes>(n);
+    EXPECT_TRUE(broker_->Dispatch(kJob, 0, std::move(trials), outcomes).ok());
+    return outcomes;
+  }
+
+  absl::StatusOr<bool> Report(const std::string& task_id, const std::string& worker,
+                              const std::string& error = "", double reward = 0.5) {
+    v1::ReportResultRequest report;
+    report.set_task_id(task_id);
+    report.set_worker_id(worker);
+    if (error.empty()) {
+      report.mutable_metrics()->set_reward(reward);
+    } else {
+      report.set_error(error);
+    }
+    absl::Notification answered;
+    absl::StatusOr<bool> result;
+    broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+      result = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return result;
+  }
+
+  v1::Trial Stored(const std::string& trial_id) {
+    EXPECT_TRUE(store_->Flush().ok());
+    return store_->GetTrial(kJob, trial_id).value();
+  }
+
+  FakeClock clock_;
+  RecordingListener listener_;
+  v1::JobSpec spec_;
+  std::unique_ptr<TrialStore> store_;
+  std::unique_ptr<TrialBroker> broker_;
+};
+
+TEST_F(TrialBrokerTest, OnlyTheLeaseHolderMayHeartbeatOrReport) {
+  Dispatch(1);
+  std::optional<v1::Task> task = broker_->TryAcquire("holder");
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->attempt(), 1);
+
+  // Another worker, and a task id the holder was never given, change nothing.
+  EXPECT_EQ(broker_->Heartbeat(task->task_id(), "intruder", {}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Report(task->task_id(), "intruder", "", 0.9).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Report(MakeTaskId(kJob, "t000000", 2), "holder", "", 0.9).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_RUNNING);
+
+  // The holder's heartbeat and report are taken.
+  absl::StatusOr<bool> cancel = broker_->Heartbeat(task->task_id(), "holder", {});
+  ASSERT_TRUE(cancel.ok()) << cancel.status();
+  EXPECT_FALSE(*cancel);
+  absl::StatusOr<bool> duplicate = Report(task->task_id(), "holder", "", 0.25);
+  ASSERT_TRUE(duplicate.ok()) << duplicate.status();
+  EXPECT_FALSE(*duplicate);
+  v1::Trial stored = Stored("t000000");
+  EXPECT_EQ(stored.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(stored.metrics().reward(), 0.25);
+  EXPECT_EQ(stored.worker_id(), "holder");
+
+  // The holder reporting again is a duplicate; anyone else is refused.
+  duplicate = Report(task->task_id(), "holder", "", 0.99);
+  ASSERT_TRUE(duplicate.ok()) << duplicate.status();
+  EXPECT_TRUE(*duplicate);
+  EXPECT_EQ(Report(task->task_id(), "intruder", "", 0.99).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_DOUBLE_EQ(Stored("t000000").metrics().reward(), 0.25);
+  EXPECT_EQ(listener_.finals().size(), 1u);
+}
+
+TEST_F(TrialBrokerTest, ReportForAQueuedTrialNeverLeasedIsRefused) {
+  Dispatch(1);
+  EXPECT_EQ(Report(MakeTaskId(kJob, "t000000", 1), "w", "", 0.9).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_QUEUED);
+  // The real result still counts.
+  std::optional<v1::Task> task = broker_->TryAcquire("w2");
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(Report(task->task_id(), "w2", "", 0.4).ok());
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
+TEST_F(TrialBrokerTest, ExpiredLeaseRequeuesTheNextAttemptAndTheLateWorkerIsRefused) {
+  auto outcomes = Dispatch(1);
+  std::optional<v1::Task> first = broker_->TryAcquire("slow");
+  ASSERT_TRUE(first.has_value());
+  clock_.Advance(absl::Seconds(31));
+  // The lease thread expires the lease and queues attempt 2.
+  std::optional<v1::Task> second;
+  for (int i = 0; i < 2000 && !second.has_value(); ++i) {
+    second = broker_->TryAcquire("fast");
+    if (!second.has_value()) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(second.has_value()) << "attempt 2 was never queued";
+  EXPECT_EQ(second->attempt(), 2);
+  EXPECT_EQ(second->trial_id(), "t000000");
+  EXPECT_EQ(Report(first->task_id(), "slow", "", 0.9).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Report(second->task_id(), "fast", "", 0.3).ok());
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 1u);
+  EXPECT_EQ((*done)[0].state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ((*done)[0].attempts(), 2);
+  EXPECT_EQ((*done)[0].architecture().canonical(), "arch-0");
+  EXPECT_DOUBLE_EQ((*done)[0].metrics().reward(), 0.3);
+}
+
+TEST_F(TrialBrokerTest, TrialFailingEveryAttemptIsFailedWithItsLastError) {
+  auto outcomes = Dispatch(1);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    std::optional<v1::Task> task = broker_->TryAcquire("w");
+    ASSERT_TRUE(task.has_value()) << "attempt " << attempt;
+    EXPECT_EQ(task->attempt(), attempt);
+    ASSERT_TRUE(Report(task->task_id(), "w", absl::StrCat("boom ", attempt)).ok());
+  }
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ((*done)[0].state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ((*done)[0].error(), "failed 2 attempts; last: boom 2");
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_FAILED);
+}
+
+TEST_F(TrialBrokerTest, ClosingAJobCancelsQueuedTrialsAndTellsHoldersToStop) {
+  auto outcomes = Dispatch(2);
+  std::optional<v1::Task> running = broker_->TryAcquire("w");
+  ASSERT_TRUE(running.has_value());
+  broker_->CloseJob(kJob);
+  ASSERT_TRUE(store_->Flush().ok());
+  absl::StatusOr<bool> cancel = broker_->Heartbeat(running->task_id(), "w", {});
+  ASSERT_TRUE(cancel.ok());
+  EXPECT_TRUE(*cancel);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  ASSERT_TRUE(Report(running->task_id(), "w", "cancelled by the controller").ok());
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_CANCELLED);
+  EXPECT_EQ(Stored("t000001").state(), v1::TRIAL_STATE_CANCELLED);
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->size(), 2u);
+  // Nothing more is dispatched.
+  std::vector<v1::Trial> more(1);
+  more[0].set_trial_id("t000009");
+  EXPECT_EQ(broker_->Dispatch(kJob, 1, more, std::make_shared<RoundOutcomes>(1)).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TrialBrokerTest, AfterARestartARunningAttemptKeepsItsWorker) {
+  Dispatch(2);
+  std::optional<v1::Task> running = broker_->TryAcquire("survivor");
+  ASSERT_TRUE(running.has_value());
+  ASSERT_TRUE(store_->Flush().ok());  // the running mark is stored
+  // The controller restarts: a new broker adopts the unfinished trials.
+  broker_->Shutdown();
+  broker_.reset();
+  StartBroker();
+  std::vector<AdoptedTrial> adopted;
+  std::vector<PendingTrial> unfinished = store_->UnfinishedTrials(kJob).value();
+  for (PendingTrial& p : unfinished) {
+    adopted.push_back(AdoptedTrial{std::move(p.trial), nullptr});
+  }
+  ASSERT_EQ(adopted.size(), 2u);
+  broker_->Adopt(kJob, std::move(adopted));
+  // The survivor's attempt goes on: heartbeat and report are its to make.
+  ASSERT_TRUE(broker_->Heartbeat(running->task_id(), "survivor", {}).ok());
+  // The never-leased trial is queued again, as its next attempt.
+  std::optional<v1::Task> queued = broker_->TryAcquire("other");
+  ASSERT_TRUE(queued.has_value());
+  EXPECT_EQ(queued->trial_id(), "t000001");
+  EXPECT_FALSE(broker_->TryAcquire("other").has_value());
+  ASSERT_TRUE(Report(running->task_id(), "survivor", "", 0.7).ok());
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace nas::controller
