@@ -231,8 +231,13 @@ absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
 
 absl::StatusOr<bool> TrialBroker::CheckUnleasedReport(const TaskIdParts& parts,
                                                       const std::string& worker_id) {
+  if (parts.trial_id.empty()) return absl::InvalidArgumentError("task_id: no trial id");
   absl::StatusOr<v1::Trial> stored = options_.store->GetTrial(parts.job_id, parts.trial_id);
-  if (stored.ok() && !parts.trial_id.empty() && IsFinal(stored->state()) &&
+  if (absl::IsNotFound(stored.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("no trial ", parts.trial_id, " in job '", parts.job_id, "'"));
+  }
+  if (stored.ok() && IsFinal(stored->state()) &&
       stored->worker_id() == worker_id && stored->attempts() == parts.attempt) {
     return true;  // The holder's own result, reported again: a duplicate.
   }
@@ -248,6 +253,11 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
   absl::StatusOr<TaskIdParts> parsed = ParseTaskId(report.task_id());
   if (!parsed.ok()) return done(parsed.status());
   const TaskIdParts& parts = *parsed;
+  const double reward = report.metrics().reward();
+  if (report.error().empty() && !std::isfinite(reward)) {
+    return done(
+        absl::InvalidArgumentError(absl::StrCat("metrics.reward: must be finite, got ", reward)));
+  }
   if (!queue_.IsLeasedTo(report.task_id(), report.worker_id())) {
     return done(CheckUnleasedReport(parts, report.worker_id()));
   }
@@ -260,11 +270,6 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
     failure.error = report.error().substr(0, 4000);
     failure.permanent = report.permanent();
     return AttemptFailed(failure, std::move(done));
-  }
-  const double reward = report.metrics().reward();
-  if (!std::isfinite(reward)) {
-    return done(
-        absl::InvalidArgumentError(absl::StrCat("metrics.reward: must be finite, got ", reward)));
   }
   v1::Trial outcome;
   outcome.set_job_id(parts.job_id);

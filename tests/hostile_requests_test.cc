@@ -295,7 +295,8 @@ evaluator: {synthetic: {}}
   };
   cases.push_back({"Heartbeat", "malformed task_id", Code::INVALID_ARGUMENT, heartbeat("not-a-task")});
   cases.push_back({"Heartbeat", "attempt -1", Code::INVALID_ARGUMENT, heartbeat(job_id + "/t0#-1")});
-  cases.push_back({"Heartbeat", "a task nobody leased", Code::NOT_FOUND, heartbeat(real_task)});
+  cases.push_back(
+      {"Heartbeat", "a task nobody leased", Code::FAILED_PRECONDITION, heartbeat(real_task)});
   auto report = [this](std::string task, double reward, std::string error) {
     return [=](grpc::ClientContext* c) {
       v1::ReportResultRequest r;
@@ -312,6 +313,10 @@ evaluator: {synthetic: {}}
   cases.push_back({"ReportResult", "unknown trial", Code::NOT_FOUND, report(job_id + "/t999999#1", 0.5, "")});
   cases.push_back({"ReportResult", "NaN reward", Code::INVALID_ARGUMENT, report(real_task, kNaN, "")});
   cases.push_back({"ReportResult", "infinite reward", Code::INVALID_ARGUMENT, report(real_task, kInf, "")});
+  cases.push_back({"ReportResult", "a result for a queued task nobody leased",
+                   Code::FAILED_PRECONDITION, report(real_task, 0.5, "")});
+  cases.push_back({"ReportResult", "a failure for a queued task nobody leased",
+                   Code::FAILED_PRECONDITION, report(real_task, 0, "out of memory")});
   // The callback-API methods reject an unparsable request as the synchronous ones do.
   cases.push_back({"ReportResult", "non-UTF-8 task_id", Code::INTERNAL, report(kNotUtf8, 0.5, "")});
   cases.push_back({"AcquireTask", "non-UTF-8 worker_id", Code::INTERNAL, acquire(kNotUtf8, 0)});
@@ -450,6 +455,78 @@ evaluator: {synthetic: {}}
     grpc::ClientContext context;
     EXPECT_EQ(shard_->Pull(&context, pull, &state).error_code(), grpc::StatusCode::NOT_FOUND);
   }
+}
+
+TEST_F(HostileRequestsTest, OnlyTheWorkerHoldingTheLeaseMayHeartbeatOrReport) {
+  v1::SubmitJobRequest submit;
+  submit.set_spec_yaml(R"(
+name: leases
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+strategy: {name: random}
+parallelism: {num_replicas: 1, children_per_replica: 1}
+budget: {max_trials: 1}
+evaluator: {synthetic: {}}
+)");
+  v1::SubmitJobResponse submitted;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(jobs_->SubmitJob(&context, submit, &submitted).ok());
+  }
+  const std::string job_id = submitted.job().job_id();
+  v1::AcquireTaskResponse leased;
+  {
+    v1::AcquireTaskRequest acquire;
+    acquire.set_worker_id("holder");
+    acquire.set_wait_seconds(10);
+    grpc::ClientContext context;
+    ASSERT_TRUE(tasks_->AcquireTask(&context, acquire, &leased).ok());
+  }
+  ASSERT_TRUE(leased.has_task());
+  const std::string task_id = leased.task().task_id();
+  auto heartbeat = [&](const std::string& worker) {
+    v1::HeartbeatRequest r;
+    r.set_worker_id(worker);
+    r.set_task_id(task_id);
+    v1::HeartbeatResponse out;
+    grpc::ClientContext context;
+    return tasks_->Heartbeat(&context, r, &out);
+  };
+  auto report = [&](const std::string& worker, double reward, const std::string& error) {
+    v1::ReportResultRequest r;
+    r.set_worker_id(worker);
+    r.set_task_id(task_id);
+    r.mutable_metrics()->set_reward(reward);
+    r.set_error(error);
+    v1::ReportResultResponse out;
+    grpc::ClientContext context;
+    return tasks_->ReportResult(&context, r, &out);
+  };
+  auto trial = [&] {
+    v1::GetTrialRequest r;
+    r.set_job_id(job_id);
+    r.set_trial_id(leased.task().trial_id());
+    v1::Trial out;
+    grpc::ClientContext context;
+    EXPECT_TRUE(jobs_->GetTrial(&context, r, &out).ok());
+    return out;
+  };
+  EXPECT_EQ(heartbeat("intruder").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(report("intruder", 0.99, "").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(report("intruder", 0, "sabotage").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  v1::Trial before = trial();
+  EXPECT_EQ(before.state(), v1::TRIAL_STATE_RUNNING);
+  EXPECT_EQ(before.attempts(), 1);
+  // The holder's heartbeat and result are taken; the intruder's never were.
+  EXPECT_TRUE(heartbeat("holder").ok());
+  grpc::Status reported = report("holder", 0.25, "");
+  ASSERT_TRUE(reported.ok()) << reported.error_message();
+  v1::Trial after = trial();
+  EXPECT_EQ(after.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(after.metrics().reward(), 0.25);
+  EXPECT_EQ(after.worker_id(), "holder");
+  EXPECT_EQ(report("intruder", 0.99, "").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_DOUBLE_EQ(trial().metrics().reward(), 0.25);
 }
 
 }  // namespace
