@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/output.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
@@ -204,26 +205,7 @@ std::string Summary(const v1::Job& job, const v1::Trial& trial) {
       trial.metrics().latency_seconds(), trial.metrics().train_seconds(),
       trial.metrics().device().empty() ? "?" : trial.metrics().device(),
       trial.architecture().canonical());
-  const v1::Architecture& arch = trial.architecture();
-  if (arch.has_macro_cnn()) {
-    absl::StrAppend(&out, "layer  filter  filters  stride  inputs\n");
-    for (int i = 0; i < arch.macro_cnn().layers_size(); ++i) {
-      const v1::MacroCnnLayer& layer = arch.macro_cnn().layers(i);
-      std::string inputs = layer.inputs().empty() ? "image" : absl::StrJoin(layer.inputs(), ",");
-      absl::StrAppend(&out, absl::StrFormat("%5d  %dx%-4d  %7d  %6d  %s\n", i,
-                                            layer.filter_height(), layer.filter_width(),
-                                            layer.num_filters(), layer.stride(), inputs));
-    }
-  } else if (arch.has_cell()) {
-    absl::StrAppend(&out, "edge    operation\n");
-    int edge = 0;
-    for (int i = 1; i < arch.cell().num_nodes(); ++i) {
-      for (int j = 0; j < i && edge < arch.cell().edge_operations_size(); ++j, ++edge) {
-        absl::StrAppend(&out, absl::StrFormat("%d <- %d  %s\n", i, j,
-                                              arch.cell().edge_operations(edge)));
-      }
-    }
-  }
+  absl::StrAppend(&out, FormatArchitecture(trial.architecture()));
   if (!trial.metrics().epochs().empty()) {
     absl::StrAppend(&out, "\nepoch  train_loss  train_acc  val_acc  seconds\n");
     for (const v1::EpochResult& e : trial.metrics().epochs()) {

@@ -1,5 +1,5 @@
 // nasctl: the command-line client users live in. Submit jobs, watch them,
-// list and export their trials, and run a whole cluster locally.
+// list, inspect and export their trials, and run a whole cluster locally.
 //
 // Exit codes: 0 success, 1 failure (including a rejected job spec), 2 usage.
 #include <unistd.h>
@@ -74,6 +74,7 @@ constexpr char kUsage[] =
     "  get JOB                                        show one job\n"
     "  watch JOB                                      live view until the job ends\n"
     "  trials JOB [--top N] [--state S] [--order reward|time]\n"
+    "  trial JOB TRIAL                                one trial and its learning curve\n"
     "  export JOB [--trial ID] [--out DIR]            architecture JSON, summary, PyTorch module\n"
     "  cancel JOB                                     stop a job, keep its results\n"
     "  local up|down|status|address|prometheus-config a whole cluster on this machine\n"
@@ -333,6 +334,23 @@ int Trials(Client& client, const std::vector<std::string>& args) {
   return kOk;
 }
 
+int Trial(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 2) return Usage("trial takes a JOB id and a TRIAL id");
+  if (args[1].empty()) return Usage("trial: the TRIAL id is empty");
+  absl::StatusOr<OutputFormat> format = Format();
+  if (!format.ok()) return Usage(std::string(format.status().message()));
+  v1::GetTrialRequest request;
+  request.set_job_id(args[0]);
+  request.set_trial_id(args[1]);
+  v1::Trial trial;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  absl::Status status = FromGrpcStatus(client.stub()->GetTrial(&context, request, &trial));
+  if (!status.ok()) return client.FailCall(status);
+  std::cout << FormatTrial(trial, *format);
+  return kOk;
+}
+
 int Export(Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return Usage("export takes one JOB id");
   absl::StatusOr<v1::Job> job = FetchJob(client, args[0]);
@@ -471,6 +489,7 @@ int Run(const std::vector<std::string>& positional) {
     return Watch(client, args[0]);
   }
   if (command == "trials") return Trials(client, args);
+  if (command == "trial") return Trial(client, args);
   if (command == "export") return Export(client, args);
   if (command == "cancel") return Cancel(client, args);
   return Usage(absl::StrCat("unknown command '", command, "'"));

@@ -109,6 +109,12 @@ std::vector<std::string> JobRow(const v1::Job& job) {
           Time(job.create_time_unix_ms())};
 }
 
+std::vector<std::string> CurveRow(const v1::EpochResult& e) {
+  return {absl::StrCat(e.epoch()), absl::StrFormat("%.4f", e.train_loss()),
+          absl::StrFormat("%.4f", e.train_accuracy()),
+          absl::StrFormat("%.4f", e.validation_accuracy()), absl::StrFormat("%.2f", e.seconds())};
+}
+
 std::vector<std::string> TrialRow(const v1::Trial& t) {
   return {t.trial_id(),
           ShortState(t.state()),
@@ -133,6 +139,8 @@ const char* const kJobCsvColumns[] = {
 const char* const kTrialCsvColumns[] = {
     "trial_id", "state",    "reward",    "accuracy",  "parameters", "flops",
     "latency_seconds", "train_seconds", "attempts", "worker_id", "canonical", "error", nullptr};
+const char* const kCurveCsvColumns[] = {"epoch", "train_loss", "train_accuracy",
+                                        "validation_accuracy", "seconds", nullptr};
 
 absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text) {
   const std::string lower = absl::AsciiStrToLower(text);
@@ -269,6 +277,109 @@ std::string FormatTrials(const std::vector<v1::Trial>& trials, OutputFormat form
     }
   }
   return "";
+}
+
+}  // namespace nas::client
+
+namespace nas::client {
+
+std::string FormatArchitecture(const v1::Architecture& arch) {
+  std::string out;
+  if (arch.has_macro_cnn()) {
+    absl::StrAppend(&out, "layer  filter  filters  stride  inputs\n");
+    for (int i = 0; i < arch.macro_cnn().layers_size(); ++i) {
+      const v1::MacroCnnLayer& layer = arch.macro_cnn().layers(i);
+      std::string inputs = layer.inputs().empty() ? "image" : absl::StrJoin(layer.inputs(), ",");
+      absl::StrAppend(&out, absl::StrFormat("%5d  %dx%-4d  %7d  %6d  %s\n", i,
+                                            layer.filter_height(), layer.filter_width(),
+                                            layer.num_filters(), layer.stride(), inputs));
+    }
+  } else if (arch.has_cell()) {
+    absl::StrAppend(&out, "edge    operation\n");
+    int edge = 0;
+    for (int i = 1; i < arch.cell().num_nodes(); ++i) {
+      for (int j = 0; j < i && edge < arch.cell().edge_operations_size(); ++j, ++edge) {
+        absl::StrAppend(&out, absl::StrFormat("%d <- %d  %s\n", i, j,
+                                              arch.cell().edge_operations(edge)));
+      }
+    }
+  } else if (arch.has_recurrent_cell()) {
+    const v1::RecurrentCellArchitecture& cell = arch.recurrent_cell();
+    absl::StrAppend(&out, "node  combination  activation\n");
+    for (int i = 0; i < cell.nodes_size(); ++i) {
+      absl::StrAppend(&out, absl::StrFormat("%4d  %-11s  %s\n", i, cell.nodes(i).combination(),
+                                            cell.nodes(i).activation()));
+    }
+    if (cell.cell_inject_node() >= 0) {
+      absl::StrAppend(&out, absl::StrFormat("c_{t-1} joins node %d (%s, %s); c_t is node %d\n",
+                                            cell.cell_inject_node(),
+                                            cell.cell_inject_combination(),
+                                            cell.cell_inject_activation(),
+                                            cell.cell_output_node()));
+    }
+  }
+  return out;
+}
+
+std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
+  switch (format) {
+    case OutputFormat::kJson:
+      return Json(trial, /*pretty=*/true) + "\n";
+    case OutputFormat::kYaml:
+      return MessageToYaml(trial);
+    case OutputFormat::kCsv: {
+      std::vector<std::string> header;
+      for (int i = 0; kCurveCsvColumns[i] != nullptr; ++i) header.push_back(kCurveCsvColumns[i]);
+      std::string out = absl::StrJoin(header, ",") + "\n";
+      for (const v1::EpochResult& e : trial.curve()) out += absl::StrJoin(CurveRow(e), ",") + "\n";
+      return out;
+    }
+    case OutputFormat::kTable:
+      break;
+  }
+  const bool ended = trial.end_time_unix_ms() != 0;
+  const int64_t end_ms = ended ? trial.end_time_unix_ms() : absl::ToUnixMillis(absl::Now());
+  const double duration =
+      trial.create_time_unix_ms() == 0 ? -1 : (end_ms - trial.create_time_unix_ms()) / 1000.0;
+  const bool succeeded = trial.state() == v1::TRIAL_STATE_SUCCEEDED;
+  const v1::TrialMetrics& m = trial.metrics();
+  std::string out;
+  auto row = [&](const std::string& key, const std::string& value) {
+    absl::StrAppend(&out, absl::StrFormat("%-18s %s\n", key + ":", value));
+  };
+  row("trial", trial.trial_id());
+  row("job", trial.job_id());
+  row("state", ShortState(trial.state()));
+  if (!trial.error().empty()) row("error", trial.error());
+  row("attempts", absl::StrCat(trial.attempts()));
+  row("worker", trial.worker_id().empty() ? "-" : trial.worker_id());
+  row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
+  row("reward", succeeded ? Reward(m.reward()) : "-");
+  row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");
+  if (succeeded) {
+    row("parameters", absl::StrCat(m.parameters()));
+    row("flops", absl::StrCat(m.flops()));
+    row("latency", absl::StrFormat("%.6f s", m.latency_seconds()));
+    row("training",
+        absl::StrFormat("%.1f s on %s", m.train_seconds(), m.device().empty() ? "?" : m.device()));
+  }
+  row("created", Time(trial.create_time_unix_ms()));
+  row("ended", Time(trial.end_time_unix_ms()));
+  row("duration", absl::StrCat(FormatDuration(duration), ended || duration < 0 ? "" : " so far"));
+  row("architecture", trial.architecture().canonical());
+  if (std::string readable = FormatArchitecture(trial.architecture()); !readable.empty()) {
+    absl::StrAppend(&out, "\n", readable);
+  }
+  absl::StrAppend(&out, "\n");
+  if (trial.curve().empty()) {
+    absl::StrAppend(&out, "no learning curve stored (no epoch reported yet)\n");
+    return out;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::EpochResult& e : trial.curve()) rows.push_back(CurveRow(e));
+  absl::StrAppend(&out,
+                  Table({"EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL ACC", "SECONDS"}, rows));
+  return out;
 }
 
 }  // namespace nas::client

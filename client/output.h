@@ -19,10 +19,20 @@ std::string FormatJobs(const std::vector<v1::Job>& jobs, OutputFormat format);
 // One job in detail (table form is a key: value listing).
 std::string FormatJob(const v1::Job& job, OutputFormat format);
 std::string FormatTrials(const std::vector<v1::Trial>& trials, OutputFormat format);
+// One trial in detail (`nasctl trial`): the table form is a key: value
+// listing, the architecture in readable form and the learning curve
+// (Trial.curve) as a table; json / yaml are the whole nas.v1.Trial; csv is the
+// curve, one row per epoch (kCurveCsvColumns).
+std::string FormatTrial(const v1::Trial& trial, OutputFormat format);
+// An architecture for people, one line per layer, edge or tree node (empty
+// for an architecture without a form): used by `nasctl trial` and export's
+// summary.txt.
+std::string FormatArchitecture(const v1::Architecture& architecture);
 
 // Column names of the CSV forms.
 extern const char* const kJobCsvColumns[];
 extern const char* const kTrialCsvColumns[];
+extern const char* const kCurveCsvColumns[];
 
 // Helpers shared by the live view.
 std::string FormatDuration(double seconds);

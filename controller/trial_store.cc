@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -17,6 +19,9 @@
 namespace nas::controller {
 namespace {
 
+// Version 1 gained the curves table without a new number: adding a table
+// keeps the file readable by controllers that do not know it (they ignore
+// it), and CREATE TABLE IF NOT EXISTS adds it to a database made before it.
 constexpr int kSchemaVersion = 1;
 
 constexpr char kSchema[] = R"sql(
@@ -56,6 +61,18 @@ CREATE TABLE IF NOT EXISTS trials (
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
 CREATE INDEX IF NOT EXISTS trials_by_sequence ON trials(job_id, sequence);
 CREATE INDEX IF NOT EXISTS trials_by_round ON trials(job_id, replica, round);
+CREATE TABLE IF NOT EXISTS curves (
+  job_id              TEXT NOT NULL,
+  trial_id            TEXT NOT NULL,
+  attempt             INTEGER NOT NULL,
+  epoch               INTEGER NOT NULL,
+  train_loss          REAL,
+  train_accuracy      REAL,
+  validation_accuracy REAL,
+  seconds             REAL,
+  PRIMARY KEY (job_id, trial_id, attempt, epoch),
+  FOREIGN KEY (job_id, trial_id) REFERENCES trials(job_id, trial_id)
+);
 )sql";
 
 }  // namespace
@@ -128,6 +145,10 @@ class Statement {
     sqlite3_bind_double(stmt_, index, value);
     return *this;
   }
+  // NaN as NULL: SQLite would store NULL for it anyway; see Real.
+  Statement& BindReal(int index, double value) {
+    return std::isnan(value) ? BindNull(index) : Bind(index, value);
+  }
   Statement& BindNull(int index) {
     sqlite3_bind_null(stmt_, index);
     return *this;
@@ -157,6 +178,10 @@ class Statement {
   }
   int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
   double Real(int column) { return sqlite3_column_double(stmt_, column); }
+  // NULL as NaN (BindReal's inverse).
+  double RealOrNan(int column) {
+    return IsNull(column) ? std::numeric_limits<double>::quiet_NaN() : Real(column);
+  }
   bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
  private:
@@ -496,6 +521,43 @@ void TrialStore::MarkRunningAsync(std::string job_id, std::string trial_id, std:
   SubmitAsync(std::move(write));
 }
 
+void TrialStore::AppendCurveAsync(std::string job_id, std::string trial_id, int attempt,
+                                  std::vector<v1::EpochResult> epochs) {
+  if (epochs.empty()) return;  // nothing to store
+  auto write = std::make_unique<QueuedWrite>();
+  write->job_id = std::move(job_id);
+  write->trial_id = std::move(trial_id);
+  write->attempt = attempt;
+  write->curve = std::move(epochs);
+  write->has_curve = true;
+  SubmitAsync(std::move(write));
+}
+
+absl::Status TrialStore::AppendCurveLocked(const QueuedWrite& write) {
+  for (const v1::EpochResult& epoch : write.curve) {
+    if (epoch.epoch() < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("epoch must be >= 1, got ", epoch.epoch()));
+    }
+  }
+  for (const v1::EpochResult& epoch : write.curve) {
+    Statement upsert(statements_.get(),
+                     "INSERT OR REPLACE INTO curves (job_id, trial_id, attempt, epoch, "
+                     "train_loss, train_accuracy, validation_accuracy, seconds) "
+                     "VALUES (?,?,?,?,?,?,?,?)");
+    RETURN_IF_ERROR(upsert.prepared());
+    upsert.Bind(1, write.job_id)
+        .Bind(2, write.trial_id)
+        .Bind(3, write.attempt)
+        .Bind(4, epoch.epoch())
+        .BindReal(5, epoch.train_loss())
+        .BindReal(6, epoch.train_accuracy())
+        .BindReal(7, epoch.validation_accuracy())
+        .BindReal(8, epoch.seconds());
+    RETURN_IF_ERROR(upsert.Run());  // an unknown trial fails its foreign key
+  }
+  return absl::OkStatus();
+}
+
 void TrialStore::Submit(QueuedWrite* write) {
   if (std::this_thread::get_id() == writer_.get_id()) {
     // A callback of an asynchronous write waiting for its own thread.
@@ -590,6 +652,18 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
       if (!write->result.ok() && !absl::IsNotFound(write->result.status())) {
         failed = write->result.status();
       }
+      continue;
+    }
+    if (write->has_curve) {
+      // Progress, not a result: a curve that cannot be stored is dropped
+      // whole without undoing the batch's other writes. Only SQLite failing
+      // to roll back to the savepoint fails the batch.
+      failed = ExecCached("SAVEPOINT append_curve");
+      if (!failed.ok()) break;
+      absl::Status stored = AppendCurveLocked(*write);
+      if (!stored.ok()) failed = ExecCached("ROLLBACK TO append_curve");
+      if (failed.ok()) failed = ExecCached("RELEASE append_curve");
+      write->result = stored.ok() ? absl::StatusOr<bool>(true) : stored;
       continue;
     }
     if (write->job_id.empty()) {  // Flush
@@ -798,7 +872,43 @@ absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
                                    ? absl::StrCat("job ", job_id, " has no succeeded trial yet")
                                    : absl::StrCat("no trial ", trial_id, " in job ", job_id));
   }
-  return ReadTrial(select);
+  ASSIGN_OR_RETURN(v1::Trial trial, ReadTrial(select));
+  RETURN_IF_ERROR(ReadCurveLocked(&trial));
+  return trial;
+}
+
+absl::Status TrialStore::ReadCurveLocked(v1::Trial* trial) {
+  Statement select(statements_.get(),
+                   "SELECT attempt, epoch, train_loss, train_accuracy, validation_accuracy, "
+                   "seconds FROM curves WHERE job_id=?1 AND trial_id=?2 AND attempt = "
+                   "(SELECT MAX(attempt) FROM curves WHERE job_id=?1 AND trial_id=?2) "
+                   "ORDER BY epoch");
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, trial->job_id()).Bind(2, trial->trial_id());
+  int64_t attempt = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    attempt = select.Int(0);
+    v1::EpochResult* epoch = trial->add_curve();
+    epoch->set_epoch(static_cast<int32_t>(select.Int(1)));
+    epoch->set_train_loss(select.RealOrNan(2));
+    epoch->set_train_accuracy(select.RealOrNan(3));
+    epoch->set_validation_accuracy(select.RealOrNan(4));
+    epoch->set_seconds(select.RealOrNan(5));
+  }
+  // The final metrics are the curve of the attempt that reported them
+  // (Trial.attempts); they count when no rows are stored or the rows are of
+  // an earlier attempt.
+  const bool metrics_later = trial->curve_size() == 0 || trial->attempts() > attempt;
+  if (metrics_later && trial->metrics().epochs_size() > 0) {
+    *trial->mutable_curve() = trial->metrics().epochs();
+    std::stable_sort(trial->mutable_curve()->begin(), trial->mutable_curve()->end(),
+                     [](const v1::EpochResult& a, const v1::EpochResult& b) {
+                       return a.epoch() < b.epoch();
+                     });
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::Trial>> TrialStore::TrialsAfter(const std::string& job_id,

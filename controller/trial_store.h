@@ -5,11 +5,11 @@
 //
 // Thread-safe: one connection, serialized by a mutex. Trial writes
 // group-commit: the store's writer thread puts every InsertTrials /
-// FinishTrial / MarkRunning queued since its last transaction into one
-// transaction. The blocking calls return once the transaction holding their
-// write has committed; FinishTrialAsync calls back after that commit, and
-// MarkRunningAsync does not wait at all. Statements are prepared once per
-// connection.
+// FinishTrial / MarkRunning / AppendCurveAsync queued since its last
+// transaction into one transaction. The blocking calls return once the
+// transaction holding their write has committed; FinishTrialAsync calls back
+// after that commit, and MarkRunningAsync and AppendCurveAsync do not wait at
+// all. Statements are prepared once per connection.
 #ifndef NAS_CONTROLLER_TRIAL_STORE_H_
 #define NAS_CONTROLLER_TRIAL_STORE_H_
 
@@ -91,6 +91,17 @@ class TrialStore {
   void MarkRunningAsync(std::string job_id, std::string trial_id, std::string worker_id,
                         int attempt) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
 
+  // Stores epoch results of one attempt of a trial (a heartbeat's), replacing
+  // epochs already stored for that attempt. Queued for the next group commit
+  // without waiting (like MarkRunningAsync): a curve point is progress, not a
+  // result; losing the last ones in a crash is acceptable. Safe on the writer thread.
+  //
+  // Never fails the other writes of its batch: a curve that cannot be stored
+  // (an unknown trial, an epoch < 1) is dropped whole, in its own savepoint.
+  // A NaN (a diverged loss) is stored as NULL and read back as NaN.
+  void AppendCurveAsync(std::string job_id, std::string trial_id, int attempt,
+                        std::vector<v1::EpochResult> epochs) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+
   // Returns once every write queued before it has committed and the
   // callbacks of the asynchronous ones have returned.
   absl::Status Flush() ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
@@ -123,7 +134,13 @@ class TrialStore {
                                                      int limit, int64_t* total)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // One trial; an empty trial_id means the best succeeded trial. NOT_FOUND if none.
+  // One trial; an empty trial_id means the best succeeded trial. NOT_FOUND if
+  // none. Trial.curve is the latest attempt's learning curve: the stored
+  // curve rows of the highest attempt that has any, or the final metrics'
+  // epochs when they belong to a later attempt (Trial.attempts) or no rows
+  // are stored (a trial finished before curves were stored, or by workers
+  // that sent no epochs in heartbeats). Rows win over metrics of the same
+  // attempt. The list reads (ListTrials, TrialsAfter) leave it empty.
   absl::StatusOr<v1::Trial> GetTrial(const std::string& job_id, const std::string& trial_id)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -134,14 +151,17 @@ class TrialStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // One InsertTrials, FinishTrial or MarkRunning waiting for its group commit.
-  // A blocking call's write lives on its caller's stack; an asynchronous one
-  // is owned by the queue and deleted after its callback.
+  // One InsertTrials, FinishTrial, AppendCurveAsync or MarkRunning waiting
+  // for its group commit. A blocking call's write lives on its caller's
+  // stack; an asynchronous one is owned by the queue and deleted after its
+  // callback.
   struct QueuedWrite {
     const std::vector<PendingTrial>* insert = nullptr;  // InsertTrials
     v1::Trial finish;                                   // FinishTrial if has_finish
     bool has_finish = false;
-    std::string job_id, trial_id, worker_id;  // else MarkRunning
+    std::vector<v1::EpochResult> curve;  // AppendCurveAsync if has_curve
+    bool has_curve = false;
+    std::string job_id, trial_id, worker_id;  // else MarkRunning (and the curve's trial)
     int attempt = 0;
     absl::StatusOr<bool> result = false;
     // Asynchronous writes: called after the commit (may be empty: a mark).
@@ -170,6 +190,10 @@ class TrialStore {
   absl::StatusOr<bool> FinishLocked(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertLocked(const std::vector<PendingTrial>& trials)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Upserts the epochs of an AppendCurveAsync write.
+  absl::Status AppendCurveLocked(const QueuedWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills trial->curve (see GetTrial).
+  absl::Status ReadCurveLocked(v1::Trial* trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Lock order: queue_mu_ is never held while taking mu_.
   absl::Mutex queue_mu_;

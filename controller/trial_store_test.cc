@@ -1,5 +1,8 @@
 #include "controller/trial_store.h"
 
+#include <sqlite3.h>
+
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -9,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/file_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -51,6 +55,25 @@ v1::Trial Succeeded(const std::string& job, const std::string& id, double reward
   trial.set_worker_id("w1");
   trial.set_attempts(1);
   return trial;
+}
+
+v1::EpochResult Epoch(int epoch, double validation_accuracy) {
+  v1::EpochResult result;
+  result.set_epoch(epoch);
+  result.set_train_loss(2.0 / epoch);
+  result.set_train_accuracy(validation_accuracy + 0.05);
+  result.set_validation_accuracy(validation_accuracy);
+  result.set_seconds(1.5 * epoch);
+  return result;
+}
+
+// "epoch:validation_accuracy" of each curve point, in order.
+std::string CurveString(const v1::Trial& trial) {
+  std::string out;
+  for (const v1::EpochResult& e : trial.curve()) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", e.epoch(), ":", e.validation_accuracy());
+  }
+  return out;
 }
 
 // A canonical string for `a`; every 7th carries characters JSON escapes.
@@ -370,6 +393,178 @@ TEST(TrialStoreTest, ConcurrentReportsAndRunningMarksAreEachCommittedOnce) {
   EXPECT_EQ(sequences.size(), done->size());
   EXPECT_EQ(*sequences.begin(), 1);
   EXPECT_EQ(*sequences.rbegin(), kThreads * kPerThread);
+}
+
+TEST(TrialStoreTest, CurvePointsAreReadInEpochOrderAndAResentEpochReplacesItsRow) {
+  auto store = TrialStore::Open({DbPath("curve_order"), false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  (*store)->AppendCurveAsync("j", "a", 1, {Epoch(2, 0.5), Epoch(1, 0.25)});
+  (*store)->AppendCurveAsync("j", "a", 1, {Epoch(3, 0.75)});
+  v1::EpochResult diverged = Epoch(2, 0.625);  // epoch 2 again, new values
+  diverged.set_train_loss(std::nan(""));
+  (*store)->AppendCurveAsync("j", "a", 1, {diverged});
+  (*store)->AppendCurveAsync("j", "a", 1, {});  // nothing to store
+  ASSERT_TRUE((*store)->Flush().ok());
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(CurveString(*a), "1:0.25 2:0.625 3:0.75");
+  ASSERT_EQ(a->curve_size(), 3);
+  EXPECT_DOUBLE_EQ(a->curve(0).train_loss(), 2.0);
+  EXPECT_DOUBLE_EQ(a->curve(0).train_accuracy(), 0.3);
+  EXPECT_DOUBLE_EQ(a->curve(0).seconds(), 1.5);
+  EXPECT_TRUE(std::isnan(a->curve(1).train_loss()));  // stored as NULL, read back as NaN
+  EXPECT_DOUBLE_EQ(a->curve(2).seconds(), 4.5);
+}
+
+TEST(TrialStoreTest, GetTrialReturnsTheCurveOfTheLatestAttempt) {
+  auto store = TrialStore::Open({DbPath("curve_attempts"), false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE((*store)
+                  ->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0),
+                                  MakeTrial("j", "c", 0, 0), MakeTrial("j", "d", 0, 0)})
+                  .ok());
+  // a: attempt 1 got three epochs in, attempt 2 one; a late heartbeat of
+  // attempt 1 does not make its curve the latest.
+  (*store)->AppendCurveAsync("j", "a", 1, {Epoch(1, 0.1), Epoch(2, 0.2), Epoch(3, 0.3)});
+  (*store)->AppendCurveAsync("j", "a", 2, {Epoch(1, 0.4)});
+  (*store)->AppendCurveAsync("j", "a", 1, {Epoch(4, 0.35)});
+  // b: rows of attempt 1, then attempt 2 succeeded with epochs in its final
+  // metrics but sent none in heartbeats: the metrics are the latest curve.
+  (*store)->AppendCurveAsync("j", "b", 1, {Epoch(1, 0.1)});
+  v1::Trial b = Succeeded("j", "b", 0.9);
+  b.set_attempts(2);
+  *b.mutable_metrics()->add_epochs() = Epoch(2, 0.9);
+  *b.mutable_metrics()->add_epochs() = Epoch(1, 0.8);
+  ASSERT_TRUE((*store)->FinishTrial(b).ok());
+  // c: no rows at all (finished before curves were stored): the metrics.
+  v1::Trial c = Succeeded("j", "c", 0.5);
+  *c.mutable_metrics()->add_epochs() = Epoch(1, 0.5);
+  ASSERT_TRUE((*store)->FinishTrial(c).ok());
+  // d: rows and metrics of the same attempt: the rows win.
+  (*store)->AppendCurveAsync("j", "d", 1, {Epoch(1, 0.6), Epoch(2, 0.7)});
+  v1::Trial d = Succeeded("j", "d", 0.7);
+  *d.mutable_metrics()->add_epochs() = Epoch(2, 0.7);
+  ASSERT_TRUE((*store)->FinishTrial(d).ok());
+  ASSERT_TRUE((*store)->Flush().ok());
+
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(CurveString(*a), "1:0.4");
+  auto stored_b = (*store)->GetTrial("j", "b");
+  ASSERT_TRUE(stored_b.ok()) << stored_b.status();
+  EXPECT_EQ(CurveString(*stored_b), "1:0.8 2:0.9");
+  auto stored_c = (*store)->GetTrial("j", "c");
+  ASSERT_TRUE(stored_c.ok()) << stored_c.status();
+  EXPECT_EQ(CurveString(*stored_c), "1:0.5");
+  auto stored_d = (*store)->GetTrial("j", "d");
+  ASSERT_TRUE(stored_d.ok()) << stored_d.status();
+  EXPECT_EQ(CurveString(*stored_d), "1:0.6 2:0.7");
+  // The best-trial form fills the curve too.
+  auto best = (*store)->GetTrial("j", "");
+  ASSERT_TRUE(best.ok()) << best.status();
+  EXPECT_EQ(best->trial_id(), "b");
+  EXPECT_EQ(CurveString(*best), "1:0.8 2:0.9");
+}
+
+TEST(TrialStoreTest, CurvesSurviveClosingAndReopening) {
+  const std::string path = DbPath("curve_reopen");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+    (*store)->AppendCurveAsync("j", "a", 1, {Epoch(1, 0.5)});
+    ASSERT_TRUE((*store)->Flush().ok());
+    // Queued and not flushed: closing the store writes it.
+    (*store)->AppendCurveAsync("j", "a", 1, {Epoch(2, 0.75)});
+  }
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(CurveString(*a), "1:0.5 2:0.75");
+}
+
+TEST(TrialStoreTest, ACurveThatCannotBeStoredDoesNotFailTheWritesOfItsBatch) {
+  auto store = TrialStore::Open({DbPath("curve_batch"), false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  TrialStore* raw = store->get();
+  ASSERT_TRUE(raw->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE(raw->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0)}).ok());
+  // Hold the writer thread in a callback so that every write queued
+  // meanwhile shares its next batch (one transaction).
+  absl::Notification writer_held, release;
+  raw->FinishTrialAsync(Succeeded("j", "a", 0.5), [&](absl::StatusOr<bool>) {
+    writer_held.Notify();
+    release.WaitForNotification();
+  });
+  writer_held.WaitForNotification();
+  raw->AppendCurveAsync("j", "b", 1, {Epoch(1, 0.25)});
+  raw->AppendCurveAsync("j", "nope", 1, {Epoch(1, 0.5)});              // unknown trial
+  raw->AppendCurveAsync("other-job", "b", 1, {Epoch(1, 0.5)});         // unknown job
+  raw->AppendCurveAsync("j", "b", 1, {Epoch(2, 0.5), Epoch(0, 0.5)});  // epoch 0: dropped whole
+  absl::StatusOr<bool> finished = absl::UnknownError("no callback");
+  raw->FinishTrialAsync(Succeeded("j", "b", 0.75), [&](absl::StatusOr<bool> r) { finished = r; });
+  raw->AppendCurveAsync("j", "b", 1, {Epoch(3, 0.75)});
+  release.Notify();
+  ASSERT_TRUE(raw->Flush().ok());
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_TRUE(*finished);
+  auto b = raw->GetTrial("j", "b");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(b->metrics().reward(), 0.75);
+  EXPECT_EQ(CurveString(*b), "1:0.25 3:0.75");
+  EXPECT_TRUE(absl::IsNotFound(raw->GetTrial("j", "nope").status()));
+}
+
+TEST(TrialStoreTest, ListsOfTrialsLeaveTheCurveEmpty) {
+  auto store = TrialStore::Open({DbPath("curve_lists"), false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  (*store)->AppendCurveAsync("j", "a", 1, {Epoch(1, 0.5), Epoch(2, 0.6)});
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "a", 0.6)).ok());
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->curve_size(), 2);  // stored, so the lists below could show it
+  int64_t total = 0;
+  auto listed = (*store)->ListTrials("j", v1::ListTrialsRequest::ORDER_REWARD,
+                                     v1::TRIAL_STATE_UNSPECIFIED, 0, 10, &total);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].curve_size(), 0);
+  auto after = (*store)->TrialsAfter("j", 0, 10);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].curve_size(), 0);
+}
+
+TEST(TrialStoreTest, ADatabaseMadeBeforeCurvesGetsTheTableWhenOpened) {
+  const std::string path = DbPath("curve_upgrade");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  }
+  // What the previous version left: the same schema (version 1) without curves.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE curves", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  (*store)->AppendCurveAsync("j", "a", 1, {Epoch(1, 0.5)});
+  ASSERT_TRUE((*store)->Flush().ok());
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(CurveString(*a), "1:0.5");
 }
 
 TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {

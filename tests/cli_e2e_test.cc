@@ -1,8 +1,8 @@
 // End to end through the CLI, as a user runs it: `nasctl local up` starts a
 // real cluster of processes, a job is submitted and watched to completion,
-// its trials are listed in every output format, the best one is exported
-// (the PyTorch module must compile), and `nasctl local down` leaves no
-// process behind.
+// its trials are listed in every output format, one is shown in detail
+// (`nasctl trial`), the best one is exported (the PyTorch module must
+// compile), and `nasctl local down` leaves no process behind.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -137,6 +137,41 @@ evaluator:
   EXPECT_EQ(trial_rows[0],
             "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,attempts,"
             "worker_id,canonical,error");
+
+  // One trial in detail. Its curve may be empty: only its id and state are checked.
+  const std::string best_trial = std::vector<std::string>(absl::StrSplit(trial_rows[1], ','))[0];
+  Result trial = Nasctl({"trial", synthetic_job, best_trial});
+  ASSERT_EQ(trial.exit_code, 0) << trial.output;
+  EXPECT_NE(trial.output.find("trial:             " + best_trial + "\n"), std::string::npos)
+      << trial.output;
+  EXPECT_NE(trial.output.find("state:             succeeded\n"), std::string::npos)
+      << trial.output;
+  Result trial_json = Nasctl({"trial", synthetic_job, best_trial, "-o", "json"});
+  ASSERT_EQ(trial_json.exit_code, 0) << trial_json.output;
+  const std::string trial_json_path = dir_ + "/trial.json";
+  ASSERT_TRUE(WriteFileAtomically(trial_json_path, trial_json.output).ok());
+  Result trial_parsed =
+      RunCommand({"/usr/bin/python3", "-c",
+                  "import json,sys; t=json.load(open(sys.argv[1])); "
+                  "assert t['trial_id']==sys.argv[2], t['trial_id']; "
+                  "assert t['state']=='TRIAL_STATE_SUCCEEDED', t['state']; "
+                  "assert isinstance(t['curve'], list)",
+                  trial_json_path, best_trial},
+                 dir_, absl::Seconds(30));
+  EXPECT_EQ(trial_parsed.exit_code, 0) << trial_json.output << trial_parsed.output;
+  Result trial_yaml = Nasctl({"trial", synthetic_job, best_trial, "-o", "yaml"});
+  ASSERT_EQ(trial_yaml.exit_code, 0) << trial_yaml.output;
+  EXPECT_NE(trial_yaml.output.find("trial_id: " + best_trial + "\n"), std::string::npos)
+      << trial_yaml.output;
+  Result no_trial = Nasctl({"trial", synthetic_job, "t999999"});
+  EXPECT_EQ(no_trial.exit_code, 1) << no_trial.output;
+  EXPECT_NE(no_trial.output.find("no trial t999999 in job " + synthetic_job), std::string::npos)
+      << no_trial.output;
+  Result no_job = Nasctl({"trial", "no-such-job", best_trial});
+  EXPECT_EQ(no_job.exit_code, 1) << no_job.output;
+  EXPECT_NE(no_job.output.find("no job 'no-such-job'"), std::string::npos) << no_job.output;
+  EXPECT_EQ(Nasctl({"trial", synthetic_job}).exit_code, 2);
+
   Result json = Nasctl({"trials", trained_job, "-o", "json", "--top", "1"});
   ASSERT_EQ(json.exit_code, 0);
   const std::string json_path = dir_ + "/trials.json";
