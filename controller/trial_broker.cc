@@ -222,7 +222,9 @@ absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
         absl::StrCat("worker ", worker_id, " holds no lease on task ", task_id,
                      " (it expired, the attempt ended, or it was never leased to this worker)"));
   }
-  (void)epochs;
+  if (!epochs.empty()) {
+    options_.store->AppendCurveAsync(parts->job_id, parts->trial_id, parts->attempt, epochs);
+  }
   if (lease->cancelled) return true;
   absl::MutexLock lock(&mu_);
   auto job = jobs_.find(parts->job_id);

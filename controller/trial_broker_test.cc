@@ -124,18 +124,29 @@ TEST_F(TrialBrokerTest, OnlyTheLeaseHolderMayHeartbeatOrReport) {
   EXPECT_EQ(task->attempt(), 1);
 
   // Another worker, and a task id the holder was never given, change nothing.
-  EXPECT_EQ(broker_->Heartbeat(task->task_id(), "intruder", {}).status().code(),
+  std::vector<v1::EpochResult> forged(1);
+  forged[0].set_epoch(1);
+  forged[0].set_validation_accuracy(0.99);
+  EXPECT_EQ(broker_->Heartbeat(task->task_id(), "intruder", forged).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Report(task->task_id(), "intruder", "", 0.9).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Report(MakeTaskId(kJob, "t000000", 2), "holder", "", 0.9).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_RUNNING);
+  EXPECT_EQ(Stored("t000000").curve_size(), 0);
 
-  // The holder's heartbeat and report are taken.
-  absl::StatusOr<bool> cancel = broker_->Heartbeat(task->task_id(), "holder", {});
+  // The holder's heartbeat and report are taken; its epochs are the curve.
+  std::vector<v1::EpochResult> epochs(2);
+  for (int e = 0; e < 2; ++e) {
+    epochs[e].set_epoch(e + 1);
+    epochs[e].set_validation_accuracy(0.5 + 0.1 * e);
+  }
+  absl::StatusOr<bool> cancel = broker_->Heartbeat(task->task_id(), "holder", epochs);
   ASSERT_TRUE(cancel.ok()) << cancel.status();
   EXPECT_FALSE(*cancel);
+  ASSERT_EQ(Stored("t000000").curve_size(), 2);
+  EXPECT_DOUBLE_EQ(Stored("t000000").curve(1).validation_accuracy(), 0.6);
   absl::StatusOr<bool> duplicate = Report(task->task_id(), "holder", "", 0.25);
   ASSERT_TRUE(duplicate.ok()) << duplicate.status();
   EXPECT_FALSE(*duplicate);
