@@ -38,6 +38,25 @@ TEST(JobSpecTest, DefaultsFillThePapersControllerAndTheRewardFormula) {
   EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
 }
 
+TEST(JobSpecTest, DefaultsFillTheCellsTrainingShapeAndTheTrainEvaluator) {
+  v1::JobSpec spec = WithDefaults(Parse(R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, nor_conv_3x3]}
+budget: {max_trials: 10}
+evaluator: {train: {dataset: fashion_mnist, epochs: 2, batch_size: 64}}
+)"));
+  EXPECT_EQ(spec.search_space().cell().cells_per_stage(), 1);
+  EXPECT_EQ(spec.search_space().cell().initial_channels(), 16);
+  const v1::TrainEvaluatorSpec& train = spec.evaluator().train();
+  EXPECT_EQ(train.batch_size(), 64);
+  EXPECT_EQ(train.validation_size(), 5000);
+  EXPECT_DOUBLE_EQ(train.learning_rate(), 0.1);
+  EXPECT_DOUBLE_EQ(train.momentum(), 0.9);
+  EXPECT_DOUBLE_EQ(train.weight_decay(), 1e-4);
+  EXPECT_EQ(train.lr_schedule(), "cosine");
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
 TEST(JobSpecTest, ExplicitZeroReplicasIsAnErrorNotADefault) {
   v1::JobSpec spec = Parse(std::string(kMinimal) + "parallelism: {num_replicas: 0}\n");
   absl::Status status = ValidateJobSpec(WithDefaults(spec));

@@ -1,6 +1,6 @@
 #include <random>
 
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 #include "controller/strategies.h"
 
 namespace nas::controller {
@@ -19,9 +19,9 @@ class RandomStrategy : public SearchStrategy {
   absl::StatusOr<std::vector<v1::Architecture>> Sample(int count,
                                                       const SampleContext& context) override {
     const int layers =
-        space_.has_macro_cnn() ? LayersForSamples(space_.macro_cnn(), context.samples_so_far) : 0;
+        space_.has_macro_cnn() ? search_space::LayersForSamples(space_.macro_cnn(), context.samples_so_far) : 0;
     std::vector<v1::Architecture> out;
-    for (int i = 0; i < count; ++i) out.push_back(SampleUniform(space_, layers, rng_));
+    for (int i = 0; i < count; ++i) out.push_back(search_space::SampleUniform(space_, layers, rng_));
     return out;
   }
   absl::StatusOr<std::vector<FlatTensor>> Gradient(const std::vector<v1::Architecture>&,

@@ -6,7 +6,7 @@
 
 #include "controller/job_spec.h"
 #include "controller/lstm_policy.h"
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 #include "controller/strategy.h"
 #include "gtest/gtest.h"
 
@@ -112,12 +112,12 @@ TEST_F(StrategyTest, AnchorProbabilitiesStayStrictlyBetweenZeroAndOne) {
   torch::NoGradGuard no_grad;
   std::vector<std::vector<int>> tokens = policy->Run(1, 4, nullptr, &rng).tokens;
   // Force every anchor token to 1, then every one to 0: both finite.
-  const std::vector<Decision> decisions = Decisions(spec.search_space(), 4);
+  const std::vector<search_space::Decision> decisions = search_space::Decisions(spec.search_space(), 4);
   for (int bit : {0, 1}) {
     std::vector<int> forced = tokens[0];
     size_t t = 0;
-    for (const Decision& d : decisions) {
-      if (d.kind == Decision::Kind::kAnchor) {
+    for (const search_space::Decision& d : decisions) {
+      if (d.kind == search_space::Decision::Kind::kAnchor) {
         for (int j = 0; j < d.num_choices; ++j) forced[t++] = bit;
       } else {
         ++t;

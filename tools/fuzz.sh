@@ -35,11 +35,11 @@ command -v "$cxx" >/dev/null || die "$cxx not found: bash tools/setup.sh install
 # Repository sources each target links, besides fuzz/<target>_fuzzer.cc and
 # the generated protos (job.pb.cc, search_space.pb.cc, task_service.pb.cc).
 declare -A sources=(
-  [job_spec]="common/proto_yaml.cc controller/job_spec.cc controller/search_space.cc"
-  [search_space]="controller/search_space.cc"
+  [job_spec]="common/proto_yaml.cc controller/job_spec.cc search_space/search_space.cc search_space/defaults.cc"
+  [search_space]="search_space/search_space.cc search_space/defaults.cc"
   [idx]="worker/dataset.cc common/file_util.cc"
   [cifar]="worker/dataset.cc common/file_util.cc"
-  [lookup_csv]="worker/lookup_evaluator.cc worker/reward.cc common/file_util.cc"
+  [lookup_csv]="worker/lookup_evaluator.cc worker/reward.cc common/file_util.cc search_space/search_space.cc search_space/defaults.cc"
 )
 # Largest input per target: the parsers see whole files, but bigger inputs
 # only slow the search down. CIFAR needs room for a few 3073-byte records.
