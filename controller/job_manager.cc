@@ -12,7 +12,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "controller/job_spec.h"
-#include "controller/strategy.h"
+#include "controller/strategy_registry.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"

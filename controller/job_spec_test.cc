@@ -86,6 +86,35 @@ reward: {power: -1}
   }
 }
 
+TEST(JobSpecTest, AStrategyNameIsCheckedAgainstTheRegistry) {
+  for (const char* name : {"random", "reinforce"}) {
+    v1::JobSpec spec = WithDefaults(Parse(kMinimal));
+    spec.mutable_strategy()->set_name(name);
+    EXPECT_TRUE(ValidateJobSpec(spec).ok()) << name << ": " << ValidateJobSpec(spec);
+  }
+  v1::JobSpec spec = WithDefaults(Parse(kMinimal));
+  spec.mutable_strategy()->set_name("evolution");
+  const absl::Status status = ValidateJobSpec(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "strategy.name: unknown strategy 'evolution' (known: random, reinforce)");
+}
+
+TEST(JobSpecTest, EvolutionFieldsAreRefusedUntilTheStrategyExists) {
+  v1::JobSpec spec =
+      WithDefaults(Parse(std::string(kMinimal) + "strategy: {population_size: 50, tournament_size: 10}\n"));
+  const absl::Status status = ValidateJobSpec(spec);
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  for (const char* line :
+       {"strategy.population_size: reserved for a future evolution strategy (not implemented yet); must be unset",
+        "strategy.tournament_size: reserved for a future evolution strategy (not implemented yet); must be unset"}) {
+    EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
+  }
+  spec.mutable_strategy()->clear_population_size();
+  spec.mutable_strategy()->clear_tournament_size();
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
 TEST(JobSpecTest, BundledExamplesAreValid) {
   // The examples directory is checked by the end-to-end tests too; here the
   // minimal spec with every evaluator kind validates.

@@ -1,7 +1,8 @@
+#include "controller/random_strategy.h"
+
 #include <random>
 
 #include "search_space/search_space.h"
-#include "controller/strategies.h"
 
 namespace nas::controller {
 namespace {
@@ -35,11 +36,6 @@ class RandomStrategy : public SearchStrategy {
 };
 
 }  // namespace
-
-uint64_t ReplicaSeed(int64_t seed, int replica_index) {
-  return static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(replica_index) * 7919ULL +
-         1;
-}
 
 std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index) {
   return std::make_unique<RandomStrategy>(spec, replica_index);

@@ -1,3 +1,5 @@
+#include "controller/reinforce_strategy.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -6,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "controller/fast_policy.h"
 #include "search_space/search_space.h"
-#include "controller/strategies.h"
 
 namespace nas::controller {
 namespace {
