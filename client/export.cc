@@ -6,6 +6,7 @@
 #include "client/output.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "search_space/defaults.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace nas::client {
@@ -237,9 +238,9 @@ absl::StatusOr<std::string> PyTorchModule(const v1::Job& job, const v1::Trial& t
   if (arch.has_cell()) {
     std::vector<std::string> ops;
     for (const std::string& op : arch.cell().edge_operations()) ops.push_back(absl::StrCat("\"", op, "\""));
-    const v1::CellSpace& space = job.spec().search_space().cell();
-    const int cells = space.cells_per_stage() > 0 ? space.cells_per_stage() : 1;
-    const int channels = space.initial_channels() > 0 ? space.initial_channels() : 16;
+    const v1::CellSpace space = search_space::WithCellDefaults(job.spec().search_space().cell());
+    const int cells = space.cells_per_stage();
+    const int channels = space.initial_channels();
     return absl::StrFormat(kCellTemplate, job.job_id(), trial.trial_id(),
                            trial.metrics().reward(), arch.canonical(), cells,
                            arch.cell().num_nodes(), PythonList(ops), shape.channels,

@@ -9,6 +9,9 @@
 #include "common/vector_clones.h"
 
 namespace nas::controller {
+
+using search_space::Decision;
+using search_space::Decisions;
 namespace {
 
 // Decision kinds with a softmax head and an embedding, with their choice counts.

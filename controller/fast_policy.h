@@ -25,7 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/flat_tensor.h"
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 #include "proto/job.pb.h"
 #include "proto/search_space.pb.h"
 
@@ -107,7 +107,7 @@ class FastPolicy {
   };
   // A decision made at a step: categorical head or anchor attention.
   struct DecisionRecord {
-    const Decision* decision = nullptr;
+    const search_space::Decision* decision = nullptr;
     int step = 0;
     Param *head_w = nullptr, *head_b = nullptr;
     std::vector<float> logits;  // shaped
@@ -172,7 +172,7 @@ class FastPolicy {
   std::vector<std::vector<float>> dout_, dh_next_, dc_next_;
   std::vector<std::vector<float>> h_, c_;
   // Decision lists by layer count, built once.
-  std::map<int, std::vector<Decision>> decision_cache_;
+  std::map<int, std::vector<search_space::Decision>> decision_cache_;
 };
 
 }  // namespace nas::controller

@@ -15,6 +15,7 @@
 #include "controller/job_spec.h"
 #include "controller/replica.h"
 #include "controller/strategy.h"
+#include "controller/strategy_registry.h"
 
 namespace nas::controller {
 namespace {
@@ -38,7 +39,8 @@ int64_t TrialIndex(const std::string& trial_id) {
 }
 
 bool NeedsParameterServers(const v1::JobSpec& spec) {
-  return spec.strategy().name() == "reinforce";  // MERGE-H1: LookupStrategy
+  absl::StatusOr<StrategyTraits> traits = LookupStrategy(spec.strategy().name());
+  return traits.ok() && traits->needs_parameter_servers;
 }
 
 }  // namespace

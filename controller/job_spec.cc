@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "controller/search_space.h"
+#include "controller/strategy_registry.h"
+#include "search_space/defaults.h"
+#include "search_space/search_space.h"
 
 namespace nas::controller {
 namespace {
@@ -193,18 +195,11 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   }
   NAS_DEFAULT(*e, max_attempts, 3);
   NAS_DEFAULT(*e, lease_seconds, 60.0);
-  if (e->has_train()) {
-    v1::TrainEvaluatorSpec* t = e->mutable_train();
-    NAS_DEFAULT(*t, batch_size, 128);
-    NAS_DEFAULT(*t, validation_size, 5000);
-    NAS_DEFAULT(*t, learning_rate, 0.1);
-    NAS_DEFAULT(*t, momentum, 0.9);
-    NAS_DEFAULT(*t, weight_decay, 1e-4);
-    NAS_DEFAULT(*t, lr_schedule, "cosine");
+  if (e->has_train()) *e->mutable_train() = search_space::WithTrainDefaults(e->train());
+  if (spec.has_search_space()) {
+    *spec.mutable_search_space() = search_space::WithSearchSpaceDefaults(spec.search_space());
   }
-  v1::RewardSpec* r = spec.mutable_reward();
-  NAS_DEFAULT(*r, last_epochs, 5);
-  NAS_DEFAULT(*r, power, 3.0);
+  *spec.mutable_reward() = search_space::WithRewardDefaults(spec.reward());
   return spec;
 }
 
@@ -216,12 +211,18 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.search_space().space_case() == v1::SearchSpace::SPACE_NOT_SET) {
     p.Add("search_space", "one of macro_cnn, cell or recurrent_cell must be set");
   } else {
-    p.AddAll(ValidateSearchSpace(spec.search_space()));
+    p.AddAll(search_space::ValidateSearchSpace(spec.search_space()));
   }
-  const std::string& strategy = spec.strategy().name();
-  if (strategy != "reinforce" && strategy != "random") {
-    p.Add("strategy.name",
-          absl::StrCat("unknown strategy '", strategy, "' (known: reinforce, random)"));
+  p.AddAll(LookupStrategy(spec.strategy().name()).status());
+  // Reserved for a strategy that does not exist yet: refused rather than
+  // silently ignored, so a spec never seems to configure something.
+  if (spec.strategy().population_size() != 0) {
+    p.Add("strategy.population_size",
+          "reserved for a future evolution strategy (not implemented yet); must be unset");
+  }
+  if (spec.strategy().tournament_size() != 0) {
+    p.Add("strategy.tournament_size",
+          "reserved for a future evolution strategy (not implemented yet); must be unset");
   }
   const v1::ParallelismSpec& par = spec.parallelism();
   if (par.has_num_shards()) {

@@ -27,11 +27,12 @@ struct JobLimits {
   static constexpr int kMaxNameLength = 200;
 };
 
-// Fills unset (zero) fields with their documented defaults:
-// strategy "reinforce"; parallelism S=1, K=1, m=1, N=1; controller as
-// ControllerDefaults; evaluator max_attempts 3, lease_seconds 60; reward
-// last_epochs 5, power 3; train lr 0.1, momentum 0.9, weight decay 1e-4,
-// batch 128, validation 5000, schedule cosine.
+// Fills unset (zero) fields with their documented defaults (docs/job_spec.md):
+// strategy "reinforce"; parallelism K=1, m=1, N=1 (S stays unset: the
+// controller's shard count); the paper's controller (2 x 35 LSTM, Adam 6e-4);
+// evaluator max_attempts 3, lease_seconds 60; and the search space's, train
+// evaluator's and reward's defaults from search_space/defaults.h (the one
+// place they are written down; the worker applies the same functions).
 v1::JobSpec WithDefaults(const v1::JobSpec& spec);
 
 // Checks a spec (after WithDefaults). OK, or INVALID_ARGUMENT whose message

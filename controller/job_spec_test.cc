@@ -38,6 +38,25 @@ TEST(JobSpecTest, DefaultsFillThePapersControllerAndTheRewardFormula) {
   EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
 }
 
+TEST(JobSpecTest, DefaultsFillTheCellsTrainingShapeAndTheTrainEvaluator) {
+  v1::JobSpec spec = WithDefaults(Parse(R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, nor_conv_3x3]}
+budget: {max_trials: 10}
+evaluator: {train: {dataset: fashion_mnist, epochs: 2, batch_size: 64}}
+)"));
+  EXPECT_EQ(spec.search_space().cell().cells_per_stage(), 1);
+  EXPECT_EQ(spec.search_space().cell().initial_channels(), 16);
+  const v1::TrainEvaluatorSpec& train = spec.evaluator().train();
+  EXPECT_EQ(train.batch_size(), 64);
+  EXPECT_EQ(train.validation_size(), 5000);
+  EXPECT_DOUBLE_EQ(train.learning_rate(), 0.1);
+  EXPECT_DOUBLE_EQ(train.momentum(), 0.9);
+  EXPECT_DOUBLE_EQ(train.weight_decay(), 1e-4);
+  EXPECT_EQ(train.lr_schedule(), "cosine");
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
 TEST(JobSpecTest, ExplicitZeroReplicasIsAnErrorNotADefault) {
   v1::JobSpec spec = Parse(std::string(kMinimal) + "parallelism: {num_replicas: 0}\n");
   absl::Status status = ValidateJobSpec(WithDefaults(spec));
@@ -65,6 +84,35 @@ reward: {power: -1}
         "reward.power: must be in (0, 100]"}) {
     EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
   }
+}
+
+TEST(JobSpecTest, AStrategyNameIsCheckedAgainstTheRegistry) {
+  for (const char* name : {"random", "reinforce"}) {
+    v1::JobSpec spec = WithDefaults(Parse(kMinimal));
+    spec.mutable_strategy()->set_name(name);
+    EXPECT_TRUE(ValidateJobSpec(spec).ok()) << name << ": " << ValidateJobSpec(spec);
+  }
+  v1::JobSpec spec = WithDefaults(Parse(kMinimal));
+  spec.mutable_strategy()->set_name("evolution");
+  const absl::Status status = ValidateJobSpec(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "strategy.name: unknown strategy 'evolution' (known: random, reinforce)");
+}
+
+TEST(JobSpecTest, EvolutionFieldsAreRefusedUntilTheStrategyExists) {
+  v1::JobSpec spec =
+      WithDefaults(Parse(std::string(kMinimal) + "strategy: {population_size: 50, tournament_size: 10}\n"));
+  const absl::Status status = ValidateJobSpec(spec);
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  for (const char* line :
+       {"strategy.population_size: reserved for a future evolution strategy (not implemented yet); must be unset",
+        "strategy.tournament_size: reserved for a future evolution strategy (not implemented yet); must be unset"}) {
+    EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
+  }
+  spec.mutable_strategy()->clear_population_size();
+  spec.mutable_strategy()->clear_tournament_size();
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
 }
 
 TEST(JobSpecTest, BundledExamplesAreValid) {

@@ -4,9 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "controller/fast_policy.h"
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 
 namespace nas::controller {
+
+using search_space::Decision;
+using search_space::Decisions;
 
 LstmPolicyImpl::LstmPolicyImpl(const v1::SearchSpace& space, const v1::ControllerSpec& spec,
                                uint64_t seed)

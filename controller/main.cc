@@ -21,7 +21,7 @@
 ABSL_FLAG(std::string, data_dir, "", "Directory of the trial store (created if missing). Required.");
 ABSL_FLAG(std::string, parameter_servers, "",
           "Comma-separated host:port of every parameter-server shard, in shard order. Empty: "
-          "only parameter-free strategies (random, evolution) can run.");
+          "only parameter-free strategies (random) can run.");
 ABSL_FLAG(int, max_running_jobs, 16, "Jobs that may run at once.");
 ABSL_FLAG(absl::Duration, weights_retention, absl::Hours(1),
           "How long an ended job's controller weights stay on the parameter servers (for "

@@ -1,7 +1,8 @@
+#include "controller/random_strategy.h"
+
 #include <random>
 
-#include "controller/search_space.h"
-#include "controller/strategies.h"
+#include "search_space/search_space.h"
 
 namespace nas::controller {
 namespace {
@@ -19,9 +20,9 @@ class RandomStrategy : public SearchStrategy {
   absl::StatusOr<std::vector<v1::Architecture>> Sample(int count,
                                                       const SampleContext& context) override {
     const int layers =
-        space_.has_macro_cnn() ? LayersForSamples(space_.macro_cnn(), context.samples_so_far) : 0;
+        space_.has_macro_cnn() ? search_space::LayersForSamples(space_.macro_cnn(), context.samples_so_far) : 0;
     std::vector<v1::Architecture> out;
-    for (int i = 0; i < count; ++i) out.push_back(SampleUniform(space_, layers, rng_));
+    for (int i = 0; i < count; ++i) out.push_back(search_space::SampleUniform(space_, layers, rng_));
     return out;
   }
   absl::StatusOr<std::vector<FlatTensor>> Gradient(const std::vector<v1::Architecture>&,
@@ -35,11 +36,6 @@ class RandomStrategy : public SearchStrategy {
 };
 
 }  // namespace
-
-uint64_t ReplicaSeed(int64_t seed, int replica_index) {
-  return static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(replica_index) * 7919ULL +
-         1;
-}
 
 std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index) {
   return std::make_unique<RandomStrategy>(spec, replica_index);

@@ -1,3 +1,5 @@
+#include "controller/reinforce_strategy.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -5,8 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "controller/fast_policy.h"
-#include "controller/search_space.h"
-#include "controller/strategies.h"
+#include "search_space/search_space.h"
 
 namespace nas::controller {
 namespace {
@@ -32,12 +33,12 @@ class ReinforceStrategy : public SearchStrategy {
                                                       const SampleContext& context) override {
     const v1::SearchSpace& space = spec_.search_space();
     const int layers =
-        space.has_macro_cnn() ? LayersForSamples(space.macro_cnn(), context.samples_so_far) : 0;
+        space.has_macro_cnn() ? search_space::LayersForSamples(space.macro_cnn(), context.samples_so_far) : 0;
     std::vector<v1::Architecture> out;
     double entropy = 0;
     for (int k = 0; k < count; ++k) {
       const std::vector<int> tokens = policy_.Sample(layers, &rng_, nullptr, &entropy);
-      absl::StatusOr<v1::Architecture> arch = ArchitectureFromTokens(space, layers, tokens);
+      absl::StatusOr<v1::Architecture> arch = search_space::ArchitectureFromTokens(space, layers, tokens);
       if (!arch.ok()) return arch.status();
       out.push_back(*std::move(arch));
     }
@@ -66,7 +67,7 @@ class ReinforceStrategy : public SearchStrategy {
     const double entropy_weight = spec_.controller().entropy_weight();
     for (size_t k = 0; k < archs.size(); ++k) {
       const std::vector<int> tokens(archs[k].tokens().begin(), archs[k].tokens().end());
-      absl::Status s = policy_.Backward(tokens, NumLayers(archs[k]), (rewards[k] - baseline_) / m,
+      absl::Status s = policy_.Backward(tokens, search_space::NumLayers(archs[k]), (rewards[k] - baseline_) / m,
                                         entropy_weight / m);
       if (!s.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(

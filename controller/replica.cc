@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "controller/controller_metrics.h"
 #include "controller/strategy.h"
+#include "controller/strategy_registry.h"
 
 namespace nas::controller {
 namespace {

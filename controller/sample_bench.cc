@@ -12,7 +12,7 @@
 #include "absl/time/clock.h"
 #include "controller/job_spec.h"
 #include "controller/lstm_policy.h"
-#include "controller/strategy.h"
+#include "controller/strategy_registry.h"
 
 int main() {
   torch::set_num_threads(1);

@@ -22,7 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "controller/job_spec.h"
-#include "controller/strategy.h"
+#include "controller/strategy_registry.h"
 #include "parameter_server/optimizer.h"
 #include "worker/lookup_evaluator.h"
 

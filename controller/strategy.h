@@ -8,6 +8,11 @@
 //   4. Gradient(architectures, rewards) -> named gradient tensors to push
 // Failed trials never enter Gradient (documented policy). The header is free of
 // LibTorch so the service code that uses it compiles fast.
+//
+// This target is the interface only. Each strategy is its own target with its
+// own test (random_strategy.h, reinforce_strategy.h); the controller creates
+// them by name through controller/strategy_registry.h, the one place a
+// strategy name is checked (docs/controller.md, "Strategies").
 #ifndef NAS_CONTROLLER_STRATEGY_H_
 #define NAS_CONTROLLER_STRATEGY_H_
 
@@ -30,7 +35,8 @@ struct SampleContext {
   int64_t samples_so_far = 0;
 };
 
-// A finished trial, as strategies that learn from history (evolution) see it.
+// A finished trial, as a strategy that learns from history sees it (none of
+// the current ones does; regularized evolution, not implemented yet, would).
 struct Observation {
   v1::Architecture architecture;
   double reward = 0;
@@ -42,7 +48,8 @@ class SearchStrategy {
 
   // The learned parameters with stable names and their initial values, to be
   // placed on the parameter servers. Empty for strategies without parameters
-  // (random, evolution); the controller then skips pull and push.
+  // (random); the controller then skips pull and push. Must agree with the
+  // strategy's StrategyTraits::needs_parameter_servers.
   virtual std::vector<FlatTensor> InitialParameters() = 0;
 
   // Replaces the parameters with values pulled from the parameter servers.
@@ -74,11 +81,12 @@ class SearchStrategy {
   virtual double last_entropy() const { return 0; }
 };
 
-// Creates the strategy named in spec.strategy().name() for replica
-// `replica_index` of a job. The spec must already be valid. Different replicas
-// get different random streams derived from the job's seed and the index.
-absl::StatusOr<std::unique_ptr<SearchStrategy>> CreateStrategy(const v1::JobSpec& spec,
-                                                               int replica_index);
+// The random stream of replica `replica_index` of a job with `seed`: the same
+// seed gives the same samples, and different replicas draw different streams.
+inline uint64_t ReplicaSeed(int64_t seed, int replica_index) {
+  return static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(replica_index) * 7919ULL +
+         1;
+}
 
 }  // namespace nas::controller
 

@@ -17,7 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "common/proto_yaml.h"
 #include "controller/job_spec.h"
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 #include "proto/job.pb.h"
 
 namespace {
@@ -30,13 +30,13 @@ namespace {
 void CheckSampledArchitectures(const nas::v1::SearchSpace& space) {
   std::mt19937_64 rng(1);
   int layers = 0;
-  if (space.has_macro_cnn()) layers = nas::controller::LayersForSamples(space.macro_cnn(), 0);
+  if (space.has_macro_cnn()) layers = nas::search_space::LayersForSamples(space.macro_cnn(), 0);
   for (int i = 0; i < 2; ++i) {
-    const nas::v1::Architecture a = nas::controller::SampleUniform(space, layers, rng);
-    const absl::Status valid = nas::controller::ValidateArchitecture(space, a);
+    const nas::v1::Architecture a = nas::search_space::SampleUniform(space, layers, rng);
+    const absl::Status valid = nas::search_space::ValidateArchitecture(space, a);
     if (!valid.ok()) Fail("a sampled architecture does not validate", valid.ToString());
     if (space.has_macro_cnn()) {
-      layers = nas::controller::LayersForSamples(space.macro_cnn(), int64_t{1} << 40);
+      layers = nas::search_space::LayersForSamples(space.macro_cnn(), int64_t{1} << 40);
     }
   }
 }

@@ -1,4 +1,4 @@
-// libFuzzer target for controller/search_space.h: a Task (the message a
+// libFuzzer target for search_space/search_space.h: a Task (the message a
 // worker receives: an architecture and its search space) in protobuf text
 // format, or binary wire format when the input is not text, then
 // ValidateSearchSpace, ValidateArchitecture and ArchitectureFromTokens.
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "proto/search_space.pb.h"
@@ -58,35 +58,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nas::v1::SearchSpace& space = task.search_space();
   const nas::v1::Architecture& given = task.architecture();
 
-  const absl::Status space_ok = nas::controller::ValidateSearchSpace(space);
+  const absl::Status space_ok = nas::search_space::ValidateSearchSpace(space);
   CheckError(space_ok, "ValidateSearchSpace");
   if (!space_ok.ok()) return 0;
 
-  const absl::Status given_ok = nas::controller::ValidateArchitecture(space, given);
+  const absl::Status given_ok = nas::search_space::ValidateArchitecture(space, given);
   CheckError(given_ok, "ValidateArchitecture");
 
   // Decode the input's tokens at the input's depth (macro CNN: its layer
   // count, else the schedule's first depth).
   int layers = 0;
   if (space.has_macro_cnn()) {
-    layers = nas::controller::NumLayers(given);
-    if (layers < 1 || layers > nas::controller::SpaceLimits::kMaxLayers) {
-      layers = nas::controller::LayersForSamples(space.macro_cnn(), 0);
+    layers = nas::search_space::NumLayers(given);
+    if (layers < 1 || layers > nas::search_space::SpaceLimits::kMaxLayers) {
+      layers = nas::search_space::LayersForSamples(space.macro_cnn(), 0);
     }
   }
   const std::vector<int> tokens(given.tokens().begin(), given.tokens().end());
   const absl::StatusOr<nas::v1::Architecture> decoded =
-      nas::controller::ArchitectureFromTokens(space, layers, tokens);
+      nas::search_space::ArchitectureFromTokens(space, layers, tokens);
   CheckError(decoded.status(), "ArchitectureFromTokens");
   if (decoded.ok()) {
-    const absl::Status decoded_ok = nas::controller::ValidateArchitecture(space, *decoded);
+    const absl::Status decoded_ok = nas::search_space::ValidateArchitecture(space, *decoded);
     if (!decoded_ok.ok()) {
       Fail("a decoded architecture does not validate", decoded_ok.ToString() + "\n" + decoded->DebugString());
     }
-    if (decoded->canonical() != nas::controller::CanonicalString(*decoded)) {
+    if (decoded->canonical() != nas::search_space::CanonicalString(*decoded)) {
       Fail("canonical string differs from CanonicalString", decoded->DebugString());
     }
-    if (given_ok.ok() && nas::controller::CanonicalString(given) != decoded->canonical()) {
+    if (given_ok.ok() && nas::search_space::CanonicalString(given) != decoded->canonical()) {
       Fail("an accepted architecture prints unlike its tokens", given.DebugString());
     }
   }

@@ -32,14 +32,18 @@ die() { echo "fuzz: $*" >&2; exit 1; }
 [[ "$seconds" =~ ^[0-9]+$ ]] || die "seconds_per_target must be a whole number, got '$seconds'"
 command -v "$cxx" >/dev/null || die "$cxx not found: bash tools/setup.sh installs clang"
 
+# Generated protos every target links (message code only, no gRPC stubs).
+protos=(job search_space task_service parameter_server)
 # Repository sources each target links, besides fuzz/<target>_fuzzer.cc and
-# the generated protos (job.pb.cc, search_space.pb.cc, task_service.pb.cc).
+# the generated protos. job_spec.cc checks strategy names with the strategy
+# registry, which links the (torch-free) strategies it creates.
+strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
 declare -A sources=(
-  [job_spec]="common/proto_yaml.cc controller/job_spec.cc controller/search_space.cc"
-  [search_space]="controller/search_space.cc"
+  [job_spec]="common/proto_yaml.cc controller/job_spec.cc search_space/search_space.cc search_space/defaults.cc $strategy_sources"
+  [search_space]="search_space/search_space.cc search_space/defaults.cc"
   [idx]="worker/dataset.cc common/file_util.cc"
   [cifar]="worker/dataset.cc common/file_util.cc"
-  [lookup_csv]="worker/lookup_evaluator.cc worker/reward.cc common/file_util.cc"
+  [lookup_csv]="worker/lookup_evaluator.cc worker/reward.cc common/file_util.cc search_space/search_space.cc search_space/defaults.cc"
 )
 # Largest input per target: the parsers see whole files, but bigger inputs
 # only slow the search down. CIFAR needs room for a few 3073-byte records.
@@ -58,7 +62,7 @@ echo "fuzz: bazel build //proto:nas_cc_proto_gen"
 (cd "$repo" && bazel build --noshow_progress //proto:nas_cc_proto_gen >"$out/bazel.log" 2>&1) ||
   { tail -n 30 "$out/bazel.log" >&2; die "bazel build //proto:nas_cc_proto_gen failed ($out/bazel.log)"; }
 bazel_bin="$(cd "$repo" && bazel info bazel-bin 2>/dev/null)"
-for f in job search_space task_service; do
+for f in "${protos[@]}"; do
   for ext in pb.h pb.cc; do
     src="$bazel_bin/proto/$f.$ext"
     [[ -f "$src" ]] || die "$src is missing after bazel build //proto:nas_cc_proto_gen"
@@ -108,7 +112,8 @@ compile() {  # source -> object, logs to object.log
   fi
 }
 
-needed=("$out/gen/proto/job.pb.cc" "$out/gen/proto/search_space.pb.cc" "$out/gen/proto/task_service.pb.cc")
+needed=()
+for p in "${protos[@]}"; do needed+=("$out/gen/proto/$p.pb.cc"); done
 for t in "${targets[@]}"; do
   needed+=("$repo/fuzz/${t}_fuzzer.cc")
   for s in ${sources[$t]}; do needed+=("$repo/$s"); done
@@ -137,7 +142,7 @@ fi
 for t in "${targets[@]}"; do
   objs=("$(object_for "$repo/fuzz/${t}_fuzzer.cc")")
   for s in ${sources[$t]}; do objs+=("$(object_for "$repo/$s")"); done
-  for p in job search_space task_service; do objs+=("$(object_for "$out/gen/proto/$p.pb.cc")"); done
+  for p in "${protos[@]}"; do objs+=("$(object_for "$out/gen/proto/$p.pb.cc")"); done
   bin="$out/bin/${t}_fuzzer"
   relink=0
   [[ -f "$bin" ]] || relink=1

@@ -1,6 +1,7 @@
 // Writes a structured synthetic lookup table over a NAS-Bench-201-style cell
 // space: every architecture of `num_nodes` nodes with one of `operations` per
-// edge, in the canonical string form, with an accuracy that behaves like the
+// edge, in the canonical string form (search_space/search_space.h
+// CanonicalString, the same code the controller and the lookup evaluator use), with an accuracy that behaves like the
 // real benchmark's — cells whose output is cut off from the input score
 // chance (0.1); convolutions on the input-to-output paths help most, 3x3 more
 // than 1x1; pooling and skips help a little; deterministic noise per
@@ -22,6 +23,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
+#include "proto/search_space.pb.h"
+#include "search_space/search_space.h"
 
 ABSL_FLAG(int, num_nodes, 4, "Nodes of the cell including the input (2..5).");
 ABSL_FLAG(std::string, operations, "none,skip_connect,nor_conv_1x1,nor_conv_3x3,avg_pool_3x3",
@@ -62,6 +65,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "need --out, --num_nodes in 2..5 and at least one operation\n");
     return 2;
   }
+  // The table's space must be one a job can name (operation names without
+  // the canonical form's separators, no duplicates).
+  nas::v1::SearchSpace space;
+  space.mutable_cell()->set_num_nodes(nodes);
+  for (const std::string& op : ops) space.mutable_cell()->add_operations(op);
+  if (absl::Status valid = nas::search_space::ValidateSearchSpace(space); !valid.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(valid.message()).c_str());
+    return 2;
+  }
+  nas::v1::Architecture architecture;
+  nas::v1::CellArchitecture* cell = architecture.mutable_cell();
+  cell->set_num_nodes(nodes);
   const int edges = nodes * (nodes - 1) / 2;
   int64_t total = 1;
   for (int e = 0; e < edges; ++e) total *= static_cast<int64_t>(ops.size());
@@ -91,19 +106,17 @@ int main(int argc, char** argv) {
         if (to_out[i] && ops[choice[edge_index(i, j)]] != "none") to_out[j] = true;
       }
     }
-    std::string arch;
+    cell->clear_edge_operations();
+    for (int e = 0; e < edges; ++e) cell->add_edge_operations(ops[choice[e]]);
     double gain = 0;
     int64_t parameters = 0;
     for (int i = 1; i < nodes; ++i) {
-      arch += "|";
       for (int j = 0; j < i; ++j) {
         const std::string& op = ops[choice[edge_index(i, j)]];
-        absl::StrAppend(&arch, op, "~", j, "|");
         if (reach[j] && to_out[i]) gain += OperationGain(op);
         if (op == "nor_conv_3x3") parameters += 16 * 16 * 9;
         if (op == "nor_conv_1x1") parameters += 16 * 16;
       }
-      if (i + 1 < nodes) arch += "+";
     }
     double accuracy = 0.1;
     if (reach[nodes - 1]) {
@@ -114,7 +127,7 @@ int main(int argc, char** argv) {
            0.5) * 0.02;
       accuracy = std::min(0.99, std::max(0.1, accuracy + noise));
     }
-    absl::StrAppend(&csv, arch, ",", absl::StrFormat("%.5f", accuracy), ",", parameters, ",",
+    absl::StrAppend(&csv, nas::search_space::CanonicalString(architecture), ",", absl::StrFormat("%.5f", accuracy), ",", parameters, ",",
                     parameters * 32 * 32 * 2, "\n");
   }
   absl::Status written = nas::WriteFileAtomically(out, csv);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "search_space/defaults.h"
 
 namespace nas::worker {
 namespace {
@@ -268,10 +269,8 @@ absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architectu
               "' cannot be trained (known: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)"));
         }
       }
-      const int cells = space.has_cell() && space.cell().cells_per_stage() > 0 ? space.cell().cells_per_stage() : 1;
-      const int channels =
-          space.has_cell() && space.cell().initial_channels() > 0 ? space.cell().initial_channels() : 16;
-      net = std::make_shared<CellNetImpl>(cell, cells, channels, input);
+      const v1::CellSpace shape = search_space::WithCellDefaults(space.cell());
+      net = std::make_shared<CellNetImpl>(cell, shape.cells_per_stage(), shape.initial_channels(), input);
     } else if (architecture.has_recurrent_cell()) {
       return absl::UnimplementedError("training recurrent cells is not implemented yet");
     } else {

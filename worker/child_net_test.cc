@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 #include "gtest/gtest.h"
 
 namespace nas::worker {
@@ -30,7 +30,7 @@ TEST(ChildNetTest, FiveHundredRandomPaperArchitecturesBuildRunForwardAndBackward
     const bool strides = i % 2 == 0;
     const v1::SearchSpace space = PaperSpace(strides);
     const int layers = 6 + static_cast<int>(rng() % 11);
-    v1::Architecture arch = controller::SampleUniform(space, layers, rng);
+    v1::Architecture arch = search_space::SampleUniform(space, layers, rng);
     const bool color = i % 4 >= 2;
     InputShape input = color ? InputShape{3, 32, 32, 10} : InputShape{1, 28, 28, 10};
     auto net = BuildChildNet(arch, space, input);
@@ -57,7 +57,7 @@ TEST(ChildNetTest, CellNetworksOfEveryOperationBuildAndRun) {
   space.mutable_cell()->set_initial_channels(8);
   std::mt19937_64 rng(5);
   for (int i = 0; i < 20; ++i) {
-    v1::Architecture arch = controller::SampleUniform(space, 0, rng);
+    v1::Architecture arch = search_space::SampleUniform(space, 0, rng);
     auto net = BuildChildNet(arch, space, {3, 32, 32, 10});
     ASSERT_TRUE(net.ok()) << net.status();
     torch::Tensor y = (*net)->forward(torch::randn({2, 3, 32, 32}));

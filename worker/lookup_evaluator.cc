@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
+#include "search_space/search_space.h"
 
 namespace nas::worker {
 
@@ -61,7 +62,13 @@ class LookupEvaluator : public Evaluator {
     absl::StatusOr<std::shared_ptr<const std::map<std::string, LookupRow>>> table = Load(path);
     if (!table.ok()) return table.status();
     if (context.Cancelled()) return absl::CancelledError("cancelled");
-    const std::string& canonical = task.architecture().canonical();
+    // The key is printed from the readable form by the same code that wrote
+    // the table (tools/make_lookup_table), not taken from the task's
+    // `canonical` field on trust.
+    if (task.architecture().form_case() == v1::Architecture::FORM_NOT_SET) {
+      return absl::InvalidArgumentError("architecture has no readable form to look up");
+    }
+    const std::string canonical = search_space::CanonicalString(task.architecture());
     auto it = (*table)->find(canonical);
     if (it == (*table)->end()) {
       return absl::NotFoundError(absl::StrCat("architecture ", canonical, " is not in ", path));

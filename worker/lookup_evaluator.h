@@ -1,6 +1,8 @@
 // The lookup evaluator: metrics from a table of canonical architecture
 // strings (tabular benchmarks such as NAS-Bench-201). CSV with a header row;
-// column `arch` holds canonical strings, `accuracy` (in [0, 1]) is required,
+// column `arch` holds canonical strings (search_space/search_space.h
+// CanonicalString of the task's readable form is the key), `accuracy` (in
+// [0, 1]) is required,
 // `parameters`, `flops` and `latency_seconds` are optional. Tables are parsed
 // once per path and cached.
 #ifndef NAS_WORKER_LOOKUP_EVALUATOR_H_

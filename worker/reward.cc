@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "search_space/defaults.h"
 #include "worker/evaluator.h"
 
 namespace nas::worker {
@@ -21,7 +22,7 @@ double RecentAccuracy(const v1::TrialMetrics& metrics, int last_epochs) {
 }
 
 double ComputeReward(const v1::RewardSpec& reward, double accuracy, const v1::TrialMetrics& metrics) {
-  const double power = reward.power() > 0 ? reward.power() : 3.0;
+  const double power = search_space::WithRewardDefaults(reward).power();
   double r = std::pow(std::max(0.0, accuracy), power);
   if (!reward.objective_metric().empty() && reward.objective_target() > 0) {
     double value = 0;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "search_space/defaults.h"
 
 namespace nas::worker {
 
@@ -69,7 +70,7 @@ class SyntheticEvaluator : public Evaluator {
       epoch->set_seconds(absl::ToDoubleSeconds(per_epoch));
       context.on_epoch(*epoch);
     }
-    metrics.set_accuracy(RecentAccuracy(metrics, task.reward().last_epochs()));
+    metrics.set_accuracy(RecentAccuracy(metrics, search_space::WithRewardDefaults(task.reward()).last_epochs()));
     metrics.set_parameters(1000 + static_cast<int64_t>(task.architecture().tokens_size()) * 100);
     metrics.set_train_seconds(absl::ToDoubleSeconds(absl::Now() - start));
     metrics.set_device("synthetic");

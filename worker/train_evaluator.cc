@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "search_space/defaults.h"
 #include "worker/child_net.h"
 
 namespace nas::worker {
@@ -58,11 +59,15 @@ double Accuracy(ChildNetImpl& net, const Tensors& data, int batch, const torch::
 absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& set,
                                                const std::string& device_name,
                                                const EvaluationContext& context) {
-  const v1::TrainEvaluatorSpec& spec = task.evaluator().train();
+  // The controller sends specs with defaults filled in; the same defaults
+  // again cover a task built without them (tests, benchmarks).
+  const v1::TrainEvaluatorSpec spec = search_space::WithTrainDefaults(task.evaluator().train());
   const int epochs = spec.epochs();
-  const int batch = spec.batch_size() > 0 ? spec.batch_size() : 128;
-  const int validation = spec.validation_size() > 0 ? spec.validation_size() : 5000;
+  const int batch = spec.batch_size();
+  const int validation = spec.validation_size();
   if (epochs < 1) return absl::InvalidArgumentError("evaluator.train.epochs: must be >= 1");
+  if (batch < 1) return absl::InvalidArgumentError("evaluator.train.batch_size: must be >= 1");
+  if (validation < 1) return absl::InvalidArgumentError("evaluator.train.validation_size: must be >= 1");
   if (validation >= set.count) {
     return absl::InvalidArgumentError(absl::StrCat("evaluator.train.validation_size ", validation,
                                                    " leaves no training images of ", set.count));
@@ -109,11 +114,11 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
     Tensors train = ToTensors(set, train_idx, mean, stddev);
     Tensors val = ToTensors(set, val_idx, mean, stddev);
 
-    const double lr = spec.learning_rate() > 0 ? spec.learning_rate() : 0.1;
+    const double lr = spec.learning_rate();
     torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(lr)
-                                                       .momentum(spec.momentum() > 0 ? spec.momentum() : 0.9)
+                                                       .momentum(spec.momentum())
                                                        .nesterov(true)
-                                                       .weight_decay(spec.weight_decay() > 0 ? spec.weight_decay() : 1e-4));
+                                                       .weight_decay(spec.weight_decay()));
     const int64_t steps_per_epoch = (train_count + batch - 1) / batch;
     const int64_t total_steps = steps_per_epoch * epochs;
     int64_t step = 0;
@@ -174,7 +179,8 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
       std::sort(times.begin(), times.end());
       metrics.set_latency_seconds(times[times.size() / 2]);
     }
-    metrics.set_accuracy(RecentAccuracy(metrics, task.reward().last_epochs() > 0 ? task.reward().last_epochs() : 5));
+    metrics.set_accuracy(
+        RecentAccuracy(metrics, search_space::WithRewardDefaults(task.reward()).last_epochs()));
     metrics.set_reward(ComputeReward(task.reward(), metrics.accuracy(), metrics));
     return metrics;
   } catch (const c10::Error& e) {

@@ -1,11 +1,11 @@
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 
 #include <random>
 #include <string>
 
 #include "gtest/gtest.h"
 
-namespace nas::controller {
+namespace nas::search_space {
 namespace {
 
 v1::SearchSpace PaperSpace(bool strides, bool skip) {
@@ -161,4 +161,4 @@ TEST(SearchSpaceTest, CellArchitectureOfTheWrongSizeIsRefusedBeforeAnyWork) {
 }
 
 }  // namespace
-}  // namespace nas::controller
+}  // namespace nas::search_space

@@ -1,6 +1,8 @@
 // Search spaces as ordered lists of decisions, and the architectures they
-// produce. Torch-free: the controller service, the worker and the lookup
-// evaluator use it to decode, validate and print architectures.
+// produce. Torch-free: the controller, the worker (child networks, the lookup
+// evaluator), tools/make_lookup_table and the fuzzers use it to decode,
+// validate and print architectures. CanonicalString is the only code that
+// writes an architecture's canonical string; everything else calls it.
 //
 // Token layout (docs/search_spaces.md):
 //  * macro CNN, per layer i: filter_height, filter_width, num_filters,
@@ -11,8 +13,8 @@
 //  * recurrent cell: per tree node (2*base-1, breadth first): combination,
 //    activation; then, with cell_inject: inject node index, inject
 //    combination, inject activation, cell-output node index.
-#ifndef NAS_CONTROLLER_SEARCH_SPACE_H_
-#define NAS_CONTROLLER_SEARCH_SPACE_H_
+#ifndef NAS_SEARCH_SPACE_SEARCH_SPACE_H_
+#define NAS_SEARCH_SPACE_SEARCH_SPACE_H_
 
 #include <cstdint>
 #include <random>
@@ -24,7 +26,7 @@
 #include "proto/job.pb.h"
 #include "proto/search_space.pb.h"
 
-namespace nas::controller {
+namespace nas::search_space {
 
 // Limits every space and architecture must respect.
 struct SpaceLimits {
@@ -88,6 +90,6 @@ std::string CanonicalString(const v1::Architecture& architecture);
 v1::Architecture SampleUniform(const v1::SearchSpace& space, int num_layers,
                                std::mt19937_64& rng);
 
-}  // namespace nas::controller
+}  // namespace nas::search_space
 
-#endif  // NAS_CONTROLLER_SEARCH_SPACE_H_
+#endif  // NAS_SEARCH_SPACE_SEARCH_SPACE_H_

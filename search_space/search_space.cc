@@ -1,4 +1,4 @@
-#include "controller/search_space.h"
+#include "search_space/search_space.h"
 
 #include <algorithm>
 #include <set>
@@ -7,8 +7,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "search_space/defaults.h"
 
-namespace nas::controller {
+namespace nas::search_space {
 namespace {
 
 const std::vector<std::string>& KnownCombinations() {
@@ -118,10 +119,12 @@ absl::Status ValidateSearchSpace(const v1::SearchSpace& space) {
       }
       CheckNameChoices("search_space.cell.operations", c.operations(), nullptr, p);
       if (c.cells_per_stage() < 0 || c.cells_per_stage() > 32) {
-        p.Add("search_space.cell.cells_per_stage", "must be in [0, 32] (0 = 1)");
+        p.Add("search_space.cell.cells_per_stage",
+              absl::StrCat("must be in [0, 32] (0 = ", kDefaultCellsPerStage, ")"));
       }
       if (c.initial_channels() < 0 || c.initial_channels() > 256) {
-        p.Add("search_space.cell.initial_channels", "must be in [0, 256] (0 = 16)");
+        p.Add("search_space.cell.initial_channels",
+              absl::StrCat("must be in [0, 256] (0 = ", kDefaultInitialChannels, ")"));
       }
       break;
     }
@@ -389,4 +392,4 @@ v1::Architecture SampleUniform(const v1::SearchSpace& space, int num_layers,
   return ArchitectureFromTokens(space, num_layers, tokens).value();
 }
 
-}  // namespace nas::controller
+}  // namespace nas::search_space

@@ -1,34 +1,19 @@
+#include "controller/reinforce_strategy.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
 #include <map>
 #include <random>
 
-#include "controller/job_spec.h"
 #include "controller/lstm_policy.h"
-#include "controller/search_space.h"
-#include "controller/strategy.h"
+#include "controller/random_strategy.h"
+#include "controller/strategy_test_jobs.h"
 #include "gtest/gtest.h"
+#include "search_space/search_space.h"
 
 namespace nas::controller {
 namespace {
-
-v1::JobSpec MacroJob(const std::string& strategy, int64_t seed, int layers = 6) {
-  v1::JobSpec spec;
-  v1::MacroCnnSpace* m = spec.mutable_search_space()->mutable_macro_cnn();
-  for (int v : {1, 3, 5, 7}) m->add_filter_heights(v);
-  for (int v : {1, 3, 5, 7}) m->add_filter_widths(v);
-  for (int v : {24, 36, 48, 64}) m->add_num_filters(v);
-  for (int v : {1, 2, 3}) m->add_strides(v);
-  m->set_skip_connections(true);
-  m->mutable_depth()->set_initial_layers(layers);
-  m->mutable_depth()->set_max_layers(layers);
-  spec.mutable_strategy()->set_name(strategy);
-  spec.mutable_strategy()->set_seed(seed);
-  spec.mutable_budget()->set_max_trials(1);
-  spec.mutable_evaluator()->mutable_synthetic();
-  return WithDefaults(spec);
-}
 
 double SyntheticReward(const v1::Architecture& arch) {
   int good = 0;
@@ -38,12 +23,12 @@ double SyntheticReward(const v1::Architecture& arch) {
   return good / (2.0 * arch.macro_cnn().layers_size());
 }
 
-class StrategyTest : public ::testing::Test {
+class ReinforceStrategyTest : public ::testing::Test {
  protected:
   void SetUp() override { torch::set_num_threads(1); }
 };
 
-TEST_F(StrategyTest, RecomputedLogProbabilityEqualsTheSampledOne) {
+TEST_F(ReinforceStrategyTest, RecomputedLogProbabilityEqualsTheSampledOne) {
   for (const bool cell : {false, true}) {
     v1::JobSpec spec = MacroJob("reinforce", 3);
     if (cell) {
@@ -64,7 +49,7 @@ TEST_F(StrategyTest, RecomputedLogProbabilityEqualsTheSampledOne) {
   }
 }
 
-TEST_F(StrategyTest, AutogradGradientMatchesFiniteDifferences) {
+TEST_F(ReinforceStrategyTest, AutogradGradientMatchesFiniteDifferences) {
   v1::JobSpec spec = MacroJob("reinforce", 5, 3);
   spec.mutable_controller()->set_lstm_units(4);
   spec.mutable_controller()->set_lstm_layers(1);
@@ -104,7 +89,7 @@ TEST_F(StrategyTest, AutogradGradientMatchesFiniteDifferences) {
   EXPECT_GT(checked, 10);
 }
 
-TEST_F(StrategyTest, AnchorProbabilitiesStayStrictlyBetweenZeroAndOne) {
+TEST_F(ReinforceStrategyTest, AnchorProbabilitiesStayStrictlyBetweenZeroAndOne) {
   v1::JobSpec spec = MacroJob("reinforce", 1, 4);
   spec.mutable_controller()->set_init_range(1.0);
   LstmPolicy policy(spec.search_space(), spec.controller(), 1);
@@ -112,12 +97,12 @@ TEST_F(StrategyTest, AnchorProbabilitiesStayStrictlyBetweenZeroAndOne) {
   torch::NoGradGuard no_grad;
   std::vector<std::vector<int>> tokens = policy->Run(1, 4, nullptr, &rng).tokens;
   // Force every anchor token to 1, then every one to 0: both finite.
-  const std::vector<Decision> decisions = Decisions(spec.search_space(), 4);
+  const std::vector<search_space::Decision> decisions = search_space::Decisions(spec.search_space(), 4);
   for (int bit : {0, 1}) {
     std::vector<int> forced = tokens[0];
     size_t t = 0;
-    for (const Decision& d : decisions) {
-      if (d.kind == Decision::Kind::kAnchor) {
+    for (const search_space::Decision& d : decisions) {
+      if (d.kind == search_space::Decision::Kind::kAnchor) {
         for (int j = 0; j < d.num_choices; ++j) forced[t++] = bit;
       } else {
         ++t;
@@ -130,25 +115,23 @@ TEST_F(StrategyTest, AnchorProbabilitiesStayStrictlyBetweenZeroAndOne) {
   }
 }
 
-TEST_F(StrategyTest, SameSeedGivesSameSamples) {
-  for (const char* name : {"reinforce", "random"}) {
-    auto a = CreateStrategy(MacroJob(name, 42), 0);
-    auto b = CreateStrategy(MacroJob(name, 42), 0);
-    auto c = CreateStrategy(MacroJob(name, 42), 1);
-    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
-    auto sa = (*a)->Sample(8, {});
-    auto sb = (*b)->Sample(8, {});
-    auto sc = (*c)->Sample(8, {});
-    ASSERT_TRUE(sa.ok() && sb.ok() && sc.ok());
-    std::string ca, cb, cc;
-    for (int i = 0; i < 8; ++i) {
-      ca += (*sa)[i].canonical();
-      cb += (*sb)[i].canonical();
-      cc += (*sc)[i].canonical();
-    }
-    EXPECT_EQ(ca, cb) << name;
-    EXPECT_NE(ca, cc) << name << ": replicas must draw different streams";
+TEST_F(ReinforceStrategyTest, SameSeedGivesSameSamples) {
+  auto a = NewReinforceStrategy(MacroJob("reinforce", 42), 0);
+  auto b = NewReinforceStrategy(MacroJob("reinforce", 42), 0);
+  auto c = NewReinforceStrategy(MacroJob("reinforce", 42), 1);
+  ASSERT_TRUE(a && b && c);
+  auto sa = a->Sample(8, {});
+  auto sb = b->Sample(8, {});
+  auto sc = c->Sample(8, {});
+  ASSERT_TRUE(sa.ok() && sb.ok() && sc.ok());
+  std::string ca, cb, cc;
+  for (int i = 0; i < 8; ++i) {
+    ca += (*sa)[i].canonical();
+    cb += (*sb)[i].canonical();
+    cc += (*sc)[i].canonical();
   }
+  EXPECT_EQ(ca, cb);
+  EXPECT_NE(ca, cc) << "replicas must draw different streams";
 }
 
 // Adam on named flat tensors, as a parameter server would apply it.
@@ -179,26 +162,28 @@ class TestAdam {
   std::map<std::string, std::vector<double>> m_, v_;
 };
 
-TEST_F(StrategyTest, ReinforceLearnsASyntheticRewardFarBetterThanRandomSearch) {
-  auto reinforce = CreateStrategy(MacroJob("reinforce", 7), 0);
-  auto random = CreateStrategy(MacroJob("random", 7), 0);
-  ASSERT_TRUE(reinforce.ok() && random.ok());
-  std::vector<FlatTensor> params = (*reinforce)->InitialParameters();
+TEST_F(ReinforceStrategyTest, ReinforceLearnsASyntheticRewardFarBetterThanRandomSearch) {
+  // Random search over the same space (controller/random_strategy.h) is the
+  // bar to clear.
+  std::unique_ptr<SearchStrategy> reinforce = NewReinforceStrategy(MacroJob("reinforce", 7), 0);
+  std::unique_ptr<SearchStrategy> random = NewRandomStrategy(MacroJob("random", 7), 0);
+  ASSERT_TRUE(reinforce && random);
+  std::vector<FlatTensor> params = reinforce->InitialParameters();
   ASSERT_FALSE(params.empty());
   TestAdam adam(0.01);
   std::vector<double> reinforce_rewards, random_rewards;
   constexpr int kM = 8;
   for (int round = 0; round < 2000 / kM; ++round) {
-    ASSERT_TRUE((*reinforce)->LoadParameters(params).ok());
-    auto archs = (*reinforce)->Sample(kM, {});
+    ASSERT_TRUE(reinforce->LoadParameters(params).ok());
+    auto archs = reinforce->Sample(kM, {});
     ASSERT_TRUE(archs.ok());
     std::vector<double> rewards;
     for (const v1::Architecture& a : *archs) rewards.push_back(SyntheticReward(a));
     reinforce_rewards.insert(reinforce_rewards.end(), rewards.begin(), rewards.end());
-    auto grads = (*reinforce)->Gradient(*archs, rewards);
+    auto grads = reinforce->Gradient(*archs, rewards);
     ASSERT_TRUE(grads.ok());
     adam.Step(params, *grads);
-    auto uniform = (*random)->Sample(kM, {});
+    auto uniform = random->Sample(kM, {});
     ASSERT_TRUE(uniform.ok());
     for (const v1::Architecture& a : *uniform) random_rewards.push_back(SyntheticReward(a));
   }
@@ -210,7 +195,7 @@ TEST_F(StrategyTest, ReinforceLearnsASyntheticRewardFarBetterThanRandomSearch) {
   const double learned = tail_mean(reinforce_rewards);
   const double baseline = tail_mean(random_rewards);
   EXPECT_GT(learned, baseline + 0.25) << "reinforce " << learned << " vs random " << baseline;
-  EXPECT_GT((*reinforce)->baseline(), baseline);
+  EXPECT_GT(reinforce->baseline(), baseline);
 }
 
 }  // namespace

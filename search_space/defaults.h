@@ -1,0 +1,53 @@
+// The one place where the defaults of job-spec fields read by more than one
+// process are written down: the search space's training shape (cell), the
+// train evaluator's hyperparameters and the reward. The controller fills them
+// into a submitted spec (controller/job_spec.h WithDefaults); the worker and
+// nasctl apply the same functions to what they receive, so a task or a stored
+// job written before a field had a default still reads the same.
+//
+// A field is "unset" when it holds its zero value (proto3 scalars), so an
+// explicit 0 also takes the default; docs/job_spec.md lists the values.
+#ifndef NAS_SEARCH_SPACE_DEFAULTS_H_
+#define NAS_SEARCH_SPACE_DEFAULTS_H_
+
+#include "proto/job.pb.h"
+#include "proto/search_space.pb.h"
+
+namespace nas::search_space {
+
+// Cell spaces: the network a worker trains stacks this many cells per stage
+// (3 stages), starting at this many channels (doubled at each stage).
+inline constexpr int kDefaultCellsPerStage = 1;
+inline constexpr int kDefaultInitialChannels = 16;
+
+// Train evaluator: Nesterov SGD with a cosine schedule, 5000 images held out.
+inline constexpr int kDefaultBatchSize = 128;
+inline constexpr int kDefaultValidationSize = 5000;
+inline constexpr double kDefaultLearningRate = 0.1;
+inline constexpr double kDefaultMomentum = 0.9;
+inline constexpr double kDefaultWeightDecay = 1e-4;
+inline constexpr const char kDefaultLrSchedule[] = "cosine";
+
+// Reward: R = (max validation accuracy over the last 5 epochs) ^ 3.
+inline constexpr int kDefaultLastEpochs = 5;
+inline constexpr double kDefaultRewardPower = 3.0;
+
+// `space` with its unset defaulted fields filled in (a cell's, below). Other
+// kinds of space have no defaulted fields. Does not validate.
+v1::SearchSpace WithSearchSpaceDefaults(v1::SearchSpace space);
+
+// `cell` with cells_per_stage and initial_channels filled in where unset.
+v1::CellSpace WithCellDefaults(v1::CellSpace cell);
+
+// `train` with batch_size, validation_size, learning_rate, momentum,
+// weight_decay and lr_schedule filled in where unset. epochs, dataset and
+// data_dir have no default here (epochs is required; data_dir's default is
+// the dataset's, worker/dataset.h).
+v1::TrainEvaluatorSpec WithTrainDefaults(v1::TrainEvaluatorSpec train);
+
+// `reward` with last_epochs and power filled in where unset.
+v1::RewardSpec WithRewardDefaults(v1::RewardSpec reward);
+
+}  // namespace nas::search_space
+
+#endif  // NAS_SEARCH_SPACE_DEFAULTS_H_
