@@ -105,10 +105,12 @@ class ControllerFixture : public ::testing::Test {
     return ::testing::UnitTest::GetInstance()->current_test_info()->name();
   }
 
-  // Workers that acquire, score with SyntheticReward and report.
-  void StartWorkers(int n) {
+  // Workers that acquire, score with SyntheticReward and report; the tasks
+  // of every `fail_every`-th trial (by trial index; 1 = all, 0 = none) they
+  // report as failed with `error` (permanently).
+  void StartWorkers(int n, int fail_every = 0, const std::string& error = "") {
     for (int i = 0; i < n; ++i) {
-      workers_.emplace_back([this, i] {
+      workers_.emplace_back([this, i, fail_every, error] {
         const std::string id = absl::StrCat("test-worker-", i);
         while (!stop_workers_) {
           v1::AcquireTaskRequest request;
@@ -120,11 +122,18 @@ class ControllerFixture : public ::testing::Test {
           if (!tasks_->AcquireTask(&context, request, &response).ok() || !response.has_task()) {
             continue;
           }
+          int64_t index = 0;
+          ASSERT_TRUE(absl::SimpleAtoi(response.task().trial_id().substr(1), &index));
           v1::ReportResultRequest report;
           report.set_task_id(response.task().task_id());
           report.set_worker_id(id);
-          report.mutable_metrics()->set_reward(SyntheticReward(response.task().architecture()));
-          report.mutable_metrics()->set_accuracy(report.metrics().reward());
+          if (fail_every > 0 && index % fail_every == 0) {
+            report.set_error(error);
+            report.set_permanent(true);
+          } else {
+            report.mutable_metrics()->set_reward(SyntheticReward(response.task().architecture()));
+            report.mutable_metrics()->set_accuracy(report.metrics().reward());
+          }
           v1::ReportResultResponse ack;
           grpc::ClientContext report_context;
           report_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
@@ -194,41 +203,6 @@ class ControllerFixture : public ::testing::Test {
       if (job.job_id() == job_id) return true;
     }
     return false;
-  }
-
-  // Workers that report the tasks of every `fail_every`-th trial (by trial
-  // index; 1 = all) as failed with `error` (permanently), and score the rest.
-  void StartFailingWorkers(int n, const std::string& error, int fail_every = 1) {
-    for (int i = 0; i < n; ++i) {
-      workers_.emplace_back([this, i, error, fail_every] {
-        const std::string id = absl::StrCat("failing-worker-", i);
-        while (!stop_workers_) {
-          v1::AcquireTaskRequest request;
-          request.set_worker_id(id);
-          request.set_wait_seconds(0.5);
-          v1::AcquireTaskResponse response;
-          grpc::ClientContext context;
-          if (!tasks_->AcquireTask(&context, request, &response).ok() || !response.has_task()) {
-            continue;
-          }
-          int64_t index = 0;
-          ASSERT_TRUE(absl::SimpleAtoi(response.task().trial_id().substr(1), &index));
-          v1::ReportResultRequest report;
-          report.set_task_id(response.task().task_id());
-          report.set_worker_id(id);
-          if (index % fail_every == 0) {
-            report.set_error(error);
-            report.set_permanent(true);
-          } else {
-            report.mutable_metrics()->set_reward(SyntheticReward(response.task().architecture()));
-          }
-          v1::ReportResultResponse ack;
-          grpc::ClientContext report_context;
-          (void)tasks_->ReportResult(&report_context, report, &ack);
-          ++reports_;
-        }
-      });
-    }
   }
 
   int max_running_jobs_ = 16;
@@ -406,7 +380,7 @@ TEST_F(ControllerFixture, TrialFailingEveryAttemptIsRecordedFailedWithItsError) 
 }
 
 TEST_F(ControllerFixture, JobWhoseTrialsKeepFailingEndsFailedWithTheirErrorEarly) {
-  StartFailingWorkers(2, "lookup table /data/t.csv: no such file");
+  StartWorkers(2, /*fail_every=*/1, "lookup table /data/t.csv: no such file");
   v1::Job job;
   ASSERT_TRUE(Submit(MacroSpec(1000), &job).ok());
   v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
@@ -422,7 +396,7 @@ TEST_F(ControllerFixture, JobWhoseTrialsKeepFailingEndsFailedWithTheirErrorEarly
 
 TEST_F(ControllerFixture, FailedTrialsBelowTheFractionDoNotFailTheJob) {
   // Every third trial fails: a third is below the default 0.5.
-  StartFailingWorkers(2, "flaky", /*fail_every=*/3);
+  StartWorkers(2, /*fail_every=*/3, "flaky");
   v1::Job job;
   ASSERT_TRUE(Submit(MacroSpec(40), &job).ok());
   v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
@@ -434,7 +408,7 @@ TEST_F(ControllerFixture, FailedTrialsBelowTheFractionDoNotFailTheJob) {
 TEST_F(ControllerFixture, AFractionOfOneNeverFailsTheJob) {
   v1::JobSpec spec = MacroSpec(12);
   spec.mutable_budget()->set_max_failed_fraction(1);
-  StartFailingWorkers(2, "always");
+  StartWorkers(2, /*fail_every=*/1, "always");
   v1::Job job;
   ASSERT_TRUE(Submit(spec, &job).ok());
   v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));

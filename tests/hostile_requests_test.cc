@@ -72,6 +72,17 @@ class HostileRequestsTest : public ::testing::Test {
     shard_ = v1::ParameterServer::NewStub(ps_channel);
   }
 
+  // Submits a job spec given as YAML; returns its id (empty on failure).
+  std::string SubmitYaml(const std::string& yaml) {
+    v1::SubmitJobRequest submit;
+    submit.set_spec_yaml(yaml);
+    v1::SubmitJobResponse submitted;
+    grpc::ClientContext context;
+    grpc::Status status = jobs_->SubmitJob(&context, submit, &submitted);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return submitted.job().job_id();
+  }
+
   std::string dir_;
   std::optional<testing::RunningServer> ps_, controller_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
@@ -83,8 +94,7 @@ class HostileRequestsTest : public ::testing::Test {
 TEST_F(HostileRequestsTest, EveryMethodRejectsBadInputWithTheRightCodeAndNoStateChange) {
   // Legitimate state to protect: one job on the controller (random search, no
   // workers, so its trials stay queued) and one job on the shard.
-  v1::SubmitJobRequest submit;
-  submit.set_spec_yaml(R"(
+  const std::string job_id = SubmitYaml(R"(
 name: legit
 search_space:
   cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
@@ -93,12 +103,7 @@ parallelism: {num_replicas: 1, children_per_replica: 2}
 budget: {max_trials: 4}
 evaluator: {synthetic: {}}
 )");
-  v1::SubmitJobResponse submitted;
-  {
-    grpc::ClientContext context;
-    ASSERT_TRUE(jobs_->SubmitJob(&context, submit, &submitted).ok());
-  }
-  const std::string job_id = submitted.job().job_id();
+  ASSERT_FALSE(job_id.empty());
   v1::InitJobRequest init;
   init.set_job_id("legit");
   init.set_num_shards(1);
@@ -458,8 +463,7 @@ evaluator: {synthetic: {}}
 }
 
 TEST_F(HostileRequestsTest, OnlyTheWorkerHoldingTheLeaseMayHeartbeatOrReport) {
-  v1::SubmitJobRequest submit;
-  submit.set_spec_yaml(R"(
+  const std::string job_id = SubmitYaml(R"(
 name: leases
 search_space:
   cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
@@ -468,12 +472,7 @@ parallelism: {num_replicas: 1, children_per_replica: 1}
 budget: {max_trials: 1}
 evaluator: {synthetic: {}}
 )");
-  v1::SubmitJobResponse submitted;
-  {
-    grpc::ClientContext context;
-    ASSERT_TRUE(jobs_->SubmitJob(&context, submit, &submitted).ok());
-  }
-  const std::string job_id = submitted.job().job_id();
+  ASSERT_FALSE(job_id.empty());
   v1::AcquireTaskResponse leased;
   {
     v1::AcquireTaskRequest acquire;
