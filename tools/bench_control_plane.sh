@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 measure=${1:-10}
-bazel build //tests:control_plane_bench >/dev/null 2>&1 || bazel build //tests:control_plane_bench
-bench=bazel-bin/tests/control_plane_bench
+bazel build //bench:control_plane_bench >/dev/null 2>&1 || bazel build //bench:control_plane_bench
+bench=bazel-bin/bench/control_plane_bench
 export TEST_SRCDIR=$PWD/$bench.runfiles
 export TEST_TMPDIR=$(mktemp -d)
 trap 'rm -rf "$TEST_TMPDIR"' EXIT

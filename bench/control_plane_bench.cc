@@ -7,9 +7,9 @@
 // evaluation, parameter-server pushes/s, and the resident memory of every
 // process; and, in the same run (before and after), bare gRPC unary calls/s
 // against a trivial service as the machine's limit.
-//   bazel build //tests:control_plane_bench
-//   TEST_SRCDIR=$PWD/bazel-bin/tests/control_plane_bench.runfiles TEST_TMPDIR=/tmp/cpb \
-//     bazel-bin/tests/control_plane_bench --shards=20 --replicas=100 --children=8 --workers=800
+//   bazel build //bench:control_plane_bench
+//   TEST_SRCDIR=$PWD/bazel-bin/bench/control_plane_bench.runfiles TEST_TMPDIR=/tmp/cpb \
+//     bazel-bin/bench/control_plane_bench --shards=20 --replicas=100 --children=8 --workers=800
 #include <signal.h>
 
 #include <algorithm>
@@ -30,7 +30,6 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/grpc_server.h"
-#include "common/http_client.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/parameter_server.grpc.pb.h"
 #include "proto/task_service.grpc.pb.h"

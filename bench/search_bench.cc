@@ -5,9 +5,9 @@
 // Prints the mean and standard deviation of the best accuracy found after 100,
 // 200 and 500 evaluations. Any table in the lookup CSV format works:
 //   bazel run //tools:make_lookup_table -- --out=/tmp/nb201.csv
-//   bazel run //controller:search_bench -- --table=/tmp/nb201.csv
+//   bazel run //bench:search_bench -- --table=/tmp/nb201.csv
 // --curve_out=FILE also writes the mean best accuracy after every evaluation
-// per strategy (tab-separated, for tools/plot_search.sh).
+// per strategy (tab-separated; tools/bench_search.sh plots it).
 #include <cmath>
 #include <cstdio>
 #include <map>
