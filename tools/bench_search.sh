@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Search-efficiency benchmark and its plot: builds the structured synthetic
 # NAS-Bench-201-style table (or uses TABLE=path, any lookup CSV), runs
-# //controller:search_bench over 20 seeds and draws docs/search_efficiency.png
+# //bench:search_bench over 20 seeds and draws docs/search_efficiency.png
 # (mean best accuracy vs evaluations per strategy, with ±1 std bands) with
-# gnuplot. Prints the benchmark's figures.
+# gnuplot. Prints the benchmark's figures; exits 1 (after drawing the plot)
+# when REINFORCE misses its goal against random search.
 #   bash tools/bench_search.sh            # figures + docs/search_efficiency.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,13 +14,15 @@ if ! command -v gnuplot >/dev/null; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-bazel build //tools:make_lookup_table //controller:search_bench >/dev/null 2>&1 ||
-  bazel build //tools:make_lookup_table //controller:search_bench
+bazel build //tools:make_lookup_table //bench:search_bench >/dev/null 2>&1 ||
+  bazel build //tools:make_lookup_table //bench:search_bench
 table=${TABLE:-$work/table.csv}
 if [[ -z "${TABLE:-}" ]]; then
   bazel-bin/tools/make_lookup_table --out="$table" >/dev/null
 fi
-bazel-bin/controller/search_bench --table="$table" --curve_out="$work/curve.tsv" "$@"
+status=0
+bazel-bin/bench/search_bench --table="$table" --curve_out="$work/curve.tsv" "$@" || status=$?
+[[ -f "$work/curve.tsv" ]] || exit "$status"
 gnuplot <<GNUPLOT
 set terminal pngcairo size 900,560 font "sans,11"
 set output "docs/search_efficiency.png"
@@ -37,3 +40,4 @@ plot "$work/curve.tsv" using 1:(\$2-\$3):(\$2+\$3) with filledcurves fs transpar
      "" using 1:6 with lines lw 2 lc rgb "#d62728" title "REINFORCE, K = 8 asynchronous"
 GNUPLOT
 echo "plot: docs/search_efficiency.png"
+exit "$status"

@@ -3,12 +3,18 @@
 // the weights it pulled, while the others' pushes land in between: staleness
 // up to K - 1), and random search, over the same cell space, for >= 20 seeds.
 // Prints the mean and standard deviation of the best accuracy found after 100,
-// 200 and 500 evaluations. Any table in the lookup CSV format works:
+// 200 and 500 evaluations. Goal (docs/benchmarks.md): both REINFORCE
+// configurations find, on average, at least the accuracy random search finds
+// at each of the three budgets; exits 1 naming each figure that misses it, or
+// when the reference (random search) finds no architecture of the table (a
+// table that does not match --num_nodes / --operations). Any table in the
+// lookup CSV format works:
 //   bazel run //tools:make_lookup_table -- --out=/tmp/nb201.csv
-//   bazel run //controller:search_bench -- --table=/tmp/nb201.csv
+//   bazel run //bench:search_bench -- --table=/tmp/nb201.csv
 // --curve_out=FILE also writes the mean best accuracy after every evaluation
-// per strategy (tab-separated, for tools/plot_search.sh).
+// per strategy (tab-separated; tools/bench_search.sh plots it).
 #include <cmath>
+#include <iterator>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -117,6 +123,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(table.status().message()).c_str());
     return 2;
   }
+  if (table->empty()) {
+    std::fprintf(stderr, "--table: %s has no rows\n", absl::GetFlag(FLAGS_table).c_str());
+    return 2;
+  }
   double table_best = 0;
   for (const auto& [arch, row] : *table) table_best = std::max(table_best, row.accuracy);
   std::printf("table_architectures %zu\ntable_best_accuracy %.4f\n", table->size(), table_best);
@@ -131,6 +141,8 @@ int main(int argc, char** argv) {
   const int seeds = absl::GetFlag(FLAGS_seeds);
   // [strategy][evaluation] -> mean, std over seeds.
   std::vector<std::vector<std::pair<double, double>>> curves;
+  // [strategy][checkpoint] -> mean best accuracy over seeds.
+  std::vector<std::vector<double>> at_checkpoints;
   for (const Config& c : configs) {
     std::vector<std::vector<double>> runs;
     for (int s = 0; s < seeds; ++s) runs.push_back(Run(c.strategy, c.replicas, c.m, 1000 + s, *table));
@@ -142,12 +154,34 @@ int main(int argc, char** argv) {
       curve[e] = {mean, std::sqrt(sq)};
     }
     curves.push_back(std::move(curve));
+    at_checkpoints.emplace_back();
     for (int checkpoint : kCheckpoints) {
       double mean = 0, sq = 0;
       for (const auto& r : runs) mean += r[checkpoint - 1] / seeds;
       for (const auto& r : runs) sq += std::pow(r[checkpoint - 1] - mean, 2) / seeds;
       std::printf("%s_best_accuracy_after_%d %.4f (std %.4f over %d seeds)\n", c.name, checkpoint, mean,
                   std::sqrt(sq), seeds);
+      at_checkpoints.back().push_back(mean);
+    }
+  }
+  std::fflush(stdout);
+  // configs[0] is random search, the reference; the others must match or beat it.
+  std::vector<std::string> missed;
+  const std::vector<double>& random = at_checkpoints[0];
+  if (!(random.back() > 0)) {
+    missed.push_back(absl::StrCat(
+        "random_best_accuracy_after_", kEvaluations, " is ", random.back(),
+        ": random search found no architecture of the table (do --num_nodes and --operations "
+        "match it?)"));
+  } else {
+    for (size_t i = 1; i < std::size(configs); ++i) {
+      for (size_t k = 0; k < std::size(kCheckpoints); ++k) {
+        if (at_checkpoints[i][k] < random[k]) {
+          missed.push_back(absl::StrFormat(
+              "%s_best_accuracy_after_%d %.4f misses its goal >= random search's %.4f",
+              configs[i].name, kCheckpoints[k], at_checkpoints[i][k], random[k]));
+        }
+      }
     }
   }
   if (const std::string path = absl::GetFlag(FLAGS_curve_out); !path.empty()) {
@@ -166,5 +200,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  for (const std::string& m : missed) std::printf("MISSED %s\n", m.c_str());
+  if (!missed.empty()) return 1;
+  std::printf("all goals met\n");
   return 0;
 }
