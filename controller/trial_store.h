@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "proto/job.pb.h"
 #include "proto/job_service.pb.h"
 
@@ -147,8 +148,9 @@ class TrialStore {
     // Asynchronous writes: called after the commit (may be empty: a mark).
     std::function<void(absl::StatusOr<bool>)> callback;
     bool async = false;
-    bool done = false;   // blocking writes; guarded by queue_mu_
-    absl::CondVar wake;  // signalled when done
+    // Blocking writes: notified after the commit; the caller owns the write
+    // again from then on.
+    absl::Notification committed;
   };
 
   explicit TrialStore(sqlite3* db);
