@@ -170,8 +170,11 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   std::atomic<int64_t> duplicates{0};
   std::atomic<int64_t> acquires{0};
   const bool acquire_next = absl::GetFlag(FLAGS_acquire_next);
-  absl::Mutex mu;
-  std::vector<double> latencies_ms;
+  // Each simulated worker adds its report latencies when it stops.
+  struct Latencies {
+    absl::Mutex mu;
+    std::vector<double> ms ABSL_GUARDED_BY(mu);
+  } collected;
   std::vector<std::thread> workers;
   for (int w = 0; w < W; ++w) {
     workers.emplace_back([&, w] {
@@ -208,8 +211,8 @@ evaluator: {synthetic: {}, lease_seconds: 60}
           ++reports;
         }
       }
-      absl::MutexLock lock(&mu);
-      latencies_ms.insert(latencies_ms.end(), local.begin(), local.end());
+      absl::MutexLock lock(&collected.mu);
+      collected.ms.insert(collected.ms.end(), local.begin(), local.end());
     });
   }
   absl::SleepFor(absl::Seconds(5));  // warm-up: replicas initialise and fill the queue
@@ -257,6 +260,11 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   for (auto& ps : shards) ps_rss = std::max(ps_rss, ResidentMiB(ps.ready.pid));
   stop = true;
   for (std::thread& t : workers) t.join();
+  std::vector<double> latencies_ms;
+  {
+    absl::MutexLock lock(&collected.mu);
+    latencies_ms.swap(collected.ms);
+  }
   std::sort(latencies_ms.begin(), latencies_ms.end());
 
   // The limit again, after the run (the machine's speed drifts: the bound
