@@ -173,7 +173,8 @@ class TrialStore {
   absl::Status InsertLocked(const std::vector<PendingTrial>& trials)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Lock order: queue_mu_ is never held while taking mu_.
+  // Lock order: queue_mu_ is never held while taking mu_ (declared on mu_,
+  // checked by clang's -Wthread-safety-beta).
   absl::Mutex queue_mu_;
   std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
   absl::CondVar queued_;  // signalled when the idle writer has work or must stop
@@ -181,7 +182,7 @@ class TrialStore {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread writer_;
 
-  absl::Mutex mu_;
+  absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(queue_mu_);
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<StatementCache> statements_ ABSL_GUARDED_BY(mu_);
 };
