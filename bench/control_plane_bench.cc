@@ -240,11 +240,14 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   std::atomic<int64_t> reports{0};
   std::atomic<int64_t> duplicates{0};
   std::atomic<int64_t> acquires{0};
-  // (when, reward) of every report, the warm-up's included.
-  std::vector<std::pair<absl::Time, double>> rewards;
   const bool acquire_next = absl::GetFlag(FLAGS_acquire_next);
-  absl::Mutex mu;
-  std::vector<double> latencies_ms;
+  // Each simulated worker adds its report latencies and its (when, reward)
+  // of every report, the warm-up's included, when it stops.
+  struct Collected {
+    absl::Mutex mu;
+    std::vector<double> ms ABSL_GUARDED_BY(mu);
+    std::vector<std::pair<absl::Time, double>> rewards ABSL_GUARDED_BY(mu);
+  } collected;
   std::vector<std::thread> workers;
   for (int w = 0; w < W; ++w) {
     workers.emplace_back([&, w] {
@@ -284,9 +287,9 @@ evaluator: {synthetic: {}, lease_seconds: 60}
           ++reports;
         }
       }
-      absl::MutexLock lock(&mu);
-      latencies_ms.insert(latencies_ms.end(), local.begin(), local.end());
-      rewards.insert(rewards.end(), local_rewards.begin(), local_rewards.end());
+      absl::MutexLock lock(&collected.mu);
+      collected.ms.insert(collected.ms.end(), local.begin(), local.end());
+      collected.rewards.insert(collected.rewards.end(), local_rewards.begin(), local_rewards.end());
     });
   }
   absl::SleepFor(absl::Seconds(5));  // warm-up: replicas initialise and fill the queue
@@ -405,6 +408,13 @@ evaluator: {synthetic: {}, lease_seconds: 60}
   for (auto& ps : shards) ps_rss = std::max(ps_rss, ResidentMiB(ps.ready.pid));
   stop = true;
   for (std::thread& t : workers) t.join();
+  std::vector<double> latencies_ms;
+  std::vector<std::pair<absl::Time, double>> rewards;
+  {
+    absl::MutexLock lock(&collected.mu);
+    latencies_ms.swap(collected.ms);
+    rewards.swap(collected.rewards);
+  }
   std::sort(latencies_ms.begin(), latencies_ms.end());
   // Rewards of the job's first K*m reports (the first round of every
   // replica: the initial weights), and of the window, its first and last fifth.

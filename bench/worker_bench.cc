@@ -117,10 +117,11 @@ class OneTaskService final : public nas::v1::TaskService::Service {
 
  private:
   absl::Mutex mu_;
-  std::deque<nas::v1::Task> tasks_;
-  bool done_ = false;
-  absl::Time acquired_, reported_;
-  nas::v1::ReportResultRequest report_;
+  std::deque<nas::v1::Task> tasks_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time acquired_ ABSL_GUARDED_BY(mu_);
+  absl::Time reported_ ABSL_GUARDED_BY(mu_);
+  nas::v1::ReportResultRequest report_ ABSL_GUARDED_BY(mu_);
 };
 
 double BareLoop(const nas::v1::Task& task, const nas::worker::ImageSet& set) {

@@ -35,7 +35,7 @@ class ShardGather {
     };
   }
 
-  absl::Status Wait() {
+  absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](size_t* p) { return *p == 0; }, &pending_));
@@ -69,7 +69,7 @@ class ShardPusher {
   // `request` and `response` must stay alive until `done` runs; `request` is
   // borrowed (its contents travel in the batch) and handed back as it was.
   void Push(v1::PushRequest* request, v1::PushResponse* response, absl::Time deadline,
-            std::function<void(grpc::Status)> done) {
+            std::function<void(grpc::Status)> done) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
       queue_.push_back({request, response, deadline, std::move(done)});
@@ -89,7 +89,7 @@ class ShardPusher {
   };
 
   // Sends batch_ (only the thread that set in_flight_ or took the queue gets here).
-  void Send() {
+  void Send() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::Time deadline = absl::InfiniteFuture();
     for (Pending& p : batch_) {
       request_.add_pushes()->Swap(p.request);
@@ -101,7 +101,7 @@ class ShardPusher {
                               [this](grpc::Status status) { Finished(std::move(status)); });
   }
 
-  void Finished(grpc::Status status) {
+  void Finished(grpc::Status status) ABSL_LOCKS_EXCLUDED(mu_) {
     std::vector<std::pair<std::function<void(grpc::Status)>, grpc::Status>> results;
     results.reserve(batch_.size());
     for (size_t i = 0; i < batch_.size(); ++i) {

@@ -133,8 +133,10 @@ TEST_F(PsWeightsClientTest, ABadPushFailsItsOwnReplicaOnly) {
   // must get its own outcome.
   constexpr int kPairs = 6, kRounds = 30;
   std::atomic<int> good_ok{0}, bad_invalid{0};
-  std::string bad_message;
-  absl::Mutex mu;
+  struct LastError {
+    absl::Mutex mu;
+    std::string message ABSL_GUARDED_BY(mu);
+  } bad;
   std::vector<std::thread> replicas;
   for (int p = 0; p < kPairs; ++p) {
     replicas.emplace_back([&, p] {
@@ -148,15 +150,18 @@ TEST_F(PsWeightsClientTest, ABadPushFailsItsOwnReplicaOnly) {
         const absl::Status status =
             client_->Push("job", 2 * p + 1, base, Filled(std::numeric_limits<float>::quiet_NaN()));
         if (status.code() == absl::StatusCode::kInvalidArgument) ++bad_invalid;
-        absl::MutexLock lock(&mu);
-        bad_message = std::string(status.message());
+        absl::MutexLock lock(&bad.mu);
+        bad.message = std::string(status.message());
       }
     });
   }
   for (std::thread& t : replicas) t.join();
   EXPECT_EQ(good_ok.load(), kPairs * kRounds);
   EXPECT_EQ(bad_invalid.load(), kPairs * kRounds);
-  EXPECT_NE(bad_message.find("parameter server shard"), std::string::npos) << bad_message;
+  {
+    absl::MutexLock lock(&bad.mu);
+    EXPECT_NE(bad.message.find("parameter server shard"), std::string::npos) << bad.message;
+  }
   absl::StatusOr<PulledWeights> weights = client_->Pull("job");
   ASSERT_TRUE(weights.ok());
   for (const FlatTensor& t : weights->tensors) {

@@ -565,14 +565,16 @@ void TrialStore::Submit(QueuedWrite* write) {
         "trial store: a blocking write from the writer thread would wait forever");
     return;
   }
-  absl::MutexLock lock(&queue_mu_);
-  if (stopping_) {
-    write->result = absl::UnavailableError("trial store is closing");
-    return;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (stopping_) {
+      write->result = absl::UnavailableError("trial store is closing");
+      return;
+    }
+    queue_.push_back(write);
+    if (writer_idle_) queued_.Signal();
   }
-  queue_.push_back(write);
-  if (writer_idle_) queued_.Signal();
-  while (!write->done) write->wake.Wait(&queue_mu_);
+  write->committed.WaitForNotification();
 }
 
 void TrialStore::SubmitAsync(std::unique_ptr<QueuedWrite> write) {
@@ -613,13 +615,8 @@ void TrialStore::WriteLoop() {
       write = nullptr;
       if (owned->callback) owned->callback(std::move(owned->result));
     }
-    {
-      absl::MutexLock lock(&queue_mu_);
-      for (QueuedWrite* write : batch) {
-        if (write == nullptr) continue;
-        write->done = true;
-        write->wake.Signal();  // its caller owns it from here on
-      }
+    for (QueuedWrite* write : batch) {
+      if (write != nullptr) write->committed.Notify();  // its caller owns it from here on
     }
     batch.clear();
   }

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "proto/job.pb.h"
 #include "proto/job_service.pb.h"
 
@@ -167,8 +168,9 @@ class TrialStore {
     // Asynchronous writes: called after the commit (may be empty: a mark).
     std::function<void(absl::StatusOr<bool>)> callback;
     bool async = false;
-    bool done = false;   // blocking writes; guarded by queue_mu_
-    absl::CondVar wake;  // signalled when done
+    // Blocking writes: notified after the commit; the caller owns the write
+    // again from then on.
+    absl::Notification committed;
   };
 
   explicit TrialStore(sqlite3* db);
@@ -195,7 +197,8 @@ class TrialStore {
   // Fills trial->curve (see GetTrial).
   absl::Status ReadCurveLocked(v1::Trial* trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Lock order: queue_mu_ is never held while taking mu_.
+  // Lock order: queue_mu_ is never held while taking mu_ (declared on mu_,
+  // checked by clang's -Wthread-safety-beta).
   absl::Mutex queue_mu_;
   std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
   absl::CondVar queued_;  // signalled when the idle writer has work or must stop
@@ -203,7 +206,7 @@ class TrialStore {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread writer_;
 
-  absl::Mutex mu_;
+  absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(queue_mu_);
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<StatementCache> statements_ ABSL_GUARDED_BY(mu_);
 };

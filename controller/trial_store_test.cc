@@ -263,8 +263,11 @@ TEST(TrialStoreTest, BothFinishFormsRefuseANonFinalStateAndStoreNothing) {
 
 TEST(TrialStoreTest, AsyncResultsCallBackAfterTheirCommitAndCloseWritesTheRest) {
   const std::string path = DbPath("async");
-  absl::Mutex mu;
-  std::vector<std::string> answers;
+  // What each callback saw, in the order the callbacks ran.
+  struct Answers {
+    absl::Mutex mu;
+    std::vector<std::string> lines ABSL_GUARDED_BY(mu);
+  } answers;
   {
     auto store = TrialStore::Open({path, false});
     ASSERT_TRUE(store.ok()) << store.status();
@@ -279,8 +282,8 @@ TEST(TrialStoreTest, AsyncResultsCallBackAfterTheirCommitAndCloseWritesTheRest) 
       return [&, id](absl::StatusOr<bool> recorded) {
         absl::StatusOr<v1::Trial> stored = raw->GetTrial("j", id);
         const absl::Status blocking = raw->MarkRunning("j", id, "w", 1);
-        absl::MutexLock lock(&mu);
-        answers.push_back(absl::StrCat(
+        absl::MutexLock lock(&answers.mu);
+        answers.lines.push_back(absl::StrCat(
             id, recorded.ok() ? (*recorded ? " recorded" : " duplicate") : " error",
             stored.ok() ? absl::StrCat(" ", TrialStateName(stored->state())) : " missing",
             blocking.code() == absl::StatusCode::kFailedPrecondition ? " refused" : " BLOCKING"));
@@ -296,22 +299,22 @@ TEST(TrialStoreTest, AsyncResultsCallBackAfterTheirCommitAndCloseWritesTheRest) 
     raw->MarkRunningAsync("j", "t0", "late", 2);  // after its result: ignored
     ASSERT_TRUE(raw->Flush().ok());
     {
-      absl::MutexLock lock(&mu);
-      ASSERT_EQ(answers.size(), 22u);  // every callback ran before Flush returned
+      absl::MutexLock lock(&answers.mu);
+      ASSERT_EQ(answers.lines.size(), 22u);  // every callback ran before Flush returned
       for (int i = 0; i < 20; ++i) {
-        EXPECT_EQ(answers[i], absl::StrCat("t", i, " recorded succeeded refused"));
+        EXPECT_EQ(answers.lines[i], absl::StrCat("t", i, " recorded succeeded refused"));
       }
-      EXPECT_EQ(answers[20], "t3 duplicate succeeded refused");
-      EXPECT_EQ(answers[21], "nope error missing refused");
+      EXPECT_EQ(answers.lines[20], "t3 duplicate succeeded refused");
+      EXPECT_EQ(answers.lines[21], "nope error missing refused");
     }
     // Queued and not flushed: closing the store writes them and calls back.
     raw->MarkRunningAsync("j", "t30", "w3", 1);
     raw->FinishTrialAsync(Succeeded("j", "t31", 0.7), check("t31"));
   }
   {
-    absl::MutexLock lock(&mu);
-    ASSERT_EQ(answers.size(), 23u);
-    EXPECT_EQ(answers[22], "t31 recorded succeeded refused");
+    absl::MutexLock lock(&answers.mu);
+    ASSERT_EQ(answers.lines.size(), 23u);
+    EXPECT_EQ(answers.lines[22], "t31 recorded succeeded refused");
   }
   auto store = TrialStore::Open({path, false});
   ASSERT_TRUE(store.ok()) << store.status();

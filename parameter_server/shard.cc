@@ -107,7 +107,7 @@ struct Shard::Metrics {
 };
 
 struct Shard::Job {
-  absl::Mutex mu;
+  absl::Mutex mu;  // taken after Shard::mu_ when both are held
   // Constant after creation.
   std::string id;
   std::vector<v1::TensorSpec> layout;
@@ -154,7 +154,26 @@ struct Shard::Job {
     add(c.mutable_accumulated(), accumulated);
     return c;
   }
+
+  // Writes this job's checkpoint to options.data_dir and records it.
+  absl::Status Checkpoint(const ShardOptions& options, Metrics* metrics)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
+
+absl::Status Shard::Job::Checkpoint(const ShardOptions& options, Metrics* metrics) {
+  const absl::Time start = absl::Now();
+  v1::ShardCheckpoint c = ToCheckpoint(options.num_shards, options.shard_index);
+  absl::Status status = WriteCheckpoint(options.data_dir, c);
+  if (!status.ok()) {
+    if (metrics) metrics->checkpoint_failures.Increment();
+    return status;
+  }
+  checkpointed_version = version;
+  checkpointed_pushes = pushes;
+  last_checkpoint = options.clock->Now();
+  if (metrics) metrics->checkpoint_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
 
 Shard::Shard(const ShardOptions& options) : options_(options) {
   if (options.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options.metrics);
@@ -328,7 +347,7 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
   {
     LockedMutex job_lock(&job->mu);
     // A new job is checkpointed at once, so a restart never forgets it.
-    if (!options_.data_dir.empty()) RETURN_IF_ERROR(Checkpoint(*job));
+    if (!options_.data_dir.empty()) RETURN_IF_ERROR(job->Checkpoint(options_, metrics_.get()));
   }
   if (metrics_) metrics_->version.Add({{"job_id", request.job_id()}}).Set(0);
   NAS_LOG(Info) << "job " << request.job_id() << ": " << mine.size() << " of "
@@ -490,7 +509,7 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
       const bool by_time = options_.clock->Now() - job->last_checkpoint >= options_.checkpoint_interval;
       checkpoint = by_count || by_time;
       if (checkpoint) {
-        absl::Status written = Checkpoint(*job);
+        absl::Status written = job->Checkpoint(options_, metrics_.get());
         if (!written.ok()) NAS_LOG(Error) << "checkpoint of job " << job->id << ": " << written;
       }
     }
@@ -504,20 +523,6 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
   return response;
 }
 
-absl::Status Shard::Checkpoint(Job& job) {
-  const absl::Time start = absl::Now();
-  v1::ShardCheckpoint c = job.ToCheckpoint(options_.num_shards, options_.shard_index);
-  absl::Status status = WriteCheckpoint(options_.data_dir, c);
-  if (!status.ok()) {
-    if (metrics_) metrics_->checkpoint_failures.Increment();
-    return status;
-  }
-  job.checkpointed_version = job.version;
-  job.checkpointed_pushes = job.pushes;
-  job.last_checkpoint = options_.clock->Now();
-  if (metrics_) metrics_->checkpoint_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
-  return absl::OkStatus();
-}
 
 absl::Status Shard::CheckpointAll() {
   if (options_.data_dir.empty()) return absl::OkStatus();
@@ -530,7 +535,7 @@ absl::Status Shard::CheckpointAll() {
   for (auto& job : jobs) {
     LockedMutex lock(&job->mu);
     if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
-    absl::Status s = Checkpoint(*job);
+    absl::Status s = job->Checkpoint(options_, metrics_.get());
     if (!s.ok()) result = s;
   }
   return result;
@@ -547,7 +552,7 @@ void Shard::CheckpointDue() {
     LockedMutex lock(&job->mu);
     if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
     if (options_.clock->Now() - job->last_checkpoint < options_.checkpoint_interval) continue;
-    absl::Status s = Checkpoint(*job);
+    absl::Status s = job->Checkpoint(options_, metrics_.get());
     if (!s.ok()) NAS_LOG(Error) << "checkpoint of job " << job->id << ": " << s;
   }
 }

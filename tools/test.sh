@@ -26,12 +26,19 @@ echo "== ThreadSanitizer =="
 bazel test --config=tsan //parameter_server:shard_test --nocache_test_results "$@" 2>&1 | tee -a "$log" | grep -E '^//|FAILED|ThreadSanitizer'
 tsan_rc=${PIPESTATUS[0]}
 if [[ $tsan_rc -ne 0 ]]; then rc=$tsan_rc; fi
+# Locking checked by the compiler: every C++ target compiled (not linked:
+# the check is the compiler's) with clang's thread-safety analysis as errors,
+# .bazelrc's --config=clang (counts as one test).
+echo "== clang thread-safety =="
+bazel build --config=clang --output_groups=compilation_outputs //... 2>&1 |
+  grep -E 'error:|^ERROR|Elapsed time|Build completed|FAILED'
+clang_rc=${PIPESTATUS[0]}
 set -e
 
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//\S+\s+(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)|FAILED TO BUILD' "$log" || true)
 if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi
-for step_rc in "$deploy_rc" "$fuzz_rc"; do
+for step_rc in "$deploy_rc" "$fuzz_rc" "$clang_rc"; do
   if [[ $step_rc -eq 0 ]]; then
     passed=$((passed + 1))
   else

@@ -164,7 +164,7 @@ absl::StatusOr<ImageSet> LoadCifar(const std::vector<std::string>& paths) {
 absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::string& dataset,
                                                                 const std::string& dir) {
   static absl::Mutex mu(absl::kConstInit);
-  static auto* cache = new std::map<std::string, std::shared_ptr<const ImageSet>>();
+  static auto* cache ABSL_PT_GUARDED_BY(mu) = new std::map<std::string, std::shared_ptr<const ImageSet>>();
   const std::string key = dataset + "|" + dir;
   absl::MutexLock lock(&mu);
   auto it = cache->find(key);

@@ -88,7 +88,8 @@ class LookupEvaluator : public Evaluator {
   }
 
  private:
-  absl::StatusOr<std::shared_ptr<const std::map<std::string, LookupRow>>> Load(const std::string& path) {
+  absl::StatusOr<std::shared_ptr<const std::map<std::string, LookupRow>>> Load(const std::string& path)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     auto it = tables_.find(path);
     if (it != tables_.end()) return it->second;

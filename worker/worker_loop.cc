@@ -149,22 +149,27 @@ absl::StatusOr<bool> WorkerLoop::RunOnce() {
 absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Task& task) {
   Evaluator* evaluator = EvaluatorFor(task);
   if (evaluator == nullptr) return absl::InvalidArgumentError("task has no known evaluator");
-  absl::Mutex hb_mu;
-  bool done = false;
-  std::vector<v1::EpochResult> pending_epochs;
-  int64_t epoch_events = 0;
+  // Shared by this thread (the evaluation) and the heartbeat thread.
+  struct HeartbeatState {
+    absl::Mutex mu;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    std::vector<v1::EpochResult> pending_epochs ABSL_GUARDED_BY(mu);
+    int64_t epoch_events ABSL_GUARDED_BY(mu) = 0;
+  } hb;
   std::thread heartbeat([&] {
     int64_t seen = 0;
     while (true) {
       std::vector<v1::EpochResult> epochs;
       {
-        absl::MutexLock lock(&hb_mu);
-        auto wake = [&]() { return done || epoch_events > seen; };
-        hb_mu.AwaitWithTimeout(absl::Condition(&wake), options_.heartbeat_interval);
+        absl::MutexLock lock(&hb.mu);
+        auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hb.mu) {
+          return hb.done || hb.epoch_events > seen;
+        };
+        hb.mu.AwaitWithTimeout(absl::Condition(&wake), options_.heartbeat_interval);
         // After the evaluation, flush the last epochs once, then end.
-        if (done && pending_epochs.empty()) return;
-        seen = epoch_events;
-        epochs.swap(pending_epochs);
+        if (hb.done && hb.pending_epochs.empty()) return;
+        seen = hb.epoch_events;
+        epochs.swap(hb.pending_epochs);
       }
       v1::HeartbeatRequest request;
       request.set_task_id(task.task_id());
@@ -187,14 +192,14 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
   context.cancelled = &cancel_current_;
   context.on_epoch = [&](const v1::EpochResult& epoch) {
     if (metrics_) metrics_->epoch.Set(epoch.epoch());
-    absl::MutexLock lock(&hb_mu);
-    pending_epochs.push_back(epoch);
-    ++epoch_events;
+    absl::MutexLock lock(&hb.mu);
+    hb.pending_epochs.push_back(epoch);
+    ++hb.epoch_events;
   };
   absl::StatusOr<v1::TrialMetrics> result = evaluator->Evaluate(task, context);
   {
-    absl::MutexLock lock(&hb_mu);
-    done = true;
+    absl::MutexLock lock(&hb.mu);
+    hb.done = true;
   }
   heartbeat.join();
   if (result.ok() && metrics_ && result->train_seconds() > 0 && task.evaluator().has_train()) {

@@ -52,15 +52,15 @@ class WorkerLoop {
   ~WorkerLoop();
 
   // Runs until Stop().
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
   // Thread-safe; returns at once.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
   // One acquire + evaluate + report. Returns whether a task ran; an error when
   // the controller could not be reached. The report asks for the next task
   // (acquire_next); when one comes back, the next RunOnce starts on it
   // without calling AcquireTask.
-  absl::StatusOr<bool> RunOnce();
+  absl::StatusOr<bool> RunOnce() ABSL_LOCKS_EXCLUDED(mu_);
 
   int64_t tasks_done() const { return tasks_done_.load(); }
 
@@ -68,10 +68,11 @@ class WorkerLoop {
   struct Metrics;
 
   absl::StatusOr<v1::TrialMetrics> EvaluateWithHeartbeats(const v1::Task& task);
-  void Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetrics>& result);
+  void Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetrics>& result)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Evaluator* EvaluatorFor(const v1::Task& task);
   // Sleeps for `d` unless stopped first; false when stopped.
-  bool SleepUnlessStopped(absl::Duration d);
+  bool SleepUnlessStopped(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
 
   const WorkerLoopOptions options_;
   std::shared_ptr<v1::TaskService::StubInterface> stub_;

@@ -29,7 +29,7 @@ class FakeTaskService final : public v1::TaskService::Service {
   grpc::Status AcquireTask(grpc::ServerContext*, const v1::AcquireTaskRequest* request,
                            v1::AcquireTaskResponse* response) override {
     absl::MutexLock lock(&mu_);
-    auto ready = [this]() { return !tasks_.empty(); };
+    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !tasks_.empty(); };
     mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(request->wait_seconds()));
     if (!tasks_.empty()) {
       ++acquires_;
@@ -63,7 +63,7 @@ class FakeTaskService final : public v1::TaskService::Service {
   }
   bool WaitForReports(size_t n, absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
-    auto enough = [this, n]() { return reports_.size() >= n; };
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return reports_.size() >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
   }
   std::vector<v1::ReportResultRequest> reports() {
