@@ -35,7 +35,7 @@ command -v "$cxx" >/dev/null || die "$cxx not found: bash tools/setup.sh install
 # Repository sources each target links, besides fuzz/<target>_fuzzer.cc and
 # the generated protos (job.pb.cc, search_space.pb.cc, task_service.pb.cc).
 declare -A sources=(
-  [job_spec]="common/proto_yaml.cc controller/job_spec.cc controller/search_space.cc"
+  [job_spec]="common/printable.cc common/proto_yaml.cc controller/job_spec.cc controller/search_space.cc"
   [search_space]="controller/search_space.cc"
   [idx]="worker/dataset.cc common/file_util.cc"
   [cifar]="worker/dataset.cc common/file_util.cc"
