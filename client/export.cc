@@ -201,11 +201,12 @@ std::string Summary(const v1::Job& job, const v1::Trial& trial) {
       "job        %s (%s)\ntrial      %s\nreward     %.4f\naccuracy   %.4f\nparameters %d\n"
       "FLOPs      %d\nlatency    %.6f s (one image)\ntraining   %.1f s on %s\n"
       "architecture %s\n\n",
-      job.job_id(), job.spec().name(), trial.trial_id(), trial.metrics().reward(),
-      trial.metrics().accuracy(), trial.metrics().parameters(), trial.metrics().flops(),
-      trial.metrics().latency_seconds(), trial.metrics().train_seconds(),
-      trial.metrics().device().empty() ? "?" : trial.metrics().device(),
-      trial.architecture().canonical());
+      EscapeForTerminal(job.job_id()), EscapeForTerminal(job.spec().name()),
+      EscapeForTerminal(trial.trial_id()), trial.metrics().reward(), trial.metrics().accuracy(),
+      trial.metrics().parameters(), trial.metrics().flops(), trial.metrics().latency_seconds(),
+      trial.metrics().train_seconds(),
+      trial.metrics().device().empty() ? "?" : EscapeForTerminal(trial.metrics().device()),
+      EscapeForTerminal(trial.architecture().canonical()));
   absl::StrAppend(&out, FormatArchitecture(trial.architecture()));
   if (!trial.metrics().epochs().empty()) {
     absl::StrAppend(&out, "\nepoch  train_loss  train_acc  val_acc  seconds\n");
@@ -231,18 +232,32 @@ absl::StatusOr<std::string> PyTorchModule(const v1::Job& job, const v1::Trial& t
                                                layer.num_filters(), std::max(1, layer.stride()),
                                                PythonList(inputs)));
     }
-    return absl::StrFormat(kMacroTemplate, job.job_id(), trial.trial_id(),
-                           trial.metrics().reward(), arch.canonical(), layers, shape.channels,
+    // Server text goes into Python comments: escaped, a CR or newline in it
+    // cannot end the comment and start code.
+    return absl::StrFormat(kMacroTemplate, EscapeForTerminal(job.job_id()),
+                           EscapeForTerminal(trial.trial_id()), trial.metrics().reward(),
+                           EscapeForTerminal(arch.canonical()), layers, shape.channels,
                            shape.classes, shape.channels, shape.height, shape.width);
   }
   if (arch.has_cell()) {
     std::vector<std::string> ops;
-    for (const std::string& op : arch.cell().edge_operations()) ops.push_back(absl::StrCat("\"", op, "\""));
+    for (const std::string& op : arch.cell().edge_operations()) {
+      // Only the operations the module implements become Python strings.
+      if (op != "none" && op != "skip_connect" && op != "nor_conv_1x1" && op != "nor_conv_3x3" &&
+          op != "avg_pool_3x3") {
+        return absl::UnimplementedError(absl::StrCat(
+            "no PyTorch module for cell operation '", EscapeForTerminal(op),
+            "' (model.py implements none, skip_connect, nor_conv_1x1, nor_conv_3x3, "
+            "avg_pool_3x3)"));
+      }
+      ops.push_back(absl::StrCat("\"", op, "\""));
+    }
     const v1::CellSpace space = search_space::WithCellDefaults(job.spec().search_space().cell());
     const int cells = space.cells_per_stage();
     const int channels = space.initial_channels();
-    return absl::StrFormat(kCellTemplate, job.job_id(), trial.trial_id(),
-                           trial.metrics().reward(), arch.canonical(), cells,
+    return absl::StrFormat(kCellTemplate, EscapeForTerminal(job.job_id()),
+                           EscapeForTerminal(trial.trial_id()), trial.metrics().reward(),
+                           EscapeForTerminal(arch.canonical()), cells,
                            arch.cell().num_nodes(), PythonList(ops), shape.channels,
                            shape.classes, channels, cells, shape.channels, shape.height,
                            shape.width);

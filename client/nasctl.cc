@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/export.h"
@@ -85,17 +86,31 @@ constexpr char kUsage[] =
     "              --tls_ca CA.pem (or $NAS_TLS_CA), --tls_server_name NAME,\n"
     "              --tls_client_cert C.pem --tls_client_key K.pem (docs/security.md)\n";
 
+// Largest job spec `nasctl submit` reads (the controller takes up to 4 MiB of
+// YAML; a real spec is a few KiB).
+constexpr size_t kMaxSpecFileBytes = 1 << 20;
+
 constexpr int kOk = 0;
 constexpr int kFailure = 1;
 constexpr int kUsageError = 2;
 
+// A message may quote what a server sent or what a user typed: its lines are
+// kept, each escaped (EscapeForTerminal), so no control byte reaches the
+// terminal from an error either.
+std::string PrintableLines(const std::string& message) {
+  return absl::StrJoin(absl::StrSplit(message, '\n'), "\n",
+                       [](std::string* out, absl::string_view line) {
+                         out->append(EscapeForTerminal(line));
+                       });
+}
+
 int Usage(const std::string& problem) {
-  std::cerr << "nasctl: " << problem << "\n\n" << kUsage;
+  std::cerr << "nasctl: " << PrintableLines(problem) << "\n\n" << kUsage;
   return kUsageError;
 }
 
 int Fail(const std::string& message) {
-  std::cerr << "nasctl: " << message << "\n";
+  std::cerr << "nasctl: " << PrintableLines(message) << "\n";
   return kFailure;
 }
 
@@ -174,6 +189,10 @@ int FailCall(const absl::Status& status, bool tls) {
       return Fail(absl::StrCat("rejected:\n  ", absl::StrReplaceAll(status.message(),
                                                                     {{"\n", "\n  "}})));
     default:
+      if (status.message().empty()) {
+        return Fail(absl::StrCat("controller at ", server, " answered ",
+                                 absl::StatusCodeToString(status.code()), " with no message"));
+      }
       return Fail(std::string(status.message()));
   }
 }
@@ -202,7 +221,9 @@ int Watch(Client& client, const std::string& job_id);
 
 int Submit(Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return Usage("submit takes one FILE.yaml");
-  absl::StatusOr<std::string> yaml = ReadFile(args[0]);
+  // A regular file of at most kMaxSpecFileBytes: never blocks on a FIFO or
+  // reads a device or a huge file into memory.
+  absl::StatusOr<std::string> yaml = ReadRegularFile(args[0], kMaxSpecFileBytes);
   if (!yaml.ok()) return Fail(std::string(yaml.status().message()));
   v1::SubmitJobRequest request;
   absl::Status parsed = ParseYamlToMessage(*yaml, request.mutable_spec());
@@ -223,7 +244,7 @@ int Submit(Client& client, const std::vector<std::string>& args) {
   absl::StatusOr<OutputFormat> format = Format();
   if (!format.ok()) return Usage(std::string(format.status().message()));
   if (*format == OutputFormat::kTable) {
-    std::cout << "submitted job " << response.job().job_id() << "\n";
+    std::cout << "submitted job " << EscapeForTerminal(response.job().job_id()) << "\n";
   } else {
     std::cout << FormatJob(response.job(), *format);
   }
@@ -367,10 +388,10 @@ int Export(Client& client, const std::vector<std::string>& args) {
   if (out.empty()) out = absl::StrCat(args[0], "-", trial.trial_id());
   absl::StatusOr<std::vector<std::string>> written = ExportTrial(*job, trial, out);
   if (!written.ok()) return Fail(std::string(written.status().message()));
-  std::cout << "exported trial " << trial.trial_id() << " (reward "
-            << absl::StrFormat("%.4f", trial.metrics().reward()) << ") of job " << args[0]
-            << ":\n";
-  for (const std::string& path : *written) std::cout << "  " << path << "\n";
+  std::cout << "exported trial " << EscapeForTerminal(trial.trial_id()) << " (reward "
+            << absl::StrFormat("%.4f", trial.metrics().reward()) << ") of job "
+            << EscapeForTerminal(args[0]) << ":\n";
+  for (const std::string& path : *written) std::cout << "  " << EscapeForTerminal(path) << "\n";
   return kOk;
 }
 
@@ -383,7 +404,7 @@ int Cancel(Client& client, const std::vector<std::string>& args) {
   client.Prepare(&context);
   absl::Status status = FromGrpcStatus(client.stub()->CancelJob(&context, request, &job));
   if (!status.ok()) return client.FailCall(status);
-  std::cout << "cancelled job " << job.job_id() << " (" << job.trials_succeeded()
+  std::cout << "cancelled job " << EscapeForTerminal(job.job_id()) << " (" << job.trials_succeeded()
             << " trials succeeded; results kept)\n";
   return kOk;
 }

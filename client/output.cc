@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/printable.h"
 #include "common/proto_yaml.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -51,8 +52,9 @@ std::string YamlList(const std::vector<T>& items) {
   return out;
 }
 
-std::string CsvField(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+std::string CsvField(const std::string& raw) {
+  const std::string text = EscapeForTerminal(raw);  // No newline or CR is left to quote.
+  if (text.find_first_of(",\"") == std::string::npos) return text;
   std::string quoted = "\"";
   for (char c : text) {
     if (c == '"') quoted.push_back('"');
@@ -62,8 +64,12 @@ std::string CsvField(const std::string& text) {
   return quoted;
 }
 
+// Cells are escaped here, before their widths are measured.
 std::string Table(const std::vector<std::string>& header,
-                  const std::vector<std::vector<std::string>>& rows) {
+                  std::vector<std::vector<std::string>> rows) {
+  for (auto& row : rows) {
+    for (std::string& cell : row) cell = EscapeForTerminal(cell);
+  }
   std::vector<size_t> widths(header.size(), 0);
   for (size_t i = 0; i < header.size(); ++i) widths[i] = header[i].size();
   for (const auto& row : rows) {
@@ -142,6 +148,8 @@ const char* const kTrialCsvColumns[] = {
 const char* const kCurveCsvColumns[] = {"epoch", "train_loss", "train_accuracy",
                                         "validation_accuracy", "seconds", nullptr};
 
+std::string EscapeForTerminal(absl::string_view text) { return EscapeUnprintable(text); }
+
 absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text) {
   const std::string lower = absl::AsciiStrToLower(text);
   if (lower == "table") return OutputFormat::kTable;
@@ -216,7 +224,7 @@ std::string FormatJob(const v1::Job& job, OutputFormat format) {
       job.start_time_unix_ms() == 0 ? 0 : (end_ms - job.start_time_unix_ms()) / 1000.0;
   std::string out;
   auto row = [&](const std::string& key, const std::string& value) {
-    absl::StrAppend(&out, absl::StrFormat("%-18s %s\n", key + ":", value));
+    absl::StrAppend(&out, absl::StrFormat("%-18s %s\n", key + ":", EscapeForTerminal(value)));
   };
   row("job", job.job_id());
   row("name", job.spec().name());
@@ -268,8 +276,9 @@ std::string FormatTrials(const std::vector<v1::Trial>& trials, OutputFormat form
       for (const v1::Trial& t : trials) {
         std::vector<std::string> full = TrialRow(t);
         rows.push_back({full[0], full[1], full[2], full[3], full[4], full[7], full[8],
-                        t.state() == v1::TRIAL_STATE_FAILED ? t.error().substr(0, 60)
-                                                            : full[10]});
+                        t.state() == v1::TRIAL_STATE_FAILED
+                            ? EscapeForTerminal(t.error()).substr(0, 60)
+                            : full[10]});
       }
       return Table({"TRIAL", "STATE", "REWARD", "ACCURACY", "PARAMS", "TRAIN S", "ATTEMPTS",
                     "ARCHITECTURE"},
@@ -300,21 +309,22 @@ std::string FormatArchitecture(const v1::Architecture& arch) {
     for (int i = 1; i < arch.cell().num_nodes(); ++i) {
       for (int j = 0; j < i && edge < arch.cell().edge_operations_size(); ++j, ++edge) {
         absl::StrAppend(&out, absl::StrFormat("%d <- %d  %s\n", i, j,
-                                              arch.cell().edge_operations(edge)));
+                                              EscapeForTerminal(arch.cell().edge_operations(edge))));
       }
     }
   } else if (arch.has_recurrent_cell()) {
     const v1::RecurrentCellArchitecture& cell = arch.recurrent_cell();
     absl::StrAppend(&out, "node  combination  activation\n");
     for (int i = 0; i < cell.nodes_size(); ++i) {
-      absl::StrAppend(&out, absl::StrFormat("%4d  %-11s  %s\n", i, cell.nodes(i).combination(),
-                                            cell.nodes(i).activation()));
+      absl::StrAppend(&out, absl::StrFormat("%4d  %-11s  %s\n", i,
+                                            EscapeForTerminal(cell.nodes(i).combination()),
+                                            EscapeForTerminal(cell.nodes(i).activation())));
     }
     if (cell.cell_inject_node() >= 0) {
       absl::StrAppend(&out, absl::StrFormat("c_{t-1} joins node %d (%s, %s); c_t is node %d\n",
                                             cell.cell_inject_node(),
-                                            cell.cell_inject_combination(),
-                                            cell.cell_inject_activation(),
+                                            EscapeForTerminal(cell.cell_inject_combination()),
+                                            EscapeForTerminal(cell.cell_inject_activation()),
                                             cell.cell_output_node()));
     }
   }
@@ -345,7 +355,7 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   const v1::TrialMetrics& m = trial.metrics();
   std::string out;
   auto row = [&](const std::string& key, const std::string& value) {
-    absl::StrAppend(&out, absl::StrFormat("%-18s %s\n", key + ":", value));
+    absl::StrAppend(&out, absl::StrFormat("%-18s %s\n", key + ":", EscapeForTerminal(value)));
   };
   row("trial", trial.trial_id());
   row("job", trial.job_id());

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "proto/job.pb.h"
 
 namespace nas::client {
@@ -33,6 +34,16 @@ std::string FormatArchitecture(const v1::Architecture& architecture);
 extern const char* const kJobCsvColumns[];
 extern const char* const kTrialCsvColumns[];
 extern const char* const kCurveCsvColumns[];
+
+// Every string nasctl shows that came from a server (names, ids, errors,
+// architectures, worker ids) passes through this before it reaches a terminal
+// or a CSV cell: control characters, DEL, C1 controls, malformed UTF-8 and
+// line-separator / bidirectional controls come out escaped (\e, \r, \x07,
+// \u009b, ... as common/printable.h describes), so no byte from a server can
+// move the cursor, clear the screen or forge a row. Printable text, any
+// script, is unchanged. JSON is escaped by its printer and YAML by
+// MessageToYaml, both in their own syntax.
+std::string EscapeForTerminal(absl::string_view text);
 
 // Helpers shared by the live view.
 std::string FormatDuration(double seconds);

@@ -118,5 +118,103 @@ TEST(FormatTrialTest, CsvIsTheCurveOneRowPerEpoch) {
   EXPECT_EQ(lines[3], "3,0.1250,0.8750,0.6875,7.50");
 }
 
+// Server text with every kind of control character: the forged row of issue
+// 18, then each C0 control, DEL, each C1 control and a right-to-left override.
+std::string Hostile() {
+  std::string text = "\x1b[2J\x1b[31mPWNED\x1b[0m\r\nfake-job   running";
+  for (int c = 0; c < 0x20; ++c) text.push_back(static_cast<char>(c));
+  text.push_back('\x7f');
+  for (int c = 0x80; c <= 0x9f; ++c) {
+    text.push_back(static_cast<char>(0xc2));
+    text.push_back(static_cast<char>(c));
+  }
+  return text + "\xe2\x80\xae" + "end";
+}
+
+// No byte that a terminal acts on, other than the newlines ending lines.
+void ExpectNothingATerminalActsOn(const std::string& out, const std::string& what) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(out[i]);
+    if (c == '\n') continue;
+    ASSERT_FALSE(c < 0x20 || c == 0x7f) << what << ": raw byte " << int{c} << " at " << i
+                                        << " in\n" << out;
+    ASSERT_FALSE(c == 0xc2 && i + 1 < out.size() &&
+                 static_cast<unsigned char>(out[i + 1]) >= 0x80 &&
+                 static_cast<unsigned char>(out[i + 1]) <= 0x9f)
+        << what << ": a C1 control at " << i << " in\n" << out;
+  }
+  EXPECT_EQ(out.find("\xe2\x80\xae"), std::string::npos) << what;
+}
+
+TEST(EscapeForTerminalTest, EscapesEveryControlCharacterAndKeepsPrintableText) {
+  const std::string escaped = EscapeForTerminal(Hostile());
+  ExpectNothingATerminalActsOn(escaped, "EscapeForTerminal");
+  EXPECT_EQ(escaped.find('\n'), std::string::npos);
+  EXPECT_EQ(escaped.rfind("\\e[2J\\e[31mPWNED\\e[0m\\r\\nfake-job   running\\x00\\x01", 0), 0u)
+      << escaped;
+  EXPECT_NE(escaped.find("\\x7f\\u0080\\u0081"), std::string::npos) << escaped;
+  EXPECT_NE(escaped.find("\\u009f\\u202eend"), std::string::npos) << escaped;
+  EXPECT_EQ(EscapeForTerminal("fashion-mnist r\xc3\xa9seau \xe6\x97\xa5\xe6\x9c\xac"),
+            "fashion-mnist r\xc3\xa9seau \xe6\x97\xa5\xe6\x9c\xac");
+}
+
+v1::Job HostileJob() {
+  v1::Job job;
+  job.set_job_id("j-" + Hostile());
+  job.mutable_spec()->set_name(Hostile());
+  job.mutable_spec()->mutable_strategy()->set_name(Hostile());
+  job.set_state(v1::JOB_STATE_FAILED);
+  job.set_error(Hostile());
+  job.set_best_trial_id(Hostile());
+  job.set_best_canonical(Hostile());
+  return job;
+}
+
+TEST(EscapeForTerminalTest, JobsPrintNoControlCharacterInAnyFormat) {
+  for (OutputFormat format :
+       {OutputFormat::kTable, OutputFormat::kJson, OutputFormat::kYaml, OutputFormat::kCsv}) {
+    const std::string list = FormatJobs({HostileJob(), HostileJob()}, format);
+    ExpectNothingATerminalActsOn(list, "FormatJobs");
+    ExpectNothingATerminalActsOn(FormatJob(HostileJob(), format), "FormatJob");
+    if (format == OutputFormat::kTable || format == OutputFormat::kCsv) {
+      EXPECT_EQ(Lines(list).size(), 3u) << "a header and one row per job, none forged:\n" << list;
+    }
+  }
+  // The escaped name is still there to read.
+  EXPECT_NE(FormatJobs({HostileJob()}, OutputFormat::kTable).find("\\e[2J\\e[31mPWNED"),
+            std::string::npos);
+}
+
+TEST(EscapeForTerminalTest, TrialsAndArchitecturesPrintNoControlCharacterInAnyFormat) {
+  v1::Trial trial = TrialWithCurve();
+  trial.set_trial_id(Hostile());
+  trial.set_worker_id(Hostile());
+  trial.set_error(Hostile());
+  trial.mutable_metrics()->set_device(Hostile());
+  v1::Trial failed = trial;
+  failed.set_state(v1::TRIAL_STATE_FAILED);
+  v1::Trial cell = trial;
+  cell.mutable_architecture()->set_canonical(Hostile());
+  cell.mutable_architecture()->mutable_cell()->set_num_nodes(2);
+  cell.mutable_architecture()->mutable_cell()->add_edge_operations(Hostile());
+  v1::Trial recurrent = trial;
+  v1::RecurrentCellArchitecture* r = recurrent.mutable_architecture()->mutable_recurrent_cell();
+  r->add_nodes()->set_combination(Hostile());
+  r->mutable_nodes(0)->set_activation(Hostile());
+  r->set_cell_inject_node(0);
+  r->set_cell_inject_combination(Hostile());
+  r->set_cell_inject_activation(Hostile());
+  for (OutputFormat format :
+       {OutputFormat::kTable, OutputFormat::kJson, OutputFormat::kYaml, OutputFormat::kCsv}) {
+    ExpectNothingATerminalActsOn(FormatTrials({trial, failed, cell, recurrent}, format),
+                                 "FormatTrials");
+    for (const v1::Trial& t : {trial, failed, cell, recurrent}) {
+      ExpectNothingATerminalActsOn(FormatTrial(t, format), "FormatTrial");
+    }
+  }
+  ExpectNothingATerminalActsOn(FormatArchitecture(cell.architecture()), "cell architecture");
+  ExpectNothingATerminalActsOn(FormatArchitecture(recurrent.architecture()), "recurrent cell");
+}
+
 }  // namespace
 }  // namespace nas::client

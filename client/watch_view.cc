@@ -70,7 +70,7 @@ std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string&
 }
 
 void WatchView::OnTrial(const v1::Trial& trial) {
-  last_trial_ = TrialLine(trial);
+  last_trial_ = EscapeForTerminal(TrialLine(trial));
   if (!terminal_) {
     out_ << last_trial_ << "\n";
     out_.flush();
@@ -89,7 +89,7 @@ void WatchView::OnStatus(const v1::Job& job) {
     last_done_ = done;
     last_state_ = job.state();
     const std::vector<std::string> panel = Panel(job, "", absl::ToUnixMillis(absl::Now()));
-    out_ << panel[1] << "  best " << absl::StrFormat("%.4f", job.best_reward()) << "  "
+    out_ << EscapeForTerminal(panel[1]) << "  best " << absl::StrFormat("%.4f", job.best_reward()) << "  "
          << ShortState(job.state()) << "\n";
     out_.flush();
     return;
@@ -102,18 +102,21 @@ void WatchView::Redraw() {
       Panel(status_, last_trial_, absl::ToUnixMillis(absl::Now()));
   // Move up over the previous panel and clear it, then draw the new one.
   if (lines_drawn_ > 0) out_ << "\033[" << lines_drawn_ << "A\033[J";
-  for (const std::string& line : panel) out_ << line << "\n";
+  // Only this function writes control sequences; every line of server text
+  // is escaped so it cannot add its own.
+  for (const std::string& line : panel) out_ << EscapeForTerminal(line) << "\n";
   lines_drawn_ = static_cast<int>(panel.size());
   out_.flush();
 }
 
 void WatchView::Finish() {
   if (!have_status_) return;
-  out_ << absl::StrFormat("job %s %s: %d succeeded, %d failed, best %.4f (%s)\n",
-                          status_.job_id(), ShortState(status_.state()),
-                          status_.trials_succeeded(), status_.trials_failed(),
-                          status_.best_reward(), status_.best_trial_id());
-  if (!status_.error().empty()) out_ << "error: " << status_.error() << "\n";
+  out_ << EscapeForTerminal(absl::StrFormat("job %s %s: %d succeeded, %d failed, best %.4f (%s)",
+                                            status_.job_id(), ShortState(status_.state()),
+                                            status_.trials_succeeded(), status_.trials_failed(),
+                                            status_.best_reward(), status_.best_trial_id()))
+       << "\n";
+  if (!status_.error().empty()) out_ << "error: " << EscapeForTerminal(status_.error()) << "\n";
   out_.flush();
 }
 

@@ -47,5 +47,42 @@ TEST(WatchViewTest, PipedOutputPrintsStatusOnlyWhenSomethingChanged) {
   EXPECT_EQ(out.str().find("\033["), std::string::npos) << "no terminal escapes when piped";
 }
 
+TEST(WatchViewTest, ServerTextCannotAddItsOwnControlSequences) {
+  const std::string hostile = "\x1b[2J\x1b[31mPWNED\x1b[0m\r\nfake-job   running\xc2\x9b" "2J";
+  v1::Job job = RunningJob(1, 10);
+  job.set_job_id(hostile);
+  job.mutable_spec()->set_name(hostile);
+  job.set_best_canonical(hostile);
+  job.set_error(hostile);
+  v1::Trial trial;
+  trial.set_trial_id(hostile);
+  trial.set_state(v1::TRIAL_STATE_FAILED);
+  trial.set_error(hostile);
+  for (bool terminal : {true, false}) {
+    std::ostringstream out;
+    WatchView view(out, terminal);
+    view.OnStatus(job);
+    view.OnTrial(trial);
+    job.set_trials_succeeded(2);
+    view.OnStatus(job);
+    view.Finish();
+    // Remove the view's own redraw sequence (cursor up N lines, clear down):
+    // nothing else may reach the terminal.
+    std::string text = out.str();
+    for (size_t at; (at = text.find("\033[")) != std::string::npos;) {
+      const size_t end = text.find("A\033[J", at);
+      ASSERT_NE(end, std::string::npos) << "an ESC that is not the view's redraw:\n" << text;
+      ASSERT_EQ(text.find_first_not_of("0123456789", at + 2), end) << text;
+      text.erase(at, end + 4 - at);
+    }
+    for (char c : text) {
+      EXPECT_FALSE((static_cast<unsigned char>(c) < 0x20 && c != '\n') || c == 0x7f)
+          << "raw byte " << int{c} << " (terminal=" << terminal << ") in\n" << text;
+    }
+    EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+    EXPECT_NE(text.find("\\e[2J\\e[31mPWNED"), std::string::npos) << text;
+  }
+}
+
 }  // namespace
 }  // namespace nas::client

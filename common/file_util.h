@@ -17,6 +17,14 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// Reads `path` only if it is a regular file of at most `max_bytes`, for files
+// a user names (a job spec): a FIFO, a device (/dev/zero), a directory or a
+// socket is FAILED_PRECONDITION naming its kind, without blocking (the file
+// is opened non-blocking and checked with fstat before any read); a larger
+// file, or one that grows past the cap while read, is INVALID_ARGUMENT naming
+// the cap. Nothing beyond max_bytes + 1 bytes is ever held in memory.
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes);
+
 // mkdir -p. OK if it exists already.
 absl::Status MakeDirectories(const std::string& path);
 

@@ -49,5 +49,43 @@ TEST(FileUtilTest, MakeDirectoriesOverAFileFails) {
   EXPECT_FALSE(MakeDirectories(path).ok());
 }
 
+TEST(FileUtilTest, ReadRegularFileReadsUpToTheCapAndRefusesMore) {
+  const std::string path = absl::StrCat(TestDir(), "/spec.yaml");
+  ASSERT_TRUE(WriteFileAtomically(path, std::string(1024, 'x')).ok());
+  auto contents = ReadRegularFile(path, 1024);
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  EXPECT_EQ(contents->size(), 1024u);
+  auto refused = ReadRegularFile(path, 1023);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            absl::StrCat(path, " is 1024 bytes; the limit is 1023 bytes"));
+  EXPECT_EQ(ReadRegularFile(path, 1 << 9).status().message(),
+            absl::StrCat(path, " is 1024 bytes; the limit is 512 bytes"));
+  EXPECT_NE(ReadRegularFile(path, 0).status().message().find("the limit is 0 bytes"),
+            std::string::npos);
+  EXPECT_EQ(ReadRegularFile(absl::StrCat(TestDir(), "/missing.yaml"), 1024).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(FileUtilTest, ReadRegularFileRefusesDevicesDirectoriesAndFifosWithoutBlocking) {
+  // A FIFO with no writer: a plain open() would wait forever.
+  const std::string fifo = absl::StrCat(TestDir(), "/spec.fifo");
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const struct {
+    std::string path;
+    std::string kind;
+  } cases[] = {{fifo, "a FIFO"},
+               {"/dev/zero", "a character device"},
+               {"/dev/null", "a character device"},
+               {TestDir(), "a directory"}};
+  for (const auto& c : cases) {
+    auto refused = ReadRegularFile(c.path, 1 << 20);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << c.path;
+    EXPECT_EQ(refused.status().message(),
+              absl::StrCat(c.path, " is ", c.kind, "; only regular files are read"));
+  }
+}
+
 }  // namespace
 }  // namespace nas

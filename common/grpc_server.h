@@ -35,8 +35,9 @@ struct ServerTlsOptions {
 struct GrpcServerOptions {
   // Name of the binary, for logs and nas_build_info.
   std::string binary;
-  // Address to bind, e.g. "0.0.0.0" or "127.0.0.1".
-  std::string host = "0.0.0.0";
+  // Address to bind: loopback unless told otherwise; "0.0.0.0" for every
+  // interface.
+  std::string host = "127.0.0.1";
   // gRPC port; 0 picks a free one.
   int port = 0;
   // Prometheus /metrics port; 0 picks a free one, -1 disables /metrics.

@@ -18,8 +18,9 @@
 namespace nas {
 
 struct MetricsServerOptions {
-  // Address to listen on, e.g. "0.0.0.0" or "127.0.0.1".
-  std::string host = "0.0.0.0";
+  // Address to listen on: loopback unless told otherwise; "0.0.0.0" for
+  // every interface.
+  std::string host = "127.0.0.1";
   // 0 picks a free port; port() tells which.
   int port = 0;
   // Name of the binary, for nas_build_info.

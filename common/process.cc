@@ -13,7 +13,9 @@
 #include "common/tls.h"
 
 ABSL_FLAG(std::string, log_level, "info", "Minimum log level: info, warning or error.");
-ABSL_FLAG(std::string, host, "0.0.0.0", "Address to bind gRPC and /metrics to.");
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address to bind gRPC and /metrics to. The default serves this machine only; "
+          "0.0.0.0 serves every interface (the Kubernetes manifests pass it).");
 ABSL_FLAG(int, port, -1,
           "gRPC port; 0 picks a free one (see --ready_file). -1 = the binary's default.");
 ABSL_FLAG(int, metrics_port, 0,

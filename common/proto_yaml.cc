@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/printable.h"
 #include "google/protobuf/descriptor.h"
 
 namespace nas {
@@ -69,6 +72,10 @@ class YamlToProto {
       return;
     }
     const Descriptor* descriptor = message->GetDescriptor();
+    // Keys of this mapping seen so far, with where: YAML forbids a key twice
+    // in one mapping, and yaml-cpp keeps both, so without this check the last
+    // one would silently win (or a list would be appended to twice).
+    std::map<std::string, YAML::Mark> seen;
     for (const auto& entry : node) {
       if (!Spend(entry.first)) return;
       std::string key;
@@ -77,6 +84,10 @@ class YamlToProto {
         continue;
       }
       key = entry.first.Scalar();
+      if (const auto [first, inserted] = seen.emplace(key, entry.first.Mark()); !inserted) {
+        DuplicateKey(path, key, first->second, entry.first.Mark());
+        continue;
+      }
       const std::string field_path = path.empty() ? key : absl::StrCat(path, ".", key);
       const FieldDescriptor* field = descriptor->FindFieldByName(key);
       if (field == nullptr) {
@@ -130,6 +141,24 @@ class YamlToProto {
     if (node.IsSequence()) return "a list";
     if (node.IsNull()) return "nothing";
     return absl::StrCat("'", node.Scalar(), "'");
+  }
+
+  // "budget: duplicate key 'max_trials' at line 7 (first at line 5)"; the
+  // columns too when both are on one line (a flow mapping {a: 1, a: 2}).
+  void DuplicateKey(const std::string& path, const std::string& key, const YAML::Mark& first,
+                    const YAML::Mark& again) {
+    if (errors_.size() >= kMaxErrors) {
+      ++dropped_errors_;
+      return;
+    }
+    const auto where = [&](const YAML::Mark& mark) {
+      return first.line == again.line
+                 ? absl::StrCat("line ", mark.line + 1, ", column ", mark.column + 1)
+                 : absl::StrCat("line ", mark.line + 1);
+    };
+    errors_.push_back(absl::StrCat(path.empty() ? "(document)" : Shortened(path),
+                                   ": duplicate key '", Shortened(key), "' at ", where(again),
+                                   " (first at ", where(first), ")"));
   }
 
   void Error(const std::string& path, const YAML::Node& node, const std::string& problem) {
@@ -254,6 +283,16 @@ class YamlToProto {
         return;
       }
       case FieldDescriptor::CPPTYPE_STRING:
+        // A proto3 string must be UTF-8: the message would not serialize
+        // (nasctl printed an empty error), so say which field and byte.
+        if (const size_t at = FindInvalidUtf8(text);
+            field->type() == FieldDescriptor::TYPE_STRING && at != absl::string_view::npos) {
+          Error(path, node,
+                absl::StrCat("not valid UTF-8 (byte 0x",
+                             absl::Hex(static_cast<uint8_t>(text[at]), absl::kZeroPad2),
+                             " at offset ", at, "): \"", EscapeUnprintable(text), "\""));
+          return;
+        }
         repeated ? reflection->AddString(message, field, text)
                  : reflection->SetString(message, field, text);
         return;
@@ -340,15 +379,15 @@ std::string QuoteIfNeeded(const std::string& text) {
       text[0] != '-' && text[0] != '|') {
     return text;
   }
+  // A double-quoted scalar: quotes and backslashes escaped, and every
+  // unprintable character in an escape YAML reads back (\e, \n, \x1f,
+  // \u202e, ...), so `-o yaml` output never carries a raw control byte.
   std::string quoted = "\"";
   for (char c : text) {
     if (c == '"' || c == '\\') quoted.push_back('\\');
-    if (c == '\n') {
-      quoted += "\\n";
-      continue;
-    }
     quoted.push_back(c);
   }
+  quoted = EscapeUnprintable(quoted);
   quoted.push_back('"');
   return quoted;
 }

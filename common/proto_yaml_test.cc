@@ -129,5 +129,80 @@ TEST(ProtoYamlTest, ErrorListIsCappedAndLongTextShortened) {
   EXPECT_LT(status.message().size(), 200u << 10);
 }
 
+TEST(ProtoYamlTest, DuplicateKeysAreRefusedWithBothLinesAtEveryLevel) {
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(R"(name: first
+search_space:
+  cell: {num_nodes: 4, operations: [none], num_nodes: 5}
+budget:
+  max_trials: 10
+  max_wall_seconds: 60
+  max_trials: 20
+evaluator:
+  synthetic: {}
+name: second
+)",
+                                           &spec);
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  EXPECT_NE(message.find("budget: duplicate key 'max_trials' at line 7 (first at line 5)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("(document): duplicate key 'name' at line 10 (first at line 1)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("search_space.cell: duplicate key 'num_nodes' at line 3, column 44 "
+                         "(first at line 3, column 10)"),
+            std::string::npos)
+      << message;
+}
+
+TEST(ProtoYamlTest, DuplicateListKeysAreRefusedRatherThanAppended) {
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage(
+      "search_space:\n  macro_cnn:\n    num_filters: [24]\n    num_filters: [36]\n", &spec);
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find(
+                "search_space.macro_cnn: duplicate key 'num_filters' at line 4 (first at line 3)"),
+            std::string::npos)
+      << status;
+}
+
+TEST(ProtoYamlTest, NonUtf8StringsAreRefusedNamingTheFieldAndByte) {
+  v1::JobSpec spec;
+  absl::Status status = ParseYamlToMessage("name: ab\xff\xfe" "cd\n", &spec);
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "name: not valid UTF-8 (byte 0xff at offset 2): \"ab\\xff\\xfecd\" (line 1)");
+  // Control characters are well-formed UTF-8: the parser keeps them (the job
+  // spec's validation decides what a name may hold).
+  ASSERT_TRUE(ParseYamlToMessage("name: \"a\\e[2Jb\"\n", &spec).ok());
+  EXPECT_EQ(spec.name(), "a\x1b[2Jb");
+}
+
+TEST(ProtoYamlTest, PrintedYamlEscapesEveryControlCharacterAndReadsBack) {
+  v1::JobSpec spec;
+  std::string name = "\x1b[2J\x1b[31mPWNED\x1b[0m\r\nfake-job\t\"q\" \\ \xc2\x9b x\xe2\x80\xae";
+  for (char c = 1; c < 0x20; ++c) name.push_back(c);
+  name.push_back('\x7f');
+  spec.set_name(name);
+  spec.mutable_search_space()->mutable_cell()->add_operations("op\x1b");
+  const std::string printed = MessageToYaml(spec);
+  for (char c : printed) {
+    if (c == '\n') continue;
+    EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        << "raw control byte " << static_cast<int>(c) << " in\n" << printed;
+  }
+  EXPECT_EQ(printed.find("\xc2\x9b"), std::string::npos) << printed;
+  EXPECT_EQ(printed.find("\xe2\x80\xae"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("name: \"\\e[2J\\e[31mPWNED\\e[0m\\r\\nfake-job\\t\\\"q\\\" \\\\ \\u009b"),
+            std::string::npos)
+      << printed;
+  v1::JobSpec reread;
+  ASSERT_TRUE(ParseYamlToMessage(printed, &reread).ok()) << printed;
+  EXPECT_EQ(reread.name(), name);
+  EXPECT_EQ(reread.search_space().cell().operations(0), "op\x1b");
+}
+
 }  // namespace
 }  // namespace nas

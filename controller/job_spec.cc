@@ -7,7 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/printable.h"
 #include "controller/strategy_registry.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "search_space/defaults.h"
 #include "search_space/search_space.h"
 
@@ -35,9 +38,14 @@ class Problems {
       if (!line.empty()) lines_.emplace_back(line);
     }
   }
+  // Lines quote what they refuse; their control characters are escaped so
+  // the message itself is printable wherever it is shown.
   absl::Status ToStatus() const {
     if (lines_.empty()) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrJoin(lines_, "\n"));
+    return absl::InvalidArgumentError(
+        absl::StrJoin(lines_, "\n", [](std::string* out, const std::string& line) {
+          out->append(EscapeUnprintable(line));
+        }));
   }
 
  private:
@@ -177,6 +185,44 @@ void ValidateReward(const v1::RewardSpec& r, Problems& p) {
   }
 }
 
+// Every string of the spec (its name, paths, search-space choices, ...) must
+// be printable UTF-8 (common/printable.h): the controller stores them and
+// nasctl, logs and exports show them, so a control sequence in a name could
+// clear a terminal or forge a row. Walks the message by reflection, so a
+// string field added later is covered too. The refused text is quoted with
+// its control characters escaped and cut to 64 bytes.
+void ValidatePrintableStrings(const google::protobuf::Message& message, const std::string& path,
+                              Problems& p) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const std::string field_path = path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const std::string item_path =
+          field->is_repeated() ? absl::StrCat(field_path, "[", i, "]") : field_path;
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        ValidatePrintableStrings(field->is_repeated()
+                                     ? reflection->GetRepeatedMessage(message, field, i)
+                                     : reflection->GetMessage(message, field),
+                                 item_path, p);
+      } else if (field->type() == FieldDescriptor::TYPE_STRING) {
+        const std::string text = field->is_repeated()
+                                     ? reflection->GetRepeatedString(message, field, i)
+                                     : reflection->GetString(message, field);
+        if (IsPrintableUtf8(text)) continue;
+        const size_t kMaxQuoted = 64;
+        p.Add(item_path,
+              absl::StrCat("must be printable UTF-8 (no control characters); got \"",
+                           EscapeUnprintable(absl::string_view(text).substr(0, kMaxQuoted)),
+                           text.size() > kMaxQuoted ? "...\"" : "\""));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 v1::JobSpec WithDefaults(const v1::JobSpec& input) {
@@ -208,6 +254,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.name().size() > JobLimits::kMaxNameLength) {
     p.Add("name", absl::StrCat("must be at most ", JobLimits::kMaxNameLength, " characters"));
   }
+  ValidatePrintableStrings(spec, "", p);
   if (spec.search_space().space_case() == v1::SearchSpace::SPACE_NOT_SET) {
     p.Add("search_space", "one of macro_cnn, cell or recurrent_cell must be set");
   } else {

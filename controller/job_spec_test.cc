@@ -120,11 +120,57 @@ TEST(JobSpecTest, BundledExamplesAreValid) {
   // minimal spec with every evaluator kind validates.
   for (const char* evaluator : {"synthetic: {}", "lookup: {table_path: t.csv}",
                                 "train: {dataset: fashion_mnist, epochs: 1}"}) {
-    v1::JobSpec spec = Parse(std::string("search_space:\n  cell: {num_nodes: 3, operations: [a, b]}\n"
+    v1::JobSpec spec = Parse(std::string("search_space:\n  cell: {num_nodes: 3, operations: [none, skip_connect]}\n"
                                          "budget: {max_wall_seconds: 60}\nevaluator: {") +
                              evaluator + "}\n");
     EXPECT_TRUE(ValidateJobSpec(WithDefaults(spec)).ok()) << evaluator;
   }
+}
+
+TEST(JobSpecTest, NamesWithControlCharactersAreRefusedWithTheBytesEscaped) {
+  v1::JobSpec spec = Parse(kMinimal);
+  spec.set_name("\x1b[2J\x1b[31mPWNED\x1b[0m\r\nfake-job   running");
+  absl::Status status = ValidateJobSpec(WithDefaults(spec));
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "name: must be printable UTF-8 (no control characters); got "
+            "\"\\e[2J\\e[31mPWNED\\e[0m\\r\\nfake-job   running\"");
+  for (const char* bad : {"tab\there", "del\x7f", "csi\xc2\x9b", "rtl\xe2\x80\xae", "bad\xff"}) {
+    spec.set_name(bad);
+    EXPECT_NE(ValidateJobSpec(WithDefaults(spec)).message().find("name: must be printable UTF-8"),
+              absl::string_view::npos)
+        << bad;
+  }
+  spec.set_name("r\xc3\xa9seau \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x9a\x80");  // réseau 日本 🚀
+  EXPECT_TRUE(ValidateJobSpec(WithDefaults(spec)).ok()) << ValidateJobSpec(WithDefaults(spec));
+}
+
+TEST(JobSpecTest, EveryStringOfTheSpecMustBePrintableNotJustTheName) {
+  v1::JobSpec spec = Parse(std::string(kMinimal) + "name: ok\n");
+  spec.mutable_evaluator()->mutable_lookup()->set_table_path("/tmp/t.csv\x1b]0;title\x07");
+  spec.mutable_search_space()->mutable_cell()->set_operations(1, "skip\x1b[Kconnect");
+  const std::string message(ValidateJobSpec(WithDefaults(spec)).message());
+  EXPECT_NE(message.find("evaluator.lookup.table_path: must be printable UTF-8 (no control "
+                         "characters); got \"/tmp/t.csv\\e]0;title\\x07\""),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("search_space.cell.operations[1]: must be printable UTF-8"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find('\x1b'), std::string::npos) << "the message itself holds no ESC";
+}
+
+TEST(JobSpecTest, UnknownCellOperationsAreRefusedWithTheKnownList) {
+  v1::JobSpec spec = Parse(R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, conv_9x9, skip_connect]}
+budget: {max_trials: 10}
+evaluator: {synthetic: {}}
+)");
+  absl::Status status = ValidateJobSpec(WithDefaults(spec));
+  EXPECT_EQ(status.message(),
+            "search_space.cell.operations: unknown 'conv_9x9' (known: none, skip_connect, "
+            "nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)");
 }
 
 }  // namespace

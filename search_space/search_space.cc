@@ -12,6 +12,14 @@
 namespace nas::search_space {
 namespace {
 
+// The operations a cell edge may choose: the five of NAS-Bench-201, which the
+// worker's cell networks build (worker/child_net.cc), `nasctl export` writes
+// as PyTorch, and lookup tables in that format name.
+const std::vector<std::string>& KnownCellOperations() {
+  static const auto* names = new std::vector<std::string>{"none", "skip_connect", "nor_conv_1x1",
+                                                          "nor_conv_3x3", "avg_pool_3x3"};
+  return *names;
+}
 const std::vector<std::string>& KnownCombinations() {
   static const auto* names = new std::vector<std::string>{"add", "elem_mult"};
   return *names;
@@ -117,7 +125,8 @@ absl::Status ValidateSearchSpace(const v1::SearchSpace& space) {
         p.Add("search_space.cell.num_nodes",
               absl::StrCat("must be in [2, ", SpaceLimits::kMaxCellNodes, "], got ", c.num_nodes()));
       }
-      CheckNameChoices("search_space.cell.operations", c.operations(), nullptr, p);
+      CheckNameChoices("search_space.cell.operations", c.operations(), &KnownCellOperations(),
+                       p);
       if (c.cells_per_stage() < 0 || c.cells_per_stage() > 32) {
         p.Add("search_space.cell.cells_per_stage",
               absl::StrCat("must be in [0, 32] (0 = ", kDefaultCellsPerStage, ")"));

@@ -4,7 +4,9 @@
 // (`nasctl trial`), the best one is exported (the PyTorch module must
 // compile), and `nasctl local down` leaves no process behind.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -195,6 +197,28 @@ evaluator:
   Result compiled = RunCommand({"/usr/bin/python3", "-m", "py_compile", out + "/model.py"}, dir_, absl::Seconds(30));
   EXPECT_EQ(compiled.exit_code, 0) << compiled.output;
 
+  // Issue 18, row 9: a name that would clear the terminal and forge a row is
+  // refused at submit, and the refusal itself shows the bytes escaped.
+  const std::string hostile = dir_ + "/hostile.yaml";
+  ASSERT_TRUE(WriteFileAtomically(hostile, R"(
+name: "\e[2J\e[31mPWNED\e[0m\r\nfake-job   running"
+search_space:
+  cell: {num_nodes: 3, operations: [none, skip_connect]}
+budget: {max_trials: 2}
+evaluator: {synthetic: {}}
+)").ok());
+  Result refused = Nasctl({"submit", hostile});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("name: must be printable UTF-8 (no control characters); got "
+                                "\"\\e[2J\\e[31mPWNED\\e[0m\\r\\nfake-job   running\""),
+            std::string::npos)
+      << refused.output;
+  EXPECT_EQ(refused.output.find('\x1b'), std::string::npos) << refused.output;
+  Result listed = Nasctl({"list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_EQ(std::count(listed.output.begin(), listed.output.end(), '\n'), 3) << listed.output;
+  EXPECT_EQ(listed.output.find('\x1b'), std::string::npos) << listed.output;
+
   Result unknown = Nasctl({"get", "no-such-job"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.output.find("no job 'no-such-job'"), std::string::npos) << unknown.output;
@@ -208,6 +232,54 @@ evaluator:
   }
   Result after = Nasctl({"local", "status"});
   EXPECT_NE(after.output.find("no local cluster"), std::string::npos) << after.output;
+}
+
+// Issue 18, row 10: `nasctl submit` reads only regular files up to 1 MiB and
+// never blocks; a duplicate key and a non-UTF-8 name fail with a message
+// naming the problem. None of these needs a controller: they are refused
+// before any call.
+TEST_F(CliTest, SubmitRefusesWhatIsNotASmallRegularFileOrNotAValidSpec) {
+  const std::string fifo = dir_ + "/spec.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string big = dir_ + "/big.yaml";
+  {
+    std::ofstream out(big);
+    out << "name: big\n";
+  }
+  ASSERT_EQ(::truncate(big.c_str(), 100 << 20), 0);  // 100 MB, sparse
+  const struct {
+    std::string path;
+    std::string message;
+  } unreadable[] = {
+      {"/dev/zero", "nasctl: /dev/zero is a character device; only regular files are read\n"},
+      {fifo, "nasctl: " + fifo + " is a FIFO; only regular files are read\n"},
+      {dir_, "nasctl: " + dir_ + " is a directory; only regular files are read\n"},
+      {big, "nasctl: " + big + " is 104857600 bytes; the limit is 1 MiB\n"},
+  };
+  for (const auto& c : unreadable) {
+    Result submit = Nasctl({"submit", c.path}, absl::Seconds(30));
+    EXPECT_EQ(submit.exit_code, 1) << c.path << "\n" << submit.output;
+    EXPECT_EQ(submit.output, c.message);
+  }
+
+  const std::string duplicate = dir_ + "/duplicate.yaml";
+  ASSERT_TRUE(WriteFileAtomically(duplicate, "name: dup\n"
+                                             "budget:\n"
+                                             "  max_trials: 5\n"
+                                             "  max_trials: 500\n").ok());
+  Result dup = Nasctl({"submit", duplicate}, absl::Seconds(30));
+  EXPECT_EQ(dup.exit_code, 1) << dup.output;
+  EXPECT_NE(dup.output.find("budget: duplicate key 'max_trials' at line 4 (first at line 3)"),
+            std::string::npos)
+      << dup.output;
+
+  const std::string not_utf8 = dir_ + "/latin1.yaml";
+  ASSERT_TRUE(WriteFileAtomically(not_utf8, "name: r\xe9seau\n").ok());
+  Result latin1 = Nasctl({"submit", not_utf8}, absl::Seconds(30));
+  EXPECT_EQ(latin1.exit_code, 1) << latin1.output;
+  EXPECT_NE(latin1.output.find("name: not valid UTF-8 (byte 0xe9 at offset 1): \"r\\xe9seau\""),
+            std::string::npos)
+      << latin1.output;
 }
 
 }  // namespace

@@ -193,6 +193,16 @@ evaluator: {synthetic: {}}
   cases.push_back({"SubmitJob", "a 64-node cell", Code::INVALID_ARGUMENT,
                    submit_yaml("search_space: {cell: {num_nodes: 64, operations: [none]}}\n"
                                "evaluator: {synthetic: {}}\nbudget: {max_trials: 5}\n")});
+  // Issue 18, rows 9 and 10: a name that would clear a terminal and forge a
+  // row, a key given twice, a cell operation no worker builds.
+  cases.push_back({"SubmitJob", "a name holding terminal escape sequences", Code::INVALID_ARGUMENT,
+                   submit_yaml(base_spec + "budget: {max_trials: 5}\n"
+                                           "name: \"\\e[2J\\e[31mPWNED\\e[0m\\r\\nfake-job  running\"\n")});
+  cases.push_back({"SubmitJob", "a duplicate key", Code::INVALID_ARGUMENT,
+                   submit_yaml(base_spec + "budget: {max_trials: 5}\nbudget: {max_trials: 500}\n")});
+  cases.push_back({"SubmitJob", "an unknown cell operation", Code::INVALID_ARGUMENT,
+                   submit_yaml("search_space: {cell: {num_nodes: 4, operations: [none, conv_9x9]}}\n"
+                               "evaluator: {synthetic: {}}\nbudget: {max_trials: 5}\n")});
   // --- JobService: ids
   auto get_job = [this](grpc::ClientContext* c, const std::string& id) {
     v1::GetJobRequest r;
@@ -434,6 +444,9 @@ evaluator: {synthetic: {}}
                     status.error_code(), " |\n");
     // The message names the problem without echoing huge input back.
     EXPECT_LT(status.error_message().size(), 4096u) << c.method << " with " << c.what;
+    // ... and never hands a control sequence back to whoever prints it.
+    EXPECT_EQ(status.error_message().find('\x1b'), std::string::npos)
+        << c.method << " with " << c.what << ": " << status.error_message();
     ASSERT_TRUE(controller_->process.Running()) << "controller died on " << c.method << " with "
                                                 << c.what << "\n" << LogTail(controller_->log_path);
     ASSERT_TRUE(ps_->process.Running()) << "parameter server died on " << c.method << " with "

@@ -3,10 +3,11 @@
 #   a. `kubectl kustomize` renders every overlay and the optional ServiceMonitor;
 #   b. every rendered object validates against the Kubernetes OpenAPI schema
 #      (deploy/validate/validate.js), and the validator rejects a broken object;
-#   c. every flag a container passes exists in the binary it runs, and S agrees:
+#   c. every flag a container passes exists in the binary it runs, S agrees:
 #      parameter-server replicas == --num_shards == entries of the controller's
-#      --parameter_servers (deploy/validate/check_flags.js); the check rejects an
-#      unknown flag and an S mismatch.
+#      --parameter_servers, and every container sets a non-loopback --host (the
+#      binaries bind 127.0.0.1 by default) (deploy/validate/check_flags.js); the
+#      check rejects an unknown flag, an S mismatch and --host=127.0.0.1.
 #   bash tools/check_deploy.sh [BAZEL_BIN]     (default: bazel-bin, after a build)
 # Needs kubectl, node and deploy/validate/node_modules (tools/setup.sh installs
 # them). Ends with "check_deploy: all N checks passed", or exits 1 naming
@@ -130,6 +131,9 @@ if [[ -s "$work/$first.yaml" ]]; then
   expected_message='--parameter_servers lists'
   sed 's/\(--parameter_servers=[^,]*\),.*/\1/' "$work/$first.yaml" >"$work/broken.yaml"
   expect_rejected "a --parameter_servers list shorter than S ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='--host is 127.0.0.1: Services, probes and Prometheus cannot reach'
+  sed 's/--host=0\.0\.0\.0/--host=127.0.0.1/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "--host on loopback ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
 else
   fail "negative flag checks: overlay $first did not render"
 fi

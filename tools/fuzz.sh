@@ -39,7 +39,7 @@ protos=(job search_space task_service parameter_server)
 # registry, which links the (torch-free) strategies it creates.
 strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
 declare -A sources=(
-  [job_spec]="common/proto_yaml.cc controller/job_spec.cc search_space/search_space.cc search_space/defaults.cc $strategy_sources"
+  [job_spec]="common/printable.cc common/proto_yaml.cc controller/job_spec.cc search_space/search_space.cc search_space/defaults.cc $strategy_sources"
   [search_space]="search_space/search_space.cc search_space/defaults.cc"
   [idx]="worker/dataset.cc common/file_util.cc"
   [cifar]="worker/dataset.cc common/file_util.cc"

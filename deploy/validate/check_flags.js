@@ -14,6 +14,8 @@
 // 3. Ports agree: --metrics_port == the prometheus.io/port annotation == the
 //    "metrics" container port; a gRPC probe probes --port; the workers'
 //    --controller names a Service port that reaches the controller's --port.
+// 4. Every container sets --host to an address other pods can reach: the
+//    binaries bind 127.0.0.1 unless --host says otherwise.
 // Every failure names the overlay, the object and the flag; exits 1 on any.
 'use strict';
 
@@ -209,6 +211,10 @@ function main() {
       if (!metricsContainerPort || metricsContainerPort.containerPort !== Number(metricsPort)) {
         fail(run.where, `--metrics_port=${metricsPort} but the container port named metrics is ${metricsContainerPort ? metricsContainerPort.containerPort : 'missing'}`);
       }
+    }
+    const host = lastValue(run.flags, 'host');
+    if (host === undefined || ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
+      fail(run.where, `--host is ${host === undefined ? 'unset (the binaries bind 127.0.0.1)' : host}: Services, probes and Prometheus cannot reach a loopback address; set --host=0.0.0.0`);
     }
     const grpcPort = Number(lastValue(run.flags, 'port') || -1) > 0
         ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary];
