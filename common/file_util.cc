@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -69,13 +70,15 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("cannot open", path);
+namespace {
+
+// Reads `fd` (then closes it) to its end, or to `max_bytes` + 1 bytes.
+absl::StatusOr<std::string> ReadAndClose(int fd, const std::string& path, size_t max_bytes) {
   std::string contents;
   char buffer[1 << 16];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+  while (contents.size() <= max_bytes) {
+    const size_t want = std::min(sizeof(buffer), max_bytes - contents.size() + 1);
+    const ssize_t n = ::read(fd, buffer, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       absl::Status status = ErrnoError("cannot read", path);
@@ -87,6 +90,14 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   }
   ::close(fd);
   return contents;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  return ReadAndClose(fd, path, std::numeric_limits<size_t>::max() - 1);
 }
 
 namespace {
@@ -131,21 +142,9 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_
     ::close(fd);
     return too_large(absl::StrCat(st.st_size, " bytes"));
   }
-  std::string contents;
-  char buffer[1 << 16];
-  while (contents.size() <= max_bytes) {
-    const size_t want = std::min(sizeof(buffer), max_bytes + 1 - contents.size());
-    const ssize_t n = ::read(fd, buffer, want);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      absl::Status status = ErrnoError("cannot read", path);
-      ::close(fd);
-      return status;
-    }
-    if (n == 0) break;
-    contents.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
+  absl::StatusOr<std::string> read = ReadAndClose(fd, path, max_bytes);
+  if (!read.ok()) return read.status();
+  std::string contents = *std::move(read);
   if (contents.size() > max_bytes) {
     return too_large(absl::StrCat("more than ", Size(max_bytes), " (it grew while read)"));
   }

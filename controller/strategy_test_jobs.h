@@ -1,12 +1,17 @@
-// Job specs the strategy tests share (testonly): the paper's macro-CNN space
-// with strides and skip connections, at a fixed depth, after WithDefaults.
+// What the strategy tests share (testonly): job specs of the paper's macro-CNN
+// space with strides and skip connections, at a fixed depth, after
+// WithDefaults; and the canonical strings of a strategy's samples.
 #ifndef NAS_CONTROLLER_STRATEGY_TEST_JOBS_H_
 #define NAS_CONTROLLER_STRATEGY_TEST_JOBS_H_
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
 
 #include "controller/job_spec.h"
+#include "controller/strategy.h"
 #include "proto/job.pb.h"
 
 namespace nas::controller {
@@ -26,6 +31,16 @@ inline v1::JobSpec MacroJob(const std::string& strategy, int64_t seed, int layer
   spec.mutable_budget()->set_max_trials(1);
   spec.mutable_evaluator()->mutable_synthetic();
   return WithDefaults(spec);
+}
+
+// The canonical strings of `count` architectures `strategy` samples,
+// concatenated; empty if sampling failed.
+inline std::string SampledCanonicals(SearchStrategy& strategy, int count) {
+  absl::StatusOr<std::vector<v1::Architecture>> sampled = strategy.Sample(count, {});
+  std::string out;
+  if (!sampled.ok()) return out;
+  for (const v1::Architecture& a : *sampled) out += a.canonical();
+  return out;
 }
 
 }  // namespace nas::controller
