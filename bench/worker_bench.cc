@@ -9,8 +9,10 @@
 // the mean is taken, as this shared VM's speed drifts. Prints training
 // images/s of each and their ratio. For diagnosis it also runs the bare loop
 // once more on a thread of its own, as nas_worker trains on one (not the main
-// thread): with glibc's malloc, a thread's allocations go to a per-thread
-// arena, which costs LibTorch's large tensors far more than the main arena. Goals (docs/benchmarks.md): the ratio
+// thread). Every thread that trains sets its own LibTorch thread count
+// (UseTorchThreadsOnThisThread, as nas_worker does): OpenMP's is a per-thread
+// setting, and a thread that does not set it runs one OpenMP thread per core.
+// Goals (docs/benchmarks.md): the ratio
 // >= 0.95, and the worker's report a success with validation accuracy >= 0.70
 // (the child really trained). Exits 1 naming each figure that misses its
 // goal, or when a measurement (the bare reference's included) fails.
@@ -34,6 +36,7 @@
 #include "common/metrics.h"
 #include "worker/child_net.h"
 #include "worker/dataset.h"
+#include "worker/device.h"
 #include "worker/worker_loop.h"
 
 namespace {
@@ -197,7 +200,10 @@ int main() {
   nas::worker::WorkerLoop loop(options, nas::v1::TaskService::NewStub(grpc::CreateChannel(
                                             absl::StrCat("127.0.0.1:", server->port()),
                                             grpc::InsecureChannelCredentials())));
-  std::thread runner([&loop] { loop.Run(); });
+  std::thread runner([&loop] {
+    nas::worker::UseTorchThreadsOnThisThread(1);
+    loop.Run();
+  });
   const double worker_seconds = service.WaitSeconds(kWorkerTimeout);
   loop.Stop();
   runner.join();
@@ -217,6 +223,7 @@ int main() {
   double bare_thread_seconds = 0;
   std::string thread_error;
   std::thread bare_thread([&] {
+    nas::worker::UseTorchThreadsOnThisThread(1);
     try {
       bare_thread_seconds = BareLoop(task, **set);
     } catch (const std::exception& e) {

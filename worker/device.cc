@@ -31,4 +31,8 @@ void SetTorchThreads(int threads) {
   }
 }
 
+void UseTorchThreadsOnThisThread(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
 }  // namespace nas::worker

@@ -90,7 +90,11 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::thread runner([&loop] { loop.Run(); });
+  const int threads = absl::GetFlag(FLAGS_threads);
+  std::thread runner([&loop, threads] {
+    nas::worker::UseTorchThreadsOnThisThread(threads);
+    loop.Run();
+  });
   const int signal_number = nas::WaitForShutdownSignal();
   NAS_LOG(Info) << "signal " << signal_number << ": stopping (a running task is handed back)";
   loop.Stop();
