@@ -15,6 +15,19 @@ int64_t NowMillis(Clock* clock) { return absl::ToUnixMillis(clock->Now()); }
 
 void Ignore(absl::StatusOr<bool>) {}
 
+// The outcome of a trial whose task (attempt `attempt`) never ran because
+// its job ended.
+v1::Trial CancelledBeforeItRan(const std::string& job_id, const std::string& trial_id,
+                               int attempt) {
+  v1::Trial cancelled;
+  cancelled.set_job_id(job_id);
+  cancelled.set_trial_id(trial_id);
+  cancelled.set_state(v1::TRIAL_STATE_CANCELLED);
+  cancelled.set_attempts(attempt - 1);
+  cancelled.set_error("the job ended before the trial ran");
+  return cancelled;
+}
+
 }  // namespace
 
 void RoundOutcomes::Add(v1::Trial trial) {
@@ -88,14 +101,9 @@ void TrialBroker::Enqueue(v1::Task task) {
   const int attempt = task.attempt();
   if (queue_.Enqueue(std::move(task))) return;
   // The job was closed after the attempt was decided on.
-  v1::Trial cancelled;
-  cancelled.set_job_id(job_id);
-  cancelled.set_trial_id(trial_id);
-  cancelled.set_state(v1::TRIAL_STATE_CANCELLED);
-  cancelled.set_attempts(attempt - 1);
-  cancelled.set_error("the job ended before the trial ran");
-  Finish(std::move(cancelled), Ignore);
+  Finish(CancelledBeforeItRan(job_id, trial_id, attempt), Ignore);
 }
+
 
 void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials) {
   std::vector<v1::Task> queued;
@@ -135,13 +143,7 @@ void TrialBroker::CloseJob(const std::string& job_id) {
     job->second.closed = true;
   }
   for (const v1::Task& task : queue_.CancelJob(job_id)) {
-    v1::Trial cancelled;
-    cancelled.set_job_id(job_id);
-    cancelled.set_trial_id(task.trial_id());
-    cancelled.set_state(v1::TRIAL_STATE_CANCELLED);
-    cancelled.set_attempts(task.attempt() - 1);
-    cancelled.set_error("the job ended before the trial ran");
-    Finish(std::move(cancelled), Ignore);
+    Finish(CancelledBeforeItRan(job_id, task.trial_id(), task.attempt()), Ignore);
   }
 }
 
