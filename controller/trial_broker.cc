@@ -11,8 +11,6 @@
 namespace nas::controller {
 namespace {
 
-int64_t NowMillis(Clock* clock) { return absl::ToUnixMillis(clock->Now()); }
-
 void Ignore(absl::StatusOr<bool>) {}
 
 // The outcome of a trial whose task (attempt `attempt`) never ran because
@@ -326,7 +324,7 @@ void TrialBroker::AttemptFailed(const AttemptFailure& failure,
 }
 
 void TrialBroker::Finish(v1::Trial outcome, std::function<void(absl::StatusOr<bool>)> done) {
-  outcome.set_end_time_unix_ms(NowMillis(options_.clock));
+  outcome.set_end_time_unix_ms(absl::ToUnixMillis(options_.clock->Now()));
   v1::Trial stored = outcome;
   options_.store->FinishTrialAsync(
       std::move(stored), [this, outcome = std::move(outcome),
