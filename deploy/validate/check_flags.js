@@ -16,6 +16,14 @@
 //    --controller names a Service port that reaches the controller's --port.
 // 4. Every container sets --host to an address other pods can reach: the
 //    binaries bind 127.0.0.1 unless --host says otherwise.
+// 5. A flag naming a file under a Secret volume names a key the volume mounts
+//    (the tls overlay's certificates and tokens); an exec probe running
+//    `nasctl health` asks 127.0.0.1 on the container's --port.
+// 6. Every emptyDir has a sizeLimit (an unbounded /tmp can fill the node's disk).
+// Before the checks, $(VAR) in command and args is expanded as the kubelet does,
+// from the container's env (plain values and the fieldRef metadata.namespace,
+// which is the object's rendered namespace); a reference to an undefined
+// variable is an error (the kubelet would pass it through literally).
 // Every failure names the overlay, the object and the flag; exits 1 on any.
 'use strict';
 
@@ -109,9 +117,36 @@ function flagfileText(file, container, podSpec, configMaps, where) {
   return text;
 }
 
+// The container's environment as the kubelet resolves it for $(VAR)
+// expansion: plain values and the pod's namespace from the downward API.
+function containerEnv(object, container, where) {
+  const env = new Map();
+  for (const variable of container.env || []) {
+    if (typeof variable.value === 'string') {
+      env.set(variable.name, expand(variable.value, env, where));
+    } else if (variable.valueFrom && variable.valueFrom.fieldRef &&
+               variable.valueFrom.fieldRef.fieldPath === 'metadata.namespace') {
+      env.set(variable.name, object.metadata.namespace || 'default');
+    }
+  }
+  return env;
+}
+
+// Kubernetes' $(VAR) expansion of command and args: $$ is a literal $.
+function expand(word, env, where) {
+  return word.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (match, name) => {
+    if (match === '$$') return '$';
+    if (!env.has(name)) {
+      fail(where, `'${word}' refers to $(${name}), which the container's env does not define`);
+      return match;
+    }
+    return env.get(name);
+  });
+}
+
 // The container's flags in the order the binary sees them, flagfiles expanded:
 // [{name, value, source}], checked against the binary's --helpfull.
-function containerFlags(binDir, binary, container, podSpec, configMaps, where) {
+function containerFlags(binDir, binary, object, container, podSpec, configMaps, where) {
   const known = flagsOf(binDir, binary);
   const flags = [];
   const visit = (words, source, depth) => {
@@ -147,7 +182,8 @@ function containerFlags(binDir, binary, container, podSpec, configMaps, where) {
     }
   };
   const command = container.command || [];
-  visit([...command.slice(1), ...(container.args || [])], 'args', 0);
+  const env = containerEnv(object, container, where);
+  visit([...command.slice(1), ...(container.args || [])].map((word) => expand(word, env, where)), 'args', 0);
   return flags;
 }
 
@@ -186,11 +222,24 @@ function main() {
         fail(where, `command ${command[0]} is not one of ${Object.keys(BINARIES).join(', ')}`);
         continue;
       }
-      const flags = containerFlags(options.binDir, binary, container, podSpec, configMaps, where);
+      const flags = containerFlags(options.binDir, binary, object, container, podSpec, configMaps, where);
       runs.push({ object, podSpec, template, container, binary, flags, where });
     }
   }
   const runsOf = (binary) => runs.filter((r) => r.binary === binary);
+
+  // Every emptyDir is bounded.
+  let emptyDirs = 0;
+  for (const object of objects.filter((o) => WORKLOAD_KINDS.has(o.kind))) {
+    const podSpec = object.spec && object.spec.template && object.spec.template.spec;
+    for (const volume of (podSpec && podSpec.volumes) || []) {
+      if (!('emptyDir' in volume)) continue;
+      ++emptyDirs;
+      if (!volume.emptyDir || !volume.emptyDir.sizeLimit) {
+        fail(`${nameOf(object)} volume ${volume.name}`, 'emptyDir without a sizeLimit: it may fill the node\'s disk');
+      }
+    }
+  }
   let checkedFlags = 0;
   for (const run of runs) checkedFlags += run.flags.length;
 
@@ -226,6 +275,32 @@ function main() {
       }
       if (spec.grpc && spec.grpc.port !== grpcPort) {
         fail(run.where, `${probe} probes gRPC port ${spec.grpc.port} but --port is ${grpcPort}`);
+      }
+    }
+  }
+
+  // Files from Secrets: the mount exists and projects that key.
+  for (const run of runs) {
+    for (const flag of run.flags) {
+      if (typeof flag.value !== 'string' || !flag.value.startsWith('/')) continue;
+      const mount = (run.container.volumeMounts || [])
+          .filter((m) => flag.value.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+          .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+      const volume = mount && (run.podSpec.volumes || []).find((v) => v.name === mount.name);
+      if (!volume || !volume.secret) continue;
+      const key = path.posix.relative(mount.mountPath, flag.value);
+      if (volume.secret.items && !volume.secret.items.some((i) => i.path === key)) {
+        fail(run.where, `--${flag.name}=${flag.value}: Secret ${volume.secret.secretName} is mounted at ${mount.mountPath} without ${key}`);
+      }
+    }
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      const command = (run.container[probe] && run.container[probe].exec && run.container[probe].exec.command) || [];
+      if (path.posix.basename(command[0] || '') !== 'nasctl' || command[1] !== 'health') continue;
+      const server = command.find((w) => w.startsWith('--server='));
+      const grpcPort = Number(lastValue(run.flags, 'port') || -1) > 0
+          ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary];
+      if (server !== `--server=127.0.0.1:${grpcPort}`) {
+        fail(run.where, `${probe} runs nasctl health with ${server || 'no --server'}, expected --server=127.0.0.1:${grpcPort}`);
       }
     }
   }
@@ -319,7 +394,7 @@ function main() {
     for (const problem of problems) console.error(problem);
     return 1;
   }
-  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers`);
+  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers; ${emptyDirs} emptyDirs bounded`);
   return 0;
 }
 
