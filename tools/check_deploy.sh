@@ -10,8 +10,10 @@
 #      binaries bind 127.0.0.1 by default) (deploy/validate/check_flags.js); the
 #      check rejects an unknown flag, an S mismatch and --host=127.0.0.1; every
 #      emptyDir has a sizeLimit, $(POD_NAMESPACE) addresses resolve (the dev
-#      overlay also renders and checks in another namespace), and the tls
-#      overlay's flags name files its Secret volumes mount;
+#      overlay also renders and checks in another namespace), the tls
+#      overlay's flags name files its Secret volumes mount, and the
+#      NetworkPolicies name real ports and let workers reach the controller
+#      and the controller reach the shards;
 #   d. the PrometheusRule's groups pass `promtool check rules`, and
 #      `promtool test rules` with deploy/validate/alerts_test.yml proves every
 #      alert fires when it should and not otherwise.
@@ -171,6 +173,12 @@ if [[ -s "$work/$first.yaml" ]]; then
   expected_message='which the container.s env does not define'
   sed 's/\$(POD_NAMESPACE)/$(POD_NAMESPAC)/' "$work/$first.yaml" >"$work/broken.yaml"
   expect_rejected "an address naming an undefined variable ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='the NetworkPolicies block nas_controller from reaching nas_parameter_server'
+  sed 's/^    - port: 7080$/    - port: 7081/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "a NetworkPolicy that blocks the controller from the shards ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='ingress port grpcx is not a container port'
+  sed 's/^    - port: grpc$/    - port: grpcx/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "a NetworkPolicy naming a port the pods lack ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
   expected_message='expected nas-parameter-server-0.nas-parameter-server.nas.svc:7080'
   sed 's/\$(POD_NAMESPACE)/other/' "$work/$first.yaml" >"$work/broken.yaml"
   expect_rejected "addresses in a namespace other than the objects' ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"

@@ -19,7 +19,11 @@
 // 5. A flag naming a file under a Secret volume names a key the volume mounts
 //    (the tls overlay's certificates and tokens); an exec probe running
 //    `nasctl health` asks 127.0.0.1 on the container's --port.
-// 6. Every emptyDir has a sizeLimit (an unbounded /tmp can fill the node's disk).
+// 6. With NetworkPolicies: every port a policy names exists on the pods it
+//    selects, and the policies let the workers reach the controller's --port
+//    and the controller reach the parameter servers' --port (egress of the
+//    caller and ingress of the callee both).
+// 7. Every emptyDir has a sizeLimit (an unbounded /tmp can fill the node's disk).
 // Before the checks, $(VAR) in command and args is expanded as the kubelet does,
 // from the container's env (plain values and the fieldRef metadata.namespace,
 // which is the object's rendered namespace); a reference to an undefined
@@ -305,6 +309,51 @@ function main() {
     }
   }
 
+  // NetworkPolicies: ports exist, and the gRPC flows the processes need pass.
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+  const selects = (selector, run) => {
+    const labels = (run.template.metadata && run.template.metadata.labels) || {};
+    return Object.entries((selector && selector.matchLabels) || {}).every(([k, v]) => labels[k] === v);
+  };
+  const portOf = (run, port) => (typeof port === 'number' ? port
+      : ((run.container.ports || []).find((p) => p.name === port) || {}).containerPort);
+  for (const policy of policies) {
+    const selected = runs.filter((r) => selects(policy.spec.podSelector, r));
+    for (const rule of policy.spec.ingress || []) {
+      for (const port of rule.ports || []) {
+        if (!selected.some((r) => portOf(r, port.port) !== undefined &&
+                                  (r.container.ports || []).some((p) => p.containerPort === portOf(r, port.port)))) {
+          fail(nameOf(policy), `ingress port ${port.port} is not a container port of the pods it selects`);
+        }
+      }
+    }
+  }
+  // Whether `policies` let `from` open a connection to `to` on container port `port`.
+  const allows = (from, to, port) => {
+    const egress = policies.filter((p) => (p.spec.policyTypes || []).includes('Egress') && selects(p.spec.podSelector, from));
+    const ingress = policies.filter((p) => (p.spec.policyTypes || ['Ingress']).includes('Ingress') && selects(p.spec.podSelector, to));
+    const peerMatches = (peer, run) => !peer.namespaceSelector && !peer.ipBlock && selects(peer.podSelector, run);
+    const portMatches = (ports, run) => !ports || ports.some((p) => portOf(run, p.port) === port);
+    const out = !egress.length || egress.some((p) => (p.spec.egress || []).some((rule) =>
+        (!rule.to || rule.to.some((peer) => peerMatches(peer, to))) && portMatches(rule.ports, to)));
+    const into = !ingress.length || ingress.some((p) => (p.spec.ingress || []).some((rule) =>
+        (!rule.from || rule.from.some((peer) => peerMatches(peer, from))) && portMatches(rule.ports, to)));
+    return out && into;
+  };
+  if (policies.length) {
+    const grpcPort = (run) => (Number(lastValue(run.flags, 'port') || -1) > 0
+        ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary]);
+    for (const [caller, callee] of [['nas_worker', 'nas_controller'], ['nas_controller', 'nas_parameter_server']]) {
+      for (const from of runsOf(caller)) {
+        for (const to of runsOf(callee)) {
+          if (!allows(from, to, grpcPort(to))) {
+            fail(`${nameOf(from.object)} -> ${nameOf(to.object)}`, `the NetworkPolicies block ${caller} from reaching ${callee}'s --port ${grpcPort(to)}`);
+          }
+        }
+      }
+    }
+  }
+
   // S: the parameter-server StatefulSet, its --num_shards, the controller's list.
   const shardRuns = runsOf('nas_parameter_server');
   const controllerRuns = runsOf('nas_controller');
@@ -394,7 +443,7 @@ function main() {
     for (const problem of problems) console.error(problem);
     return 1;
   }
-  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers; ${emptyDirs} emptyDirs bounded`);
+  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers; ${emptyDirs} emptyDirs bounded; ${policies.length} NetworkPolicies pass the gRPC flows`);
   return 0;
 }
 
