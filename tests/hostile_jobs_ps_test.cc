@@ -1,19 +1,16 @@
 // Issue 18, row 6: a parameter server whose data dir fills up. Its data dir is
-// a 2 MiB tmpfs in a mount namespace of its own (unshare -Urm, held open by a
-// `sleep` so the tmpfs outlives a SIGKILLed server; the server joins it with
-// nsenter), filled and freed from here through /proc/HOLDER/root. With
+// a 2 MiB tmpfs in a mount namespace of its own (tests/test_util.h,
+// NamespacedTmpfs: it outlives a SIGKILLed server), filled and freed from
+// here. With
 // --checkpoint_every_updates=1 every acknowledged push must survive a SIGKILL:
 // pushes are refused with RESOURCE_EXHAUSTED while the disk is full, the
 // version after a restart is the last acknowledged one, and once space
 // returns pushes succeed again without a restart. Fails (does not skip) where
 // namespaces cannot be made.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,11 +29,11 @@
 namespace nas {
 namespace {
 
-using ::nas::testing::BinaryPath;
 using ::nas::testing::LogTail;
+using ::nas::testing::NamespacedTmpfs;
 using ::nas::testing::NewTempDir;
-
-constexpr long kTmpfsMagic = 0x01021994;
+using ::nas::testing::RunningServer;
+using ::nas::testing::StartServer;
 
 v1::Tensor Tensor(const std::string& name, int n, float value) {
   v1::Tensor t;
@@ -51,41 +48,25 @@ class FullDiskTest : public ::testing::Test {
   void SetUp() override {
     dir_ = NewTempDir("ps-full");
     data_ = dir_ + "/data";
-    ASSERT_TRUE(MakeDirectories(data_).ok());
-    const std::string marker = dir_ + "/namespace-ready";
-    auto holder = Subprocess::Start(
-        {"/usr/bin/unshare", "-Urm", "/bin/sh", "-c",
-         "mount -t tmpfs -o size=2m tmpfs \"$0\" && echo up > \"$1\" && exec sleep 600", data_,
-         marker},
-        dir_ + "/holder.log");
-    ASSERT_TRUE(holder.ok()) << holder.status();
-    holder_ = std::make_unique<Subprocess>(*std::move(holder));
-    ASSERT_TRUE(WaitForFile(marker, absl::Seconds(20), holder_.get()).ok())
-        << "cannot make a mount namespace with a tmpfs: " << LogTail(dir_ + "/holder.log");
-    view_ = absl::StrCat("/proc/", holder_->pid(), "/root", data_);
-    struct statfs fs;
-    ASSERT_EQ(::statfs(view_.c_str(), &fs), 0) << view_;
-    ASSERT_EQ(fs.f_type, kTmpfsMagic) << "the data dir is not the namespace's tmpfs";
+    log_ = dir_ + "/nas_parameter_server.log";
+    auto tmpfs = NamespacedTmpfs::Create(data_, "2m", dir_);
+    ASSERT_TRUE(tmpfs.ok()) << tmpfs.status();
+    tmpfs_ = *std::move(tmpfs);
   }
 
   // Starts the server inside the namespace and connects to it.
-  void StartServer() {
-    const std::string ready = absl::StrCat(dir_, "/ready-", ++starts_);
-    auto process = Subprocess::Start(
-        {"/usr/bin/nsenter", "-t", absl::StrCat(holder_->pid()), "-U", "-m",
-         "--preserve-credentials", BinaryPath("parameter_server/nas_parameter_server"),
-         "--shard_index=0", "--num_shards=1", "--data_dir=" + data_,
-         "--checkpoint_every_updates=1", "--checkpoint_interval=1h", "--host=127.0.0.1",
-         "--port=0", "--metrics_port=0", "--ready_file=" + ready},
-        log_);
-    ASSERT_TRUE(process.ok()) << process.status();
-    server_ = std::make_unique<Subprocess>(*std::move(process));
-    auto contents = WaitForFile(ready, absl::Seconds(60), server_.get());
-    ASSERT_TRUE(contents.ok()) << contents.status() << "\n" << LogTail(log_);
-    auto info = ParseReadyFile(*contents);
-    ASSERT_TRUE(info.ok()) << info.status();
-    stub_ = v1::ParameterServer::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", info->grpc_port), grpc::InsecureChannelCredentials()));
+  void StartPs() {
+    server_.reset();
+    auto started = StartServer(
+        "parameter_server/nas_parameter_server",
+        {"--shard_index=0", "--num_shards=1", "--data_dir=" + data_,
+         "--checkpoint_every_updates=1", "--checkpoint_interval=1h"},
+        dir_, "ready_file", absl::Seconds(60), tmpfs_->Enter());
+    ASSERT_TRUE(started.ok()) << started.status();
+    server_ = std::make_unique<RunningServer>(*std::move(started));
+    stub_ = v1::ParameterServer::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->ready.grpc_port),
+                            grpc::InsecureChannelCredentials()));
   }
 
   grpc::Status Push(v1::PushResponse* response) {
@@ -108,23 +89,8 @@ class FullDiskTest : public ::testing::Test {
     return state;
   }
 
-  // Fills the tmpfs with a filler file until it is full.
-  void Fill() {
-    const std::string filler = view_ + "/filler";
-    const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ASSERT_GE(fd, 0) << filler;
-    const std::string chunk(16384, 'x');
-    int err = 0;
-    while (true) {
-      if (::write(fd, chunk.data(), chunk.size()) < 0) {
-        err = errno;
-        break;
-      }
-    }
-    ::close(fd);
-    ASSERT_EQ(err, ENOSPC);
-  }
-  void Free() { ASSERT_EQ(::unlink((view_ + "/filler").c_str()), 0); }
+  void Fill() { ASSERT_TRUE(tmpfs_->Fill().ok()); }
+  void Free() { ASSERT_TRUE(tmpfs_->Free().ok()); }
 
   // Pushes until one is acknowledged (the server retries its checkpoint with
   // a backoff of at most 5 s); returns its version.
@@ -151,15 +117,14 @@ class FullDiskTest : public ::testing::Test {
         << status.error_message();
   }
 
-  std::string dir_, data_, view_, log_ = "";
-  int starts_ = 0;
-  std::unique_ptr<Subprocess> holder_, server_;
+  std::string dir_, data_, log_;
+  std::unique_ptr<NamespacedTmpfs> tmpfs_;
+  std::unique_ptr<RunningServer> server_;
   std::unique_ptr<v1::ParameterServer::Stub> stub_;
 };
 
 TEST_F(FullDiskTest, PushesAreRefusedWhileFullNoneAcknowledgedIsLostAndTheyResumeWhenSpaceReturns) {
-  log_ = dir_ + "/ps.log";
-  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_NO_FATAL_FAILURE(StartPs());
   v1::InitJobRequest init;
   init.set_job_id("job");
   init.set_num_shards(1);
@@ -201,9 +166,9 @@ TEST_F(FullDiskTest, PushesAreRefusedWhileFullNoneAcknowledgedIsLostAndTheyResum
   ASSERT_NO_FATAL_FAILURE(ExpectRefused());
   const v1::PullResponse before = Pull();
   EXPECT_EQ(before.version(), acknowledged);
-  ASSERT_TRUE(server_->Signal(SIGKILL).ok());
-  ASSERT_TRUE(server_->Wait(absl::Seconds(10)).ok());
-  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_TRUE(server_->process.Signal(SIGKILL).ok());
+  ASSERT_TRUE(server_->process.Wait(absl::Seconds(10)).ok());
+  ASSERT_NO_FATAL_FAILURE(StartPs());
   const v1::PullResponse after = Pull();
   EXPECT_EQ(after.version(), acknowledged);
   EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString());
@@ -211,8 +176,8 @@ TEST_F(FullDiskTest, PushesAreRefusedWhileFullNoneAcknowledgedIsLostAndTheyResum
   ASSERT_NO_FATAL_FAILURE(Free());
   EXPECT_EQ(PushUntilAcknowledged(), acknowledged + 1);
 
-  ASSERT_TRUE(server_->Signal(SIGTERM).ok());
-  auto exited = server_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(server_->process.Signal(SIGTERM).ok());
+  auto exited = server_->process.Wait(absl::Seconds(20));
   ASSERT_TRUE(exited.ok()) << exited.status();
   EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << LogTail(log_);
 }
