@@ -6,6 +6,7 @@
 // runs on.
 #include <dirent.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,6 +109,8 @@ class LocalCluster {
   }
 
   const std::string& dir() const { return dir_; }
+  const std::string& data() const { return data_; }
+  const std::string& path_dir() const { return path_dir_; }
 
  private:
   std::string dir_, data_, path_dir_;
@@ -186,6 +189,36 @@ TEST(HostileJobsLocalTest, AComponentThatCannotStartStopsEverythingAndSaysWhy) {
   }
   Result status = cluster.Nasctl("local status");
   EXPECT_NE(status.output.find("no local cluster"), std::string::npos) << status.output;
+}
+
+TEST(HostileJobsLocalTest, WhatAKilledLocalUpStartedIsRecordedAndDownStopsIt) {
+  LocalCluster cluster("local-killed");
+  const std::string log = cluster.dir() + "/up.log";
+  auto up = Subprocess::Start(
+      {"/bin/sh", "-c",
+       absl::StrCat("PATH='", cluster.path_dir(), "':\"$PATH\" NAS_LOCAL_DIR='", cluster.data(),
+                    "' exec nasctl local up --shards=2 --workers=1 --controller_port=0 "
+                    "--device=cpu")},
+      log);
+  ASSERT_TRUE(up.ok()) << up.status();
+  // SIGKILL nasctl once it has started the controller, before it is done.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (cluster.Recorded().size() < 3 && up->Running() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_GE(cluster.Recorded().size(), 3u) << ReadFile(log).value_or("");
+  ASSERT_TRUE(up->Signal(SIGKILL).ok());
+  ASSERT_TRUE(up->Wait(absl::Seconds(10)).ok());
+  // Everything it started runs on, recorded; `local down` stops all of it.
+  const std::vector<std::pair<std::string, ProcessId>> recorded = cluster.Recorded();
+  ASSERT_GE(recorded.size(), 3u);
+  for (const auto& [name, id] : recorded) EXPECT_TRUE(IsRunning(id)) << name;
+  Result down = cluster.Nasctl("local down");
+  EXPECT_EQ(down.exit_code, 0) << down.output;
+  for (const auto& [name, id] : recorded) {
+    EXPECT_FALSE(IsRunning(id)) << name << " (pid " << id.pid << ") still runs";
+  }
+  EXPECT_TRUE(cluster.Leftovers().empty()) << absl::StrJoin(cluster.Leftovers(), "\n");
 }
 
 TEST(HostileJobsLocalTest, RestartControllerComesBackOnItsPortAndTheJobFinishes) {
