@@ -120,8 +120,8 @@ absl::StatusOr<LocalProcess> Launch(const std::string& name, const std::vector<s
   return p;
 }
 
-// How a child of this nasctl that is no longer running ended ("exit status
-// 1", "killed by signal 9"); empty for a process nasctl did not start.
+// How a child of this nasctl that is no longer running ended ("exited with
+// status 1", "was killed by signal 9"); just "exited" when it cannot tell.
 std::string ExitText(int pid) {
   int status = 0;
   if (::waitpid(pid, &status, WNOHANG) != pid) return "exited";
