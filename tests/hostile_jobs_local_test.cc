@@ -242,8 +242,8 @@ search_space:
               depth: {initial_layers: 2, max_layers: 2}}
 strategy: {name: reinforce, seed: 1}
 parallelism: {num_replicas: 1, children_per_replica: 2}
-budget: {max_trials: 12}
-evaluator: {synthetic: {duration_seconds: 0.05}}
+budget: {max_trials: 16}
+evaluator: {synthetic: {duration_seconds: 0.25}}
 )").ok());
   Result submit = cluster.Nasctl(absl::StrCat("submit ", spec, " --server=", server));
   ASSERT_EQ(submit.exit_code, 0) << submit.output;
@@ -251,6 +251,10 @@ evaluator: {synthetic: {duration_seconds: 0.05}}
   ASSERT_NE(at, std::string::npos) << submit.output;
   const std::string job(
       absl::StripAsciiWhitespace(submit.output.substr(at + std::string("submitted job ").size())));
+
+  // 16 tasks of 0.25 s on one worker (~10 s): still running at the restart.
+  Result running = cluster.Nasctl(absl::StrCat("get ", job, " --server=", server));
+  EXPECT_NE(running.output.find("running"), std::string::npos) << running.output;
 
   Result restart = cluster.Nasctl("local restart controller");
   ASSERT_EQ(restart.exit_code, 0) << restart.output;
