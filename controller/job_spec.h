@@ -25,10 +25,13 @@ struct JobLimits {
   static constexpr int kMaxLstmLayers = 8;
   static constexpr int kMaxLstmUnits = 1024;
   static constexpr int kMaxNameLength = 200;
+  static constexpr int kMaxPopulationSize = 100'000;
+  // K x m for strategy evolution (one replica loop, a thread, per child in flight).
+  static constexpr int kMaxEvolutionInFlight = 1024;
 };
 
 // Fills unset (zero) fields with their documented defaults (docs/job_spec.md):
-// strategy "reinforce"; parallelism K=1, m=1, N=1 (S stays unset: the
+// strategy "reinforce" (evolution: population_size 64, tournament_size 16); parallelism K=1, m=1, N=1 (S stays unset: the
 // controller's shard count); the paper's controller (2 x 35 LSTM, Adam 6e-4);
 // evaluator max_attempts 3, lease_seconds 60; and the search space's, train
 // evaluator's and reward's defaults from search_space/defaults.h (the one
