@@ -28,7 +28,12 @@ TEST(JobSpecTest, DefaultsFillThePapersControllerAndTheRewardFormula) {
   EXPECT_EQ(spec.controller().lstm_layers(), 2);
   EXPECT_EQ(spec.controller().lstm_units(), 35);
   EXPECT_DOUBLE_EQ(spec.controller().init_range(), 0.08);
-  EXPECT_DOUBLE_EQ(spec.controller().learning_rate(), 6e-4);
+  // The small-budget settings (docs/benchmarks.md).
+  EXPECT_DOUBLE_EQ(spec.controller().learning_rate(), 0.01);
+  EXPECT_DOUBLE_EQ(spec.controller().tanh_constant(), 1.5);
+  EXPECT_DOUBLE_EQ(spec.controller().entropy_weight(), 0.01);
+  EXPECT_DOUBLE_EQ(spec.controller().baseline_decay(), 0.8);
+  EXPECT_DOUBLE_EQ(spec.controller().temperature(), 1);
   EXPECT_EQ(spec.controller().optimizer(), "adam");
   EXPECT_EQ(spec.reward().last_epochs(), 5);
   EXPECT_DOUBLE_EQ(spec.reward().power(), 3);
@@ -84,6 +89,16 @@ reward: {power: -1}
         "reward.power: must be in (0, 100]"}) {
     EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
   }
+}
+
+// The paper's settings stay expressible: an explicit 0 turns the logit
+// squashing and the entropy bonus off instead of taking the defaults.
+TEST(JobSpecTest, AnExplicitZeroKeepsTanhAndTheEntropyBonusOff) {
+  v1::JobSpec spec = WithDefaults(
+      Parse(std::string(kMinimal) + "controller: {tanh_constant: 0, entropy_weight: 0}\n"));
+  EXPECT_EQ(spec.controller().tanh_constant(), 0);
+  EXPECT_EQ(spec.controller().entropy_weight(), 0);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
 }
 
 TEST(JobSpecTest, AStrategyNameIsCheckedAgainstTheRegistry) {
