@@ -23,10 +23,11 @@ bazel build //tools:make_lookup_table //bench:search_bench >/dev/null 2>&1 ||
   bazel build //tools:make_lookup_table //bench:search_bench
 status=0
 plot() {  # plot NAME CURVE_TSV
-  local configs
+  local configs names
   configs=$(( ($(head -1 "$2" | awk -F'\t' '{print NF}') - 1) / 2 ))
+  names=$(head -1 "$2" | tr '\t' '\n' | sed -n 's/_mean$//p' | tr '\n' ' ')
   gnuplot <<GNUPLOT
-set terminal pngcairo size 900,560 font "sans,11"
+set terminal pngcairo size 900,560 font "sans,11" noenhanced
 set output "docs/search_efficiency_$1.png"
 set title "$1 table: best accuracy found vs evaluations (mean ± 1 std over seeds)"
 set xlabel "evaluations"
@@ -37,7 +38,7 @@ set logscale x
 set datafile columnheaders
 plot for [i=1:$configs] "$2" using 1:(column(2*i)-column(2*i+1)):(column(2*i)+column(2*i+1)) \
        with filledcurves fs transparent solid 0.10 lc i notitle, \
-     for [i=1:$configs] "$2" using 1:(column(2*i)) with lines lw 2 lc i title columnheader(2*i)
+     for [i=1:$configs] "$2" using 1:(column(2*i)) with lines lw 2 lc i title word("$names", i)
 GNUPLOT
   echo "plot: docs/search_efficiency_$1.png"
 }
