@@ -43,6 +43,23 @@ bool NeedsParameterServers(const v1::JobSpec& spec) {
   return traits.ok() && traits->needs_parameter_servers;
 }
 
+// A job's succeeded trials in completion order (what a JobStrategyState is
+// rebuilt from after a restart).
+absl::StatusOr<std::vector<Observation>> SucceededTrials(TrialStore& store,
+                                                         const std::string& job_id) {
+  constexpr int kPage = 1000;
+  std::vector<Observation> out;
+  for (int64_t after = 0;;) {
+    ASSIGN_OR_RETURN(std::vector<v1::Trial> page, store.TrialsAfter(job_id, after, kPage));
+    for (v1::Trial& t : page) {
+      after = std::max(after, t.sequence());
+      if (t.state() != v1::TRIAL_STATE_SUCCEEDED) continue;
+      out.push_back({std::move(*t.mutable_architecture()), t.metrics().reward()});
+    }
+    if (static_cast<int>(page.size()) < kPage) return out;
+  }
+}
+
 }  // namespace
 
 // One job: its spec, its record and counters, and its replicas.
@@ -57,6 +74,7 @@ class JobManager::Job final : public ReplicaJob {
   const v1::JobSpec& spec() const override { return spec_; }
   bool weights_may_have_moved() const override { return weights_may_have_moved_; }
   double stored_baseline() const override { return stored_baseline_; }
+  std::shared_ptr<JobStrategyState> strategy_state() const override { return strategy_state_; }
 
   int ReserveTrials(int wanted, int64_t* first_index, int64_t* samples_before) override
       ABSL_LOCKS_EXCLUDED(mu_) {
@@ -119,6 +137,7 @@ class JobManager::Job final : public ReplicaJob {
   const double stored_baseline_;
   // Set by StartJob before any replica runs; constant after.
   bool weights_may_have_moved_ = false;
+  std::shared_ptr<JobStrategyState> strategy_state_;
   std::vector<std::unique_ptr<Replica>> replicas_;
   // Replica threads; joined by ~JobManager.
   std::vector<std::thread> threads_;
@@ -277,7 +296,8 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     replica_options.retry_initial_backoff = options_.retry_initial_backoff;
     replica_options.retry_max_backoff = options_.retry_max_backoff;
     replica_options.metrics = metrics_.get();
-    const int replicas = raw->spec_.parallelism().num_replicas();
+    ASSIGN_OR_RETURN(raw->strategy_state_, CreateJobStrategyState(raw->spec_));
+    const int replicas = LayoutOf(raw->spec_).loops;
     for (int r = 0; r < replicas; ++r) {
       raw->replicas_.push_back(std::make_unique<Replica>(raw, r, replica_options));
     }
@@ -318,6 +338,10 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
       raw->trials_failed_ = counts.failed;
     }
     raw->weights_may_have_moved_ = counts.succeeded > 0;
+    if (raw->strategy_state_ != nullptr) {
+      ASSIGN_OR_RETURN(std::vector<Observation> history, SucceededTrials(*store, raw->id_));
+      raw->strategy_state_->Restore(history);
+    }
     NAS_LOG(Info) << "job " << raw->id_ << " resumed: " << samples << " trials sampled, "
                   << adopted.size() << " unfinished taken over";
     broker_->Adopt(raw->id_, std::move(adopted));

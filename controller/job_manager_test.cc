@@ -662,6 +662,106 @@ TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials
   EXPECT_EQ(finished, 200);
 }
 
+v1::JobSpec EvolutionSpec(int max_trials) {
+  v1::JobSpec spec = MacroSpec(max_trials);
+  spec.mutable_strategy()->set_name("evolution");
+  spec.mutable_strategy()->set_population_size(10);
+  spec.mutable_strategy()->set_tournament_size(3);
+  spec.clear_controller();
+  spec.mutable_parallelism()->clear_num_shards();
+  return spec;
+}
+
+int TokenDistance(const v1::Architecture& a, const v1::Architecture& b) {
+  if (a.tokens_size() != b.tokens_size()) return 1 << 20;
+  int d = 0;
+  for (int t = 0; t < a.tokens_size(); ++t) d += a.tokens(t) != b.tokens(t) ? 1 : 0;
+  return d;
+}
+
+// How many of `children` are not one decision away from any other trial of
+// `trials` (a mutation's parent is always an earlier trial of the job).
+int NotMutations(const std::vector<v1::Trial>& children, const std::vector<v1::Trial>& trials) {
+  int not_mutations = 0;
+  for (const v1::Trial& child : children) {
+    bool found = false;
+    for (const v1::Trial& other : trials) {
+      found = found || TokenDistance(child.architecture(), other.architecture()) == 1;
+    }
+    not_mutations += found ? 0 : 1;
+  }
+  return not_mutations;
+}
+
+// Evolution through the real JobManager: K·m = 4·2 loops of one child, the
+// whole budget once, no architecture twice, and past the random initial
+// population every child a mutation of an earlier one.
+TEST_F(ControllerFixture, EvolutionJobRunsToItsBudgetWithKTimesMLoopsAndMutatedChildren) {
+  StartWorkers(3);
+  v1::Job job;
+  ASSERT_TRUE(Submit(EvolutionSpec(60), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 60u);
+  std::set<std::string> canonicals;
+  std::set<int> loops;
+  std::vector<v1::Trial> children;
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED);
+    canonicals.insert(t.architecture().canonical());
+    loops.insert(t.replica());
+    int64_t index = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(t.trial_id().substr(1), &index));
+    if (index >= 10) children.push_back(t);
+  }
+  EXPECT_EQ(canonicals.size(), 60u);
+  EXPECT_EQ(loops, (std::set<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(children.size(), 50u);
+  EXPECT_EQ(NotMutations(children, trials), 0);
+}
+
+// After a restart the population is rebuilt from the trial store: children
+// sampled by the new process have parents that finished before the restart.
+// (Without the rebuild every parent would be a trial finished after it: the
+// children the new process took over, or its own.)
+TEST_F(ControllerFixture, RestartRebuildsTheEvolutionPopulationFromTheTrialStore) {
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(EvolutionSpec(100), &job).ok());
+  while (reports_ < 40) absl::SleepFor(absl::Milliseconds(5));
+  Stop();
+  const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
+  reports_ = 0;
+  Start();
+  StartWorkers(2);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  EXPECT_EQ(trials.size(), 100u);
+  std::vector<v1::Trial> before, after;  // finished before the restart; sampled after it
+  for (const v1::Trial& t : trials) {
+    if (t.end_time_unix_ms() < restart_ms) before.push_back(t);
+    if (t.create_time_unix_ms() >= restart_ms) after.push_back(t);
+  }
+  ASSERT_GT(after.size(), 4u);
+  int children_of_restored_members = 0;
+  for (const v1::Trial& child : after) {
+    bool restored_parent = false, later_parent = false;
+    for (const v1::Trial& parent : before) {
+      restored_parent |= TokenDistance(child.architecture(), parent.architecture()) == 1;
+    }
+    for (const v1::Trial& parent : trials) {
+      later_parent |= parent.end_time_unix_ms() >= restart_ms &&
+                      parent.end_time_unix_ms() <= child.create_time_unix_ms() &&
+                      TokenDistance(child.architecture(), parent.architecture()) == 1;
+    }
+    children_of_restored_members += restored_parent && !later_parent ? 1 : 0;
+  }
+  EXPECT_GT(children_of_restored_members, 0);
+  EXPECT_EQ(NotMutations(after, trials), 0);
+}
+
 TEST_F(ControllerFixture, WatchOfUnknownJobIsNotFound) {
   v1::WatchJobRequest request;
   request.set_job_id("no-such-job");

@@ -36,7 +36,10 @@ v1::OptimizerConfig OptimizerFor(const v1::JobSpec& spec) {
 }  // namespace
 
 Replica::Replica(ReplicaJob* job, int index, const ReplicaOptions& options)
-    : job_(job), index_(index), options_(options) {}
+    : job_(job),
+      index_(index),
+      options_(options),
+      children_per_round_(LayoutOf(job->spec()).children_per_round) {}
 
 Replica::~Replica() = default;
 
@@ -138,7 +141,7 @@ absl::Status Replica::Pull() {
 }
 
 bool Replica::Start() {
-  absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job_->spec(), index_);
+  absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job_->spec(), index_, job_->strategy_state());
   if (!created.ok()) {
     job_->Fail(created.status());
     return false;
@@ -212,8 +215,7 @@ bool Replica::RunOnce() {
   }
   if (outcomes == nullptr) {
     int64_t first_index = 0, samples_before = 0;
-    const int n = job_->ReserveTrials(job_->spec().parallelism().children_per_replica(),
-                                      &first_index, &samples_before);
+    const int n = job_->ReserveTrials(children_per_round_, &first_index, &samples_before);
     if (n == 0 || !Sample(n, first_index, samples_before)) return false;
     absl::MutexLock lock(&mu_);
     outcomes = round_outcomes_;
