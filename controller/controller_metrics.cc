@@ -52,6 +52,12 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                   .Name("nas_controller_connected_workers")
                   .Help("Workers that polled or heartbeated in the last minute.")
                   .Register(registry)
-                  .Add({})) {}
+                  .Add({})),
+      store_write_failures(prometheus::BuildCounter()
+                               .Name("nas_controller_store_write_failures_total")
+                               .Help("Trial-store writes that failed (disk full, I/O error); "
+                                     "their owners retry them.")
+                               .Register(registry)
+                               .Add({})) {}
 
 }  // namespace nas::controller

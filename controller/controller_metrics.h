@@ -28,6 +28,9 @@ struct ControllerMetrics {
   prometheus::Gauge& queue_depth;
   prometheus::Gauge& leased;
   prometheus::Gauge& workers;
+  // Trial-store writes that failed (a full disk, an I/O error); each is
+  // retried by its owner.
+  prometheus::Counter& store_write_failures;
 
   // nas_controller_job{job_id, value=name}.
   prometheus::Gauge& JobGauge(const std::string& job, const std::string& name) {
