@@ -51,6 +51,9 @@ struct TrialStoreOptions {
   // survives power loss once acknowledged), false = NORMAL (survives a crash
   // of the process, may lose the last commits on power loss; faster).
   bool sync_every_commit = true;
+  // SQLite VFS by name; empty: the default. Tests use one that fails writes
+  // as a full disk does (full_disk_vfs.h).
+  std::string vfs;
 };
 
 // One trial row as the replica loops need it after a restart.
@@ -82,10 +85,6 @@ class TrialStore {
   // wait while it runs.
   absl::Status Backup(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Tests: PRAGMA max_page_count on the store's connection, so that a write
-  // growing the file beyond `pages` fails with SQLITE_FULL as on a full
-  // disk (0: no limit again).
-  absl::Status LimitPagesForTesting(int64_t pages) ABSL_LOCKS_EXCLUDED(mu_);
 
   TrialStore(const TrialStore&) = delete;
   TrialStore& operator=(const TrialStore&) = delete;
