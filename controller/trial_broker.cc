@@ -341,8 +341,9 @@ void TrialBroker::Finish(v1::Trial outcome, bool keep_trying,
             absl::MutexLock lock(&mu_);
             if (!shutting_down_) {  // else the trial resumes from the store after a restart
               const absl::Duration backoff = options_.commit_retry_initial_backoff;
-              uncommitted_.push_back(UncommittedOutcome{
-                  std::move(outcome), options_.clock->Now() + backoff, backoff, 1});
+              // Real time, not the lease clock: this paces retries.
+              uncommitted_.push_back(
+                  UncommittedOutcome{std::move(outcome), absl::Now() + backoff, backoff, 1});
             }
           }
           return done(recorded.status());
@@ -365,7 +366,7 @@ void TrialBroker::RetryCommits() {
   std::vector<UncommittedOutcome> due;
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = options_.clock->Now();
+    const absl::Time now = absl::Now();
     auto not_due = std::partition(uncommitted_.begin(), uncommitted_.end(),
                                   [now](const UncommittedOutcome& u) { return u.next_try > now; });
     due.assign(std::make_move_iterator(not_due), std::make_move_iterator(uncommitted_.end()));
@@ -392,7 +393,7 @@ void TrialBroker::RetryCommits() {
           absl::MutexLock lock(&mu_);
           if (shutting_down_) return;
           u.backoff = std::min(u.backoff * 2, options_.commit_retry_max_backoff);
-          u.next_try = options_.clock->Now() + u.backoff;
+          u.next_try = absl::Now() + u.backoff;
           ++u.tries;
           uncommitted_.push_back(std::move(u));
         });
