@@ -476,7 +476,20 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
         "job ", job_id, " has ended already (", JobStateName(job->record_.state()), ")"));
   }
   // The trials the broker cancelled are committed before the answer.
-  RETURN_IF_ERROR(options_.store->Flush());
+  absl::Status flushed = options_.store->Flush();
+  bool unsaved;
+  {
+    absl::MutexLock lock(&job->mu_);
+    unsaved = job->record_unsaved_;
+  }
+  if (!flushed.ok() || unsaved) {
+    // The job is cancelled here; the store catches up once it can write.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "job ", job_id, " is cancelled, but the trial store cannot store that yet (",
+        flushed.ok() ? "see the controller's log" : flushed.message(),
+        "); it is stored as soon as there is space (a controller restart before then resumes "
+        "the job)"));
+  }
   NAS_LOG(Info) << "job " << job_id << " cancelled";
   return Snapshot(job);
 }
