@@ -262,6 +262,13 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
   if (!queue_.IsLeasedTo(report.task_id(), report.worker_id())) {
     return done(CheckUnleasedReport(parts, report.worker_id()));
   }
+  // A report the store refuses (a full disk) renews the lease: the worker is
+  // alive and retries it, and expiring it would only spend an attempt.
+  done = [this, task_id = report.task_id(), worker_id = report.worker_id(),
+          done = std::move(done)](absl::StatusOr<bool> result) {
+    if (absl::IsResourceExhausted(result.status())) (void)queue_.Heartbeat(task_id, worker_id);
+    done(std::move(result));
+  };
   if (!report.error().empty()) {
     AttemptFailure failure;
     failure.job_id = parts.job_id;
