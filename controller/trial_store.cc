@@ -593,18 +593,29 @@ absl::Status TrialStore::Backup(const std::string& path) {
     return absl::UnavailableError(absl::StrCat("cannot create backup ", path, ": ", message));
   }
   absl::Status status;
+  sqlite3_backup* backup;
   {
     absl::MutexLock lock(&mu_);
-    sqlite3_backup* backup = sqlite3_backup_init(dest, "main", db_, "main");
-    if (backup == nullptr) {
-      status = absl::InternalError(absl::StrCat("backup of ", path_, ": ", sqlite3_errmsg(dest)));
-    } else {
-      const int rc = sqlite3_backup_step(backup, -1);  // every page, in one step
+    backup = sqlite3_backup_init(dest, "main", db_, "main");
+  }
+  if (backup == nullptr) {
+    status = absl::InternalError(absl::StrCat("backup of ", path_, ": ", sqlite3_errmsg(dest)));
+  } else {
+    // 1,024 pages (4 MiB) a step, the store's lock released between steps so
+    // that writes go on; SQLite copies into the backup what this connection
+    // changes meanwhile, so it is consistent as of its last step.
+    int rc;
+    do {
+      absl::MutexLock lock(&mu_);
+      rc = sqlite3_backup_step(backup, 1024);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    {
+      absl::MutexLock lock(&mu_);
       sqlite3_backup_finish(backup);
-      if (rc != SQLITE_DONE) {
-        status = absl::ResourceExhaustedError(absl::StrCat(
-            "backup of ", path_, " to ", path, " failed: ", sqlite3_errstr(rc)));
-      }
+    }
+    if (rc != SQLITE_DONE) {
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("backup of ", path_, " to ", path, " failed: ", sqlite3_errstr(rc)));
     }
   }
   if (sqlite3_close(dest) != SQLITE_OK && status.ok()) {

@@ -81,8 +81,8 @@ class TrialStore {
   absl::Status CheckJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Copies the whole database, consistent as of one moment, to `path` (a
-  // new file; replaced if it exists) with SQLite's online backup API. Writes
-  // wait while it runs.
+  // new file; replaced if it exists) with SQLite's online backup API, a few
+  // MiB at a time: writes go on between the steps.
   absl::Status Backup(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
 
 
