@@ -23,12 +23,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/file_util.h"
 #include "common/grpc_server.h"
+#include "common/http_client.h"
 #include "common/subprocess.h"
 #include "controller/store_faults.h"
 #include "gtest/gtest.h"
@@ -282,6 +284,27 @@ TEST_F(HostileJobsStoreTest, AFullDataDirRefusesWritesServesReadsAndTheJobFinish
   }
   EXPECT_FALSE(AllTrials(job_id).empty());
   EXPECT_LT(during.trials_succeeded(), kBudget);
+  // The failed writes are counted (the metric follows the store within 250 ms).
+  std::string metric_lines;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto metrics = HttpGet("127.0.0.1", controller_->ready.metrics_port, "/metrics",
+                               absl::Seconds(10));
+        if (!metrics.ok()) return false;
+        double failures = 0;
+        metric_lines.clear();
+        for (absl::string_view line : absl::StrSplit(metrics->body, '\n')) {
+          if (absl::StrContains(line, "store_write_failures")) {
+            absl::StrAppend(&metric_lines, line, "\n");
+          }
+          if (absl::ConsumePrefix(&line, "nas_controller_store_write_failures_total ")) {
+            (void)absl::SimpleAtod(line, &failures);
+          }
+        }
+        return failures > 0;
+      },
+      absl::Seconds(10)))
+      << metric_lines;
   // The scenario: the disk stays full for several lease periods (leases of
   // workers whose reports are refused may expire meanwhile).
   absl::SleepFor(4 * kLease);
@@ -350,6 +373,40 @@ TEST_F(HostileJobsStoreTest, DamagedPagesOfOneJobFailThatJobAloneAndTheOtherRuns
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
   EXPECT_EQ(done.trials_succeeded(), 60);
   EXPECT_EQ(AllTrials(intact).size(), 60u);
+}
+
+// Row 7, worst case: a store too damaged to open (its header and schema page).
+TEST_F(HostileJobsStoreTest, AStoreTooDamagedToOpenStopsTheControllerNamingTheFileAndTheRestore) {
+  StartController();
+  StartWorkers(1);
+  std::string job_id;
+  ASSERT_TRUE(Submit(JobYaml("lost", 20), &job_id).ok());
+  ASSERT_EQ(WaitForEnd(job_id, absl::Minutes(1)).state(), v1::JOB_STATE_SUCCEEDED);
+  StopController();
+  const std::string db = data_dir_ + "/trials.db";
+  auto contents = ReadFile(db);
+  ASSERT_TRUE(contents.ok());
+  ASSERT_GT(contents->size(), 4096u);
+  std::fill(contents->begin(), contents->begin() + 4096, '\xa5');
+  ASSERT_TRUE(WriteFileAtomically(db, *contents).ok());
+
+  const std::string log = dir_ + "/damaged-start.log";
+  auto process = Subprocess::Start(
+      {BinaryPath("controller/nas_controller"), "--host=127.0.0.1", "--port=0",
+       "--metrics_port=0", "--data_dir=" + data_dir_},
+      log);
+  ASSERT_TRUE(process.ok());
+  auto status = process->Wait(absl::Seconds(30));
+  ASSERT_TRUE(status.ok()) << "the controller did not exit";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << *status << "\n" << LogTail(log);
+  const std::string tail = LogTail(log);
+  EXPECT_TRUE(absl::StrContains(tail, db + " is too damaged to open")) << tail;
+  EXPECT_TRUE(absl::StrContains(tail, "backup")) << tail;
+  EXPECT_TRUE(absl::StrContains(tail, "docs/trial_store.md")) << tail;
+  // Nothing was written over it.
+  auto after = ReadFile(db);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, *contents);
 }
 
 // Point 5: a backup taken while jobs run restores, per docs/trial_store.md.
