@@ -89,10 +89,7 @@ class JobManager::Job final : public ReplicaJob {
       if (pushed) ++gradient_pushes_;
       ++change_;
     }
-    if (ControllerMetrics* m = manager_->metrics_.get()) {
-      m->JobGauge(id_, "baseline").Set(baseline);
-      m->JobGauge(id_, "entropy").Set(entropy);
-    }
+    if (ControllerMetrics* m = manager_->metrics_.get()) m->SetPolicy(id_, baseline, entropy);
   }
 
   // The reason to fail the job for its failed trials (more than
@@ -138,6 +135,8 @@ class JobManager::Job final : public ReplicaJob {
   int64_t trials_succeeded_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t trials_failed_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_trial_error_ ABSL_GUARDED_BY(mu_);
+  // Start of the job (in this process) or its last final trial.
+  absl::Time last_progress_ ABSL_GUARDED_BY(mu_);
   // The ended job's tensors were dropped from the parameter servers.
   bool weights_dropped_ ABSL_GUARDED_BY(mu_) = false;
   // record_'s last change is not in the store yet (the store refused it: a
@@ -307,6 +306,8 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     for (int r = 0; r < replicas; ++r) {
       raw->replicas_.push_back(std::make_unique<Replica>(raw, r, replica_options));
     }
+    absl::MutexLock lock(&raw->mu_);
+    raw->last_progress_ = options_.clock->Now();
   }
   std::vector<AdoptedTrial> adopted;
   if (run && resume) {
@@ -346,7 +347,10 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     NAS_LOG(Info) << "job " << raw->id_ << " resumed: " << samples << " trials sampled, "
                   << adopted.size() << " unfinished taken over";
   }
-  if (run) broker_->OpenJob(raw->id_, raw->spec_);
+  if (run) {
+    broker_->OpenJob(raw->id_, raw->spec_);
+    if (metrics_) metrics_->OpenJob(raw->id_);
+  }
   if (run && resume) broker_->Adopt(raw->id_, std::move(adopted));
   absl::MutexLock lock(&mu_);
   if (run) {
@@ -457,6 +461,7 @@ void JobManager::OnTrialFinal(const v1::Trial& trial) {
   {
     absl::MutexLock lock(&job->mu_);
     ++job->change_;
+    job->last_progress_ = options_.clock->Now();
     if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
     if (trial.state() != v1::TRIAL_STATE_FAILED || job->stopping_) return;
     ++job->trials_failed_;
@@ -621,21 +626,48 @@ void JobManager::DropExpiredWeights() {
 
 void JobManager::UpdateJobGauges() {
   if (!metrics_) return;
-  std::vector<std::string> ids;
+  std::vector<Job*> jobs;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, job] : jobs_) ids.push_back(id);
+    for (const auto& [id, job] : jobs_) jobs.push_back(job.get());
   }
-  for (const std::string& id : ids) {
-    absl::StatusOr<TrialStore::TrialCounts> counts = options_.store->CountTrials(id);
+  const absl::Time now = options_.clock->Now();
+  for (Job* job : jobs) {
+    if (!metrics_->IsOpen(job->id_)) continue;
+    absl::Time last_progress;
+    absl::Time start;
+    {
+      absl::MutexLock lock(&job->mu_);
+      if (IsTerminal(job->record_.state())) {
+        // Ended: its series stay for the retention (Prometheus scrapes the
+        // last values), then go.
+        if (absl::FromUnixMillis(job->record_.end_time_unix_ms()) + options_.metrics_retention <=
+            now) {
+          metrics_->CloseJob(job->id_);
+        }
+        continue;
+      }
+      last_progress = job->last_progress_;
+      start = absl::FromUnixMillis(job->record_.start_time_unix_ms());
+    }
+    absl::StatusOr<TrialStore::TrialCounts> counts = options_.store->CountTrials(job->id_);
     if (!counts.ok()) continue;
-    metrics_->JobGauge(id, "best_reward").Set(counts->best_reward);
-    metrics_->JobGauge(id, "mean_reward").Set(counts->mean_reward);
-    metrics_->JobGauge(id, "trials_succeeded").Set(static_cast<double>(counts->succeeded));
-    metrics_->JobGauge(id, "trials_failed")
-        .Set(static_cast<double>(counts->failed + counts->cancelled));
-    metrics_->JobGauge(id, "trials_running").Set(static_cast<double>(counts->running));
-    metrics_->JobGauge(id, "trials_queued").Set(static_cast<double>(counts->queued));
+    ControllerMetrics::JobValues values;
+    values.best_reward = counts->best_reward;
+    values.mean_reward = counts->mean_reward;
+    values.running = counts->running;
+    values.queued = counts->queued;
+    const v1::BudgetSpec& budget = job->spec_.budget();
+    if (budget.max_trials() > 0) {
+      values.budget_used = static_cast<double>(counts->succeeded + counts->failed + counts->cancelled) /
+                           static_cast<double>(budget.max_trials());
+    }
+    if (budget.max_wall_seconds() > 0) {
+      values.budget_used = std::max(values.budget_used, absl::ToDoubleSeconds(now - start) /
+                                                            static_cast<double>(budget.max_wall_seconds()));
+    }
+    values.last_progress_unix_seconds = absl::ToDoubleSeconds(last_progress - absl::UnixEpoch());
+    metrics_->SetJobValues(job->id_, values);
   }
 }
 

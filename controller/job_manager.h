@@ -47,7 +47,7 @@ class Registry;
 
 namespace nas::controller {
 
-struct ControllerMetrics;
+class ControllerMetrics;
 
 struct JobManagerOptions {
   // Durable record of jobs and trials. Not owned; must outlive the manager.
@@ -69,6 +69,9 @@ struct JobManagerOptions {
   absl::Duration retry_max_backoff = absl::Seconds(5);
   // Metrics go here when set. Not owned.
   prometheus::Registry* metrics = nullptr;
+  // How long the metric series of an ended job stay (so that Prometheus
+  // scrapes their last values) before they are removed.
+  absl::Duration metrics_retention = absl::Minutes(2);
 };
 
 class JobManager final : private TrialListener {

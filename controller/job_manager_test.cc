@@ -5,8 +5,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -23,6 +25,7 @@
 #include "controller/trial_store.h"
 #include "gtest/gtest.h"
 #include "parameter_server/in_process_shards.h"
+#include "prometheus/registry.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/task_service.grpc.pb.h"
 
@@ -82,6 +85,8 @@ class ControllerFixture : public ::testing::Test {
     options.lease_check_interval = absl::Milliseconds(50);
     options.max_running_jobs = max_running_jobs_;
     options.weights_retention = weights_retention_;
+    options.metrics = &registry_;
+    options.metrics_retention = metrics_retention_;
     auto manager = JobManager::Create(options);
     ASSERT_TRUE(manager.ok()) << manager.status();
     manager_ = std::move(manager).value();
@@ -237,8 +242,23 @@ class ControllerFixture : public ::testing::Test {
     return false;
   }
 
+  // Series labelled job_id in registry_: {job_id -> series}.
+  std::map<std::string, int> JobSeries() {
+    std::map<std::string, int> series;
+    for (const prometheus::MetricFamily& family : registry_.Collect()) {
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& label : metric.label) {
+          if (label.name == "job_id") ++series[label.value];
+        }
+      }
+    }
+    return series;
+  }
+
   int max_running_jobs_ = 16;
   absl::Duration weights_retention_ = absl::Hours(1);
+  absl::Duration metrics_retention_ = absl::Minutes(2);
+  prometheus::Registry registry_;
   std::unique_ptr<ps::InProcessShards> shards_;
   std::unique_ptr<WeightsClient> weights_;
   std::unique_ptr<TrialStore> store_;
@@ -516,6 +536,76 @@ TEST_F(ControllerFixture, EndedJobsTensorsAreDroppedFromEveryShardAfterTheRetent
   }
   EXPECT_FALSE(ShardHolds(0, job.job_id()));
   EXPECT_FALSE(ShardHolds(1, job.job_id()));
+}
+
+// Per-job series exist while a job runs and go a retention after it ends: over
+// 100 jobs the registry never holds more than the running jobs' series.
+TEST_F(ControllerFixture, PerJobSeriesAreRemovedWhenJobsEndSoCardinalityStaysBounded) {
+  Stop();
+  metrics_retention_ = absl::ZeroDuration();
+  Start();
+  StartWorkers(4);
+  constexpr int kJobs = 100;
+  constexpr int kAtOnce = 10;
+  for (int first = 0; first < kJobs; first += kAtOnce) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < kAtOnce; ++i) {
+      v1::JobSpec spec = MacroSpec(4);
+      spec.mutable_parallelism()->set_num_replicas(2);
+      v1::Job job;
+      ASSERT_TRUE(Submit(spec, &job).ok());
+      ids.push_back(job.job_id());
+    }
+    for (const std::string& id : ids) {
+      ASSERT_EQ(WaitUntilDone(id, absl::Minutes(1)).state(), v1::JOB_STATE_SUCCEEDED);
+    }
+    // The ended batch's series go within a maintenance pass (2 s), so the
+    // registry never holds more than one batch of jobs; without the removal
+    // it would hold all of them.
+    const absl::Time deadline = absl::Now() + absl::Seconds(15);
+    while (!JobSeries().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_EQ(JobSeries().size(), 0u) << "after job " << first + kAtOnce;
+  }
+  // The job-less series stay.
+  bool leases_family = false;
+  for (const prometheus::MetricFamily& family : registry_.Collect()) {
+    leases_family = leases_family || family.name == "nas_controller_leases_expired_total";
+  }
+  EXPECT_TRUE(leases_family);
+}
+
+TEST_F(ControllerFixture, ARunningJobExportsOneSeriesPerQuantity) {
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(1000), &job).ok());
+  std::set<std::string> names;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    names.clear();
+    for (const prometheus::MetricFamily& family : registry_.Collect()) {
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& label : metric.label) {
+          if (label.name == "job_id" && label.value == job.job_id()) names.insert(family.name);
+        }
+      }
+    }
+    if (names.size() >= 10) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(names, (std::set<std::string>{
+                       "nas_controller_trials_total", "nas_controller_samples_total",
+                       "nas_controller_gradient_pushes_total", "nas_controller_job_best_reward",
+                       "nas_controller_job_mean_reward", "nas_controller_job_baseline_reward",
+                       "nas_controller_job_policy_entropy", "nas_controller_job_trials",
+                       "nas_controller_job_budget_used_ratio",
+                       "nas_controller_job_last_progress_timestamp_seconds"}));
+  v1::CancelJobRequest request;
+  request.set_job_id(job.job_id());
+  v1::Job response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(jobs_->CancelJob(&context, request, &response).ok());
+  // The default retention (2 minutes) keeps them after the end.
+  EXPECT_FALSE(JobSeries().empty());
 }
 
 TEST_F(ControllerFixture, CancelStopsTheJobAndTheNextHeartbeatSaysCancel) {

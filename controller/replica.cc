@@ -203,7 +203,7 @@ bool Replica::Sample(int n, int64_t first_index, int64_t samples_before) {
     return false;
   }
   if (options_.metrics != nullptr) {
-    options_.metrics->samples.Add({{"job_id", job_->id()}}).Increment(n);
+    options_.metrics->CountSamples(job_->id(), n);
   }
   return true;
 }
@@ -266,9 +266,7 @@ bool Replica::Learn(const std::vector<v1::Trial>& outcomes) {
       return s;
     });
     if (options_.metrics != nullptr) {
-      options_.metrics->pushes
-          .Add({{"job_id", job_->id()}, {"outcome", status.ok() ? "ok" : "error"}})
-          .Increment();
+      options_.metrics->CountPush(job_->id(), status.ok() ? "ok" : "error");
     }
     if (absl::IsCancelled(status)) return false;
     if (absl::IsNotFound(status)) {

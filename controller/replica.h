@@ -28,7 +28,7 @@
 namespace nas::controller {
 
 class SearchStrategy;
-struct ControllerMetrics;
+class ControllerMetrics;
 
 // What a replica needs from the job it belongs to; the job owner implements
 // it. Thread-safe.

@@ -426,9 +426,7 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
   }
   queue_.CompleteTrial(outcome.job_id(), outcome.trial_id());
   if (options_.metrics != nullptr) {
-    options_.metrics->trials
-        .Add({{"job_id", outcome.job_id()}, {"status", TrialStateName(outcome.state())}})
-        .Increment();
+    options_.metrics->CountTrial(outcome.job_id(), TrialStateName(outcome.state()));
     if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
       options_.metrics->reward.Observe(outcome.metrics().reward());
     }

@@ -43,7 +43,7 @@
 
 namespace nas::controller {
 
-struct ControllerMetrics;
+class ControllerMetrics;
 
 // The final outcomes of the trials one replica round waits for. The broker
 // adds them as they are stored; the replica waits for all of them, or until

@@ -10,9 +10,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -43,6 +41,7 @@ namespace {
 using ::nas::controller::DamagePages;
 using ::nas::testing::BinaryPath;
 using ::nas::testing::LogTail;
+using ::nas::testing::NamespacedTmpfs;
 using ::nas::testing::NewTempDir;
 using ::nas::testing::RunningServer;
 using ::nas::testing::StartServer;
@@ -90,27 +89,18 @@ class HostileJobsStoreTest : public ::testing::Test {
     Connect();
   }
 
-  // The controller in a new mount namespace whose data_dir_ is a tmpfs of
-  // `megabytes` (unshare -Urm: root of a user namespace may mount there).
-  // Fails loudly when namespaces are not available.
-  void StartControllerOnTmpfs(int megabytes) {
-    const std::string ready = dir_ + "/nas_controller.ready";
-    const std::string log = dir_ + "/nas_controller.log";
-    std::remove(ready.c_str());
-    std::vector<std::string> argv = {
-        "/usr/bin/unshare", "-Urm", "/bin/sh", "-c",
-        absl::StrCat("mount -t tmpfs -o size=", megabytes, "m tmpfs \"$0\" && exec \"$@\""),
-        data_dir_, BinaryPath("controller/nas_controller"), "--host=127.0.0.1", "--port=0",
-        "--metrics_port=0", "--ready_file=" + ready, "--data_dir=" + data_dir_};
-    auto process = Subprocess::Start(argv, log);
-    ASSERT_TRUE(process.ok()) << process.status();
-    auto contents = WaitForFile(ready, absl::Seconds(60), &*process);
-    ASSERT_TRUE(contents.ok()) << "the controller did not start in a mount namespace with a "
-                               << "tmpfs data dir (this test needs unshare -Urm): "
-                               << contents.status() << "\n" << LogTail(log);
-    auto info = ParseReadyFile(*contents);
-    ASSERT_TRUE(info.ok()) << info.status();
-    controller_.emplace(RunningServer{std::move(process).value(), *info, log});
+  // The controller inside a mount namespace whose data_dir_ is a tmpfs of
+  // `size` (NamespacedTmpfs: unshare -Urm). Fails loudly when namespaces are
+  // not available.
+  void StartControllerOnTmpfs(const std::string& size) {
+    auto tmpfs = NamespacedTmpfs::Create(data_dir_, size, dir_);
+    ASSERT_TRUE(tmpfs.ok()) << "this test needs a tmpfs in a mount namespace (unshare -Urm): "
+                            << tmpfs.status();
+    tmpfs_ = std::move(tmpfs).value();
+    auto started = StartServer("controller/nas_controller", {"--data_dir=" + data_dir_}, dir_,
+                               "ready_file", absl::Seconds(60), tmpfs_->Enter());
+    ASSERT_TRUE(started.ok()) << started.status();
+    controller_.emplace(std::move(started).value());
     Connect();
   }
 
@@ -227,6 +217,7 @@ class HostileJobsStoreTest : public ::testing::Test {
   }
 
   std::string dir_, data_dir_;
+  std::unique_ptr<NamespacedTmpfs> tmpfs_;
   std::optional<RunningServer> controller_;
   std::vector<RunningServer> workers_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
@@ -240,7 +231,7 @@ TEST_F(HostileJobsStoreTest, AFullDataDirRefusesWritesServesReadsAndTheJobFinish
   // (a trial must never stay in flight without a lease); failed trials do
   // not fail the job (max_failed_fraction 1).
   constexpr absl::Duration kLease = absl::Seconds(2);
-  StartControllerOnTmpfs(16);
+  StartControllerOnTmpfs("16m");
   StartWorkers(2);
   std::string job_id;
   grpc::Status submitted =
@@ -249,17 +240,7 @@ TEST_F(HostileJobsStoreTest, AFullDataDirRefusesWritesServesReadsAndTheJobFinish
   ASSERT_TRUE(Eventually([&] { return Succeeded(job_id) >= 20; }, absl::Minutes(2)))
       << LogTail(controller_->log_path);
 
-  // Fill the tmpfs through the controller's view of it.
-  const std::string filler =
-      absl::StrCat("/proc/", controller_->process.pid(), "/root", data_dir_, "/filler");
-  {
-    std::FILE* file = std::fopen(filler.c_str(), "w");
-    ASSERT_NE(file, nullptr) << filler << ": " << std::strerror(errno);
-    const std::string block(1 << 16, 'f');
-    while (std::fwrite(block.data(), 1, block.size(), file) == block.size()) {
-    }
-    std::fclose(file);  // ENOSPC ends the loop
-  }
+  ASSERT_TRUE(tmpfs_->Fill().ok());
   // Writes are refused, naming the data dir; reads are served.
   grpc::Status refused = Submit(JobYaml("refused", 10), nullptr);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
@@ -309,7 +290,7 @@ TEST_F(HostileJobsStoreTest, AFullDataDirRefusesWritesServesReadsAndTheJobFinish
   // workers whose reports are refused may expire meanwhile).
   absl::SleepFor(4 * kLease);
 
-  ASSERT_EQ(std::remove(filler.c_str()), 0) << std::strerror(errno);
+  ASSERT_TRUE(tmpfs_->Free().ok());
   // No restart: the job finishes its whole budget by itself.
   v1::Job done = WaitForEnd(job_id, absl::Minutes(3));
   ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error() << "\n"
