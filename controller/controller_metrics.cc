@@ -54,6 +54,12 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                   .Help("Workers that polled or heartbeated in the last minute.")
                   .Register(registry)
                   .Add({})),
+      store_write_failures(prometheus::BuildCounter()
+                               .Name("nas_controller_store_write_failures_total")
+                               .Help("Trial-store writes that failed (disk full, I/O error); "
+                                     "their owners retry them.")
+                               .Register(registry)
+                               .Add({})),
       trials_(prometheus::BuildCounter()
                   .Name("nas_controller_trials_total")
                   .Help("Trials that reached a final state, by job and status.")

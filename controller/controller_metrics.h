@@ -40,6 +40,9 @@ class ControllerMetrics {
   prometheus::Gauge& queue_depth;
   prometheus::Gauge& leased;
   prometheus::Gauge& workers;
+  // Trial-store writes that failed (a full disk, an I/O error); each is
+  // retried by its owner.
+  prometheus::Counter& store_write_failures;
 
   // Starts exporting `job`'s series (idempotent).
   void OpenJob(const std::string& job) ABSL_LOCKS_EXCLUDED(mu_);

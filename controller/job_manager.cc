@@ -158,6 +158,11 @@ class JobManager::Job final : public ReplicaJob {
   absl::Time last_progress_ ABSL_GUARDED_BY(mu_);
   // The ended job's tensors were dropped from the parameter servers.
   bool weights_dropped_ ABSL_GUARDED_BY(mu_) = false;
+  // record_'s last change is not in the store yet (the store refused it: a
+  // full disk); the maintenance thread stores it again at next_save_.
+  bool record_unsaved_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_save_ ABSL_GUARDED_BY(mu_);
+  absl::Duration save_backoff_ ABSL_GUARDED_BY(mu_);
 };
 
 JobManager::JobManager(const JobManagerOptions& options) : options_(options) {
@@ -178,10 +183,30 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   ASSIGN_OR_RETURN(std::vector<v1::Job> records, options.store->LoadJobs());
   for (v1::Job& record : records) {
     const std::string id = record.job_id();
+    if (record.state() == v1::JOB_STATE_FAILED && !record.has_spec()) {
+      // Its row is damaged (LoadJobs said how): listed, never run.
+      NAS_LOG(Error) << record.error();
+      (void)manager->StartJob(std::make_unique<Job>(manager.get(), std::move(record)), false);
+      continue;
+    }
     const bool resume = !IsTerminal(record.state());
+    v1::Job failed = record;
     absl::Status started =
         manager->StartJob(std::make_unique<Job>(manager.get(), std::move(record)), resume);
-    if (!started.ok()) NAS_LOG(Error) << "cannot resume job " << id << ": " << started;
+    if (started.ok()) continue;
+    // Its stored trials cannot be read: the job stays listed, FAILED with
+    // the damage; the other jobs resume.
+    failed.set_state(v1::JOB_STATE_FAILED);
+    failed.set_error(absl::StrCat("cannot resume job ", id, ": ", started.message(),
+                                  "; the other jobs are unaffected. Restore a backup of the "
+                                  "trial store to recover it (docs/trial_store.md, \"Restoring\")"));
+    failed.set_end_time_unix_ms(UnixMillis(options.clock->Now()));
+    NAS_LOG(Error) << failed.error();
+    // Stored if the jobs table still takes writes; the job is FAILED either way.
+    if (absl::Status stored = options.store->UpdateJob(failed); !stored.ok()) {
+      NAS_LOG(Error) << "job " << id << ": cannot store its FAILED state: " << stored;
+    }
+    (void)manager->StartJob(std::make_unique<Job>(manager.get(), std::move(failed)), false);
   }
   manager->maintenance_ = std::thread([m = manager.get()] { m->RunMaintenance(); });
   return manager;
@@ -301,13 +326,15 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     for (int r = 0; r < replicas; ++r) {
       raw->replicas_.push_back(std::make_unique<Replica>(raw, r, replica_options));
     }
-    broker_->OpenJob(raw->id_, raw->spec_);
-    if (metrics_) metrics_->OpenJob(raw->id_);
     absl::MutexLock lock(&raw->mu_);
     raw->last_progress_ = options_.clock->Now();
   }
+  std::vector<AdoptedTrial> adopted;
   if (run && resume) {
+    // Every read a resume needs comes before the broker hears of the job:
+    // a job whose rows are damaged fails here without a trace elsewhere.
     TrialStore* store = options_.store;
+    RETURN_IF_ERROR(store->CheckJob(raw->id_));
     ASSIGN_OR_RETURN(TrialStore::TrialCounts counts, store->CountTrials(raw->id_));
     ASSIGN_OR_RETURN(std::vector<int64_t> last_rounds,
                      store->LastRounds(raw->id_, static_cast<int>(raw->replicas_.size())));
@@ -321,7 +348,6 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     const int64_t samples =
         counts.queued + counts.running + counts.succeeded + counts.failed + counts.cancelled;
     int64_t max_index = -1;
-    std::vector<AdoptedTrial> adopted;
     for (PendingTrial& p : unfinished) {
       max_index = std::max(max_index, TrialIndex(p.trial.trial_id()));
       auto round = waiting.find(p.trial.trial_id());
@@ -344,8 +370,12 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     }
     NAS_LOG(Info) << "job " << raw->id_ << " resumed: " << samples << " trials sampled, "
                   << adopted.size() << " unfinished taken over";
-    broker_->Adopt(raw->id_, std::move(adopted));
   }
+  if (run) {
+    broker_->OpenJob(raw->id_, raw->spec_);
+    if (metrics_) metrics_->OpenJob(raw->id_);
+  }
+  if (run && resume) broker_->Adopt(raw->id_, std::move(adopted));
   absl::MutexLock lock(&mu_);
   if (run) {
     if (resume) ++running_jobs_;
@@ -409,9 +439,43 @@ bool JobManager::EndJob(Job* job, v1::JobState state, const std::string& error) 
   for (auto& replica : job->replicas_) replica->Abandon();
   if (state == v1::JOB_STATE_FAILED) NAS_LOG(Error) << "job " << job->id_ << " failed: " << error;
   absl::Status stored = options_.store->UpdateJob(record);
-  if (!stored.ok()) NAS_LOG(Error) << "job " << job->id_ << ": cannot store its end: " << stored;
+  if (!stored.ok()) {
+    // Not dropped: the maintenance thread stores it once the store can.
+    NAS_LOG(Error) << "job " << job->id_ << ": cannot store its end yet (retrying): " << stored;
+    absl::MutexLock lock(&job->mu_);
+    job->record_unsaved_ = true;
+    job->save_backoff_ = options_.retry_initial_backoff;
+    job->next_save_ = options_.clock->Now() + job->save_backoff_;
+  }
   broker_->CloseJob(job->id_);
   return true;
+}
+
+void JobManager::SaveUnsavedRecords() {
+  std::vector<Job*> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, job] : jobs_) jobs.push_back(job.get());
+  }
+  const absl::Time now = options_.clock->Now();
+  for (Job* job : jobs) {
+    v1::Job record;
+    {
+      absl::MutexLock lock(&job->mu_);
+      if (!job->record_unsaved_ || job->next_save_ > now) continue;
+      record = job->record_;
+    }
+    absl::Status stored = options_.store->UpdateJob(record);
+    absl::MutexLock lock(&job->mu_);
+    if (stored.ok()) {
+      job->record_unsaved_ = false;
+      NAS_LOG(Info) << "job " << job->id_ << ": its " << JobStateName(record.state())
+                    << " state is stored";
+      continue;
+    }
+    job->save_backoff_ = std::min(job->save_backoff_ * 2, options_.retry_max_backoff);
+    job->next_save_ = now + job->save_backoff_;
+  }
 }
 
 void JobManager::OnTrialFinal(const v1::Trial& trial) {
@@ -441,7 +505,20 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
         "job ", job_id, " has ended already (", JobStateName(job->record_.state()), ")"));
   }
   // The trials the broker cancelled are committed before the answer.
-  RETURN_IF_ERROR(options_.store->Flush());
+  absl::Status flushed = options_.store->Flush();
+  bool unsaved;
+  {
+    absl::MutexLock lock(&job->mu_);
+    unsaved = job->record_unsaved_;
+  }
+  if (!flushed.ok() || unsaved) {
+    // The job is cancelled here; the store catches up once it can write.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "job ", job_id, " is cancelled, but the trial store cannot store that yet (",
+        flushed.ok() ? "see the controller's log" : flushed.message(),
+        "); it is stored as soon as there is space (a controller restart before then resumes "
+        "the job)"));
+  }
   NAS_LOG(Info) << "job " << job_id << " cancelled";
   return Snapshot(job);
 }
@@ -628,6 +705,15 @@ void JobManager::RunMaintenance() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(250))) return;
     }
     const absl::Time now = absl::Now();
+    SaveUnsavedRecords();
+    if (metrics_) {
+      const int64_t failures = options_.store->write_failures();
+      if (failures > store_failures_counted_) {
+        metrics_->store_write_failures.Increment(
+            static_cast<double>(failures - store_failures_counted_));
+        store_failures_counted_ = failures;
+      }
+    }
     if (now >= next_drop) {
       DropExpiredWeights();
       next_drop = now + absl::Seconds(1);

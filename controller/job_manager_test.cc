@@ -15,11 +15,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
 #include "controller/ps_weights_client.h"
 #include "controller/services.h"
+#include "controller/store_faults.h"
 #include "controller/trial_store.h"
 #include "gtest/gtest.h"
 #include "parameter_server/in_process_shards.h"
@@ -46,7 +48,10 @@ double SyntheticReward(const v1::Architecture& arch) {
 class ControllerFixture : public ::testing::Test {
  protected:
   void SetUp() override { Start(); }
-  void TearDown() override { Stop(); }
+  void TearDown() override {
+    SetDiskFull(false);
+    Stop();
+  }
 
   // Two real parameter-server shards over gRPC on 127.0.0.1, started once per
   // test (they outlive controller restarts within a test).
@@ -69,6 +74,8 @@ class ControllerFixture : public ::testing::Test {
     TrialStoreOptions store_options;
     store_options.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", test_name(), "/trials.db");
     store_options.sync_every_commit = false;
+    RegisterFullDiskVfs();  // the disk fills only where a test says so
+    store_options.vfs = kFullDiskVfs;
     auto store = TrialStore::Open(store_options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(store).value();
@@ -199,6 +206,31 @@ class ControllerFixture : public ::testing::Test {
       token = response.next_page_token();
     } while (!token.empty());
     return trials;
+  }
+
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) {
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    v1::Job job;
+    grpc::ClientContext context;
+    grpc::Status status = jobs_->GetJob(&context, request, &job);
+    if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                          status.error_message());
+    return job;
+  }
+
+  // Polls `condition` for up to `timeout`.
+  template <typename F>
+  bool Eventually(F condition, absl::Duration timeout = absl::Seconds(30)) {
+    for (absl::Time deadline = absl::Now() + timeout; absl::Now() < deadline;) {
+      if (condition()) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return condition();
+  }
+
+  std::string store_path() const {
+    return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", test_name(), "/trials.db");
   }
 
   // Whether shard `s` holds `job_id`.
@@ -760,6 +792,87 @@ TEST_F(ControllerFixture, RestartRebuildsTheEvolutionPopulationFromTheTrialStore
   }
   EXPECT_GT(children_of_restored_members, 0);
   EXPECT_EQ(NotMutations(after, trials), 0);
+}
+
+TEST_F(ControllerFixture, AJobOnAFullDiskContinuesByItselfOnceThereIsSpace) {
+  StartWorkers(4);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(120), &job).ok());
+  ASSERT_TRUE(Eventually([&] { return reports_ >= 20; }));
+  SetDiskFull(true);
+  // Writes are refused naming the store; reads are served.
+  grpc::Status refused = Submit(MacroSpec(10), nullptr);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), store_path())) << refused.error_message();
+  // Reports and sampled rounds fail while it is full.
+  ASSERT_TRUE(Eventually([&] { return store_->write_failures() >= 10; }));
+  absl::StatusOr<v1::Job> running = GetJob(job.job_id());
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_FALSE(AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME).empty());
+  SetDiskFull(false);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  std::set<std::string> ids;
+  int succeeded = 0;
+  for (const v1::Trial& t : trials) {
+    ids.insert(t.trial_id());
+    succeeded += t.state() == v1::TRIAL_STATE_SUCCEEDED ? 1 : 0;
+  }
+  EXPECT_EQ(ids.size(), trials.size());
+  EXPECT_EQ(trials.size(), 120u);
+  EXPECT_EQ(succeeded, 120);
+}
+
+TEST_F(ControllerFixture, ACancelOnAFullDiskIsStoredOnceThereIsSpace) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(1000), &job).ok());
+  ASSERT_TRUE(Eventually([&] { return manager_->trials()->queued() > 0; }));
+  SetDiskFull(true);
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.job_id());
+  v1::Job cancelled;
+  grpc::ClientContext context;
+  grpc::Status answer = jobs_->CancelJob(&context, cancel, &cancelled);
+  EXPECT_EQ(answer.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << answer.error_message();
+  EXPECT_TRUE(absl::StrContains(answer.error_message(), store_path())) << answer.error_message();
+  absl::StatusOr<v1::Job> now = GetJob(job.job_id());
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(now->state(), v1::JOB_STATE_CANCELLED);
+  ASSERT_TRUE(Eventually([&] { return store_->write_failures() >= 2; }));
+  SetDiskFull(false);
+  // The job's state and its queued trials' cancellations reach the store by themselves.
+  EXPECT_TRUE(Eventually([&] {
+    auto jobs = store_->LoadJobs();
+    auto counts = store_->CountTrials(job.job_id());
+    return jobs.ok() && jobs->size() == 1 && (*jobs)[0].state() == v1::JOB_STATE_CANCELLED &&
+           counts.ok() && counts->queued == 0 && counts->running == 0 && counts->cancelled > 0;
+  }));
+}
+
+TEST_F(ControllerFixture, AJobWhoseStoredTrialsAreDamagedIsListedFailedAndTheOtherResumes) {
+  StartWorkers(2);
+  v1::Job damaged, intact;
+  ASSERT_TRUE(Submit(MacroSpec(100000), &damaged).ok());
+  ASSERT_TRUE(Eventually([&] { return reports_ >= 150; }, absl::Minutes(1)));
+  ASSERT_TRUE(Submit(MacroSpec(60), &intact).ok());
+  ASSERT_TRUE(Eventually([&] { return reports_ >= 170; }, absl::Minutes(1)));
+  Stop();
+  // Table pages holding only the first job's trials (its earliest ones).
+  auto pages = DamagePages(store_path(), "trials", damaged.job_id(), intact.job_id(), 3);
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  ASSERT_EQ(*pages, 3);
+  Start();
+  StartWorkers(2);
+  absl::StatusOr<v1::Job> failed = GetJob(damaged.job_id());
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->state(), v1::JOB_STATE_FAILED);
+  EXPECT_TRUE(absl::StrContains(failed->error(), damaged.job_id())) << failed->error();
+  EXPECT_TRUE(absl::StrContains(failed->error(), "malformed")) << failed->error();
+  v1::Job done = WaitUntilDone(intact.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.trials_succeeded(), 60);
 }
 
 TEST_F(ControllerFixture, WatchOfUnknownJobIsNotFound) {

@@ -14,9 +14,9 @@
 namespace nas::controller {
 namespace {
 
-// Parameter-server errors worth retrying. NOT_FOUND is not one: a shard
-// restores its checkpoints before it serves, so a job it does not know is
-// lost, not late.
+// Parameter-server and trial-store (a full disk) errors worth retrying.
+// NOT_FOUND is not one: a shard restores its checkpoints before it serves,
+// so a job it does not know is lost, not late.
 bool IsRetryable(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
          absl::IsAborted(status) || absl::IsResourceExhausted(status);
@@ -193,11 +193,16 @@ bool Replica::Sample(int n, int64_t first_index, int64_t samples_before) {
     if (abandoned_) return false;
     round_outcomes_ = outcomes;
   }
-  absl::Status dispatched =
-      options_.broker->Dispatch(job_->id(), round_, std::move(trials), std::move(outcomes));
+  // A store that cannot write (RESOURCE_EXHAUSTED: a full disk) stored none
+  // of them: the same trials are dispatched again once it can.
+  absl::Status dispatched = Retry("store the sampled trials", [&] {
+    return options_.broker->Dispatch(job_->id(), round_, trials, outcomes);
+  });
   if (!dispatched.ok()) {
-    // FAILED_PRECONDITION: the job stopped meanwhile.
-    if (!absl::IsFailedPrecondition(dispatched)) job_->Fail(dispatched);
+    // FAILED_PRECONDITION: the job stopped meanwhile (CANCELLED: while waiting).
+    if (!absl::IsFailedPrecondition(dispatched) && !absl::IsCancelled(dispatched)) {
+      job_->Fail(dispatched);
+    }
     return false;
   }
   if (options_.metrics != nullptr) {

@@ -266,8 +266,11 @@ void WorkerLoop::Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetr
       if (response.has_next_task()) next_task_ = response.next_task();
       return;
     }
+    // RESOURCE_EXHAUSTED: the controller could not commit it (a full disk);
+    // the lease stays this worker's while it retries.
     const bool retry = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                       status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
     if (!retry || absl::Now() > give_up) {
       NAS_LOG(Error) << "cannot report task " << task.task_id() << ": " << status.error_message();
       return;

@@ -52,11 +52,20 @@ class FakeTaskService final : public v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     if (progress_ != nullptr) progress_at_report_.push_back(progress_->load());
     reports_.push_back(*request);
+    if (refuse_reports_ > 0) {  // as a controller whose disk is full answers
+      --refuse_reports_;
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "trial store cannot write");
+    }
     if (request->acquire_next() && !tasks_.empty()) {  // as the controller does: never waits
       *response->mutable_next_task() = tasks_.front();
       tasks_.pop_front();
     }
     return grpc::Status::OK;
+  }
+  // The next `n` reports are answered RESOURCE_EXHAUSTED (and recorded).
+  void RefuseReports(int n) {
+    absl::MutexLock lock(&mu_);
+    refuse_reports_ = n;
   }
   // AcquireTask calls that handed out a task.
   int acquires() {
@@ -100,6 +109,7 @@ class FakeTaskService final : public v1::TaskService::Service {
   const std::atomic<int>* progress_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<int> progress_at_report_ ABSL_GUARDED_BY(mu_);
   bool cancel_ ABSL_GUARDED_BY(mu_) = false;
+  int refuse_reports_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::Task SyntheticTask(const std::string& id, double seconds, int epochs) {
@@ -182,6 +192,18 @@ TEST_F(WorkerLoopTest, AcquiresEvaluatesHeartbeatsEveryEpochAndReports) {
   EXPECT_EQ(reports[0].worker_id(), "w-test");
   EXPECT_GE(service_.epochs(), 3);
   EXPECT_GE(service_.heartbeats(), 3);
+}
+
+TEST_F(WorkerLoopTest, AReportRefusedWithResourceExhaustedIsRetriedUntilAccepted) {
+  service_.RefuseReports(2);
+  service_.Add(SyntheticTask("t1", 0, 1));
+  ASSERT_TRUE(service_.WaitForReports(3, absl::Seconds(20)));
+  std::vector<v1::ReportResultRequest> reports = service_.reports();
+  ASSERT_EQ(reports.size(), 3u);
+  for (const v1::ReportResultRequest& report : reports) {
+    EXPECT_EQ(report.task_id(), "job/t1#1");
+    EXPECT_TRUE(report.error().empty()) << report.error();
+  }
 }
 
 // The liveness signal: every epoch counts as progress, not only the turns of
