@@ -1,8 +1,10 @@
 #include "client/local_cluster.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -26,29 +28,19 @@ constexpr absl::Duration kPoll = absl::Milliseconds(50);
 
 std::string StatePath(const std::string& data_dir) { return data_dir + "/" + kStateFile; }
 
-// Alive and still the binary we started (guards against pid reuse). Reads of
-// /proc fail (ESRCH) when the process exits meanwhile: then it is not running.
-// (std::ifstream threw on that error, which made `nasctl local down` abort
-// when a process exited between its checks.)
+// Alive and the very process we started: same pid and same start time, so
+// neither pid reuse nor a child that has not exec'd yet is mistaken.
 bool IsOurs(const LocalProcess& process) {
-  if (process.pid <= 0 || ::kill(process.pid, 0) != 0) return false;
-  // Zombies of a dead child of ours still answer kill(0).
-  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", process.pid, "/stat"));
-  if (!stat.ok()) return false;
-  const size_t close = stat->rfind(')');
-  if (close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] == 'Z') {
-    return false;
-  }
-  // An empty command line is a process between fork and exec (just started).
-  absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", process.pid, "/cmdline"));
-  if (!cmdline.ok()) return false;
-  return cmdline->empty() || absl::StrContains(*cmdline, "nas_");
+  return IsRunning(ProcessId{process.pid, process.start_time});
 }
 
+// One line per process, tab-separated: name, pid, start time, log, ready
+// file, then the command line.
 absl::Status WriteState(const std::string& data_dir, const std::vector<LocalProcess>& processes) {
-  std::string text = "# nasctl local: name pid log ready\n";
+  std::string text = "# nasctl local: name pid start_time log ready argv... (tab-separated)\n";
   for (const LocalProcess& p : processes) {
-    absl::StrAppend(&text, p.name, " ", p.pid, " ", p.log_path, " ", p.ready_path, "\n");
+    absl::StrAppend(&text, p.name, "\t", p.pid, "\t", p.start_time, "\t", p.log_path, "\t",
+                    p.ready_path, "\t", absl::StrJoin(p.argv, "\t"), "\n");
   }
   return WriteFileAtomically(StatePath(data_dir), text);
 }
@@ -58,15 +50,18 @@ absl::StatusOr<std::vector<LocalProcess>> ReadState(const std::string& data_dir)
   std::vector<LocalProcess> processes;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     if (absl::StartsWith(line, "#")) continue;
-    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::vector<std::string> fields = absl::StrSplit(line, '\t');
     LocalProcess p;
-    if (fields.size() != 4 || !absl::SimpleAtoi(fields[1], &p.pid)) {
+    if (fields.size() < 6 || !absl::SimpleAtoi(fields[1], &p.pid) ||
+        !absl::SimpleAtoi(fields[2], &p.start_time)) {
       return absl::DataLossError(absl::StrCat(StatePath(data_dir), ": malformed line '", line,
-                                              "'; remove the file if no cluster runs"));
+                                              "' (an older nasctl's?); stop its processes by hand "
+                                              "and remove the file"));
     }
     p.name = fields[0];
-    p.log_path = fields[2];
-    p.ready_path = fields[3];
+    p.log_path = fields[3];
+    p.ready_path = fields[4];
+    p.argv.assign(fields.begin() + 5, fields.end());
     processes.push_back(std::move(p));
   }
   return processes;
@@ -100,19 +95,39 @@ void Fill(LocalProcess& p) {
   }
 }
 
-// Starts one process and records it; the process outlives nasctl.
-absl::StatusOr<LocalProcess> Launch(const std::string& name, std::vector<std::string> argv,
-                                    const std::string& data_dir, const std::string& ready_flag) {
+// The flag naming a process's ready file.
+std::string ReadyFlag(const std::string& name) {
+  return absl::StartsWith(name, "worker") ? "worker_ready_file" : "ready_file";
+}
+
+// Starts one process; it outlives nasctl. Its identity is taken while it is
+// still our unreaped child, so the pid cannot have been reused.
+absl::StatusOr<LocalProcess> Launch(const std::string& name, const std::vector<std::string>& argv,
+                                    const std::string& data_dir) {
   LocalProcess p;
   p.name = name;
+  p.argv = argv;
   p.log_path = absl::StrCat(data_dir, "/logs/", name, ".log");
   p.ready_path = absl::StrCat(data_dir, "/run/", name, ".ready");
   std::remove(p.ready_path.c_str());
-  argv.push_back(absl::StrCat("--", ready_flag, "=", p.ready_path));
+  std::vector<std::string> full = argv;
+  full.push_back(absl::StrCat("--", ReadyFlag(name), "=", p.ready_path));
   ASSIGN_OR_RETURN(Subprocess process,
-                   Subprocess::Start(argv, p.log_path, /*new_session=*/true));
+                   Subprocess::Start(full, p.log_path, /*new_session=*/true));
+  ASSIGN_OR_RETURN(ProcessId id, IdentifyProcess(process.pid()));
   p.pid = process.Release();
+  p.start_time = id.start_time;
   return p;
+}
+
+// How a child of this nasctl that is no longer running ended ("exited with
+// status 1", "was killed by signal 9"); just "exited" when it cannot tell.
+std::string ExitText(int pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) != pid) return "exited";
+  if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return absl::StrCat("was killed by signal ", WTERMSIG(status));
+  return "exited";
 }
 
 absl::Status WaitHealthy(std::vector<LocalProcess>& processes, size_t from, absl::Time deadline) {
@@ -124,8 +139,9 @@ absl::Status WaitHealthy(std::vector<LocalProcess>& processes, size_t from, absl
       if (!p.alive) {
         std::string tail = ReadFile(p.log_path).value_or("");
         if (tail.size() > 600) tail = tail.substr(tail.size() - 600);
-        return absl::AbortedError(absl::StrCat(p.name, " (pid ", p.pid, ") exited during start; see ",
-                                               p.log_path, "; it ends:\n", tail));
+        return absl::AbortedError(absl::StrCat(p.name, " (pid ", p.pid, ") ", ExitText(p.pid),
+                                               " during start; see ", p.log_path, "; it ends:\n",
+                                               tail));
       }
       if (absl::Now() > deadline) {
         return absl::DeadlineExceededError(
@@ -151,6 +167,12 @@ void StopAll(std::vector<LocalProcess>& processes, absl::Duration grace) {
     for (LocalProcess* p : group) {
       while (IsOurs(*p) && absl::Now() < deadline) absl::SleepFor(kPoll);
       if (IsOurs(*p)) ::kill(p->pid, SIGKILL);
+    }
+    // SIGKILL is not instant: wait until the kernel has ended them (their
+    // ports are free again).
+    const absl::Time killed = absl::Now() + absl::Seconds(10);
+    for (LocalProcess* p : group) {
+      while (IsOurs(*p) && absl::Now() < killed) absl::SleepFor(kPoll);
     }
   }
 }
@@ -210,8 +232,20 @@ absl::StatusOr<std::vector<LocalProcess>> LocalUp(const LocalClusterOptions& opt
   std::vector<LocalProcess> processes;
   auto fail = [&](absl::Status status) {
     StopAll(processes, absl::Seconds(10));
-    (void)WriteState(options.data_dir, {});
+    // Whatever could not be stopped stays recorded for `local down`.
+    std::vector<LocalProcess> left;
+    for (const LocalProcess& p : processes) {
+      if (IsOurs(p)) left.push_back(p);
+    }
+    (void)WriteState(options.data_dir, left);
     return status;
+  };
+  // Each process is in the state file before the next is started.
+  auto start = [&](const std::string& name, const std::vector<std::string>& argv) {
+    absl::StatusOr<LocalProcess> p = Launch(name, argv, options.data_dir);
+    if (!p.ok()) return p.status();
+    processes.push_back(*std::move(p));
+    return WriteState(options.data_dir, processes);
   };
   const std::vector<std::string> common = {"--host=127.0.0.1", "--metrics_port=0"};
   for (int i = 0; i < options.num_shards; ++i) {
@@ -220,12 +254,8 @@ absl::StatusOr<std::vector<LocalProcess>> LocalUp(const LocalClusterOptions& opt
                                      absl::StrCat("--data_dir=", options.data_dir, "/ps-", i),
                                      "--port=0"};
     argv.insert(argv.end(), common.begin(), common.end());
-    absl::StatusOr<LocalProcess> p = Launch(absl::StrCat("ps-", i), argv, options.data_dir,
-                                            "ready_file");
-    if (!p.ok()) return fail(p.status());
-    processes.push_back(*p);
+    if (absl::Status s = start(absl::StrCat("ps-", i), argv); !s.ok()) return fail(s);
   }
-  RETURN_IF_ERROR(WriteState(options.data_dir, processes));
   if (absl::Status s = WaitHealthy(processes, 0, deadline); !s.ok()) return fail(s);
 
   std::vector<std::string> shard_addresses;
@@ -237,11 +267,7 @@ absl::StatusOr<std::vector<LocalProcess>> LocalUp(const LocalClusterOptions& opt
       absl::StrCat("--parameter_servers=", absl::StrJoin(shard_addresses, ",")),
       absl::StrCat("--port=", options.controller_port)};
   controller_argv.insert(controller_argv.end(), common.begin(), common.end());
-  absl::StatusOr<LocalProcess> controller =
-      Launch("controller", controller_argv, options.data_dir, "ready_file");
-  if (!controller.ok()) return fail(controller.status());
-  processes.push_back(*controller);
-  RETURN_IF_ERROR(WriteState(options.data_dir, processes));
+  if (absl::Status s = start("controller", controller_argv); !s.ok()) return fail(s);
   if (absl::Status s = WaitHealthy(processes, processes.size() - 1, deadline); !s.ok()) {
     return fail(s);
   }
@@ -255,12 +281,8 @@ absl::StatusOr<std::vector<LocalProcess>> LocalUp(const LocalClusterOptions& opt
                                      absl::StrCat("--device=", options.device),
                                      absl::StrCat("--worker_id=local-worker-", i)};
     argv.insert(argv.end(), common.begin(), common.end());
-    absl::StatusOr<LocalProcess> p = Launch(absl::StrCat("worker-", i), argv, options.data_dir,
-                                            "worker_ready_file");
-    if (!p.ok()) return fail(p.status());
-    processes.push_back(*p);
+    if (absl::Status s = start(absl::StrCat("worker-", i), argv); !s.ok()) return fail(s);
   }
-  RETURN_IF_ERROR(WriteState(options.data_dir, processes));
   if (absl::Status s = WaitHealthy(processes, first_worker, deadline); !s.ok()) return fail(s);
   return processes;
 }
@@ -278,6 +300,49 @@ absl::Status LocalDown(const std::string& data_dir, absl::Duration grace) {
     return absl::InternalError(absl::StrCat("still running: ", absl::StrJoin(left, ", ")));
   }
   return WriteState(data_dir, {});
+}
+
+absl::StatusOr<LocalProcess> LocalRestart(const std::string& data_dir, const std::string& name,
+                                          absl::Duration grace, absl::Duration ready_timeout) {
+  absl::StatusOr<std::vector<LocalProcess>> processes = ReadState(data_dir);
+  if (absl::IsNotFound(processes.status()) || (processes.ok() && processes->empty())) {
+    return absl::NotFoundError(absl::StrCat("no local cluster runs from ", data_dir,
+                                            "; start one with 'nasctl local up'"));
+  }
+  if (!processes.ok()) return processes.status();
+  auto it = std::find_if(processes->begin(), processes->end(),
+                         [&](const LocalProcess& p) { return p.name == name; });
+  if (it == processes->end()) {
+    std::vector<std::string> names;
+    for (const LocalProcess& p : *processes) names.push_back(p.name);
+    return absl::NotFoundError(absl::StrCat("no process '", name, "' in the local cluster; it has ",
+                                            absl::StrJoin(names, ", ")));
+  }
+  // Its ports, from the ready file it wrote when it started.
+  Fill(*it);
+  const int grpc_port = it->grpc_port;
+  const int metrics_port = it->metrics_port;
+  std::vector<LocalProcess> one = {*it};
+  StopAll(one, grace);
+  if (IsOurs(*it)) {
+    return absl::InternalError(absl::StrCat(name, " (pid ", it->pid, ") did not stop"));
+  }
+  std::vector<std::string> argv;
+  for (const std::string& arg : it->argv) {
+    if (!absl::StartsWith(arg, "--port=") && !absl::StartsWith(arg, "--metrics_port=")) {
+      argv.push_back(arg);
+    }
+  }
+  if (grpc_port > 0) argv.push_back(absl::StrCat("--port=", grpc_port));
+  argv.push_back(absl::StrCat("--metrics_port=", std::max(metrics_port, 0)));
+  ASSIGN_OR_RETURN(*it, Launch(name, argv, data_dir));
+  RETURN_IF_ERROR(WriteState(data_dir, *processes));
+  std::vector<LocalProcess> restarted = {*it};
+  if (absl::Status s = WaitHealthy(restarted, 0, absl::Now() + ready_timeout); !s.ok()) {
+    StopAll(restarted, grace);
+    return s;
+  }
+  return restarted[0];
 }
 
 absl::StatusOr<std::vector<LocalProcess>> LocalStatus(const std::string& data_dir) {

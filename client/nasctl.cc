@@ -79,6 +79,7 @@ constexpr char kUsage[] =
     "  export JOB [--trial ID] [--out DIR]            architecture JSON, summary, PyTorch module\n"
     "  cancel JOB                                     stop a job, keep its results\n"
     "  local up|down|status|address|prometheus-config a whole cluster on this machine\n"
+    "  local restart COMPONENT                        restart one process (controller, ps-0, ...)\n"
     "  health                                         is the controller serving?\n"
     "  version\n\n"
     "global flags: --server HOST:PORT (or $NAS_SERVER), --timeout 30s, -o table|json|yaml|csv\n"
@@ -410,7 +411,21 @@ int Cancel(Client& client, const std::vector<std::string>& args) {
 }
 
 int Local(const std::vector<std::string>& args) {
-  if (args.size() != 1) return Usage("local takes one of: up, down, status, address, prometheus-config");
+  if (args.size() == 2 && args[0] == "restart") {
+    std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+    if (data_dir.empty()) data_dir = DefaultLocalDataDir();
+    absl::StatusOr<LocalProcess> p =
+        LocalRestart(data_dir, args[1], absl::Seconds(30), absl::Seconds(120));
+    if (!p.ok()) return Fail(std::string(p.status().message()));
+    std::cout << "restarted " << p->name << " (pid " << p->pid << ")";
+    if (p->grpc_port > 0) std::cout << " on 127.0.0.1:" << p->grpc_port;
+    std::cout << "\n";
+    return kOk;
+  }
+  if (args.size() != 1) {
+    return Usage("local takes one of: up, down, status, address, prometheus-config, "
+                 "restart COMPONENT");
+  }
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = DefaultLocalDataDir();
   const std::string& action = args[0];

@@ -31,7 +31,12 @@ TEST(GrpcServerTest, ServesHealthAndMetricsOnPickedPortsAndWritesReadyFile) {
   auto metrics = HttpGet("127.0.0.1", (*server)->metrics_port(), "/metrics", absl::Seconds(5));
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_EQ(metrics->status_code, 200);
-  EXPECT_NE(metrics->body.find("nas_process_resident_memory_bytes"), std::string::npos);
+  // The standard process_* names of Prometheus's client libraries.
+  for (const char* name : {"process_resident_memory_bytes", "process_virtual_memory_bytes",
+                           "process_cpu_seconds_total", "process_start_time_seconds",
+                           "process_open_fds", "process_max_fds"}) {
+    EXPECT_NE(metrics->body.find(absl::StrCat("\n", name, " ")), std::string::npos) << name;
+  }
   EXPECT_NE(metrics->body.find("binary=\"grpc_server_test\""), std::string::npos);
 
   auto ready = ReadFile(options.ready_file);

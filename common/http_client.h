@@ -1,5 +1,5 @@
-// A minimal blocking HTTP/1.0 GET, enough to read a process's /metrics
-// (health checks of workers in `nasctl local`, and tests). Not a general client.
+// A blocking HTTP GET (libcurl), enough to read a process's /metrics (health
+// checks of workers in `nasctl local`, and tests). Plain http:// only.
 #ifndef NAS_COMMON_HTTP_CLIENT_H_
 #define NAS_COMMON_HTTP_CLIENT_H_
 
@@ -15,8 +15,10 @@ struct HttpResponse {
   std::string body;
 };
 
-// GET http://host:port/path. UNAVAILABLE when the connection fails or the
-// answer does not arrive within `timeout`.
+// GET http://host:port/path (no proxy, whatever the environment says).
+// UNAVAILABLE when the connection fails or the whole answer does not arrive
+// within `timeout`; DATA_LOSS when the answer is not HTTP. Any status code
+// is a response (status_code says which). Thread-safe.
 absl::StatusOr<HttpResponse> HttpGet(const std::string& host, int port, const std::string& path,
                                      absl::Duration timeout);
 

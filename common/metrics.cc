@@ -1,8 +1,10 @@
 #include "common/metrics.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,7 +20,9 @@
 namespace nas {
 namespace {
 
-// Reads resident memory and CPU time from /proc/self at scrape time.
+// Reads memory, CPU time and file descriptors from /proc/self at scrape time.
+// process_start_time_seconds is the time the collector was made (the process
+// starts it with its metrics server).
 class ProcessCollector : public prometheus::Collectable {
  public:
   explicit ProcessCollector(std::string binary) : binary_(std::move(binary)) {
@@ -31,11 +35,25 @@ class ProcessCollector : public prometheus::Collectable {
     const long ticks = sysconf(_SC_CLK_TCK);
 
     double rss_bytes = 0;
+    double virtual_bytes = 0;
     {
       std::ifstream statm("/proc/self/statm");
       long size = 0, resident = 0;
-      if (statm >> size >> resident) rss_bytes = static_cast<double>(resident) * page_size;
+      if (statm >> size >> resident) {
+        rss_bytes = static_cast<double>(resident) * page_size;
+        virtual_bytes = static_cast<double>(size) * page_size;
+      }
     }
+    double open_fds = 0;
+    std::error_code error;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", error);
+         !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+      ++open_fds;
+    }
+    struct rlimit limit {};
+    const double max_fds = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                               ? static_cast<double>(limit.rlim_cur)
+                               : 0;
     double cpu_seconds = 0;
     {
       std::ifstream stat("/proc/self/stat");
@@ -55,18 +73,23 @@ class ProcessCollector : public prometheus::Collectable {
       }
     }
 
-    families.push_back(Gauge("nas_process_resident_memory_bytes",
-                             "Resident memory of this process.", rss_bytes));
+    families.push_back(Gauge("process_resident_memory_bytes",
+                             "Resident memory size in bytes.", rss_bytes));
+    families.push_back(Gauge("process_virtual_memory_bytes",
+                             "Virtual memory size in bytes.", virtual_bytes));
+    families.push_back(Gauge("process_open_fds", "Number of open file descriptors.", open_fds));
+    families.push_back(Gauge("process_max_fds", "Maximum number of open file descriptors.",
+                             max_fds));
     prometheus::MetricFamily cpu;
-    cpu.name = "nas_process_cpu_seconds_total";
-    cpu.help = "User and system CPU time of this process.";
+    cpu.name = "process_cpu_seconds_total";
+    cpu.help = "Total user and system CPU time spent in seconds.";
     cpu.type = prometheus::MetricType::Counter;
     prometheus::ClientMetric cpu_metric;
     cpu_metric.counter.value = cpu_seconds;
     cpu.metric.push_back(cpu_metric);
     families.push_back(cpu);
-    families.push_back(Gauge("nas_process_start_time_seconds",
-                             "Start time of this process since the Unix epoch.",
+    families.push_back(Gauge("process_start_time_seconds",
+                             "Start time of the process since unix epoch in seconds.",
                              start_time_seconds_));
     prometheus::MetricFamily info = Gauge(
         "nas_build_info", "Always 1; labels name the binary.", 1.0);

@@ -2,8 +2,10 @@
 //
 // A MetricsServer owns a prometheus::Registry and an HTTP exposer on the given
 // port (0 picks a free one). It also exports the process metrics every process
-// shares: nas_process_resident_memory_bytes, nas_process_cpu_seconds_total and
-// nas_process_start_time_seconds, read from /proc at scrape time, plus
+// shares, under the standard names of Prometheus's client libraries
+// (process_resident_memory_bytes, process_virtual_memory_bytes,
+// process_cpu_seconds_total, process_start_time_seconds, process_open_fds,
+// process_max_fds), read from /proc at scrape time, plus
 // nas_build_info{binary="..."}.
 #ifndef NAS_COMMON_METRICS_H_
 #define NAS_COMMON_METRICS_H_

@@ -8,8 +8,10 @@
 
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 
@@ -20,7 +22,42 @@ namespace {
 // deadline, never a fixed sleep.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
 
+// /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and
+// parentheses, so the fields are counted from the last ')'.
+struct ProcStat {
+  char state = '?';
+  int64_t start_time = 0;
+};
+absl::StatusOr<ProcStat> ReadProcStat(pid_t pid) {
+  if (pid <= 0) return absl::InvalidArgumentError(absl::StrCat("no process ", pid));
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos) return absl::InternalError(absl::StrCat("/proc/", pid, "/stat"));
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(close + 1), ' ', absl::SkipEmpty());
+  // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+  ProcStat out;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &out.start_time)) {
+    return absl::InternalError(absl::StrCat("/proc/", pid, "/stat: unexpected format"));
+  }
+  out.state = fields[0].empty() ? '?' : fields[0][0];
+  return out;
+}
+
 }  // namespace
+
+absl::StatusOr<ProcessId> IdentifyProcess(pid_t pid) {
+  absl::StatusOr<ProcStat> stat = ReadProcStat(pid);
+  if (!stat.ok()) return stat.status();
+  return ProcessId{pid, stat->start_time};
+}
+
+bool IsRunning(const ProcessId& id) {
+  absl::StatusOr<ProcStat> stat = ReadProcStat(id.pid);
+  // Zombies (exited, not yet reaped) and dead processes are not running.
+  return stat.ok() && stat->state != 'Z' && stat->state != 'X' && stat->start_time == id.start_time;
+}
 
 absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
                                              const std::string& log_path, bool new_session) {

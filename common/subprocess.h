@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,20 @@ class Subprocess {
   bool reaped_ = false;
   int wait_status_ = 0;
 };
+
+// A process's identity that survives pid reuse: its pid and its start time
+// (/proc/PID/stat field 22, clock ticks after boot). Unlike the command line,
+// the start time is fixed at fork, so a child between fork and exec is already
+// itself.
+struct ProcessId {
+  pid_t pid = 0;
+  int64_t start_time = 0;
+};
+// The identity of the running process `pid`; NOT_FOUND if there is none.
+absl::StatusOr<ProcessId> IdentifyProcess(pid_t pid);
+// True while `id` runs: the pid exists, is not a zombie and started when
+// recorded.
+bool IsRunning(const ProcessId& id);
 
 // Waits until `path` exists and is non-empty, or `timeout` passes; also fails
 // early when `process` (optional) exits first. Returns the file's contents.

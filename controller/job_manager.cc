@@ -43,6 +43,23 @@ bool NeedsParameterServers(const v1::JobSpec& spec) {
   return traits.ok() && traits->needs_parameter_servers;
 }
 
+// A job's succeeded trials in completion order (what a JobStrategyState is
+// rebuilt from after a restart).
+absl::StatusOr<std::vector<Observation>> SucceededTrials(TrialStore& store,
+                                                         const std::string& job_id) {
+  constexpr int kPage = 1000;
+  std::vector<Observation> out;
+  for (int64_t after = 0;;) {
+    ASSIGN_OR_RETURN(std::vector<v1::Trial> page, store.TrialsAfter(job_id, after, kPage));
+    for (v1::Trial& t : page) {
+      after = std::max(after, t.sequence());
+      if (t.state() != v1::TRIAL_STATE_SUCCEEDED) continue;
+      out.push_back({std::move(*t.mutable_architecture()), t.metrics().reward()});
+    }
+    if (static_cast<int>(page.size()) < kPage) return out;
+  }
+}
+
 }  // namespace
 
 // One job: its spec, its record and counters, and its replicas.
@@ -57,6 +74,7 @@ class JobManager::Job final : public ReplicaJob {
   const v1::JobSpec& spec() const override { return spec_; }
   bool weights_may_have_moved() const override { return weights_may_have_moved_; }
   double stored_baseline() const override { return stored_baseline_; }
+  std::shared_ptr<JobStrategyState> strategy_state() const override { return strategy_state_; }
 
   int ReserveTrials(int wanted, int64_t* first_index, int64_t* samples_before) override
       ABSL_LOCKS_EXCLUDED(mu_) {
@@ -89,10 +107,7 @@ class JobManager::Job final : public ReplicaJob {
       if (pushed) ++gradient_pushes_;
       ++change_;
     }
-    if (ControllerMetrics* m = manager_->metrics_.get()) {
-      m->JobGauge(id_, "baseline").Set(baseline);
-      m->JobGauge(id_, "entropy").Set(entropy);
-    }
+    if (ControllerMetrics* m = manager_->metrics_.get()) m->SetPolicy(id_, baseline, entropy);
   }
 
   // The reason to fail the job for its failed trials (more than
@@ -122,6 +137,7 @@ class JobManager::Job final : public ReplicaJob {
   const double stored_baseline_;
   // Set by StartJob before any replica runs; constant after.
   bool weights_may_have_moved_ = false;
+  std::shared_ptr<JobStrategyState> strategy_state_;
   std::vector<std::unique_ptr<Replica>> replicas_;
   // Replica threads; joined by ~JobManager.
   std::vector<std::thread> threads_;
@@ -138,8 +154,15 @@ class JobManager::Job final : public ReplicaJob {
   int64_t trials_succeeded_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t trials_failed_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_trial_error_ ABSL_GUARDED_BY(mu_);
+  // Start of the job (in this process) or its last final trial.
+  absl::Time last_progress_ ABSL_GUARDED_BY(mu_);
   // The ended job's tensors were dropped from the parameter servers.
   bool weights_dropped_ ABSL_GUARDED_BY(mu_) = false;
+  // record_'s last change is not in the store yet (the store refused it: a
+  // full disk); the maintenance thread stores it again at next_save_.
+  bool record_unsaved_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_save_ ABSL_GUARDED_BY(mu_);
+  absl::Duration save_backoff_ ABSL_GUARDED_BY(mu_);
 };
 
 JobManager::JobManager(const JobManagerOptions& options) : options_(options) {
@@ -160,10 +183,30 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   ASSIGN_OR_RETURN(std::vector<v1::Job> records, options.store->LoadJobs());
   for (v1::Job& record : records) {
     const std::string id = record.job_id();
+    if (record.state() == v1::JOB_STATE_FAILED && !record.has_spec()) {
+      // Its row is damaged (LoadJobs said how): listed, never run.
+      NAS_LOG(Error) << record.error();
+      (void)manager->StartJob(std::make_unique<Job>(manager.get(), std::move(record)), false);
+      continue;
+    }
     const bool resume = !IsTerminal(record.state());
+    v1::Job failed = record;
     absl::Status started =
         manager->StartJob(std::make_unique<Job>(manager.get(), std::move(record)), resume);
-    if (!started.ok()) NAS_LOG(Error) << "cannot resume job " << id << ": " << started;
+    if (started.ok()) continue;
+    // Its stored trials cannot be read: the job stays listed, FAILED with
+    // the damage; the other jobs resume.
+    failed.set_state(v1::JOB_STATE_FAILED);
+    failed.set_error(absl::StrCat("cannot resume job ", id, ": ", started.message(),
+                                  "; the other jobs are unaffected. Restore a backup of the "
+                                  "trial store to recover it (docs/trial_store.md, \"Restoring\")"));
+    failed.set_end_time_unix_ms(UnixMillis(options.clock->Now()));
+    NAS_LOG(Error) << failed.error();
+    // Stored if the jobs table still takes writes; the job is FAILED either way.
+    if (absl::Status stored = options.store->UpdateJob(failed); !stored.ok()) {
+      NAS_LOG(Error) << "job " << id << ": cannot store its FAILED state: " << stored;
+    }
+    (void)manager->StartJob(std::make_unique<Job>(manager.get(), std::move(failed)), false);
   }
   manager->maintenance_ = std::thread([m = manager.get()] { m->RunMaintenance(); });
   return manager;
@@ -278,14 +321,20 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     replica_options.retry_initial_backoff = options_.retry_initial_backoff;
     replica_options.retry_max_backoff = options_.retry_max_backoff;
     replica_options.metrics = metrics_.get();
-    const int replicas = raw->spec_.parallelism().num_replicas();
+    ASSIGN_OR_RETURN(raw->strategy_state_, CreateJobStrategyState(raw->spec_));
+    const int replicas = LayoutOf(raw->spec_).loops;
     for (int r = 0; r < replicas; ++r) {
       raw->replicas_.push_back(std::make_unique<Replica>(raw, r, replica_options));
     }
-    broker_->OpenJob(raw->id_, raw->spec_);
+    absl::MutexLock lock(&raw->mu_);
+    raw->last_progress_ = options_.clock->Now();
   }
+  std::vector<AdoptedTrial> adopted;
   if (run && resume) {
+    // Every read a resume needs comes before the broker hears of the job:
+    // a job whose rows are damaged fails here without a trace elsewhere.
     TrialStore* store = options_.store;
+    RETURN_IF_ERROR(store->CheckJob(raw->id_));
     ASSIGN_OR_RETURN(TrialStore::TrialCounts counts, store->CountTrials(raw->id_));
     ASSIGN_OR_RETURN(std::vector<int64_t> last_rounds,
                      store->LastRounds(raw->id_, static_cast<int>(raw->replicas_.size())));
@@ -299,7 +348,6 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     const int64_t samples =
         counts.queued + counts.running + counts.succeeded + counts.failed + counts.cancelled;
     int64_t max_index = -1;
-    std::vector<AdoptedTrial> adopted;
     for (PendingTrial& p : unfinished) {
       max_index = std::max(max_index, TrialIndex(p.trial.trial_id()));
       auto round = waiting.find(p.trial.trial_id());
@@ -316,10 +364,18 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
       raw->trials_failed_ = counts.failed;
     }
     raw->weights_may_have_moved_ = counts.succeeded > 0;
+    if (raw->strategy_state_ != nullptr) {
+      ASSIGN_OR_RETURN(std::vector<Observation> history, SucceededTrials(*store, raw->id_));
+      raw->strategy_state_->Restore(history);
+    }
     NAS_LOG(Info) << "job " << raw->id_ << " resumed: " << samples << " trials sampled, "
                   << adopted.size() << " unfinished taken over";
-    broker_->Adopt(raw->id_, std::move(adopted));
   }
+  if (run) {
+    broker_->OpenJob(raw->id_, raw->spec_);
+    if (metrics_) metrics_->OpenJob(raw->id_);
+  }
+  if (run && resume) broker_->Adopt(raw->id_, std::move(adopted));
   absl::MutexLock lock(&mu_);
   if (run) {
     if (resume) ++running_jobs_;
@@ -383,9 +439,43 @@ bool JobManager::EndJob(Job* job, v1::JobState state, const std::string& error) 
   for (auto& replica : job->replicas_) replica->Abandon();
   if (state == v1::JOB_STATE_FAILED) NAS_LOG(Error) << "job " << job->id_ << " failed: " << error;
   absl::Status stored = options_.store->UpdateJob(record);
-  if (!stored.ok()) NAS_LOG(Error) << "job " << job->id_ << ": cannot store its end: " << stored;
+  if (!stored.ok()) {
+    // Not dropped: the maintenance thread stores it once the store can.
+    NAS_LOG(Error) << "job " << job->id_ << ": cannot store its end yet (retrying): " << stored;
+    absl::MutexLock lock(&job->mu_);
+    job->record_unsaved_ = true;
+    job->save_backoff_ = options_.retry_initial_backoff;
+    job->next_save_ = options_.clock->Now() + job->save_backoff_;
+  }
   broker_->CloseJob(job->id_);
   return true;
+}
+
+void JobManager::SaveUnsavedRecords() {
+  std::vector<Job*> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, job] : jobs_) jobs.push_back(job.get());
+  }
+  const absl::Time now = options_.clock->Now();
+  for (Job* job : jobs) {
+    v1::Job record;
+    {
+      absl::MutexLock lock(&job->mu_);
+      if (!job->record_unsaved_ || job->next_save_ > now) continue;
+      record = job->record_;
+    }
+    absl::Status stored = options_.store->UpdateJob(record);
+    absl::MutexLock lock(&job->mu_);
+    if (stored.ok()) {
+      job->record_unsaved_ = false;
+      NAS_LOG(Info) << "job " << job->id_ << ": its " << JobStateName(record.state())
+                    << " state is stored";
+      continue;
+    }
+    job->save_backoff_ = std::min(job->save_backoff_ * 2, options_.retry_max_backoff);
+    job->next_save_ = now + job->save_backoff_;
+  }
 }
 
 void JobManager::OnTrialFinal(const v1::Trial& trial) {
@@ -395,6 +485,7 @@ void JobManager::OnTrialFinal(const v1::Trial& trial) {
   {
     absl::MutexLock lock(&job->mu_);
     ++job->change_;
+    job->last_progress_ = options_.clock->Now();
     if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
     if (trial.state() != v1::TRIAL_STATE_FAILED || job->stopping_) return;
     ++job->trials_failed_;
@@ -414,7 +505,20 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
         "job ", job_id, " has ended already (", JobStateName(job->record_.state()), ")"));
   }
   // The trials the broker cancelled are committed before the answer.
-  RETURN_IF_ERROR(options_.store->Flush());
+  absl::Status flushed = options_.store->Flush();
+  bool unsaved;
+  {
+    absl::MutexLock lock(&job->mu_);
+    unsaved = job->record_unsaved_;
+  }
+  if (!flushed.ok() || unsaved) {
+    // The job is cancelled here; the store catches up once it can write.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "job ", job_id, " is cancelled, but the trial store cannot store that yet (",
+        flushed.ok() ? "see the controller's log" : flushed.message(),
+        "); it is stored as soon as there is space (a controller restart before then resumes "
+        "the job)"));
+  }
   NAS_LOG(Info) << "job " << job_id << " cancelled";
   return Snapshot(job);
 }
@@ -546,21 +650,48 @@ void JobManager::DropExpiredWeights() {
 
 void JobManager::UpdateJobGauges() {
   if (!metrics_) return;
-  std::vector<std::string> ids;
+  std::vector<Job*> jobs;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, job] : jobs_) ids.push_back(id);
+    for (const auto& [id, job] : jobs_) jobs.push_back(job.get());
   }
-  for (const std::string& id : ids) {
-    absl::StatusOr<TrialStore::TrialCounts> counts = options_.store->CountTrials(id);
+  const absl::Time now = options_.clock->Now();
+  for (Job* job : jobs) {
+    if (!metrics_->IsOpen(job->id_)) continue;
+    absl::Time last_progress;
+    absl::Time start;
+    {
+      absl::MutexLock lock(&job->mu_);
+      if (IsTerminal(job->record_.state())) {
+        // Ended: its series stay for the retention (Prometheus scrapes the
+        // last values), then go.
+        if (absl::FromUnixMillis(job->record_.end_time_unix_ms()) + options_.metrics_retention <=
+            now) {
+          metrics_->CloseJob(job->id_);
+        }
+        continue;
+      }
+      last_progress = job->last_progress_;
+      start = absl::FromUnixMillis(job->record_.start_time_unix_ms());
+    }
+    absl::StatusOr<TrialStore::TrialCounts> counts = options_.store->CountTrials(job->id_);
     if (!counts.ok()) continue;
-    metrics_->JobGauge(id, "best_reward").Set(counts->best_reward);
-    metrics_->JobGauge(id, "mean_reward").Set(counts->mean_reward);
-    metrics_->JobGauge(id, "trials_succeeded").Set(static_cast<double>(counts->succeeded));
-    metrics_->JobGauge(id, "trials_failed")
-        .Set(static_cast<double>(counts->failed + counts->cancelled));
-    metrics_->JobGauge(id, "trials_running").Set(static_cast<double>(counts->running));
-    metrics_->JobGauge(id, "trials_queued").Set(static_cast<double>(counts->queued));
+    ControllerMetrics::JobValues values;
+    values.best_reward = counts->best_reward;
+    values.mean_reward = counts->mean_reward;
+    values.running = counts->running;
+    values.queued = counts->queued;
+    const v1::BudgetSpec& budget = job->spec_.budget();
+    if (budget.max_trials() > 0) {
+      values.budget_used = static_cast<double>(counts->succeeded + counts->failed + counts->cancelled) /
+                           static_cast<double>(budget.max_trials());
+    }
+    if (budget.max_wall_seconds() > 0) {
+      values.budget_used = std::max(values.budget_used, absl::ToDoubleSeconds(now - start) /
+                                                            static_cast<double>(budget.max_wall_seconds()));
+    }
+    values.last_progress_unix_seconds = absl::ToDoubleSeconds(last_progress - absl::UnixEpoch());
+    metrics_->SetJobValues(job->id_, values);
   }
 }
 
@@ -574,6 +705,15 @@ void JobManager::RunMaintenance() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(250))) return;
     }
     const absl::Time now = absl::Now();
+    SaveUnsavedRecords();
+    if (metrics_) {
+      const int64_t failures = options_.store->write_failures();
+      if (failures > store_failures_counted_) {
+        metrics_->store_write_failures.Increment(
+            static_cast<double>(failures - store_failures_counted_));
+        store_failures_counted_ = failures;
+      }
+    }
     if (now >= next_drop) {
       DropExpiredWeights();
       next_drop = now + absl::Seconds(1);

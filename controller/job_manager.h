@@ -15,7 +15,10 @@
 // more than budget.max_failed_fraction of its trials fail, CANCELLED on
 // Cancel. Its tensors are dropped from the parameter servers
 // `weights_retention` after it ended. After a restart, Create reloads every
-// job, hands unfinished trials to the broker and resumes interrupted rounds.
+// job, hands unfinished trials to the broker and resumes interrupted rounds;
+// a job whose stored rows cannot be read is listed FAILED with the damage,
+// and the others resume. A job-state change the store refuses (a full disk)
+// is stored again with backoff until it is.
 #ifndef NAS_CONTROLLER_JOB_MANAGER_H_
 #define NAS_CONTROLLER_JOB_MANAGER_H_
 
@@ -44,7 +47,7 @@ class Registry;
 
 namespace nas::controller {
 
-struct ControllerMetrics;
+class ControllerMetrics;
 
 struct JobManagerOptions {
   // Durable record of jobs and trials. Not owned; must outlive the manager.
@@ -66,6 +69,9 @@ struct JobManagerOptions {
   absl::Duration retry_max_backoff = absl::Seconds(5);
   // Metrics go here when set. Not owned.
   prometheus::Registry* metrics = nullptr;
+  // How long the metric series of an ended job stay (so that Prometheus
+  // scrapes their last values) before they are removed.
+  absl::Duration metrics_retention = absl::Minutes(2);
 };
 
 class JobManager final : private TrialListener {
@@ -127,6 +133,8 @@ class JobManager final : private TrialListener {
   // stops its replicas and closes it on the broker. False when it had ended.
   bool EndJob(Job* job, v1::JobState state, const std::string& error) ABSL_LOCKS_EXCLUDED(mu_);
   void RunMaintenance() ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores job records whose last change the store refused (with backoff).
+  void SaveUnsavedRecords() ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the tensors of jobs that ended more than weights_retention ago.
   void DropExpiredWeights() ABSL_LOCKS_EXCLUDED(mu_);
   // Per-job gauges (best and mean reward, trials by state) from the store.
@@ -147,6 +155,8 @@ class JobManager final : private TrialListener {
   // between their check and their start.
   int running_jobs_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // The store's write failures already added to the metric (maintenance thread only).
+  int64_t store_failures_counted_ = 0;
   std::thread maintenance_;
 };
 

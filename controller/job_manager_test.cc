@@ -5,22 +5,27 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
 #include "controller/ps_weights_client.h"
 #include "controller/services.h"
+#include "controller/store_faults.h"
 #include "controller/trial_store.h"
 #include "gtest/gtest.h"
 #include "parameter_server/in_process_shards.h"
+#include "prometheus/registry.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/task_service.grpc.pb.h"
 
@@ -43,7 +48,10 @@ double SyntheticReward(const v1::Architecture& arch) {
 class ControllerFixture : public ::testing::Test {
  protected:
   void SetUp() override { Start(); }
-  void TearDown() override { Stop(); }
+  void TearDown() override {
+    SetDiskFull(false);
+    Stop();
+  }
 
   // Two real parameter-server shards over gRPC on 127.0.0.1, started once per
   // test (they outlive controller restarts within a test).
@@ -66,6 +74,8 @@ class ControllerFixture : public ::testing::Test {
     TrialStoreOptions store_options;
     store_options.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", test_name(), "/trials.db");
     store_options.sync_every_commit = false;
+    RegisterFullDiskVfs();  // the disk fills only where a test says so
+    store_options.vfs = kFullDiskVfs;
     auto store = TrialStore::Open(store_options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(store).value();
@@ -75,6 +85,8 @@ class ControllerFixture : public ::testing::Test {
     options.lease_check_interval = absl::Milliseconds(50);
     options.max_running_jobs = max_running_jobs_;
     options.weights_retention = weights_retention_;
+    options.metrics = &registry_;
+    options.metrics_retention = metrics_retention_;
     auto manager = JobManager::Create(options);
     ASSERT_TRUE(manager.ok()) << manager.status();
     manager_ = std::move(manager).value();
@@ -196,6 +208,31 @@ class ControllerFixture : public ::testing::Test {
     return trials;
   }
 
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) {
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    v1::Job job;
+    grpc::ClientContext context;
+    grpc::Status status = jobs_->GetJob(&context, request, &job);
+    if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                          status.error_message());
+    return job;
+  }
+
+  // Polls `condition` for up to `timeout`.
+  template <typename F>
+  bool Eventually(F condition, absl::Duration timeout = absl::Seconds(30)) {
+    for (absl::Time deadline = absl::Now() + timeout; absl::Now() < deadline;) {
+      if (condition()) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return condition();
+  }
+
+  std::string store_path() const {
+    return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", test_name(), "/trials.db");
+  }
+
   // Whether shard `s` holds `job_id`.
   bool ShardHolds(int s, const std::string& job_id) {
     const v1::GetShardInfoResponse info = shards_->shards[s]->Info();
@@ -205,8 +242,23 @@ class ControllerFixture : public ::testing::Test {
     return false;
   }
 
+  // Series labelled job_id in registry_: {job_id -> series}.
+  std::map<std::string, int> JobSeries() {
+    std::map<std::string, int> series;
+    for (const prometheus::MetricFamily& family : registry_.Collect()) {
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& label : metric.label) {
+          if (label.name == "job_id") ++series[label.value];
+        }
+      }
+    }
+    return series;
+  }
+
   int max_running_jobs_ = 16;
   absl::Duration weights_retention_ = absl::Hours(1);
+  absl::Duration metrics_retention_ = absl::Minutes(2);
+  prometheus::Registry registry_;
   std::unique_ptr<ps::InProcessShards> shards_;
   std::unique_ptr<WeightsClient> weights_;
   std::unique_ptr<TrialStore> store_;
@@ -486,6 +538,76 @@ TEST_F(ControllerFixture, EndedJobsTensorsAreDroppedFromEveryShardAfterTheRetent
   EXPECT_FALSE(ShardHolds(1, job.job_id()));
 }
 
+// Per-job series exist while a job runs and go a retention after it ends: over
+// 100 jobs the registry never holds more than the running jobs' series.
+TEST_F(ControllerFixture, PerJobSeriesAreRemovedWhenJobsEndSoCardinalityStaysBounded) {
+  Stop();
+  metrics_retention_ = absl::ZeroDuration();
+  Start();
+  StartWorkers(4);
+  constexpr int kJobs = 100;
+  constexpr int kAtOnce = 10;
+  for (int first = 0; first < kJobs; first += kAtOnce) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < kAtOnce; ++i) {
+      v1::JobSpec spec = MacroSpec(4);
+      spec.mutable_parallelism()->set_num_replicas(2);
+      v1::Job job;
+      ASSERT_TRUE(Submit(spec, &job).ok());
+      ids.push_back(job.job_id());
+    }
+    for (const std::string& id : ids) {
+      ASSERT_EQ(WaitUntilDone(id, absl::Minutes(1)).state(), v1::JOB_STATE_SUCCEEDED);
+    }
+    // The ended batch's series go within a maintenance pass (2 s), so the
+    // registry never holds more than one batch of jobs; without the removal
+    // it would hold all of them.
+    const absl::Time deadline = absl::Now() + absl::Seconds(15);
+    while (!JobSeries().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_EQ(JobSeries().size(), 0u) << "after job " << first + kAtOnce;
+  }
+  // The job-less series stay.
+  bool leases_family = false;
+  for (const prometheus::MetricFamily& family : registry_.Collect()) {
+    leases_family = leases_family || family.name == "nas_controller_leases_expired_total";
+  }
+  EXPECT_TRUE(leases_family);
+}
+
+TEST_F(ControllerFixture, ARunningJobExportsOneSeriesPerQuantity) {
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(1000), &job).ok());
+  std::set<std::string> names;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    names.clear();
+    for (const prometheus::MetricFamily& family : registry_.Collect()) {
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& label : metric.label) {
+          if (label.name == "job_id" && label.value == job.job_id()) names.insert(family.name);
+        }
+      }
+    }
+    if (names.size() >= 10) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(names, (std::set<std::string>{
+                       "nas_controller_trials_total", "nas_controller_samples_total",
+                       "nas_controller_gradient_pushes_total", "nas_controller_job_best_reward",
+                       "nas_controller_job_mean_reward", "nas_controller_job_baseline_reward",
+                       "nas_controller_job_policy_entropy", "nas_controller_job_trials",
+                       "nas_controller_job_budget_used_ratio",
+                       "nas_controller_job_last_progress_timestamp_seconds"}));
+  v1::CancelJobRequest request;
+  request.set_job_id(job.job_id());
+  v1::Job response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(jobs_->CancelJob(&context, request, &response).ok());
+  // The default retention (2 minutes) keeps them after the end.
+  EXPECT_FALSE(JobSeries().empty());
+}
+
 TEST_F(ControllerFixture, CancelStopsTheJobAndTheNextHeartbeatSaysCancel) {
   v1::JobSpec spec = MacroSpec(1000);
   v1::Job job;
@@ -570,6 +692,187 @@ TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials
   EXPECT_EQ(ids.size(), trials.size());
   EXPECT_EQ(trials.size(), 200u);
   EXPECT_EQ(finished, 200);
+}
+
+v1::JobSpec EvolutionSpec(int max_trials) {
+  v1::JobSpec spec = MacroSpec(max_trials);
+  spec.mutable_strategy()->set_name("evolution");
+  spec.mutable_strategy()->set_population_size(10);
+  spec.mutable_strategy()->set_tournament_size(3);
+  spec.clear_controller();
+  spec.mutable_parallelism()->clear_num_shards();
+  return spec;
+}
+
+int TokenDistance(const v1::Architecture& a, const v1::Architecture& b) {
+  if (a.tokens_size() != b.tokens_size()) return 1 << 20;
+  int d = 0;
+  for (int t = 0; t < a.tokens_size(); ++t) d += a.tokens(t) != b.tokens(t) ? 1 : 0;
+  return d;
+}
+
+// How many of `children` are not one decision away from any other trial of
+// `trials` (a mutation's parent is always an earlier trial of the job).
+int NotMutations(const std::vector<v1::Trial>& children, const std::vector<v1::Trial>& trials) {
+  int not_mutations = 0;
+  for (const v1::Trial& child : children) {
+    bool found = false;
+    for (const v1::Trial& other : trials) {
+      found = found || TokenDistance(child.architecture(), other.architecture()) == 1;
+    }
+    not_mutations += found ? 0 : 1;
+  }
+  return not_mutations;
+}
+
+// Evolution through the real JobManager: K·m = 4·2 loops of one child, the
+// whole budget once, no architecture twice, and past the random initial
+// population every child a mutation of an earlier one.
+TEST_F(ControllerFixture, EvolutionJobRunsToItsBudgetWithKTimesMLoopsAndMutatedChildren) {
+  StartWorkers(3);
+  v1::Job job;
+  ASSERT_TRUE(Submit(EvolutionSpec(60), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 60u);
+  std::set<std::string> canonicals;
+  std::set<int> loops;
+  std::vector<v1::Trial> children;
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED);
+    canonicals.insert(t.architecture().canonical());
+    loops.insert(t.replica());
+    int64_t index = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(t.trial_id().substr(1), &index));
+    if (index >= 10) children.push_back(t);
+  }
+  EXPECT_EQ(canonicals.size(), 60u);
+  EXPECT_EQ(loops, (std::set<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(children.size(), 50u);
+  EXPECT_EQ(NotMutations(children, trials), 0);
+}
+
+// After a restart the population is rebuilt from the trial store: children
+// sampled by the new process have parents that finished before the restart.
+// (Without the rebuild every parent would be a trial finished after it: the
+// children the new process took over, or its own.)
+TEST_F(ControllerFixture, RestartRebuildsTheEvolutionPopulationFromTheTrialStore) {
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(EvolutionSpec(100), &job).ok());
+  while (reports_ < 40) absl::SleepFor(absl::Milliseconds(5));
+  Stop();
+  const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
+  reports_ = 0;
+  Start();
+  StartWorkers(2);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  EXPECT_EQ(trials.size(), 100u);
+  std::vector<v1::Trial> before, after;  // finished before the restart; sampled after it
+  for (const v1::Trial& t : trials) {
+    if (t.end_time_unix_ms() < restart_ms) before.push_back(t);
+    if (t.create_time_unix_ms() >= restart_ms) after.push_back(t);
+  }
+  ASSERT_GT(after.size(), 4u);
+  int children_of_restored_members = 0;
+  for (const v1::Trial& child : after) {
+    bool restored_parent = false, later_parent = false;
+    for (const v1::Trial& parent : before) {
+      restored_parent |= TokenDistance(child.architecture(), parent.architecture()) == 1;
+    }
+    for (const v1::Trial& parent : trials) {
+      later_parent |= parent.end_time_unix_ms() >= restart_ms &&
+                      parent.end_time_unix_ms() <= child.create_time_unix_ms() &&
+                      TokenDistance(child.architecture(), parent.architecture()) == 1;
+    }
+    children_of_restored_members += restored_parent && !later_parent ? 1 : 0;
+  }
+  EXPECT_GT(children_of_restored_members, 0);
+  EXPECT_EQ(NotMutations(after, trials), 0);
+}
+
+TEST_F(ControllerFixture, AJobOnAFullDiskContinuesByItselfOnceThereIsSpace) {
+  StartWorkers(4);
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(120), &job).ok());
+  ASSERT_TRUE(Eventually([&] { return reports_ >= 20; }));
+  SetDiskFull(true);
+  // Writes are refused naming the store; reads are served.
+  grpc::Status refused = Submit(MacroSpec(10), nullptr);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), store_path())) << refused.error_message();
+  // Reports and sampled rounds fail while it is full.
+  ASSERT_TRUE(Eventually([&] { return store_->write_failures() >= 10; }));
+  absl::StatusOr<v1::Job> running = GetJob(job.job_id());
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_FALSE(AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME).empty());
+  SetDiskFull(false);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  std::set<std::string> ids;
+  int succeeded = 0;
+  for (const v1::Trial& t : trials) {
+    ids.insert(t.trial_id());
+    succeeded += t.state() == v1::TRIAL_STATE_SUCCEEDED ? 1 : 0;
+  }
+  EXPECT_EQ(ids.size(), trials.size());
+  EXPECT_EQ(trials.size(), 120u);
+  EXPECT_EQ(succeeded, 120);
+}
+
+TEST_F(ControllerFixture, ACancelOnAFullDiskIsStoredOnceThereIsSpace) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(MacroSpec(1000), &job).ok());
+  ASSERT_TRUE(Eventually([&] { return manager_->trials()->queued() > 0; }));
+  SetDiskFull(true);
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.job_id());
+  v1::Job cancelled;
+  grpc::ClientContext context;
+  grpc::Status answer = jobs_->CancelJob(&context, cancel, &cancelled);
+  EXPECT_EQ(answer.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << answer.error_message();
+  EXPECT_TRUE(absl::StrContains(answer.error_message(), store_path())) << answer.error_message();
+  absl::StatusOr<v1::Job> now = GetJob(job.job_id());
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(now->state(), v1::JOB_STATE_CANCELLED);
+  ASSERT_TRUE(Eventually([&] { return store_->write_failures() >= 2; }));
+  SetDiskFull(false);
+  // The job's state and its queued trials' cancellations reach the store by themselves.
+  EXPECT_TRUE(Eventually([&] {
+    auto jobs = store_->LoadJobs();
+    auto counts = store_->CountTrials(job.job_id());
+    return jobs.ok() && jobs->size() == 1 && (*jobs)[0].state() == v1::JOB_STATE_CANCELLED &&
+           counts.ok() && counts->queued == 0 && counts->running == 0 && counts->cancelled > 0;
+  }));
+}
+
+TEST_F(ControllerFixture, AJobWhoseStoredTrialsAreDamagedIsListedFailedAndTheOtherResumes) {
+  StartWorkers(2);
+  v1::Job damaged, intact;
+  ASSERT_TRUE(Submit(MacroSpec(100000), &damaged).ok());
+  ASSERT_TRUE(Eventually([&] { return reports_ >= 150; }, absl::Minutes(1)));
+  ASSERT_TRUE(Submit(MacroSpec(60), &intact).ok());
+  ASSERT_TRUE(Eventually([&] { return reports_ >= 170; }, absl::Minutes(1)));
+  Stop();
+  // Table pages holding only the first job's trials (its earliest ones).
+  auto pages = DamagePages(store_path(), "trials", damaged.job_id(), intact.job_id(), 3);
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  ASSERT_EQ(*pages, 3);
+  Start();
+  StartWorkers(2);
+  absl::StatusOr<v1::Job> failed = GetJob(damaged.job_id());
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->state(), v1::JOB_STATE_FAILED);
+  EXPECT_TRUE(absl::StrContains(failed->error(), damaged.job_id())) << failed->error();
+  EXPECT_TRUE(absl::StrContains(failed->error(), "malformed")) << failed->error();
+  v1::Job done = WaitUntilDone(intact.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.trials_succeeded(), 60);
 }
 
 TEST_F(ControllerFixture, WatchOfUnknownJobIsNotFound) {

@@ -25,11 +25,16 @@ struct JobLimits {
   static constexpr int kMaxLstmLayers = 8;
   static constexpr int kMaxLstmUnits = 1024;
   static constexpr int kMaxNameLength = 200;
+  static constexpr int kMaxPopulationSize = 100'000;
+  // K x m for strategy evolution (one replica loop, a thread, per child in flight).
+  static constexpr int kMaxEvolutionInFlight = 1024;
 };
 
 // Fills unset (zero) fields with their documented defaults (docs/job_spec.md):
-// strategy "reinforce"; parallelism K=1, m=1, N=1 (S stays unset: the
-// controller's shard count); the paper's controller (2 x 35 LSTM, Adam 6e-4);
+// strategy "reinforce" (evolution: population_size 64, tournament_size 16); parallelism K=1, m=1, N=1 (S stays unset: the
+// controller's shard count); the paper's controller (2 x 35 LSTM) with
+// the small-budget settings (Adam 0.01, tanh_constant 1.5, entropy_weight
+// 0.01, baseline_decay 0.8; explicit 0 keeps tanh and the bonus off);
 // evaluator max_attempts 3, lease_seconds 60; and the search space's, train
 // evaluator's and reward's defaults from search_space/defaults.h (the one
 // place they are written down; the worker applies the same functions).

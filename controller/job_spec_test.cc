@@ -28,7 +28,12 @@ TEST(JobSpecTest, DefaultsFillThePapersControllerAndTheRewardFormula) {
   EXPECT_EQ(spec.controller().lstm_layers(), 2);
   EXPECT_EQ(spec.controller().lstm_units(), 35);
   EXPECT_DOUBLE_EQ(spec.controller().init_range(), 0.08);
-  EXPECT_DOUBLE_EQ(spec.controller().learning_rate(), 6e-4);
+  // The small-budget settings (docs/benchmarks.md).
+  EXPECT_DOUBLE_EQ(spec.controller().learning_rate(), 0.01);
+  EXPECT_DOUBLE_EQ(spec.controller().tanh_constant(), 1.5);
+  EXPECT_DOUBLE_EQ(spec.controller().entropy_weight(), 0.01);
+  EXPECT_DOUBLE_EQ(spec.controller().baseline_decay(), 0.8);
+  EXPECT_DOUBLE_EQ(spec.controller().temperature(), 1);
   EXPECT_EQ(spec.controller().optimizer(), "adam");
   EXPECT_EQ(spec.reward().last_epochs(), 5);
   EXPECT_DOUBLE_EQ(spec.reward().power(), 3);
@@ -86,28 +91,57 @@ reward: {power: -1}
   }
 }
 
+// The paper's settings stay expressible: an explicit 0 turns the logit
+// squashing and the entropy bonus off instead of taking the defaults.
+TEST(JobSpecTest, AnExplicitZeroKeepsTanhAndTheEntropyBonusOff) {
+  v1::JobSpec spec = WithDefaults(
+      Parse(std::string(kMinimal) + "controller: {tanh_constant: 0, entropy_weight: 0}\n"));
+  EXPECT_EQ(spec.controller().tanh_constant(), 0);
+  EXPECT_EQ(spec.controller().entropy_weight(), 0);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
 TEST(JobSpecTest, AStrategyNameIsCheckedAgainstTheRegistry) {
-  for (const char* name : {"random", "reinforce"}) {
-    v1::JobSpec spec = WithDefaults(Parse(kMinimal));
+  for (const char* name : {"random", "reinforce", "evolution"}) {
+    v1::JobSpec spec = Parse(kMinimal);
     spec.mutable_strategy()->set_name(name);
+    spec = WithDefaults(spec);
     EXPECT_TRUE(ValidateJobSpec(spec).ok()) << name << ": " << ValidateJobSpec(spec);
   }
   v1::JobSpec spec = WithDefaults(Parse(kMinimal));
-  spec.mutable_strategy()->set_name("evolution");
+  spec.mutable_strategy()->set_name("evolve");
   const absl::Status status = ValidateJobSpec(spec);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), "strategy.name: unknown strategy 'evolution' (known: random, reinforce)");
+  EXPECT_EQ(status.message(),
+            "strategy.name: unknown strategy 'evolve' (known: evolution, random, reinforce)");
 }
 
-TEST(JobSpecTest, EvolutionFieldsAreRefusedUntilTheStrategyExists) {
+TEST(JobSpecTest, EvolutionGetsItsDefaultsAndItsFieldsAreCheckedAndRefusedElsewhere) {
+  v1::JobSpec evolution = WithDefaults(Parse(std::string(kMinimal) + "strategy: {name: evolution}\n"));
+  EXPECT_EQ(evolution.strategy().population_size(), 64);
+  EXPECT_EQ(evolution.strategy().tournament_size(), 16);
+  EXPECT_TRUE(ValidateJobSpec(evolution).ok()) << ValidateJobSpec(evolution);
+  evolution.mutable_strategy()->set_population_size(1);
+  evolution.mutable_strategy()->set_tournament_size(5);
+  evolution.mutable_parallelism()->set_num_replicas(100);
+  evolution.mutable_parallelism()->set_children_per_replica(20);
+  std::string message(ValidateJobSpec(evolution).message());
+  for (const char* line :
+       {"strategy.population_size: must be between 2 and 100000, got 1",
+        "strategy.tournament_size: must be between 1 and strategy.population_size (1), got 5",
+        "parallelism: num_replicas x children_per_replica is 2000; strategy evolution keeps that "
+        "many children in flight, at most 1024"}) {
+    EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
+  }
+  // The other strategies have no population: setting its fields is refused.
   v1::JobSpec spec =
       WithDefaults(Parse(std::string(kMinimal) + "strategy: {population_size: 50, tournament_size: 10}\n"));
   const absl::Status status = ValidateJobSpec(spec);
   ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  const std::string message(status.message());
+  message = std::string(status.message());
   for (const char* line :
-       {"strategy.population_size: reserved for a future evolution strategy (not implemented yet); must be unset",
-        "strategy.tournament_size: reserved for a future evolution strategy (not implemented yet); must be unset"}) {
+       {"strategy.population_size: only strategy evolution has a population; must be unset",
+        "strategy.tournament_size: only strategy evolution has tournaments; must be unset"}) {
     EXPECT_NE(message.find(line), std::string::npos) << line << "\n" << message;
   }
   spec.mutable_strategy()->clear_population_size();

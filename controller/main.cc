@@ -41,6 +41,13 @@ ABSL_FLAG(std::string, parameter_server_token_file, "",
           "File holding the one bearer token this controller presents to the parameter servers "
           "(their --tokens_file). Empty: none is sent.");
 
+ABSL_FLAG(std::string, backup_dir, "",
+          "Directory for scheduled online backups of the trial store (SQLite's backup API; "
+          "docs/trial_store.md has the restore procedure). Empty: no backups.");
+ABSL_FLAG(absl::Duration, backup_interval, absl::Hours(1),
+          "Time between backups of the trial store (with --backup_dir).");
+ABSL_FLAG(int, backup_keep, 24, "Backups kept in --backup_dir; older ones are removed.");
+
 namespace {
 constexpr int kDefaultPort = 7070;
 
@@ -103,8 +110,26 @@ int main(int argc, char** argv) {
   store_options.sync_every_commit = absl::GetFlag(FLAGS_sync_every_commit);
   auto store = nas::controller::TrialStore::Open(store_options);
   if (!store.ok()) {
-    NAS_LOG(Error) << store.status();
+    // A damaged file says which and how to restore it (DATA_LOSS).
+    NAS_LOG(Error) << store.status().message();
     return 1;
+  }
+  std::unique_ptr<nas::controller::TrialStoreBackups> backups;
+  if (const std::string backup_dir = absl::GetFlag(FLAGS_backup_dir); !backup_dir.empty()) {
+    nas::controller::TrialStoreBackupOptions backup_options;
+    backup_options.store = store->get();
+    backup_options.dir = backup_dir;
+    backup_options.interval = absl::GetFlag(FLAGS_backup_interval);
+    backup_options.keep = absl::GetFlag(FLAGS_backup_keep);
+    auto started = nas::controller::TrialStoreBackups::Start(backup_options);
+    if (!started.ok()) {
+      NAS_LOG(Error) << started.status().message();
+      return 2;
+    }
+    backups = std::move(started).value();
+    NAS_LOG(Info) << "trial store backups to " << backup_dir << " every "
+                  << absl::FormatDuration(backup_options.interval) << ", the newest "
+                  << backup_options.keep << " kept";
   }
 
   std::unique_ptr<nas::controller::WeightsClient> weights;
@@ -148,5 +173,6 @@ int main(int argc, char** argv) {
   // stay running in the store and resume on the next start.
   (*server)->Shutdown(absl::Seconds(5));
   manager->reset();
+  backups.reset();
   return 0;
 }

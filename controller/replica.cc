@@ -14,9 +14,9 @@
 namespace nas::controller {
 namespace {
 
-// Parameter-server errors worth retrying. NOT_FOUND is not one: a shard
-// restores its checkpoints before it serves, so a job it does not know is
-// lost, not late.
+// Parameter-server and trial-store (a full disk) errors worth retrying.
+// NOT_FOUND is not one: a shard restores its checkpoints before it serves,
+// so a job it does not know is lost, not late.
 bool IsRetryable(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
          absl::IsAborted(status) || absl::IsResourceExhausted(status);
@@ -36,7 +36,10 @@ v1::OptimizerConfig OptimizerFor(const v1::JobSpec& spec) {
 }  // namespace
 
 Replica::Replica(ReplicaJob* job, int index, const ReplicaOptions& options)
-    : job_(job), index_(index), options_(options) {}
+    : job_(job),
+      index_(index),
+      options_(options),
+      children_per_round_(LayoutOf(job->spec()).children_per_round) {}
 
 Replica::~Replica() = default;
 
@@ -138,7 +141,7 @@ absl::Status Replica::Pull() {
 }
 
 bool Replica::Start() {
-  absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job_->spec(), index_);
+  absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job_->spec(), index_, job_->strategy_state());
   if (!created.ok()) {
     job_->Fail(created.status());
     return false;
@@ -190,15 +193,20 @@ bool Replica::Sample(int n, int64_t first_index, int64_t samples_before) {
     if (abandoned_) return false;
     round_outcomes_ = outcomes;
   }
-  absl::Status dispatched =
-      options_.broker->Dispatch(job_->id(), round_, std::move(trials), std::move(outcomes));
+  // A store that cannot write (RESOURCE_EXHAUSTED: a full disk) stored none
+  // of them: the same trials are dispatched again once it can.
+  absl::Status dispatched = Retry("store the sampled trials", [&] {
+    return options_.broker->Dispatch(job_->id(), round_, trials, outcomes);
+  });
   if (!dispatched.ok()) {
-    // FAILED_PRECONDITION: the job stopped meanwhile.
-    if (!absl::IsFailedPrecondition(dispatched)) job_->Fail(dispatched);
+    // FAILED_PRECONDITION: the job stopped meanwhile (CANCELLED: while waiting).
+    if (!absl::IsFailedPrecondition(dispatched) && !absl::IsCancelled(dispatched)) {
+      job_->Fail(dispatched);
+    }
     return false;
   }
   if (options_.metrics != nullptr) {
-    options_.metrics->samples.Add({{"job_id", job_->id()}}).Increment(n);
+    options_.metrics->CountSamples(job_->id(), n);
   }
   return true;
 }
@@ -212,8 +220,7 @@ bool Replica::RunOnce() {
   }
   if (outcomes == nullptr) {
     int64_t first_index = 0, samples_before = 0;
-    const int n = job_->ReserveTrials(job_->spec().parallelism().children_per_replica(),
-                                      &first_index, &samples_before);
+    const int n = job_->ReserveTrials(children_per_round_, &first_index, &samples_before);
     if (n == 0 || !Sample(n, first_index, samples_before)) return false;
     absl::MutexLock lock(&mu_);
     outcomes = round_outcomes_;
@@ -261,9 +268,7 @@ bool Replica::Learn(const std::vector<v1::Trial>& outcomes) {
       return s;
     });
     if (options_.metrics != nullptr) {
-      options_.metrics->pushes
-          .Add({{"job_id", job_->id()}, {"outcome", status.ok() ? "ok" : "error"}})
-          .Increment();
+      options_.metrics->CountPush(job_->id(), status.ok() ? "ok" : "error");
     }
     if (absl::IsCancelled(status)) return false;
     if (absl::IsNotFound(status)) {

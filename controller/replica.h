@@ -27,8 +27,9 @@
 
 namespace nas::controller {
 
+class JobStrategyState;
 class SearchStrategy;
-struct ControllerMetrics;
+class ControllerMetrics;
 
 // What a replica needs from the job it belongs to; the job owner implements
 // it. Thread-safe.
@@ -54,6 +55,9 @@ class ReplicaJob {
   virtual bool SleepUnlessStopping(absl::Duration duration) = 0;
   // The baseline stored with the job (restored after a restart).
   virtual double stored_baseline() const = 0;
+  // The state the job's replicas share (evolution's population); null when
+  // its strategy has none. Constant.
+  virtual std::shared_ptr<JobStrategyState> strategy_state() const = 0;
 };
 
 struct ReplicaOptions {
@@ -114,6 +118,8 @@ class Replica {
   const int index_;
   const ReplicaOptions options_;
   std::unique_ptr<SearchStrategy> strategy_;
+  // Children sampled per round (the spec's m, or 1: strategy_registry.h LayoutOf).
+  const int children_per_round_;
   bool learns_ = false;
   int64_t round_ = 0;
   // The shard versions of θ this round sampled from (unset: the round was

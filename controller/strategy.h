@@ -1,7 +1,8 @@
 // The search-strategy interface the controller's replica loops drive.
 //
 // One SearchStrategy object per replica (not thread-safe; a replica is one
-// thread). A round of a replica:
+// thread); what a job's replicas share (evolution's population) is a
+// JobStrategyState, one per job and thread-safe. A round of a replica:
 //   1. LoadParameters(tensors pulled from the parameter servers)   [learned strategies]
 //   2. Sample(m, context)          -> m architectures to evaluate
 //   3. (the controller evaluates them on workers)
@@ -10,7 +11,7 @@
 // LibTorch so the service code that uses it compiles fast.
 //
 // This target is the interface only. Each strategy is its own target with its
-// own test (random_strategy.h, reinforce_strategy.h); the controller creates
+// own test (random_strategy.h, reinforce_strategy.h, evolution_strategy.h); the controller creates
 // them by name through controller/strategy_registry.h, the one place a
 // strategy name is checked (docs/controller.md, "Strategies").
 #ifndef NAS_CONTROLLER_STRATEGY_H_
@@ -35,11 +36,22 @@ struct SampleContext {
   int64_t samples_so_far = 0;
 };
 
-// A finished trial, as a strategy that learns from history sees it (none of
-// the current ones does; regularized evolution, not implemented yet, would).
+// A finished (succeeded) trial, as a strategy that learns from history sees
+// it (regularized evolution).
 struct Observation {
   v1::Architecture architecture;
   double reward = 0;
+};
+
+// State shared by the strategies of one job's replicas (one object per job,
+// thread-safe), for strategies whose replicas search together: evolution's
+// population. Strategies whose replicas share nothing have none.
+class JobStrategyState {
+ public:
+  virtual ~JobStrategyState() = default;
+  // After a controller restart, before any replica runs: the job's succeeded
+  // trials in completion order, from the trial store.
+  virtual void Restore(const std::vector<Observation>& finished) = 0;
 };
 
 class SearchStrategy {
@@ -69,7 +81,7 @@ class SearchStrategy {
   virtual absl::StatusOr<std::vector<FlatTensor>> Gradient(
       const std::vector<v1::Architecture>& architectures, const std::vector<double>& rewards) = 0;
 
-  // Finished trials, for strategies that learn from history. Optional.
+  // The round's succeeded trials, for strategies that learn from history. Optional.
   virtual void Observe(const std::vector<Observation>& observations) { (void)observations; }
 
   // The moving-average reward baseline (0 for strategies without one), and a

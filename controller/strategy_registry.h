@@ -22,21 +22,41 @@ namespace nas::controller {
 struct StrategyTraits {
   // Learns parameters on the parameter servers (pull/push); false for random.
   bool needs_parameter_servers = false;
+  // Asynchronous per child: the job runs K·m replica loops of one child per
+  // round instead of K loops of m (evolution: each finished child starts the
+  // next, with K·m children in flight).
+  bool one_child_per_round = false;
 };
 
-// INVALID_ARGUMENT "strategy.name: unknown strategy 'x' (known: random, reinforce)" for an unknown name.
+// How a job's replicas run: `loops` threads (replica indexes 0..loops-1),
+// each sampling `children_per_round` per round. K and m, or K·m and 1 for a
+// strategy with one_child_per_round. The spec must be valid.
+struct ReplicaLayout {
+  int loops = 1;
+  int children_per_round = 1;
+};
+ReplicaLayout LayoutOf(const v1::JobSpec& spec);
+
+// INVALID_ARGUMENT "strategy.name: unknown strategy 'x' (known: evolution, random, reinforce)" for an unknown name.
 absl::StatusOr<StrategyTraits> LookupStrategy(const std::string& name);
 
 // Names of every registered strategy, sorted.
 std::vector<std::string> StrategyNames();
 
+// The state a job's replicas share (JobStrategyState; evolution's
+// population), or null for a strategy whose replicas share nothing. One per
+// job, created before its replicas' strategies. The spec must be valid.
+absl::StatusOr<std::shared_ptr<JobStrategyState>> CreateJobStrategyState(const v1::JobSpec& spec);
+
 // Creates the strategy named in spec.strategy().name() for replica
-// `replica_index` of a job. The spec must already be valid (ValidateJobSpec);
-// the search space is checked again here, and an unknown name is the
-// LookupStrategy error. Different replicas get different random streams
-// derived from the job's seed and the index (ReplicaSeed).
-absl::StatusOr<std::unique_ptr<SearchStrategy>> CreateStrategy(const v1::JobSpec& spec,
-                                                               int replica_index);
+// `replica_index` of a job, sharing `state` (from CreateJobStrategyState;
+// null gives a strategy that needs one a state of its own). The spec must
+// already be valid (ValidateJobSpec); the search space is checked again
+// here, and an unknown name is the LookupStrategy error. Different replicas
+// get different random streams derived from the job's seed and the index
+// (ReplicaSeed).
+absl::StatusOr<std::unique_ptr<SearchStrategy>> CreateStrategy(
+    const v1::JobSpec& spec, int replica_index, std::shared_ptr<JobStrategyState> state = nullptr);
 
 }  // namespace nas::controller
 

@@ -11,7 +11,7 @@ namespace nas::controller {
 namespace {
 
 TEST(StrategyRegistryTest, NamesAreSortedAndComplete) {
-  EXPECT_EQ(StrategyNames(), (std::vector<std::string>{"random", "reinforce"}));
+  EXPECT_EQ(StrategyNames(), (std::vector<std::string>{"evolution", "random", "reinforce"}));
 }
 
 TEST(StrategyRegistryTest, TraitsSayWhichStrategiesNeedParameterServers) {
@@ -23,11 +23,11 @@ TEST(StrategyRegistryTest, TraitsSayWhichStrategiesNeedParameterServers) {
 }
 
 TEST(StrategyRegistryTest, AnUnknownNameIsInvalidArgumentListingTheKnownOnes) {
-  for (const std::string name : {"evolution", "", "Reinforce"}) {
+  for (const std::string name : {"evolve", "", "Reinforce"}) {
     absl::StatusOr<StrategyTraits> traits = LookupStrategy(name);
     EXPECT_EQ(traits.status().code(), absl::StatusCode::kInvalidArgument) << name;
     EXPECT_EQ(traits.status().message(),
-              "strategy.name: unknown strategy '" + name + "' (known: random, reinforce)");
+              "strategy.name: unknown strategy '" + name + "' (known: evolution, random, reinforce)");
     v1::JobSpec spec = MacroJob("random", 1);
     spec.mutable_strategy()->set_name(name);
     absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(spec, 0);
@@ -47,6 +47,30 @@ TEST(StrategyRegistryTest, EveryStrategyIsCreatedAndAgreesWithItsTraits) {
     EXPECT_EQ(LookupStrategy(name)->needs_parameter_servers,
               !(*created)->InitialParameters().empty())
         << name;
+  }
+}
+
+// Evolution runs K·m loops of one child, sharing one population per job;
+// the others run K loops of m and share nothing.
+TEST(StrategyRegistryTest, LayoutAndSharedStateFollowTheTraits) {
+  for (const std::string& name : StrategyNames()) {
+    v1::JobSpec spec = MacroJob(name, 1);
+    spec.mutable_parallelism()->set_num_replicas(3);
+    spec.mutable_parallelism()->set_children_per_replica(4);
+    const ReplicaLayout layout = LayoutOf(spec);
+    absl::StatusOr<std::shared_ptr<JobStrategyState>> state = CreateJobStrategyState(spec);
+    ASSERT_TRUE(state.ok()) << name;
+    if (name == "evolution") {
+      EXPECT_TRUE(LookupStrategy(name)->one_child_per_round);
+      EXPECT_EQ(layout.loops, 12);
+      EXPECT_EQ(layout.children_per_round, 1);
+      EXPECT_NE(*state, nullptr);
+    } else {
+      EXPECT_FALSE(LookupStrategy(name)->one_child_per_round) << name;
+      EXPECT_EQ(layout.loops, 3) << name;
+      EXPECT_EQ(layout.children_per_round, 4) << name;
+      EXPECT_EQ(*state, nullptr) << name;
+    }
   }
 }
 

@@ -5,13 +5,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/logging.h"
 #include "controller/controller_metrics.h"
 
 namespace nas::controller {
 namespace {
-
-void Ignore(absl::StatusOr<bool>) {}
 
 // The outcome of a trial whose task (attempt `attempt`) never ran because
 // its job ended.
@@ -99,7 +98,7 @@ void TrialBroker::Enqueue(v1::Task task) {
   const int attempt = task.attempt();
   if (queue_.Enqueue(std::move(task))) return;
   // The job was closed after the attempt was decided on.
-  Finish(CancelledBeforeItRan(job_id, trial_id, attempt), Ignore);
+  FinishOwn(CancelledBeforeItRan(job_id, trial_id, attempt));
 }
 
 
@@ -141,7 +140,7 @@ void TrialBroker::CloseJob(const std::string& job_id) {
     job->second.closed = true;
   }
   for (const v1::Task& task : queue_.CancelJob(job_id)) {
-    Finish(CancelledBeforeItRan(job_id, task.trial_id(), task.attempt()), Ignore);
+    FinishOwn(CancelledBeforeItRan(job_id, task.trial_id(), task.attempt()));
   }
 }
 
@@ -263,6 +262,13 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
   if (!queue_.IsLeasedTo(report.task_id(), report.worker_id())) {
     return done(CheckUnleasedReport(parts, report.worker_id()));
   }
+  // A report the store refuses (a full disk) renews the lease: the worker is
+  // alive and retries it, and expiring it would only spend an attempt.
+  done = [this, task_id = report.task_id(), worker_id = report.worker_id(),
+          done = std::move(done)](absl::StatusOr<bool> result) {
+    if (absl::IsResourceExhausted(result.status())) (void)queue_.Heartbeat(task_id, worker_id);
+    done(std::move(result));
+  };
   if (!report.error().empty()) {
     AttemptFailure failure;
     failure.job_id = parts.job_id;
@@ -271,7 +277,8 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
     failure.attempt = parts.attempt;
     failure.error = report.error().substr(0, 4000);
     failure.permanent = report.permanent();
-    return AttemptFailed(failure, std::move(done));
+    // The worker retries a report the store refused: its lease stays.
+    return AttemptFailed(failure, /*keep_trying=*/false, std::move(done));
   }
   v1::Trial outcome;
   outcome.set_job_id(parts.job_id);
@@ -280,10 +287,10 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
   outcome.set_worker_id(report.worker_id());
   outcome.set_state(v1::TRIAL_STATE_SUCCEEDED);
   *outcome.mutable_metrics() = report.metrics();
-  Finish(std::move(outcome), std::move(done));
+  Finish(std::move(outcome), /*keep_trying=*/false, std::move(done));
 }
 
-void TrialBroker::AttemptFailed(const AttemptFailure& failure,
+void TrialBroker::AttemptFailed(const AttemptFailure& failure, bool keep_trying,
                                 std::function<void(absl::StatusOr<bool>)> done) {
   v1::Trial outcome;
   outcome.set_job_id(failure.job_id);
@@ -314,7 +321,7 @@ void TrialBroker::AttemptFailed(const AttemptFailure& failure,
       retry = MakeTask(job->second, it->second);
     }
   }
-  if (!retry.has_value()) return Finish(std::move(outcome), std::move(done));
+  if (!retry.has_value()) return Finish(std::move(outcome), keep_trying, std::move(done));
   queue_.CompleteTrial(failure.job_id, failure.trial_id);  // ends the failed attempt's lease
   NAS_LOG(Warning) << "trial " << failure.trial_id << " of job " << failure.job_id << " attempt "
                    << failure.attempt << " failed on " << failure.worker_id
@@ -323,20 +330,82 @@ void TrialBroker::AttemptFailed(const AttemptFailure& failure,
   done(false);
 }
 
-void TrialBroker::Finish(v1::Trial outcome, std::function<void(absl::StatusOr<bool>)> done) {
-  outcome.set_end_time_unix_ms(absl::ToUnixMillis(options_.clock->Now()));
+void TrialBroker::Finish(v1::Trial outcome, bool keep_trying,
+                         std::function<void(absl::StatusOr<bool>)> done) {
+  if (outcome.end_time_unix_ms() == 0) {
+    outcome.set_end_time_unix_ms(absl::ToUnixMillis(options_.clock->Now()));
+  }
   v1::Trial stored = outcome;
   options_.store->FinishTrialAsync(
-      std::move(stored), [this, outcome = std::move(outcome),
+      std::move(stored), [this, keep_trying, outcome = std::move(outcome),
                           done = std::move(done)](absl::StatusOr<bool> recorded) mutable {
         if (!recorded.ok()) {
+          // NOT_FOUND: the store has no such trial; committing again cannot help.
+          const bool retry = keep_trying && !absl::IsNotFound(recorded.status());
           NAS_LOG(Error) << "cannot store the outcome of trial " << outcome.trial_id() << " of job "
-                         << outcome.job_id() << ": " << recorded.status();
+                         << outcome.job_id() << (retry ? " (retrying)" : "") << ": "
+                         << recorded.status();
+          if (retry) {
+            absl::MutexLock lock(&mu_);
+            if (!shutting_down_) {  // else the trial resumes from the store after a restart
+              const absl::Duration backoff = options_.commit_retry_initial_backoff;
+              // Real time, not the lease clock: this paces retries.
+              uncommitted_.push_back(
+                  UncommittedOutcome{std::move(outcome), absl::Now() + backoff, backoff, 1});
+            }
+          }
           return done(recorded.status());
         }
         if (*recorded) OnFinal(std::move(outcome));
         done(!*recorded);
       });
+}
+
+void TrialBroker::FinishOwn(v1::Trial outcome) {
+  Finish(std::move(outcome), /*keep_trying=*/true, [](absl::StatusOr<bool>) {});
+}
+
+int64_t TrialBroker::uncommitted() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(uncommitted_.size());
+}
+
+void TrialBroker::RetryCommits() {
+  std::vector<UncommittedOutcome> due;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    auto not_due = std::partition(uncommitted_.begin(), uncommitted_.end(),
+                                  [now](const UncommittedOutcome& u) { return u.next_try > now; });
+    due.assign(std::make_move_iterator(not_due), std::make_move_iterator(uncommitted_.end()));
+    uncommitted_.erase(not_due, uncommitted_.end());
+  }
+  for (UncommittedOutcome& u : due) {
+    // The retry keeps its own backoff: a failure puts it back, doubled.
+    const v1::Trial outcome = u.outcome;
+    options_.store->FinishTrialAsync(
+        outcome, [this, u = std::move(u)](absl::StatusOr<bool> recorded) mutable {
+          if (recorded.ok()) {
+            NAS_LOG(Info) << "the outcome of trial " << u.outcome.trial_id() << " of job "
+                          << u.outcome.job_id() << " is stored after " << u.tries + 1
+                          << " tries";
+            if (*recorded) OnFinal(std::move(u.outcome));
+            return;
+          }
+          if (absl::IsNotFound(recorded.status())) return;
+          if (u.tries % 20 == 0) {
+            NAS_LOG(Error) << "still cannot store the outcome of trial " << u.outcome.trial_id()
+                           << " of job " << u.outcome.job_id() << " (" << u.tries
+                           << " tries): " << recorded.status();
+          }
+          absl::MutexLock lock(&mu_);
+          if (shutting_down_) return;
+          u.backoff = std::min(u.backoff * 2, options_.commit_retry_max_backoff);
+          u.next_try = absl::Now() + u.backoff;
+          ++u.tries;
+          uncommitted_.push_back(std::move(u));
+        });
+  }
 }
 
 void TrialBroker::OnFinal(v1::Trial outcome) {
@@ -357,9 +426,7 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
   }
   queue_.CompleteTrial(outcome.job_id(), outcome.trial_id());
   if (options_.metrics != nullptr) {
-    options_.metrics->trials
-        .Add({{"job_id", outcome.job_id()}, {"status", TrialStateName(outcome.state())}})
-        .Increment();
+    options_.metrics->CountTrial(outcome.job_id(), TrialStateName(outcome.state()));
     if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
       options_.metrics->reward.Observe(outcome.metrics().reward());
     }
@@ -384,10 +451,10 @@ void TrialBroker::RunLeaseChecks() {
       failure.attempt = lease.task.attempt();
       failure.error = absl::StrCat("lease expired: worker ", lease.worker_id,
                                    " sent no heartbeat for ", lease.task.lease_seconds(), " s");
-      AttemptFailed(failure, [task = lease.task.task_id()](absl::StatusOr<bool> handled) {
-        if (!handled.ok()) NAS_LOG(Error) << "expired lease of " << task << ": " << handled.status();
-      });
+      // Nobody reports this outcome again: the broker keeps trying to store it.
+      AttemptFailed(failure, /*keep_trying=*/true, [](absl::StatusOr<bool>) {});
     }
+    RetryCommits();
     if (options_.metrics != nullptr) {
       options_.metrics->queue_depth.Set(static_cast<double>(queue_.queued()));
       options_.metrics->leased.Set(static_cast<double>(queue_.leased()));

@@ -11,7 +11,11 @@
 // with the next attempt number until evaluator.max_attempts, then the trial
 // is FAILED. An outcome is committed to the store before it is acknowledged,
 // then handed to the round that waits for it (RoundOutcomes) and to the job
-// owner (TrialListener).
+// owner (TrialListener). A commit that fails (a full disk) is answered to
+// the worker that reported (it retries; its lease stays), and an outcome the
+// broker decided itself (a lease that expired on the last attempt, a
+// cancellation) is committed again with backoff by the lease thread until
+// it is stored: no trial stays in flight without a lease or a commit to come.
 #ifndef NAS_CONTROLLER_TRIAL_BROKER_H_
 #define NAS_CONTROLLER_TRIAL_BROKER_H_
 
@@ -39,7 +43,7 @@
 
 namespace nas::controller {
 
-struct ControllerMetrics;
+class ControllerMetrics;
 
 // The final outcomes of the trials one replica round waits for. The broker
 // adds them as they are stored; the replica waits for all of them, or until
@@ -91,6 +95,9 @@ struct TrialBrokerOptions {
   absl::Duration lease_check_interval = absl::Milliseconds(250);
   // Metrics, when set. Not owned.
   ControllerMetrics* metrics = nullptr;
+  // Backoff between commits of an outcome the store refused (doubles up to max).
+  absl::Duration commit_retry_initial_backoff = absl::Milliseconds(100);
+  absl::Duration commit_retry_max_backoff = absl::Seconds(2);
 };
 
 class TrialBroker {
@@ -149,6 +156,8 @@ class TrialBroker {
                    std::function<void(absl::StatusOr<bool>)> done) ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- status ---
+  // Outcomes waiting to be committed again (the store refused them).
+  int64_t uncommitted() ABSL_LOCKS_EXCLUDED(mu_);
   int64_t queued() { return queue_.queued(); }
   int64_t leased() { return queue_.leased(); }
   // Workers that polled or heartbeated within `window`.
@@ -174,6 +183,13 @@ class TrialBroker {
     std::string error;
     bool permanent = false;
   };
+  // An outcome the broker decided whose commit failed, to be tried again.
+  struct UncommittedOutcome {
+    v1::Trial outcome;
+    absl::Time next_try;
+    absl::Duration backoff;
+    int tries = 0;
+  };
 
   explicit TrialBroker(const TrialBrokerOptions& options);
 
@@ -185,12 +201,19 @@ class TrialBroker {
   void OnLeased(const v1::Task& task, const std::string& worker_id);
   // Retries the attempt's trial, or stores it FAILED (attempts spent,
   // permanent) or CANCELLED (job closed). `done(false)` once handled.
-  void AttemptFailed(const AttemptFailure& failure, std::function<void(absl::StatusOr<bool>)> done)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `keep_trying`: see Finish.
+  void AttemptFailed(const AttemptFailure& failure, bool keep_trying,
+                     std::function<void(absl::StatusOr<bool>)> done) ABSL_LOCKS_EXCLUDED(mu_);
   // Commits `outcome` (a final state) and then hands it on; `done` gets
-  // whether it was a duplicate.
-  void Finish(v1::Trial outcome, std::function<void(absl::StatusOr<bool>)> done)
+  // whether it was a duplicate, or the store's error. `keep_trying`: the
+  // broker decided the outcome (no worker waits to report it again), so a
+  // failed commit is retried by the lease thread until it is stored.
+  void Finish(v1::Trial outcome, bool keep_trying, std::function<void(absl::StatusOr<bool>)> done)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Finish for the broker's own outcomes: keeps trying, nothing waits.
+  void FinishOwn(v1::Trial outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  // Commits again the outcomes whose retry time has come.
+  void RetryCommits() ABSL_LOCKS_EXCLUDED(mu_);
   // After the commit of a newly final trial.
   void OnFinal(v1::Trial outcome) ABSL_LOCKS_EXCLUDED(mu_);
   // A report from a worker that holds no lease: a duplicate of the
@@ -206,6 +229,7 @@ class TrialBroker {
   absl::Mutex mu_;
   std::map<std::string, JobTrials> jobs_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<UncommittedOutcome> uncommitted_ ABSL_GUARDED_BY(mu_);
   std::thread lease_checks_;
 };
 

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/strings/match.h"
+#include "controller/store_faults.h"
 #include "controller/trial_store.h"
 #include "gtest/gtest.h"
 
@@ -45,6 +47,8 @@ class TrialBrokerTest : public ::testing::Test {
                                       ::testing::UnitTest::GetInstance()->current_test_info()->name(),
                                       "/trials.db");
     store_options.sync_every_commit = false;
+    RegisterFullDiskVfs();  // the disk fills only where a test says so
+    store_options.vfs = kFullDiskVfs;
     store_ = TrialStore::Open(store_options).value();
     v1::Job job;
     job.set_job_id(kJob);
@@ -57,6 +61,7 @@ class TrialBrokerTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    SetDiskFull(false);
     if (broker_) broker_->Shutdown();
     ASSERT_TRUE(store_->Flush().ok());
     broker_.reset();
@@ -108,6 +113,16 @@ class TrialBrokerTest : public ::testing::Test {
   v1::Trial Stored(const std::string& trial_id) {
     EXPECT_TRUE(store_->Flush().ok());
     return store_->GetTrial(kJob, trial_id).value();
+  }
+
+  // Polls `condition` for up to 20 s.
+  template <typename F>
+  bool Eventually(F condition) {
+    for (absl::Time deadline = absl::Now() + absl::Seconds(20); absl::Now() < deadline;) {
+      if (condition()) return true;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return condition();
   }
 
   FakeClock clock_;
@@ -267,6 +282,68 @@ TEST_F(TrialBrokerTest, AfterARestartARunningAttemptKeepsItsWorker) {
   EXPECT_FALSE(broker_->TryAcquire("other").has_value());
   ASSERT_TRUE(Report(running->task_id(), "survivor", "", 0.7).ok());
   EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
+TEST_F(TrialBrokerTest, AReportTheStoreRefusesIsAnsweredResourceExhaustedAndTheWorkerKeepsItsLease) {
+  auto outcomes = Dispatch(1);
+  std::optional<v1::Task> task = broker_->TryAcquire("w");
+  ASSERT_TRUE(task.has_value());
+  SetDiskFull(true);
+  absl::StatusOr<bool> refused = Report(task->task_id(), "w", "", 0.7);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), store_->path()));
+  // Still the worker's: its heartbeat is accepted, and so is the report again.
+  EXPECT_TRUE(broker_->Heartbeat(task->task_id(), "w", {}).ok());
+  SetDiskFull(false);
+  absl::StatusOr<bool> accepted = Report(task->task_id(), "w", "", 0.7);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_FALSE(*accepted);
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ((*done)[0].state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(listener_.finals().size(), 1u);
+}
+
+TEST_F(TrialBrokerTest, ALastAttemptsExpiredLeaseOnAFullDiskIsStoredFailedOnceThereIsSpace) {
+  spec_.mutable_evaluator()->set_max_attempts(1);
+  broker_->OpenJob(kJob, spec_);
+  auto outcomes = Dispatch(1);
+  std::optional<v1::Task> task = broker_->TryAcquire("vanished");
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(store_->Flush().ok());  // the running mark is stored
+  SetDiskFull(true);
+  clock_.Advance(absl::Seconds(31));
+  // The lease expired and its FAILED outcome waits for space: the trial has
+  // neither a lease nor a final state, and the broker holds it.
+  ASSERT_TRUE(Eventually([&] { return broker_->uncommitted() == 1; }));
+  EXPECT_EQ(broker_->leased(), 0);
+  auto stored = store_->GetTrial(kJob, "t000000");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->state(), v1::TRIAL_STATE_RUNNING);
+  SetDiskFull(false);
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 1u);
+  EXPECT_EQ((*done)[0].state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_TRUE(absl::StrContains((*done)[0].error(), "lease expired")) << (*done)[0].error();
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(broker_->uncommitted(), 0);
+  EXPECT_EQ(listener_.finals().size(), 1u);
+}
+
+TEST_F(TrialBrokerTest, ClosingAJobOnAFullDiskCancelsItsQueuedTrialsOnceThereIsSpace) {
+  auto outcomes = Dispatch(2);
+  SetDiskFull(true);
+  broker_->CloseJob(kJob);
+  ASSERT_TRUE(Eventually([&] { return broker_->uncommitted() == 2; }));
+  SetDiskFull(false);
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 2u);
+  for (const v1::Trial& t : *done) EXPECT_EQ(t.state(), v1::TRIAL_STATE_CANCELLED);
+  EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_CANCELLED);
+  EXPECT_EQ(Stored("t000001").state(), v1::TRIAL_STATE_CANCELLED);
 }
 
 }  // namespace

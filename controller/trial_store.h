@@ -3,6 +3,14 @@
 // committed before the caller acknowledges it. People can read the database
 // with the sqlite3 shell; docs/trial_store.md documents the schema.
 //
+// Failing disks: a write SQLite cannot do because the disk is full or the
+// file cannot be written (SQLITE_FULL, SQLITE_IOERR) fails with
+// RESOURCE_EXHAUSTED naming the store's file; nothing of it is stored, reads
+// go on, and the caller (the owner of what was written) retries. Open runs
+// PRAGMA quick_check and keeps its report (integrity_report); CheckJob reads
+// every stored row of one job, so a job whose rows are damaged is found
+// before it resumes. Backup writes an online copy (SQLite's backup API).
+//
 // Thread-safe: one connection, serialized by a mutex. Trial writes
 // group-commit: the store's writer thread puts every InsertTrials /
 // FinishTrial / MarkRunning / AppendCurveAsync queued since its last
@@ -13,6 +21,7 @@
 #ifndef NAS_CONTROLLER_TRIAL_STORE_H_
 #define NAS_CONTROLLER_TRIAL_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "proto/job.pb.h"
 #include "proto/job_service.pb.h"
 
@@ -41,6 +51,9 @@ struct TrialStoreOptions {
   // survives power loss once acknowledged), false = NORMAL (survives a crash
   // of the process, may lose the last commits on power loss; faster).
   bool sync_every_commit = true;
+  // SQLite VFS by name; empty: the default. Tests use one that fails writes
+  // as a full disk does (full_disk_vfs.h).
+  std::string vfs;
 };
 
 // One trial row as the replica loops need it after a restart.
@@ -52,8 +65,26 @@ struct PendingTrial {
 
 class TrialStore {
  public:
+  // DATA_LOSS naming the file and the restore procedure when it is too
+  // damaged to open (not a database, unreadable schema).
   static absl::StatusOr<std::unique_ptr<TrialStore>> Open(const TrialStoreOptions& options);
   ~TrialStore();
+
+  const std::string& path() const { return path_; }
+  // PRAGMA quick_check's report at Open: "ok", or the damage it found.
+  const std::string& integrity_report() const { return integrity_report_; }
+  // Writes (of any kind) that failed on an SQLite error since Open.
+  int64_t write_failures() const { return write_failures_.load(); }
+
+  // Reads every stored trial row and curve row of a job (through the
+  // primary-key index): an error names what of the job is damaged.
+  absl::Status CheckJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Copies the whole database, consistent as of one moment, to `path` (a
+  // new file; replaced if it exists) with SQLite's online backup API, a few
+  // MiB at a time: writes go on between the steps.
+  absl::Status Backup(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
+
 
   TrialStore(const TrialStore&) = delete;
   TrialStore& operator=(const TrialStore&) = delete;
@@ -63,7 +94,9 @@ class TrialStore {
   // Stores state, error, times, samples and baseline (the spec never changes).
   absl::Status UpdateJob(const v1::Job& job) ABSL_LOCKS_EXCLUDED(mu_);
   // Every job, oldest first, with its spec and the stored fields (counters
-  // are not filled in; see CountTrials).
+  // are not filled in; see CountTrials). A job whose row cannot be read (a
+  // damaged page, a spec that does not parse) comes back FAILED with an error
+  // naming it and the damage (its stored row is left as it is).
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Adds sampled trials (state QUEUED), all or none.
@@ -173,7 +206,11 @@ class TrialStore {
     absl::Notification committed;
   };
 
-  explicit TrialStore(sqlite3* db);
+  TrialStore(sqlite3* db, std::string path);
+
+  // `status` of a failed write: counted, and a disk-full or I/O error
+  // (RESOURCE_EXHAUSTED from the statement) reworded to name the file.
+  absl::Status WriteFailed(absl::Status status);
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One statement through the statement cache (transaction control).
@@ -206,9 +243,46 @@ class TrialStore {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread writer_;
 
+  const std::string path_;
+  std::string integrity_report_;  // set by Open, constant after
+  std::atomic<int64_t> write_failures_{0};
+
   absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(queue_mu_);
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<StatementCache> statements_ ABSL_GUARDED_BY(mu_);
+};
+
+// Scheduled online backups of a trial store: every `interval`, a Backup to
+// `dir`/trials-YYYYMMDD-HHMMSS.db (written as a temp file, fsynced, then
+// renamed), keeping the newest `keep` of them. docs/trial_store.md has the
+// restore procedure.
+struct TrialStoreBackupOptions {
+  TrialStore* store = nullptr;  // not owned
+  std::string dir;
+  absl::Duration interval = absl::Hours(1);
+  int keep = 24;
+};
+
+class TrialStoreBackups {
+ public:
+  // Starts the backup thread; the first backup is taken after one interval.
+  static absl::StatusOr<std::unique_ptr<TrialStoreBackups>> Start(
+      const TrialStoreBackupOptions& options);
+  // Stops the thread (a backup in progress finishes first).
+  ~TrialStoreBackups();
+
+  // One backup now, then the oldest beyond `keep` removed. The new file's path.
+  absl::StatusOr<std::string> BackupNow() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  explicit TrialStoreBackups(const TrialStoreBackupOptions& options) : options_(options) {}
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const TrialStoreBackupOptions options_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_second_ ABSL_GUARDED_BY(mu_) = 0;  // names stay unique
+  std::thread thread_;
 };
 
 // Job and trial state names as stored in the database ("running", "succeeded").

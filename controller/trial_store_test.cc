@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -10,10 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/file_util.h"
+#include "controller/store_faults.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
@@ -580,6 +584,187 @@ TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {
   auto contents = ReadFile(path);
   ASSERT_TRUE(contents.ok());
   EXPECT_EQ(*contents, garbage);
+}
+
+TEST(TrialStoreTest, WritesOnAFullDiskFailNamingTheFileReadsGoOnAndTheWritesWorkOnceThereIsSpace) {
+  RegisterFullDiskVfs();
+  TrialStoreOptions options;
+  options.path = DbPath("full_disk");
+  options.vfs = kFullDiskVfs;
+  auto store = TrialStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  TrialStore& s = **store;
+  ASSERT_TRUE(s.CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE(s.InsertTrials({MakeTrial("j", "t1", 0, 0)}).ok());
+  ASSERT_TRUE(s.FinishTrial(Succeeded("j", "t1", 0.5)).ok());
+  EXPECT_EQ(s.write_failures(), 0);
+
+  SetDiskFull(true);
+  const std::vector<absl::Status> refused = {
+      s.InsertTrials({MakeTrial("j", "t2", 0, 1)}),
+      s.CreateJob(MakeJob("k")),
+      s.UpdateJob([] {
+        v1::Job ended = MakeJob("j");
+        ended.set_state(v1::JOB_STATE_SUCCEEDED);
+        return ended;
+      }()),
+  };
+  for (const absl::Status& status : refused) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), options.path)) << status;
+  }
+  EXPECT_EQ(s.write_failures(), 3);
+  // Reads go on.
+  auto trial = s.GetTrial("j", "t1");
+  ASSERT_TRUE(trial.ok()) << trial.status();
+  EXPECT_EQ(trial->state(), v1::TRIAL_STATE_SUCCEEDED);
+  auto counts = s.CountTrials("j");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 1);
+  auto jobs = s.LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].state(), v1::JOB_STATE_RUNNING);
+
+  SetDiskFull(false);
+  ASSERT_TRUE(s.InsertTrials({MakeTrial("j", "t2", 0, 1)}).ok());
+  auto finished = s.FinishTrial(Succeeded("j", "t2", 0.7));
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_TRUE(*finished);
+  counts = s.CountTrials("j");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 2);
+}
+
+TEST(TrialStoreTest, OpenChecksTheFileAndReportsOk) {
+  auto store = TrialStore::Open({DbPath("quick_check")});
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->integrity_report(), "ok");
+}
+
+// Two jobs; the trials of "job-damaged" are long enough that many table pages
+// hold its rows and nothing else.
+void FillTwoJobs(const std::string& path) {
+  auto store = TrialStore::Open({path});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("job-damaged")).ok());
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("job-intact")).ok());
+  std::vector<PendingTrial> damaged, intact;
+  for (int i = 0; i < 60; ++i) {
+    PendingTrial t = MakeTrial("job-damaged", absl::StrCat("t", 100 + i), 0, i);
+    t.trial.mutable_architecture()->set_canonical(std::string(600, 'a' + i % 26));
+    damaged.push_back(std::move(t));
+  }
+  for (int i = 0; i < 20; ++i) intact.push_back(MakeTrial("job-intact", absl::StrCat("t", i), 0, 0));
+  ASSERT_TRUE((*store)->InsertTrials(damaged).ok());
+  ASSERT_TRUE((*store)->InsertTrials(intact).ok());
+}
+
+TEST(TrialStoreTest, DamagedPagesOfOneJobFailOnlyThatJobsCheckAndQuickCheckReportsThem) {
+  const std::string path = DbPath("damaged");
+  FillTwoJobs(path);
+  auto damaged = DamagePages(path, "trials", "job-damaged", "job-intact", 3);
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  ASSERT_EQ(*damaged, 3);
+  auto store = TrialStore::Open({path});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_NE((*store)->integrity_report(), "ok");
+  absl::Status check = (*store)->CheckJob("job-damaged");
+  EXPECT_EQ(check.code(), absl::StatusCode::kDataLoss) << check;
+  EXPECT_TRUE(absl::StrContains(check.message(), path)) << check;
+  EXPECT_TRUE((*store)->CheckJob("job-intact").ok());
+  int64_t total = 0;
+  auto intact = (*store)->ListTrials("job-intact", v1::ListTrialsRequest::ORDER_TIME,
+                                     v1::TRIAL_STATE_UNSPECIFIED, 0, 100, &total);
+  ASSERT_TRUE(intact.ok()) << intact.status();
+  EXPECT_EQ(intact->size(), 20u);
+  // The intact job takes writes.
+  EXPECT_TRUE((*store)->FinishTrial(Succeeded("job-intact", "t3", 0.5)).ok());
+}
+
+TEST(TrialStoreTest, AJobWhoseRowCannotBeReadIsLoadedFailedNamingItAndTheOthersLoad) {
+  const std::string path = DbPath("bad_job_row");
+  FillTwoJobs(path);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE jobs SET spec_json='{not json' WHERE job_id='job-damaged'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = TrialStore::Open({path});
+  ASSERT_TRUE(store.ok());
+  auto jobs = (*store)->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  for (const v1::Job& job : *jobs) {
+    if (job.job_id() == "job-damaged") {
+      EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+      EXPECT_TRUE(absl::StrContains(job.error(), "job-damaged")) << job.error();
+      EXPECT_TRUE(absl::StrContains(job.error(), "damaged")) << job.error();
+    } else {
+      EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING);
+      EXPECT_EQ(job.spec().name(), "test job");
+    }
+  }
+}
+
+TEST(TrialStoreTest, AFileTooDamagedToOpenFailsNamingItAndTheRestore) {
+  const std::string path = DbPath("header");
+  FillTwoJobs(path);
+  {
+    // The first page holds the header and the schema.
+    std::string contents = ReadFile(path).value();
+    std::fill(contents.begin(), contents.begin() + 4096, '\xa5');
+    ASSERT_TRUE(WriteFileAtomically(path, contents).ok());
+  }
+  auto store = TrialStore::Open({path});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+  EXPECT_TRUE(absl::StrContains(store.status().message(), path)) << store.status();
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "backup")) << store.status();
+}
+
+TEST(TrialStoreTest, BackupsWhileWritingAreCompleteDatabasesAndOnlyTheNewestAreKept) {
+  const std::string path = DbPath("backups");
+  FillTwoJobs(path);
+  auto store = TrialStore::Open({path});
+  ASSERT_TRUE(store.ok());
+  TrialStoreBackupOptions options;
+  options.store = store->get();
+  options.dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/backups/kept");
+  options.interval = absl::Hours(1);
+  options.keep = 2;
+  auto backups = TrialStoreBackups::Start(options);
+  ASSERT_TRUE(backups.ok()) << backups.status();
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      ASSERT_TRUE((*store)->InsertTrials({MakeTrial("job-intact", absl::StrCat("w", i), 0, 1)})
+                      .ok());
+    }
+  });
+  std::vector<std::string> written;
+  for (int i = 0; i < 3; ++i) {
+    auto file = (*backups)->BackupNow();
+    ASSERT_TRUE(file.ok()) << file.status();
+    written.push_back(*file);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_FALSE(ReadFile(written[0]).ok()) << "the oldest backup beyond keep=2 is removed";
+  for (int i = 1; i < 3; ++i) {
+    auto copy = TrialStore::Open({written[i]});
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    EXPECT_EQ((*copy)->integrity_report(), "ok");
+    auto jobs = (*copy)->LoadJobs();
+    ASSERT_TRUE(jobs.ok());
+    EXPECT_EQ(jobs->size(), 2u);
+    auto counts = (*copy)->CountTrials("job-damaged");
+    ASSERT_TRUE(counts.ok());
+    EXPECT_EQ(counts->queued, 60);
+  }
 }
 
 TEST(ArchitectureJsonTest, IsByteForByteWhatTheProtobufPrinterWrites) {

@@ -94,6 +94,12 @@ absl::StatusOr<LoadedJobs> LoadCheckpoints(const std::string& dir) {
   LoadedJobs loaded;
   for (const std::string& job : ListDir(dir)) {
     const std::string job_dir = absl::StrCat(dir, "/", job);
+    for (const std::string& name : ListDir(job_dir)) {
+      if (absl::StartsWith(name, "ckpt-") && absl::StrContains(name, ".bin.tmp.")) {
+        const std::string path = absl::StrCat(job_dir, "/", name);
+        if (::unlink(path.c_str()) == 0) loaded.removed.push_back(path);
+      }
+    }
     std::vector<std::string> files = CheckpointFiles(job_dir);
     if (files.empty()) continue;
     LoadedCheckpoint found;

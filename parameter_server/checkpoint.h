@@ -36,10 +36,14 @@ struct LoadedCheckpoint {
 };
 
 // The newest checkpoint of every job under `dir` that verifies. A job whose
-// files all fail verification is returned in `broken` (path: reason) instead.
+// files all fail verification is returned in `broken` (path: reason) instead
+// (Shard::Create refuses to start then).
 struct LoadedJobs {
   std::vector<LoadedCheckpoint> jobs;
   std::vector<std::string> broken;
+  // Temporary files of writes a crash interrupted (ckpt-*.bin.tmp.*), deleted
+  // so they do not hold disk space.
+  std::vector<std::string> removed;
 };
 absl::StatusOr<LoadedJobs> LoadCheckpoints(const std::string& dir);
 

@@ -1,7 +1,9 @@
 #include "parameter_server/shard.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,6 +31,10 @@ int64_t Elements(const google::protobuf::RepeatedField<int64_t>& shape) {
 std::string ShapeText(const google::protobuf::RepeatedField<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
 }
+
+// While a job's checkpoints fail, one log line per this long (plus one when
+// they start and one when they stop failing), not one per push.
+constexpr absl::Duration kFailingLogEvery = absl::Seconds(60);
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1};
@@ -81,6 +87,11 @@ struct Shard::Metrics {
                                 .Help("Checkpoints that could not be written.")
                                 .Register(r)
                                 .Add({})),
+        checkpoint_failing(prometheus::BuildGauge()
+                               .Name("nas_ps_jobs_checkpoint_failing")
+                               .Help("Jobs whose last checkpoint failed; their pushes are refused.")
+                               .Register(r)
+                               .Add({})),
         bytes(prometheus::BuildCounter()
                   .Name("nas_ps_bytes_total")
                   .Help("Tensor payload bytes received (in) and sent (out).")
@@ -99,6 +110,7 @@ struct Shard::Metrics {
   prometheus::Family<prometheus::Gauge>& version;
   prometheus::Histogram& checkpoint_seconds;
   prometheus::Counter& checkpoint_failures;
+  prometheus::Gauge& checkpoint_failing;
   prometheus::Family<prometheus::Counter>& bytes;
   prometheus::Counter& pulls_ok;
   prometheus::Counter& pushes_ok;
@@ -128,6 +140,41 @@ struct Shard::Job {
   int64_t checkpointed_pushes ABSL_GUARDED_BY(mu) = -1;
   absl::Time last_checkpoint ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   bool dropped ABSL_GUARDED_BY(mu) = false;
+  // Not OK while the job's last checkpoint failed: pushes are refused until a
+  // retry (not before next_retry) succeeds.
+  absl::Status checkpoint_error ABSL_GUARDED_BY(mu);
+  absl::Time next_retry ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Duration retry_backoff ABSL_GUARDED_BY(mu) = absl::ZeroDuration();
+  absl::Time last_failing_log ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  int64_t refused_pushes ABSL_GUARDED_BY(mu) = 0;
+
+  // The state a push changes, to undo a push whose checkpoint failed.
+  struct State {
+    std::map<std::string, std::vector<float>> theta, m, v, accumulated;
+    int accumulated_pushes = 0;
+    int64_t version = 0, step = 0, pushes = 0;
+  };
+  State Save() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return State{theta, m, v, accumulated, accumulated_pushes, version, step, pushes};
+  }
+  void Restore(State state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    theta = std::move(state.theta);
+    m = std::move(state.m);
+    v = std::move(state.v);
+    accumulated = std::move(state.accumulated);
+    accumulated_pushes = state.accumulated_pushes;
+    version = state.version;
+    step = state.step;
+    pushes = state.pushes;
+  }
+
+  // What a refused push gets while checkpoint_error is set.
+  absl::Status Refusal(const ShardOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "job ", id, ": its checkpoint cannot be written to the data dir ", options.data_dir, " (",
+        checkpoint_error.message(), "); pushes are refused until a checkpoint succeeds (free space "
+        "there; retried every ", absl::FormatDuration(retry_backoff), ")"));
+  }
 
   v1::ShardCheckpoint ToCheckpoint(int num_shards, int shard_index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     v1::ShardCheckpoint c;
@@ -155,7 +202,8 @@ struct Shard::Job {
     return c;
   }
 
-  // Writes this job's checkpoint to options.data_dir and records it.
+  // Writes this job's checkpoint to options.data_dir and records it. On
+  // failure sets checkpoint_error (and the retry time) and returns Refusal().
   absl::Status Checkpoint(const ShardOptions& options, Metrics* metrics)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
@@ -163,10 +211,35 @@ struct Shard::Job {
 absl::Status Shard::Job::Checkpoint(const ShardOptions& options, Metrics* metrics) {
   const absl::Time start = absl::Now();
   v1::ShardCheckpoint c = ToCheckpoint(options.num_shards, options.shard_index);
-  absl::Status status = WriteCheckpoint(options.data_dir, c);
+  absl::Status status = options.write_checkpoint ? options.write_checkpoint(options.data_dir, c)
+                                                 : WriteCheckpoint(options.data_dir, c);
+  const absl::Time now = options.clock->Now();
   if (!status.ok()) {
     if (metrics) metrics->checkpoint_failures.Increment();
-    return status;
+    if (checkpoint_error.ok()) {
+      if (metrics) metrics->checkpoint_failing.Increment();
+      retry_backoff = options.checkpoint_retry_initial;
+      refused_pushes = 0;
+      last_failing_log = now;
+      NAS_LOG(Error) << "job " << id << ": checkpoint at version " << version << " failed: "
+                     << status << "; pushes are refused until a checkpoint succeeds";
+    } else {
+      retry_backoff = std::min(retry_backoff * 2, options.checkpoint_retry_max);
+      if (now - last_failing_log >= kFailingLogEvery) {
+        last_failing_log = now;
+        NAS_LOG(Error) << "job " << id << ": checkpoints still fail (" << status << "); "
+                       << refused_pushes << " pushes refused so far";
+      }
+    }
+    checkpoint_error = status;
+    next_retry = now + retry_backoff;
+    return Refusal(options);
+  }
+  if (!checkpoint_error.ok()) {
+    if (metrics) metrics->checkpoint_failing.Decrement();
+    checkpoint_error = absl::OkStatus();
+    NAS_LOG(Info) << "job " << id << ": checkpoint written again at version " << version
+                  << "; pushes accepted again (" << refused_pushes << " were refused)";
   }
   checkpointed_version = version;
   checkpointed_pushes = pushes;
@@ -189,8 +262,14 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(const ShardOptions& options
   std::unique_ptr<Shard> shard(new Shard(options));
   if (options.data_dir.empty()) return shard;
   ASSIGN_OR_RETURN(LoadedJobs loaded, LoadCheckpoints(options.data_dir));
-  for (const std::string& broken : loaded.broken) {
-    NAS_LOG(Error) << "no usable checkpoint: " << broken << " (job not restored)";
+  for (const std::string& removed : loaded.removed) {
+    NAS_LOG(Warning) << "removed an unfinished checkpoint write: " << removed;
+  }
+  if (!loaded.broken.empty()) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoints exist but none of a job's verifies, so the shard will not start empty in "
+        "their place (move the job's directory aside to start without it): ",
+        absl::StrJoin(loaded.broken, "; ")));
   }
   for (LoadedCheckpoint& l : loaded.jobs) {
     for (const std::string& skipped : l.skipped) {
@@ -344,10 +423,24 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
     }
     jobs_[job->id] = job;
   }
-  {
-    LockedMutex job_lock(&job->mu);
-    // A new job is checkpointed at once, so a restart never forgets it.
-    if (!options_.data_dir.empty()) RETURN_IF_ERROR(job->Checkpoint(options_, metrics_.get()));
+  if (!options_.data_dir.empty()) {
+    // A new job is checkpointed at once, so a restart never forgets it; one
+    // that cannot be is not created (a retry tries again).
+    absl::Status written;
+    {
+      LockedMutex job_lock(&job->mu);
+      written = job->Checkpoint(options_, metrics_.get());
+      if (!written.ok()) {
+        job->dropped = true;
+        if (metrics_) metrics_->checkpoint_failing.Decrement();
+      }
+    }
+    if (!written.ok()) {
+      LockedMutex lock(&mu_);
+      auto it = jobs_.find(request.job_id());
+      if (it != jobs_.end() && it->second == job) jobs_.erase(it);
+      return written;
+    }
   }
   if (metrics_) metrics_->version.Add({{"job_id", request.job_id()}}).Set(0);
   NAS_LOG(Info) << "job " << request.job_id() << ": " << mine.size() << " of "
@@ -370,6 +463,7 @@ absl::Status Shard::DropJob(const std::string& job_id) {
   }
   LockedMutex job_lock(&job->mu);
   job->dropped = true;
+  if (metrics_ && !job->checkpoint_error.ok()) metrics_->checkpoint_failing.Decrement();
   if (metrics_) metrics_->version.Remove(&metrics_->version.Add({{"job_id", job_id}}));
   if (!options_.data_dir.empty()) return DeleteCheckpoints(options_.data_dir, job_id);
   return absl::OkStatus();
@@ -455,14 +549,29 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
     bytes += g.values_size() * sizeof(float);
   }
   v1::PushResponse response;
-  bool checkpoint = false;
   {
     LockedMutex lock(&job->mu);
     if (job->dropped) return reject("not_found", absl::NotFoundError("job was dropped"));
+    const bool durable = !options_.data_dir.empty();
+    if (durable && !job->checkpoint_error.ok() &&
+        (options_.clock->Now() < job->next_retry || !job->Checkpoint(options_, metrics_.get()).ok())) {
+      ++job->refused_pushes;
+      return reject("checkpoint_failing", job->Refusal(options_));
+    }
+    const int n = std::max(1, job->optimizer_config.gradients_per_update());
+    // Whether this push makes a checkpoint due; if so its state before the
+    // push is kept, to undo it when the checkpoint fails.
+    const bool updates = n == 1 || job->accumulated_pushes + 1 >= n;
+    const bool checkpoint_due =
+        durable && ((options_.checkpoint_every_updates > 0 &&
+                     job->version + (updates ? 1 : 0) - job->checkpointed_version >=
+                         options_.checkpoint_every_updates) ||
+                    options_.clock->Now() - job->last_checkpoint >= options_.checkpoint_interval);
+    std::optional<Job::State> before;
+    if (checkpoint_due) before = job->Save();
     const int64_t staleness = job->version - request.base_version();
     response.set_staleness(staleness);
     if (metrics_) metrics_->staleness.Observe(static_cast<double>(std::max<int64_t>(0, staleness)));
-    const int n = std::max(1, job->optimizer_config.gradients_per_update());
     ++job->pushes;
     if (n == 1) {
       ++job->step;
@@ -494,6 +603,13 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
         response.set_applied(true);
       }
     }
+    if (checkpoint_due) {
+      if (absl::Status written = job->Checkpoint(options_, metrics_.get()); !written.ok()) {
+        job->Restore(*std::move(before));
+        ++job->refused_pushes;
+        return reject("checkpoint_failing", written);
+      }
+    }
     response.set_version(job->version);
     if (request.return_parameters()) {
       for (const auto& [name, values] : job->theta) {
@@ -501,16 +617,6 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
         t->set_name(name);
         t->mutable_shape()->Assign(job->shapes[name].begin(), job->shapes[name].end());
         t->mutable_values()->Assign(values.begin(), values.end());
-      }
-    }
-    if (!options_.data_dir.empty()) {
-      const bool by_count = options_.checkpoint_every_updates > 0 &&
-                            job->version - job->checkpointed_version >= options_.checkpoint_every_updates;
-      const bool by_time = options_.clock->Now() - job->last_checkpoint >= options_.checkpoint_interval;
-      checkpoint = by_count || by_time;
-      if (checkpoint) {
-        absl::Status written = job->Checkpoint(options_, metrics_.get());
-        if (!written.ok()) NAS_LOG(Error) << "checkpoint of job " << job->id << ": " << written;
       }
     }
   }
@@ -550,10 +656,15 @@ void Shard::CheckpointDue() {
   }
   for (auto& job : jobs) {
     LockedMutex lock(&job->mu);
-    if (job->dropped || job->pushes == job->checkpointed_pushes) continue;
+    if (job->dropped) continue;
+    if (!job->checkpoint_error.ok()) {
+      // A failed checkpoint is retried (it logs) when its backoff has passed.
+      if (options_.clock->Now() >= job->next_retry) (void)job->Checkpoint(options_, metrics_.get());
+      continue;
+    }
+    if (job->pushes == job->checkpointed_pushes) continue;
     if (options_.clock->Now() - job->last_checkpoint < options_.checkpoint_interval) continue;
-    absl::Status s = job->Checkpoint(options_, metrics_.get());
-    if (!s.ok()) NAS_LOG(Error) << "checkpoint of job " << job->id << ": " << s;
+    (void)job->Checkpoint(options_, metrics_.get());
   }
 }
 

@@ -7,6 +7,7 @@
 #define NAS_PARAMETER_SERVER_SHARD_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,6 +39,15 @@ struct ShardOptions {
   // ... or when this long has passed since its last checkpoint and it has
   // changed (checked on each push and by CheckpointDue()).
   absl::Duration checkpoint_interval = absl::Seconds(30);
+  // Once a job's checkpoint cannot be written, its pushes are refused
+  // (RESOURCE_EXHAUSTED) until a retry succeeds; retries back off from the
+  // first to the second of these (on a push or on CheckpointDue()).
+  absl::Duration checkpoint_retry_initial = absl::Milliseconds(500);
+  absl::Duration checkpoint_retry_max = absl::Seconds(5);
+  // Writes one checkpoint; empty means WriteCheckpoint (checkpoint.h). A seam
+  // for tests that make the disk fail.
+  std::function<absl::Status(const std::string& dir, const v1::ShardCheckpoint&)>
+      write_checkpoint;
   // Not owned.
   Clock* clock = Clock::Real();
   // Metrics are registered here when set. Not owned.
@@ -47,7 +57,9 @@ struct ShardOptions {
 class Shard {
  public:
   // Restores every job from data_dir (newest verified checkpoint per job;
-  // corrupt ones are logged and skipped, never loaded).
+  // corrupt ones are logged and skipped, never loaded). DATA_LOSS when a job
+  // has checkpoint files and none of them verifies: the shard never starts
+  // empty (version 0) in place of state it cannot read.
   static absl::StatusOr<std::unique_ptr<Shard>> Create(const ShardOptions& options);
   ~Shard();
 
@@ -55,12 +67,19 @@ class Shard {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DropJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::PullResponse> Pull(const v1::PullRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // A push is acknowledged only while the job's checkpoints are being
+  // written: when the checkpoint a push makes due fails, the push is undone
+  // and refused with RESOURCE_EXHAUSTED, and so is every push until a retried
+  // checkpoint succeeds. So a crash loses at most the pushes since the last
+  // checkpoint (fewer than checkpoint_every_updates updates, or
+  // checkpoint_interval), full disk or not.
   absl::StatusOr<v1::PushResponse> Push(const v1::PushRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   v1::GetShardInfoResponse Info() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Checkpoints every job changed since its last checkpoint (at shutdown).
   absl::Status CheckpointAll() ABSL_LOCKS_EXCLUDED(mu_);
-  // Checkpoints jobs whose interval has passed (called periodically).
+  // Checkpoints jobs whose interval has passed, and retries failed ones whose
+  // backoff has passed (called periodically).
   void CheckpointDue() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -1,5 +1,6 @@
 #include "parameter_server/shard.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/sharding.h"
 #include "gtest/gtest.h"
@@ -406,6 +408,167 @@ TEST(ShardTest, RestoresTheNewestGoodCheckpointAndSkipsACorruptOne) {
   EXPECT_EQ(restored->DropJob("job-1").code(), absl::StatusCode::kNotFound);
   auto empty = NewShard(1, 0, dir);
   EXPECT_EQ(empty->Info().jobs_size(), 0);
+}
+
+// The value of a family's one unlabelled series (-1 if there is none).
+double UnlabelledValue(prometheus::Registry& registry, const std::string& family) {
+  for (const prometheus::MetricFamily& f : registry.Collect()) {
+    if (f.name != family || f.metric.size() != 1 || !f.metric[0].label.empty()) continue;
+    return f.type == prometheus::MetricType::Gauge ? f.metric[0].gauge.value
+                                                   : f.metric[0].counter.value;
+  }
+  return -1;
+}
+
+// A data dir whose writes fail (ENOSPC, as from a full disk) while `full`.
+struct FailingDisk {
+  std::atomic<bool> full{false};
+  std::atomic<int> attempts{0};
+  ShardOptions Options(const std::string& dir, FakeClock* clock, prometheus::Registry* registry) {
+    ShardOptions options;
+    options.data_dir = dir;
+    options.clock = clock;
+    options.metrics = registry;
+    options.write_checkpoint = [this](const std::string& d, const v1::ShardCheckpoint& c) {
+      ++attempts;
+      if (full) return absl::ResourceExhaustedError("cannot write " + d + ": No space left on device");
+      return WriteCheckpoint(d, c);
+    };
+    return options;
+  }
+};
+
+int64_t Version(Shard& shard) {
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  absl::StatusOr<v1::PullResponse> state = shard.Pull(pull);
+  EXPECT_TRUE(state.ok()) << state.status();
+  return state.ok() ? state->version() : -1;
+}
+
+TEST(ShardTest, APushWhoseCheckpointFailsIsUndoneAndRefusedUntilACheckpointSucceeds) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/full-every-push");
+  const Layout layout = MakeLayout();
+  FakeClock clock;
+  prometheus::Registry registry;
+  FailingDisk disk;
+  ShardOptions options = disk.Options(dir, &clock, &registry);
+  options.checkpoint_every_updates = 1;  // every acknowledged push is durable
+  auto created = Shard::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Shard& shard = **created;
+  ASSERT_TRUE(shard.InitJob(InitFor(layout, 1, 0, Adam())).ok());
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(shard.Push(PushFor(layout, 1, 0, k)).ok());
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  const std::string acknowledged = shard.Pull(pull)->SerializeAsString();
+
+  disk.full = true;
+  absl::StatusOr<v1::PushResponse> refused = shard.Push(PushFor(layout, 1, 0, 3));
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_NE(refused.status().message().find(dir), absl::string_view::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("No space left"), absl::string_view::npos);
+  // The push was undone: the shard still serves the last acknowledged state.
+  EXPECT_EQ(shard.Pull(pull)->SerializeAsString(), acknowledged);
+  // Until the retry backoff passes, pushes are refused without touching the disk.
+  const int attempts = disk.attempts;
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_EQ(shard.Push(PushFor(layout, 1, 0, 4)).status().code(),
+              absl::StatusCode::kResourceExhausted);
+  }
+  EXPECT_EQ(disk.attempts, attempts);
+  clock.Advance(options.checkpoint_retry_initial);
+  EXPECT_EQ(shard.Push(PushFor(layout, 1, 0, 4)).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(disk.attempts, attempts + 1);
+  EXPECT_EQ(Version(shard), 3);
+  EXPECT_EQ(UnlabelledValue(registry, "nas_ps_jobs_checkpoint_failing"), 1);
+  EXPECT_EQ(UnlabelledValue(registry, "nas_ps_checkpoint_failures_total"), 2);
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_pushes_total", "outcome", "checkpoint_failing"), 7);
+
+  // A crash now (no CheckpointAll): the restart has every acknowledged push.
+  {
+    auto restarted = NewShard(1, 0, dir);
+    EXPECT_EQ(restarted->Pull(pull)->SerializeAsString(), acknowledged);
+  }
+
+  // Space returns: the background retry (CheckpointDue) clears the state and
+  // pushes are acknowledged again, with no restart.
+  disk.full = false;
+  clock.Advance(options.checkpoint_retry_max);
+  shard.CheckpointDue();
+  EXPECT_EQ(UnlabelledValue(registry, "nas_ps_jobs_checkpoint_failing"), 0);
+  absl::StatusOr<v1::PushResponse> accepted = shard.Push(PushFor(layout, 1, 0, 3));
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_EQ(accepted->version(), 4);
+  EXPECT_EQ(Version(*NewShard(1, 0, dir)), 4);
+}
+
+TEST(ShardTest, OnAFullDiskTheLossIsBoundedByTheCheckpointCadence) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/full-every-5");
+  const Layout layout = MakeLayout();
+  FakeClock clock;
+  FailingDisk disk;
+  ShardOptions options = disk.Options(dir, &clock, nullptr);
+  options.checkpoint_every_updates = 5;
+  auto created = Shard::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Shard& shard = **created;
+  ASSERT_TRUE(shard.InitJob(InitFor(layout, 1, 0, Adam())).ok());
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(shard.Push(PushFor(layout, 1, 0, k)).ok());
+  disk.full = true;
+  // Pushes 6..9 need no checkpoint and are acknowledged; the 10th makes one
+  // due, it fails, and that push and every later one are refused.
+  for (int k = 5; k < 9; ++k) ASSERT_TRUE(shard.Push(PushFor(layout, 1, 0, k)).ok());
+  for (int k = 9; k < 30; ++k) {
+    clock.Advance(absl::Seconds(1));
+    EXPECT_EQ(shard.Push(PushFor(layout, 1, 0, k)).status().code(),
+              absl::StatusCode::kResourceExhausted);
+  }
+  EXPECT_EQ(Version(shard), 9);
+  // A crash loses fewer than checkpoint_every_updates acknowledged updates.
+  EXPECT_EQ(Version(*NewShard(1, 0, dir)), 5);
+}
+
+TEST(ShardTest, AJobWhoseFirstCheckpointFailsIsNotCreated) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/full-at-init");
+  const Layout layout = MakeLayout();
+  FakeClock clock;
+  FailingDisk disk;
+  disk.full = true;
+  auto created = Shard::Create(disk.Options(dir, &clock, nullptr));
+  ASSERT_TRUE(created.ok()) << created.status();
+  Shard& shard = **created;
+  EXPECT_EQ(shard.InitJob(InitFor(layout, 1, 0, Adam())).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(shard.Info().jobs_size(), 0);
+  EXPECT_EQ(shard.Push(PushFor(layout, 1, 0, 1)).status().code(), absl::StatusCode::kNotFound);
+  disk.full = false;
+  absl::StatusOr<v1::InitJobResponse> init = shard.InitJob(InitFor(layout, 1, 0, Adam()));
+  ASSERT_TRUE(init.ok()) << init.status();
+  EXPECT_TRUE(init->created());
+  EXPECT_EQ(NewShard(1, 0, dir)->Info().jobs_size(), 1);
+}
+
+TEST(ShardTest, RefusesToStartEmptyWhenAJobsCheckpointsExistButNoneVerifies) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/unreadable");
+  const Layout layout = MakeLayout();
+  {
+    auto shard = NewShard(1, 0, dir);
+    ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, Adam())).ok());
+  }
+  const std::string only = absl::StrCat(dir, "/job-1/ckpt-00000000000000000000.bin");
+  // A write a crash interrupted is removed, not taken for a checkpoint.
+  const std::string leftover = only + ".tmp.12345";
+  ASSERT_TRUE(WriteFileAtomically(leftover, "partial").ok());
+  EXPECT_EQ(NewShard(1, 0, dir)->Info().jobs(0).version(), 0);
+  EXPECT_FALSE(ReadFile(leftover).ok());
+
+  ASSERT_TRUE(WriteFileAtomically(only, "").ok());
+  ShardOptions options;
+  options.data_dir = dir;
+  absl::StatusOr<std::unique_ptr<Shard>> refused = Shard::Create(options);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
+  EXPECT_NE(refused.status().message().find(only), absl::string_view::npos) << refused.status();
 }
 
 }  // namespace

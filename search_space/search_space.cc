@@ -401,4 +401,36 @@ v1::Architecture SampleUniform(const v1::SearchSpace& space, int num_layers,
   return ArchitectureFromTokens(space, num_layers, tokens).value();
 }
 
+absl::StatusOr<v1::Architecture> MutateOneDecision(const v1::SearchSpace& space,
+                                                   const v1::Architecture& parent,
+                                                   std::mt19937_64& rng) {
+  if (absl::Status valid = ValidateArchitecture(space, parent); !valid.ok()) return valid;
+  const int num_layers = NumLayers(parent);
+  // The choices of each token: anchors contribute one two-way token per
+  // earlier layer.
+  std::vector<int> choices;
+  for (const Decision& d : Decisions(space, num_layers)) {
+    if (d.kind == Decision::Kind::kAnchor) {
+      choices.insert(choices.end(), d.num_choices, 2);
+    } else {
+      choices.push_back(d.num_choices);
+    }
+  }
+  std::vector<int> mutable_tokens;
+  for (size_t t = 0; t < choices.size(); ++t) {
+    if (choices[t] > 1) mutable_tokens.push_back(static_cast<int>(t));
+  }
+  if (mutable_tokens.empty()) {
+    return absl::FailedPreconditionError(
+        "no decision of the search space has a second choice: nothing to mutate");
+  }
+  std::vector<int> tokens(parent.tokens().begin(), parent.tokens().end());
+  const int t = mutable_tokens[std::uniform_int_distribution<size_t>(
+      0, mutable_tokens.size() - 1)(rng)];
+  // A different choice, uniformly: draw among the other n - 1 and skip the current one.
+  const int other = std::uniform_int_distribution<int>(0, choices[t] - 2)(rng);
+  tokens[t] = other >= tokens[t] ? other + 1 : other;
+  return ArchitectureFromTokens(space, num_layers, tokens);
+}
+
 }  // namespace nas::search_space

@@ -90,6 +90,18 @@ std::string CanonicalString(const v1::Architecture& architecture);
 v1::Architecture SampleUniform(const v1::SearchSpace& space, int num_layers,
                                std::mt19937_64& rng);
 
+// `parent` with exactly one token changed (regularized evolution's mutation):
+// a token is drawn uniformly among those whose decision has another choice
+// (an operation or an edge's input for cells; a filter size, filter count,
+// stride or one skip connection of an anchor for macro CNNs; a combination,
+// activation or node index for recurrent cells) and set to a different
+// choice, drawn uniformly. Keeps the parent's depth. INVALID_ARGUMENT when
+// the parent does not belong to the space, FAILED_PRECONDITION when no
+// decision has a second choice.
+absl::StatusOr<v1::Architecture> MutateOneDecision(const v1::SearchSpace& space,
+                                                   const v1::Architecture& parent,
+                                                   std::mt19937_64& rng);
+
 }  // namespace nas::search_space
 
 #endif  // NAS_SEARCH_SPACE_SEARCH_SPACE_H_

@@ -1,6 +1,7 @@
 #include "search_space/search_space.h"
 
 #include <random>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -158,6 +159,59 @@ TEST(SearchSpaceTest, CellArchitectureOfTheWrongSizeIsRefusedBeforeAnyWork) {
   v1::Architecture extra = *arch;
   extra.mutable_cell()->add_edge_operations("none");
   EXPECT_FALSE(ValidateArchitecture(Nb201(), extra).ok());
+}
+
+v1::SearchSpace RecurrentSpace() {
+  v1::SearchSpace space;
+  v1::RecurrentCellSpace* r = space.mutable_recurrent_cell();
+  r->set_base(8);
+  r->add_combinations("add");
+  r->add_combinations("elem_mult");
+  for (const char* a : {"identity", "tanh", "sigmoid", "relu"}) r->add_activations(a);
+  r->set_cell_inject(true);
+  return space;
+}
+
+// Regularized evolution's mutation, on every space: exactly one token
+// changes, the child is valid, keeps the parent's depth, and over many draws
+// every token position gets mutated (no decision is left out).
+TEST(SearchSpaceTest, MutationChangesExactlyOneDecisionAndStaysValidInEverySpace) {
+  for (const v1::SearchSpace& space : {PaperSpace(true, true), PaperSpace(false, false), Nb201(),
+                                       RecurrentSpace()}) {
+    std::mt19937_64 rng(17);
+    const v1::Architecture parent = SampleUniform(space, space.has_macro_cnn() ? 5 : 0, rng);
+    std::set<int> mutated_positions;
+    for (int i = 0; i < 500; ++i) {
+      absl::StatusOr<v1::Architecture> child = MutateOneDecision(space, parent, rng);
+      ASSERT_TRUE(child.ok()) << child.status();
+      EXPECT_TRUE(ValidateArchitecture(space, *child).ok());
+      EXPECT_EQ(NumLayers(*child), NumLayers(parent));
+      ASSERT_EQ(child->tokens_size(), parent.tokens_size());
+      int changed = 0;
+      for (int t = 0; t < parent.tokens_size(); ++t) {
+        if (child->tokens(t) != parent.tokens(t)) {
+          ++changed;
+          mutated_positions.insert(t);
+        }
+      }
+      EXPECT_EQ(changed, 1) << space.DebugString();
+      EXPECT_NE(child->canonical(), parent.canonical());
+    }
+    EXPECT_EQ(static_cast<int>(mutated_positions.size()), parent.tokens_size()) << space.DebugString();
+  }
+}
+
+TEST(SearchSpaceTest, MutationRefusesAParentOutsideTheSpaceAndASpaceWithoutChoices) {
+  std::mt19937_64 rng(1);
+  v1::Architecture foreign = SampleUniform(PaperSpace(true, true), 4, rng);
+  EXPECT_EQ(MutateOneDecision(Nb201(), foreign, rng).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::SearchSpace single;
+  single.mutable_cell()->set_num_nodes(3);
+  single.mutable_cell()->add_operations("none");
+  v1::Architecture only = SampleUniform(single, 0, rng);
+  EXPECT_EQ(MutateOneDecision(single, only, rng).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ void ExpectMetricsServed(int port, const std::string& binary) {
   auto metrics = HttpGet("127.0.0.1", port, "/metrics", absl::Seconds(10));
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_EQ(metrics->status_code, 200);
-  EXPECT_NE(metrics->body.find("nas_process_cpu_seconds_total"), std::string::npos);
+  EXPECT_NE(metrics->body.find("process_cpu_seconds_total"), std::string::npos);
   EXPECT_NE(metrics->body.find(absl::StrCat("binary=\"", binary, "\"")), std::string::npos);
 }
 

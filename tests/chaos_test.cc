@@ -3,7 +3,14 @@
 // 0.2 s per task) while a random process (a worker, a parameter server or
 // the controller, a third each) is SIGKILLed every 0.3-0.8 s and
 // restarted on the same port and data directory, as Kubernetes would, at
-// least 20 times. Then:
+// least 20 times. Two more faults hit the parameter servers, whose data
+// dirs are small tmpfs mounts in mount namespaces of their own:
+//   * disk full: one shard's data dir is filled up until it has refused
+//     pushes (its checkpoints fail) and 6 more kills have passed, then freed;
+//   * lost shard data: one shard is killed, its data dir wiped, and it
+//     restarts empty; the controller re-initialises it from the θ it last
+//     pulled (controller/replica.cc).
+// Then:
 //   * the job finishes its whole budget;
 //   * every trial a worker got an OK ReportResult for is in the trial store
 //     exactly once, succeeded, and the store holds no trial twice;
@@ -21,6 +28,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -45,6 +53,7 @@ namespace nas {
 namespace {
 
 using ::nas::testing::LogTail;
+using ::nas::testing::NamespacedTmpfs;
 using ::nas::testing::NewTempDir;
 using ::nas::testing::RunningServer;
 using ::nas::testing::StartServer;
@@ -53,6 +62,12 @@ constexpr int kShards = 2;
 constexpr int kWorkers = 4;
 constexpr int kMinKills = 20;
 constexpr int kBudget = 400;
+// The kill after which the disk-full fault starts, the number of kills it
+// lasts at least, and the first kill after which a shard loses its data.
+constexpr int kDiskFullAt = 3;
+constexpr int kDiskFullKills = 6;
+constexpr int kLoseDataFrom = 12;
+constexpr char kRefusing[] = "pushes are refused until a checkpoint succeeds";
 
 // A port nobody listens on right now (the kernel's pick for port 0).
 int FreePort() {
@@ -75,12 +90,14 @@ int FreePort() {
 struct Member {
   std::string name, binary, dir, ready_flag;
   std::vector<std::string> args;
+  // Runs the binary (in a shard's mount namespace); empty for the others.
+  std::vector<std::string> wrapper;
   std::optional<RunningServer> running;
   int restarts = 0;
 
   absl::Status Start() {
     running.reset();
-    auto started = StartServer(binary, args, dir, ready_flag, absl::Seconds(60));
+    auto started = StartServer(binary, args, dir, ready_flag, absl::Seconds(60), wrapper);
     if (!started.ok()) return started.status();
     running.emplace(std::move(started).value());
     return absl::OkStatus();
@@ -107,7 +124,7 @@ class ChaosTest : public ::testing::Test {
 
   // The newest checkpointed version of the job on a shard's disk (-1: none).
   int64_t CheckpointVersion(int shard, const std::string& job_id) {
-    auto loaded = ps::LoadCheckpoints(ps_data_[shard]);
+    auto loaded = ps::LoadCheckpoints(ps_disks_[shard]->View());
     if (!loaded.ok()) return -1;
     for (const ps::LoadedCheckpoint& job : loaded->jobs) {
       if (job.checkpoint.job_id() == job_id) return job.checkpoint.version();
@@ -133,6 +150,7 @@ class ChaosTest : public ::testing::Test {
   int controller_port_ = 0;
   std::vector<int> ps_ports_;
   std::vector<std::string> ps_data_;
+  std::vector<std::unique_ptr<NamespacedTmpfs>> ps_disks_;
 };
 
 TEST_F(ChaosTest, RandomKillNineAndRestartLosesNoResult) {
@@ -151,6 +169,9 @@ TEST_F(ChaosTest, RandomKillNineAndRestartLosesNoResult) {
     ps_ports_.push_back(port);
     ps_data_.push_back(absl::StrCat(base, "/ps", i, "/data"));
     ps_addresses.push_back(absl::StrCat("127.0.0.1:", port));
+    auto disk = NamespacedTmpfs::Create(ps_data_.back(), "16m", base);
+    ASSERT_TRUE(disk.ok()) << disk.status();
+    ps_disks_.push_back(*std::move(disk));
     Member m;
     m.name = absl::StrCat("parameter server ", i);
     m.binary = "parameter_server/nas_parameter_server";
@@ -159,6 +180,7 @@ TEST_F(ChaosTest, RandomKillNineAndRestartLosesNoResult) {
     m.args = {absl::StrCat("--shard_index=", i), absl::StrCat("--num_shards=", kShards),
               "--data_dir=" + ps_data_.back(), "--checkpoint_every_updates=5",
               "--checkpoint_interval=1s", absl::StrCat("--port=", port)};
+    m.wrapper = ps_disks_.back()->Enter();
     members.push_back(std::move(m));
   }
   controller_port_ = FreePort();
@@ -227,19 +249,53 @@ evaluator:
   std::uniform_int_distribution<int> pause_ms(300, 800);
   const absl::Time chaos_deadline = absl::Now() + absl::Minutes(3);
   bool finished_early = false;
-  while (kills < kMinKills && absl::Now() < chaos_deadline) {
+  // The disk-full fault: which shard (-1: none yet), and the kill count from
+  // which it may end (once that shard has refused pushes).
+  int full_shard = -1;
+  int full_until = 0;
+  bool disk_freed = false;
+  int lost_shard = -1;
+  int last_victim = -1, victim_before = -1;
+  auto refused_pushes = [&](int shard) {
+    return absl::StrContains(ReadFile(members[shard].running->log_path).value_or(""), kRefusing);
+  };
+  while ((kills < kMinKills || lost_shard < 0) && absl::Now() < chaos_deadline) {
     absl::SleepFor(absl::Milliseconds(pause_ms(rng)));  // pacing of the faults, not a wait
     std::optional<v1::Job> job = GetJob(job_id);
     if (job.has_value() && job->state() == v1::JOB_STATE_SUCCEEDED) {
       finished_early = true;
       break;
     }
-    const int victim = pick();
+    if (full_shard < 0 && kills >= kDiskFullAt) {
+      full_shard = std::uniform_int_distribution<int>(0, kShards - 1)(rng);
+      full_until = kills + kDiskFullKills;
+      ASSERT_TRUE(ps_disks_[full_shard]->Fill().ok());
+      std::printf("disk of parameter server %d full after kill %d\n", full_shard, kills);
+    }
+    if (full_shard >= 0 && !disk_freed && kills >= full_until && refused_pushes(full_shard)) {
+      ASSERT_TRUE(ps_disks_[full_shard]->Free().ok());
+      disk_freed = true;
+      std::printf("disk of parameter server %d freed after kill %d\n", full_shard, kills);
+    }
+    // A shard loses its data once its disk is fine and the controller has
+    // run for two kills (its replicas hold the θ they last pulled; a
+    // controller without it cannot re-initialise a shard: replica.cc).
+    const bool lose_data = lost_shard < 0 && disk_freed && kills >= kLoseDataFrom &&
+                           last_victim != kShards && victim_before != kShards;
+    const int victim = lose_data ? std::uniform_int_distribution<int>(0, kShards - 1)(rng) : pick();
+    victim_before = last_victim;
+    last_victim = victim;
     Member& m = members[victim];
     const int shard = victim < kShards ? victim : -1;
-    const int64_t on_disk = shard >= 0 ? CheckpointVersion(shard, job_id) : -1;
+    const int64_t on_disk = shard >= 0 && !lose_data ? CheckpointVersion(shard, job_id) : -1;
     ASSERT_TRUE(m.running->process.Signal(SIGKILL).ok()) << m.name;
     ASSERT_TRUE(m.running->process.Wait(absl::Seconds(10)).ok()) << m.name;
+    if (lose_data) {
+      lost_shard = shard;
+      ASSERT_TRUE(ps::DeleteCheckpoints(ps_disks_[shard]->View(), job_id).ok());
+      ASSERT_EQ(CheckpointVersion(shard, job_id), -1);
+      std::printf("parameter server %d lost its data at kill %d\n", shard, kills);
+    }
     ++kills;
     ++kills_by_member[m.name];
     ++m.restarts;
@@ -253,7 +309,24 @@ evaluator:
       EXPECT_GE(state->version(), on_disk)
           << m.name << " went back past its checkpoint (restart " << m.restarts << ")";
     }
+    if (lose_data) {
+      // No fault until the controller has re-initialised the shard.
+      const absl::Time deadline = absl::Now() + absl::Seconds(30);
+      while (!Pull(shard, job_id).ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+      ASSERT_TRUE(Pull(shard, job_id).ok()) << m.name << " was not re-initialised after losing its data";
+    }
   }
+  ASSERT_GE(full_shard, 0) << "no disk-full fault: chaos ended after " << kills << " kills";
+  if (!disk_freed) {
+    // The chaos ended first: free the disk once the shard has refused pushes.
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!refused_pushes(full_shard) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(ps_disks_[full_shard]->Free().ok());
+  }
+  EXPECT_TRUE(absl::StrContains(ReadFile(members[full_shard].running->log_path).value_or(""),
+                                kRefusing))
+      << "the full disk never made parameter server " << full_shard << " refuse pushes";
+  EXPECT_GE(lost_shard, 0) << "no lost-shard-data fault";
   ASSERT_FALSE(finished_early) << "the job finished after only " << kills
                                << " kills: raise kBudget";
   ASSERT_GE(kills, kMinKills) << "chaos ran out of time";

@@ -66,9 +66,10 @@ class CliTest : public ::testing::Test {
     std::ifstream in(data_ + "/cluster.txt");
     std::string line;
     while (std::getline(in, line)) {
-      std::vector<std::string> fields = absl::StrSplit(line, ' ');
+      // name, pid, start time, log, ready file, argv... (tab-separated).
+      std::vector<std::string> fields = absl::StrSplit(line, '\t');
       int pid = 0;
-      if (fields.size() == 4 && absl::SimpleAtoi(fields[1], &pid)) pids.push_back(pid);
+      if (fields.size() >= 6 && absl::SimpleAtoi(fields[1], &pid)) pids.push_back(pid);
     }
     return pids;
   }

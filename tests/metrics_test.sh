@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Metrics as users see them: a local cluster runs a short synthetic job while
-# Debian's Prometheus scrapes every process with the config `nasctl local
-# prometheus-config` writes. Checked: promtool accepts the config and every
-# process's /metrics; every PromQL expression of the Grafana dashboard returns
-# data through Prometheus's HTTP API; the dashboard's trial count equals
-# `nasctl get`'s. Every wait is for a condition, with a deadline.
+# Metrics as users see them: a local cluster runs a synthetic job (with
+# failing trials) while Debian's Prometheus scrapes every process with the
+# config `nasctl local prometheus-config` writes. Checked: promtool accepts the
+# config and every process's /metrics; while the job runs, every PromQL
+# expression of the Grafana dashboard (and its job variable's metric) returns
+# data through Prometheus's HTTP API; after it is cancelled, the dashboard's
+# trial count equals `nasctl get`'s. Every wait is for a condition, with a
+# deadline.
 set -euo pipefail
 
 runfiles="${TEST_SRCDIR}/${TEST_WORKSPACE}"
@@ -54,6 +56,9 @@ until [[ "$(query 'sum(up)' 2>/dev/null | python3 -c 'import json,sys; r=json.lo
   sleep 0.5
 done
 
+# A live job: long enough to still run while the dashboard is checked, with
+# trials that fail (failure_probability, one attempt) so the failure panels
+# have data. It is cancelled at the end.
 cat > "$work/job.yaml" <<'YAML'
 name: metrics
 search_space:
@@ -62,29 +67,39 @@ search_space:
 strategy: {name: reinforce, seed: 3}
 controller: {learning_rate: 0.01}
 parallelism: {num_replicas: 2, children_per_replica: 2}
-budget: {max_trials: 40}
-evaluator: {synthetic: {duration_seconds: 0.3, epochs: 2}}
+budget: {max_trials: 100000, max_failed_fraction: 1}
+evaluator: {synthetic: {duration_seconds: 0.2, epochs: 2, failure_probability: 0.2}, max_attempts: 1}
 YAML
-"$nasctl" submit "$work/job.yaml" --watch --server="$server" > "$work/watch.txt"
+"$nasctl" submit "$work/job.yaml" --server="$server" > "$work/submit.txt"
 job=$("$nasctl" list -o csv --server="$server" | sed -n 2p | cut -d, -f1)
-succeeded=$("$nasctl" get "$job" -o json --server="$server" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["trials_succeeded"]))')
-[[ "$succeeded" -eq 40 ]] || fail "nasctl get says $succeeded trials succeeded, expected 40"
-watched=$(sed -n "s/^job $job succeeded: \([0-9]*\) succeeded.*/\1/p" "$work/watch.txt")
-[[ "$watched" == "$succeeded" ]] || fail "nasctl watch ended with '$watched' succeeded trials, nasctl get says $succeeded"
+[[ -n "$job" ]] || fail "no job listed after submit: $(cat "$work/submit.txt")"
+state() { "$nasctl" get "$job" -o json --server="$server" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"].removeprefix("JOB_STATE_"))'; }
+value() { query "$1" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else -1)'; }
 
-# The dashboard agrees with nasctl once Prometheus has scraped the end of the job.
-deadline=$((SECONDS + 30))
-until [[ "$(query "sum(nas_controller_trials_total{job_id=\"$job\",status=\"succeeded\"})" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else -1)')" == "$succeeded" ]]; do
-  (( SECONDS < deadline )) || fail "Prometheus's trial count never reached nasctl's ($succeeded)"
+# Prometheus has seen trials of both kinds finish and rates over a full window.
+deadline=$((SECONDS + 90))
+until [[ $(value "sum(nas_controller_trials_total{job_id=\"$job\",status=\"succeeded\"})") -ge 20 &&
+         $(value "sum(nas_controller_trials_total{job_id=\"$job\",status=\"failed\"})") -ge 2 &&
+         $(value "count(count_over_time(nas_controller_job_best_reward{job_id=\"$job\"}[30s]) >= 20)") -ge 1 ]]; do
+  (( SECONDS < deadline )) || fail "Prometheus never saw 20 succeeded and 2 failed trials of $job"
   sleep 0.5
 done
+[[ "$(state)" == "RUNNING" ]] || fail "job $job is $(state) before the dashboard check, expected RUNNING"
+echo "[${SECONDS}s] job $job running, Prometheus has its trials; checking the dashboard"
 
-# Every dashboard query returns data.
+# Every dashboard query returns data while the job runs: $__rate_interval as
+# Grafana would pick it for a 1 s scrape and a short range, $job = All.
 python3 - "$dashboard" > "$work/exprs.txt" <<'PY'
 import json, sys
-for panel in json.load(open(sys.argv[1]))["panels"]:
-    for target in panel["targets"]:
-        print(target["expr"])
+dashboard = json.load(open(sys.argv[1]))
+for panel in dashboard["panels"]:
+    for target in panel.get("targets", []):
+        print(target["expr"].replace("$__rate_interval", "30s").replace("$job", ".*"))
+# The job variable's values come from label_values(METRIC, job_id).
+for variable in dashboard["templating"]["list"]:
+    if variable["type"] == "query":
+        q = variable["query"]["query"]
+        print(q[len("label_values("):q.index(",")])
 PY
 empty=0
 total=0
@@ -94,4 +109,16 @@ while IFS= read -r expr; do
   if [[ "$n" -eq 0 ]]; then echo "FAIL: dashboard query returns nothing: $expr" >&2; empty=$((empty + 1)); fi
 done < "$work/exprs.txt"
 [[ $empty -eq 0 ]] || fail "$empty of $total dashboard queries return no data"
-echo "PASS: $total dashboard queries return data; Prometheus and nasctl agree on $succeeded trials"
+[[ "$(state)" == "RUNNING" ]] || fail "job $job ended during the dashboard check: the data was not live"
+
+echo "[${SECONDS}s] $total dashboard queries return data"
+# The dashboard agrees with nasctl once the job is cancelled and Prometheus
+# has scraped its end (its series stay for the controller's retention).
+"$nasctl" cancel "$job" --server="$server" > /dev/null
+succeeded=$("$nasctl" get "$job" -o json --server="$server" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["trials_succeeded"]))')
+deadline=$((SECONDS + 30))
+until [[ $(value "sum(nas_controller_trials_total{job_id=\"$job\",status=\"succeeded\"})") == "$succeeded" ]]; do
+  (( SECONDS < deadline )) || fail "Prometheus's trial count never reached nasctl's ($succeeded)"
+  sleep 0.5
+done
+echo "PASS: $total dashboard queries return data during a live job; Prometheus and nasctl agree on $succeeded trials"

@@ -1,12 +1,18 @@
 #include "tests/test_util.h"
 
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/status_macros.h"
 
 namespace nas::testing {
 
@@ -29,13 +35,18 @@ std::string NewTempDir(const std::string& prefix) {
 
 absl::StatusOr<RunningServer> StartServer(const std::string& binary,
                                           std::vector<std::string> args, const std::string& dir,
-                                          const std::string& ready_flag, absl::Duration timeout) {
+                                          const std::string& ready_flag, absl::Duration timeout,
+                                          const std::vector<std::string>& wrapper) {
   const std::string name = binary.substr(binary.rfind('/') + 1);
   const std::string ready_path = absl::StrCat(dir, "/", name, ".ready");
   const std::string log_path = absl::StrCat(dir, "/", name, ".log");
   std::remove(ready_path.c_str());
-  std::vector<std::string> argv = {BinaryPath(binary), "--host=127.0.0.1", "--metrics_port=0",
-                                   absl::StrCat("--", ready_flag, "=", ready_path)};
+  std::vector<std::string> argv = wrapper;
+  for (std::string arg : {BinaryPath(binary), std::string("--host=127.0.0.1"),
+                          std::string("--metrics_port=0"),
+                          absl::StrCat("--", ready_flag, "=", ready_path)}) {
+    argv.push_back(std::move(arg));
+  }
   if (ready_flag == "ready_file") argv.push_back("--port=0");
   argv.insert(argv.end(), args.begin(), args.end());
   auto process = Subprocess::Start(argv, log_path);
@@ -48,6 +59,59 @@ absl::StatusOr<RunningServer> StartServer(const std::string& binary,
   auto ready = ParseReadyFile(*contents);
   if (!ready.ok()) return ready.status();
   return RunningServer{std::move(process).value(), *ready, log_path};
+}
+
+absl::StatusOr<std::unique_ptr<NamespacedTmpfs>> NamespacedTmpfs::Create(
+    const std::string& path, const std::string& size, const std::string& scratch) {
+  RETURN_IF_ERROR(MakeDirectories(path));
+  const std::string marker = absl::StrCat(scratch, "/tmpfs-", ::getpid(), "-", ::rand(), ".up");
+  const std::string log = marker + ".log";
+  ASSIGN_OR_RETURN(Subprocess holder,
+                   Subprocess::Start({"/usr/bin/unshare", "-Urm", "/bin/sh", "-c",
+                                      "mount -t tmpfs -o size=\"$1\" tmpfs \"$0\" && "
+                                      "echo up > \"$2\" && exec sleep 3600",
+                                      path, size, marker},
+                                     log));
+  absl::StatusOr<std::string> up = WaitForFile(marker, absl::Seconds(20), &holder);
+  if (!up.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot mount a tmpfs in a mount namespace of its own (unshare -Urm): ", up.status().message(),
+        "\n", LogTail(log)));
+  }
+  std::unique_ptr<NamespacedTmpfs> tmpfs(new NamespacedTmpfs(std::move(holder), path));
+  struct statfs fs;
+  if (::statfs(tmpfs->View().c_str(), &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    return absl::FailedPreconditionError(absl::StrCat(tmpfs->View(), " is not the namespace's tmpfs"));
+  }
+  return tmpfs;
+}
+
+std::vector<std::string> NamespacedTmpfs::Enter() const {
+  return {"/usr/bin/nsenter", "-t", absl::StrCat(holder_.pid()), "-U", "-m",
+          "--preserve-credentials"};
+}
+
+std::string NamespacedTmpfs::View() const {
+  return absl::StrCat("/proc/", holder_.pid(), "/root", path_);
+}
+
+absl::Status NamespacedTmpfs::Fill() {
+  const std::string filler = View() + "/filler";
+  const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", filler));
+  const std::string chunk(16384, 'x');
+  while (::write(fd, chunk.data(), chunk.size()) >= 0) {
+  }
+  const int err = errno;
+  ::close(fd);
+  if (err != ENOSPC) return absl::InternalError(absl::StrCat("filling ", filler, ": errno ", err));
+  return absl::OkStatus();
+}
+
+absl::Status NamespacedTmpfs::Free() {
+  const std::string filler = View() + "/filler";
+  if (::unlink(filler.c_str()) != 0) return absl::InternalError(absl::StrCat("cannot delete ", filler));
+  return absl::OkStatus();
 }
 
 std::string LogTail(const std::string& path, size_t max_bytes) {

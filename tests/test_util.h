@@ -28,12 +28,41 @@ struct RunningServer {
 
 // Starts `binary` (workspace-relative) with `args` plus --host=127.0.0.1,
 // --port=0, --metrics_port=0 and a ready file (flag named `ready_flag`),
-// and waits until the ready file appears.
+// and waits until the ready file appears. A non-empty `wrapper` is the start
+// of the command line, which runs the binary (e.g. NamespacedTmpfs::Enter()).
 absl::StatusOr<RunningServer> StartServer(const std::string& binary,
                                           std::vector<std::string> args,
                                           const std::string& dir,
                                           const std::string& ready_flag = "ready_file",
-                                          absl::Duration timeout = absl::Seconds(60));
+                                          absl::Duration timeout = absl::Seconds(60),
+                                          const std::vector<std::string>& wrapper = {});
+
+// A small tmpfs mounted at `path` in a mount namespace of its own (unshare
+// -Urm; no privileges beyond a user namespace), so a test can fill a
+// server's disk: the server runs inside it (Enter() + its command line), the
+// test reaches the tmpfs through View(). A holder process keeps the namespace
+// (and the tmpfs's files) alive across server restarts until destruction.
+class NamespacedTmpfs {
+ public:
+  // `size` as mount's tmpfs option ("2m"); `scratch` holds the holder's log.
+  static absl::StatusOr<std::unique_ptr<NamespacedTmpfs>> Create(const std::string& path,
+                                                                 const std::string& size,
+                                                                 const std::string& scratch);
+  // The command-line prefix that runs a program inside the namespace.
+  std::vector<std::string> Enter() const;
+  // `path` as this process sees it: /proc/HOLDER/root/PATH.
+  std::string View() const;
+  // Fills the tmpfs with a filler file until a write fails with ENOSPC.
+  absl::Status Fill();
+  // Deletes the filler file.
+  absl::Status Free();
+
+ private:
+  NamespacedTmpfs(Subprocess holder, std::string path)
+      : holder_(std::move(holder)), path_(std::move(path)) {}
+  Subprocess holder_;
+  std::string path_;
+};
 
 // The last `max_bytes` of a log file, for failure messages.
 std::string LogTail(const std::string& path, size_t max_bytes = 4000);

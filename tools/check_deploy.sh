@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes deployment (deploy/k8s, docs/deploy.md) offline:
 #   a. `kubectl kustomize` renders every overlay and the optional ServiceMonitor;
-#   b. every rendered object validates against the Kubernetes OpenAPI schema
-#      (deploy/validate/validate.js), and the validator rejects a broken object;
+#   b. every rendered object validates against the Kubernetes OpenAPI schema,
+#      unknown fields included (deploy/validate/validate.js), and the validator
+#      rejects a broken object and a misspelt field;
 #   c. every flag a container passes exists in the binary it runs, S agrees:
 #      parameter-server replicas == --num_shards == entries of the controller's
 #      --parameter_servers, and every container sets a non-loopback --host (the
 #      binaries bind 127.0.0.1 by default) (deploy/validate/check_flags.js); the
-#      check rejects an unknown flag, an S mismatch and --host=127.0.0.1.
+#      check rejects an unknown flag, an S mismatch and --host=127.0.0.1; every
+#      emptyDir has a sizeLimit, $(POD_NAMESPACE) addresses resolve (the dev
+#      overlay also renders and checks in another namespace), the tls
+#      overlay's flags name files its Secret volumes mount, and the
+#      NetworkPolicies name real ports and let workers reach the controller
+#      and the controller reach the shards;
+#   d. the PrometheusRule's groups pass `promtool check rules`, and
+#      `promtool test rules` with deploy/validate/alerts_test.yml proves every
+#      alert fires when it should and not otherwise.
 #   bash tools/check_deploy.sh [BAZEL_BIN]     (default: bazel-bin, after a build)
-# Needs kubectl, node and deploy/validate/node_modules (tools/setup.sh installs
+# Needs kubectl, node, promtool and deploy/validate/node_modules (tools/setup.sh installs
 # them). Ends with "check_deploy: all N checks passed", or exits 1 naming
 # how many failed.
 set -euo pipefail
@@ -21,6 +30,7 @@ validate_dir=deploy/validate
 die() { echo "check_deploy: $*" >&2; exit 1; }
 command -v kubectl >/dev/null || die "kubectl is missing (tools/setup.sh installs kubernetes-client)."
 command -v node >/dev/null || die "node is missing (tools/setup.sh installs nodejs)."
+command -v promtool >/dev/null || die "promtool is missing (tools/setup.sh installs prometheus)."
 [[ -d "$validate_dir/node_modules/kubernetes-models" ]] ||
   die "$validate_dir/node_modules is missing: run tools/setup.sh (npm ci in $validate_dir)."
 for b in parameter_server/nas_parameter_server controller/nas_controller worker/nas_worker client/nasctl; do
@@ -88,6 +98,38 @@ if render servicemonitor deploy/k8s/servicemonitor; then
   fi
 fi
 
+echo "== alerts (promtool)"
+mkdir -p "$work/rules"
+if node "$validate_dir/extract_rules.js" <"$work/servicemonitor.yaml" >"$work/rules/rules.yml" 2>"$work/rules.err" &&
+    promtool check rules "$work/rules/rules.yml" >"$work/rules.check" 2>&1; then
+  pass "promtool check rules: $(grep -o '[0-9]* rules found' "$work/rules.check")"
+else
+  cat "$work/rules.err" "$work/rules.check" 2>/dev/null
+  fail "promtool check rules"
+fi
+cp "$validate_dir/alerts_test.yml" "$work/rules/"
+if promtool test rules "$work/rules/alerts_test.yml" >"$work/rules.test" 2>&1; then
+  pass "promtool test rules $validate_dir/alerts_test.yml"
+else
+  cat "$work/rules.test"
+  fail "promtool test rules $validate_dir/alerts_test.yml"
+fi
+
+echo "== the dev overlay in another namespace"
+mkdir -p "$work/elsewhere"
+printf 'namespace: nas-elsewhere\nbases:\n  - %s\n' "$(realpath --relative-to="$work/elsewhere" deploy/k8s/overlays/dev)" \
+  >"$work/elsewhere/kustomization.yaml"
+if render elsewhere "$work/elsewhere"; then
+  if node "$validate_dir/check_flags.js" --overlay elsewhere --bin_dir "$bin_dir" \
+      <"$work/elsewhere.yaml" >"$work/elsewhere.flags" 2>&1 &&
+      grep -q '^  namespace: nas-elsewhere$' "$work/elsewhere.yaml"; then
+    pass "flags elsewhere: the addresses follow the namespace"
+  else
+    cat "$work/elsewhere.flags"
+    fail "flags elsewhere"
+  fi
+fi
+
 # The checks must be able to fail: each broken input below must be rejected.
 echo "== the checks reject broken manifests"
 expect_rejected() {
@@ -122,6 +164,24 @@ metadata: {name: typo}
 EOF
 first="${overlays[0]}"
 if [[ -s "$work/$first.yaml" ]]; then
+  expected_message='readOnlyRootFilesytem: unknown field'
+  sed 's/readOnlyRootFilesystem:/readOnlyRootFilesytem:/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "a misspelt readOnlyRootFilesytem ($first)" validate.js --label negative <"$work/broken.yaml"
+  expected_message='emptyDir without a sizeLimit'
+  sed '/sizeLimit:/d; s/^\( *\)emptyDir:$/\1emptyDir: {}/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "an emptyDir without a sizeLimit ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='which the container.s env does not define'
+  sed 's/\$(POD_NAMESPACE)/$(POD_NAMESPAC)/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "an address naming an undefined variable ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='the NetworkPolicies block nas_controller from reaching nas_parameter_server'
+  sed 's/^    - port: 7080$/    - port: 7081/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "a NetworkPolicy that blocks the controller from the shards ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='ingress port grpcx is not a container port'
+  sed 's/^    - port: grpc$/    - port: grpcx/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "a NetworkPolicy naming a port the pods lack ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='expected nas-parameter-server-0.nas-parameter-server.nas.svc:7080'
+  sed 's/\$(POD_NAMESPACE)/other/' "$work/$first.yaml" >"$work/broken.yaml"
+  expect_rejected "addresses in a namespace other than the objects' ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
   expected_message='--no_such_flag is not a flag of nas_controller'
   sed 's/^\( *\)- --parameter_servers=/\1- --no_such_flag=1\n\1- --parameter_servers=/' "$work/$first.yaml" >"$work/broken.yaml"
   expect_rejected "an unknown controller flag ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
@@ -136,6 +196,28 @@ if [[ -s "$work/$first.yaml" ]]; then
   expect_rejected "--host on loopback ($first)" check_flags.js --overlay "$first-broken" --bin_dir "$bin_dir" <"$work/broken.yaml"
 else
   fail "negative flag checks: overlay $first did not render"
+fi
+if [[ -s "$work/tls.yaml" ]]; then
+  expected_message='Secret nas-tokens is mounted at /etc/nas/tokens without worker-token'
+  sed 's/path: worker-token$/path: worker-tokn/' "$work/tls.yaml" >"$work/broken.yaml"
+  expect_rejected "a token flag naming a key the Secret volume lacks (tls)" check_flags.js --overlay tls-broken --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='livenessProbe runs nasctl health with --server=127.0.0.1:7070, expected --server=127.0.0.1:7080'
+  sed 's/--server=127.0.0.1:7080/--server=127.0.0.1:7070/' "$work/tls.yaml" >"$work/broken.yaml"
+  expect_rejected "a TLS probe asking the wrong port (tls)" check_flags.js --overlay tls-broken --bin_dir "$bin_dir" <"$work/broken.yaml"
+else
+  fail "negative tls checks: overlay tls did not render"
+fi
+if [[ -s "$work/rules/rules.yml" ]]; then
+  sed 's/> 1800/> 999999/' "$work/rules/rules.yml" >"$work/rules/broken.yml"
+  sed 's/rules.yml/broken.yml/' "$validate_dir/alerts_test.yml" >"$work/rules/broken_test.yml"
+  if promtool test rules "$work/rules/broken_test.yml" >"$work/rules.broken" 2>&1; then
+    fail "alerts_test.yml passes an alert that never fires"
+  elif grep -q 'alertname: NasJobWithoutProgress' "$work/rules.broken"; then
+    pass "alerts_test.yml rejects an alert that never fires"
+  else
+    cat "$work/rules.broken"
+    fail "alerts_test.yml: failed, but not on NasJobWithoutProgress"
+  fi
 fi
 
 echo

@@ -8,10 +8,27 @@
 // architecture. The lookup evaluator and the search-efficiency benchmark read
 // it (columns: arch,accuracy,parameters,flops).
 //
+// --family picks another kind of table over the same space, for measuring
+// search strategies on more than one landscape (bench/search_bench.cc,
+// docs/benchmarks.md); their columns are arch,accuracy,test_accuracy,
+// parameters,flops,train_seconds (test_accuracy: the same architecture's
+// score with independent noise; train_seconds: a training time growing with
+// the parameters):
+//   additive     a sum of one random gain per (edge, operation): no
+//                interactions, the easiest landscape for mutation and for a
+//                factorised controller;
+//   interacting  random pairwise gains between the operations of every two
+//                edges outweigh the per-edge ones, and a cell cut off from its
+//                input scores chance, as in the structured table;
+//   noisy        the structured table's accuracy with noise of std 0.03 on
+//                `accuracy` (what the search sees) and 0.005 on test_accuracy.
+//
 //   bazel run //tools:make_lookup_table -- --out=/tmp/nb201_table.csv
+//   bazel run //tools:make_lookup_table -- --family=interacting --out=/tmp/interacting.csv
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -31,6 +48,8 @@ ABSL_FLAG(std::string, operations, "none,skip_connect,nor_conv_1x1,nor_conv_3x3,
           "Comma-separated operation names.");
 ABSL_FLAG(std::string, out, "", "Output CSV path.");
 ABSL_FLAG(uint64_t, seed, 201, "Seed of the per-architecture noise.");
+ABSL_FLAG(std::string, family, "structured",
+          "structured (the default table), additive, interacting or noisy.");
 
 namespace {
 
@@ -52,6 +71,97 @@ uint64_t Mix(uint64_t x) {
   return x;
 }
 
+// A deterministic uniform number in [0, 1) from a seed and a key.
+double Uniform(uint64_t seed, uint64_t key) {
+  return static_cast<double>(Mix(seed * 0x9e3779b97f4a7c15ULL + key) >> 11) / 9007199254740992.0;
+}
+
+// A deterministic standard normal number (Box-Muller) from a seed and a key.
+double Normal(uint64_t seed, uint64_t key) {
+  const double u1 = std::max(1e-12, Uniform(seed, 2 * key));
+  const double u2 = Uniform(seed, 2 * key + 1);
+  return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+}
+
+// One architecture of a --family table: its edges' operation indexes, and
+// what the structured table gives it (accuracy, parameters, whether the
+// output is reachable).
+struct FamilyInput {
+  int64_t index = 0;
+  std::vector<int> choice;
+  double structured_accuracy = 0;
+  int64_t parameters = 0;
+  bool connected = true;
+};
+
+// The raw (unscaled) score of an architecture under `family`; scaled to
+// accuracies after every architecture is scored. Noisy scores are accuracies
+// already.
+double FamilyScore(const std::string& family, const FamilyInput& a, int num_ops, uint64_t seed) {
+  const int edges = static_cast<int>(a.choice.size());
+  if (family == "additive") {
+    double score = 0;
+    for (int e = 0; e < edges; ++e) score += Uniform(seed, 1000 + e * 64 + a.choice[e]);
+    return score;
+  }
+  if (family == "interacting") {
+    double score = 0;
+    for (int e = 0; e < edges; ++e) score += 0.3 * Uniform(seed, 1000 + e * 64 + a.choice[e]);
+    for (int e = 0; e < edges; ++e) {
+      for (int f = e + 1; f < edges; ++f) {
+        const uint64_t key = 100000 + ((e * 16 + f) * num_ops + a.choice[e]) * num_ops + a.choice[f];
+        score += Normal(seed, key);
+      }
+    }
+    return score;
+  }
+  // noisy
+  return a.structured_accuracy;
+}
+
+// Writes a --family table (see the top of this file). Returns the exit code.
+int WriteFamilyTable(const std::string& family, const std::vector<std::string>& ops,
+                     const std::vector<FamilyInput>& archs,
+                     const std::vector<std::string>& canonicals, const std::string& out) {
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  const int num_ops = static_cast<int>(ops.size());
+  std::vector<double> score(archs.size());
+  double low = 1e300, high = -1e300;
+  for (size_t i = 0; i < archs.size(); ++i) {
+    score[i] = FamilyScore(family, archs[i], num_ops, seed);
+    low = std::min(low, score[i]);
+    high = std::max(high, score[i]);
+  }
+  std::string csv = "arch,accuracy,test_accuracy,parameters,flops,train_seconds\n";
+  for (size_t i = 0; i < archs.size(); ++i) {
+    const FamilyInput& a = archs[i];
+    double truth = a.structured_accuracy;
+    double noise = 0.003;
+    if (family == "additive" || family == "interacting") {
+      // Rescaled to [0.55, 0.94], the structured table's range.
+      truth = high > low ? 0.55 + 0.39 * (score[i] - low) / (high - low) : 0.55;
+      if (family == "interacting" && !a.connected) truth = 0.1;
+    } else {
+      noise = 0.03;
+    }
+    auto clamp = [](double x) { return std::min(0.99, std::max(0.0, x)); };
+    const double accuracy = clamp(truth + noise * Normal(seed + 1, a.index));
+    const double test_accuracy = clamp(truth + 0.005 * Normal(seed + 2, a.index));
+    const double train_seconds =
+        30 + static_cast<double>(a.parameters) / 64.0 * (0.9 + 0.2 * Uniform(seed + 3, a.index));
+    absl::StrAppend(&csv, canonicals[i], ",", absl::StrFormat("%.5f", accuracy), ",",
+                    absl::StrFormat("%.5f", test_accuracy), ",", a.parameters, ",",
+                    a.parameters * 32 * 32 * 2, ",", absl::StrFormat("%.2f", train_seconds), "\n");
+  }
+  absl::Status written = nas::WriteFileAtomically(out, csv);
+  if (!written.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(written.message()).c_str());
+    return 1;
+  }
+  std::printf("wrote %zu architectures (%s) to %s\n", archs.size(), family.c_str(), out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +175,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "need --out, --num_nodes in 2..5 and at least one operation\n");
     return 2;
   }
+  const std::string family = absl::GetFlag(FLAGS_family);
+  if (family != "structured" && family != "additive" && family != "interacting" &&
+      family != "noisy") {
+    std::fprintf(stderr, "--family: unknown family '%s' (known: structured, additive, interacting, noisy)\n",
+                 family.c_str());
+    return 2;
+  }
+  std::vector<FamilyInput> family_archs;
+  std::vector<std::string> family_canonicals;
   // The table's space must be one a job can name (operation names without
   // the canonical form's separators, no duplicates).
   nas::v1::SearchSpace space;
@@ -129,6 +248,16 @@ int main(int argc, char** argv) {
     }
     absl::StrAppend(&csv, nas::search_space::CanonicalString(architecture), ",", absl::StrFormat("%.5f", accuracy), ",", parameters, ",",
                     parameters * 32 * 32 * 2, "\n");
+    if (family != "structured") {
+      // The noiseless structured accuracy: a --family table adds its own noise.
+      const double noiseless =
+          reach[nodes - 1] ? 0.55 + 0.39 * (1 - std::exp(-2.2 * gain)) : 0.1;
+      family_archs.push_back({index, choice, noiseless, parameters, reach[nodes - 1]});
+      family_canonicals.push_back(nas::search_space::CanonicalString(architecture));
+    }
+  }
+  if (family != "structured") {
+    return WriteFamilyTable(family, ops, family_archs, family_canonicals, out);
   }
   absl::Status written = nas::WriteFileAtomically(out, csv);
   if (!written.ok()) {

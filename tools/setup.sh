@@ -11,7 +11,7 @@ PACKAGES=(
   g++ clang libclang-rt-14-dev pkg-config python3 git ca-certificates openssl
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev sqlite3
+  libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
   libyaml-cpp-dev zlib1g-dev libgoogle-perftools-dev
   googletest libgtest-dev libgmock-dev
   # Data and tools the demo and tests use.

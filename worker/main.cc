@@ -17,6 +17,7 @@
 #include "common/process.h"
 #include "common/signals.h"
 #include "worker/device.h"
+#include "worker/progress_file.h"
 #include "worker/worker_loop.h"
 
 ABSL_FLAG(std::string, controller, "localhost:7070", "Controller address host:port.");
@@ -30,6 +31,11 @@ ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2),
 ABSL_FLAG(std::string, token_file, "",
           "File holding the one bearer token this worker presents to the controller (one of "
           "its --worker_tokens_file). Empty: none is sent.");
+
+ABSL_FLAG(std::string, progress_file, "",
+          "If set, holds the Unix time of this worker's last progress (a poll of the "
+          "controller or a finished epoch), rewritten at most every 10 s: the Kubernetes "
+          "liveness probe restarts a worker whose trainer stopped making progress.");
 
 int main(int argc, char** argv) {
   nas::InitProcess(argc, argv,
@@ -72,6 +78,20 @@ int main(int argc, char** argv) {
   options.device = *device;
   options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
   if (metrics) options.metrics = &metrics->registry();
+  std::unique_ptr<nas::worker::ProgressFile> progress;
+  if (const std::string path = absl::GetFlag(FLAGS_progress_file); !path.empty()) {
+    progress = std::make_unique<nas::worker::ProgressFile>(path, absl::Seconds(10));
+    // Written once before the loop, so that the probe finds it at start.
+    if (absl::Status written = progress->Update(absl::Now()); !written.ok()) {
+      NAS_LOG(Error) << "--progress_file: " << written;
+      return 1;
+    }
+    options.on_progress = [&progress] {
+      if (absl::Status written = progress->Update(absl::Now()); !written.ok()) {
+        NAS_LOG(Warning) << "--progress_file: " << written;
+      }
+    };
+  }
   std::shared_ptr<nas::v1::TaskService::StubInterface> stub =
       nas::v1::TaskService::NewStub(nas::CreateChannel(absl::GetFlag(FLAGS_controller), *channel));
   nas::worker::WorkerLoop loop(options, stub);

@@ -28,11 +28,23 @@ struct WorkerLoop::Metrics {
                   .Help("Epoch of the task being evaluated (0 when idle).")
                   .Register(r)
                   .Add({})),
-        images_per_second(prometheus::BuildGauge()
-                              .Name("nas_worker_images_per_second")
-                              .Help("Training images per second of the last trained child.")
-                              .Register(r)
-                              .Add({})) {
+        images(prometheus::BuildCounter()
+                   .Name("nas_worker_images_total")
+                   .Help("Training images processed (train_size x epochs of each trained child); "
+                         "rate() is the training throughput.")
+                   .Register(r)
+                   .Add({})),
+        busy_seconds(prometheus::BuildCounter()
+                         .Name("nas_worker_busy_seconds_total")
+                         .Help("Seconds spent evaluating tasks; rate() is the busy fraction.")
+                         .Register(r)
+                         .Add({})),
+        last_progress(prometheus::BuildGauge()
+                          .Name("nas_worker_last_progress_timestamp_seconds")
+                          .Help("Unix time the worker last showed progress (a loop turn or an "
+                                "epoch).")
+                          .Register(r)
+                          .Add({})) {
     prometheus::BuildGauge()
         .Name("nas_worker_device_info")
         .Help("Always 1; the label names the device.")
@@ -43,7 +55,9 @@ struct WorkerLoop::Metrics {
   prometheus::Family<prometheus::Counter>& tasks;
   prometheus::Histogram& seconds;
   prometheus::Gauge& epoch;
-  prometheus::Gauge& images_per_second;
+  prometheus::Counter& images;
+  prometheus::Counter& busy_seconds;
+  prometheus::Gauge& last_progress;
 };
 
 WorkerLoop::WorkerLoop(WorkerLoopOptions options, std::shared_ptr<v1::TaskService::StubInterface> stub)
@@ -64,10 +78,16 @@ bool WorkerLoop::SleepUnlessStopped(absl::Duration d) {
   return !mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
 }
 
+void WorkerLoop::Progress() {
+  if (metrics_) metrics_->last_progress.Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  if (options_.on_progress) options_.on_progress();
+}
+
 void WorkerLoop::Run() {
   absl::Duration backoff = options_.initial_backoff;
   int failures = 0;
   while (true) {
+    Progress();
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
@@ -131,6 +151,7 @@ absl::StatusOr<bool> WorkerLoop::RunOnce() {
   absl::StatusOr<v1::TrialMetrics> result = EvaluateWithHeartbeats(task);
   if (metrics_) {
     metrics_->seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    metrics_->busy_seconds.Increment(absl::ToDoubleSeconds(absl::Now() - start));
     metrics_->epoch.Set(0);
   }
   {
@@ -192,6 +213,7 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
   context.cancelled = &cancel_current_;
   context.on_epoch = [&](const v1::EpochResult& epoch) {
     if (metrics_) metrics_->epoch.Set(epoch.epoch());
+    Progress();
     absl::MutexLock lock(&hb.mu);
     hb.pending_epochs.push_back(epoch);
     ++hb.epoch_events;
@@ -202,12 +224,9 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
     hb.done = true;
   }
   heartbeat.join();
-  if (result.ok() && metrics_ && result->train_seconds() > 0 && task.evaluator().has_train()) {
-    const auto& spec = task.evaluator().train();
-    if (spec.train_size() > 0) {
-      metrics_->images_per_second.Set(spec.train_size() * static_cast<double>(result->epochs_size()) /
-                                      result->train_seconds());
-    }
+  if (result.ok() && metrics_ && task.evaluator().has_train()) {
+    metrics_->images.Increment(task.evaluator().train().train_size() *
+                               static_cast<double>(result->epochs_size()));
   }
   return result;
 }
@@ -247,8 +266,11 @@ void WorkerLoop::Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetr
       if (response.has_next_task()) next_task_ = response.next_task();
       return;
     }
+    // RESOURCE_EXHAUSTED: the controller could not commit it (a full disk);
+    // the lease stays this worker's while it retries.
     const bool retry = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                       status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
     if (!retry || absl::Now() > give_up) {
       NAS_LOG(Error) << "cannot report task " << task.task_id() << ": " << status.error_message();
       return;

@@ -8,6 +8,7 @@
 #define NAS_WORKER_WORKER_LOOP_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,12 @@ struct WorkerLoopOptions {
   absl::Duration report_retry_limit = absl::Minutes(5);
   // Metrics go here when set. Not owned.
   prometheus::Registry* metrics = nullptr;
+  // Called whenever the worker shows it is not stuck: at every turn of Run's
+  // loop (an acquire answered, failed or timed out) and after every epoch of
+  // a task. Not called while an evaluator works between epochs, so the time
+  // since the last call tells a hung trainer from a slow one (main.cc writes it
+  // to --progress_file for the liveness probe). Runs on the Run thread.
+  std::function<void()> on_progress;
 };
 
 class WorkerLoop {
@@ -71,6 +78,8 @@ class WorkerLoop {
   void Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetrics>& result)
       ABSL_LOCKS_EXCLUDED(mu_);
   Evaluator* EvaluatorFor(const v1::Task& task);
+  // Records progress: the last-progress gauge and options_.on_progress.
+  void Progress();
   // Sleeps for `d` unless stopped first; false when stopped.
   bool SleepUnlessStopped(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <deque>
 #include <thread>
 
@@ -49,12 +50,22 @@ class FakeTaskService final : public v1::TaskService::Service {
   grpc::Status ReportResult(grpc::ServerContext*, const v1::ReportResultRequest* request,
                             v1::ReportResultResponse* response) override {
     absl::MutexLock lock(&mu_);
+    if (progress_ != nullptr) progress_at_report_.push_back(progress_->load());
     reports_.push_back(*request);
+    if (refuse_reports_ > 0) {  // as a controller whose disk is full answers
+      --refuse_reports_;
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "trial store cannot write");
+    }
     if (request->acquire_next() && !tasks_.empty()) {  // as the controller does: never waits
       *response->mutable_next_task() = tasks_.front();
       tasks_.pop_front();
     }
     return grpc::Status::OK;
+  }
+  // The next `n` reports are answered RESOURCE_EXHAUSTED (and recorded).
+  void RefuseReports(int n) {
+    absl::MutexLock lock(&mu_);
+    refuse_reports_ = n;
   }
   // AcquireTask calls that handed out a task.
   int acquires() {
@@ -78,6 +89,15 @@ class FakeTaskService final : public v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     return epochs_;
   }
+  // Counts the worker's progress calls at each report.
+  void WatchProgress(const std::atomic<int>* progress) {
+    absl::MutexLock lock(&mu_);
+    progress_ = progress;
+  }
+  std::vector<int> progress_at_report() {
+    absl::MutexLock lock(&mu_);
+    return progress_at_report_;
+  }
 
  private:
   absl::Mutex mu_;
@@ -86,7 +106,10 @@ class FakeTaskService final : public v1::TaskService::Service {
   int heartbeats_ ABSL_GUARDED_BY(mu_) = 0;
   int epochs_ ABSL_GUARDED_BY(mu_) = 0;
   int acquires_ ABSL_GUARDED_BY(mu_) = 0;
+  const std::atomic<int>* progress_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<int> progress_at_report_ ABSL_GUARDED_BY(mu_);
   bool cancel_ ABSL_GUARDED_BY(mu_) = false;
+  int refuse_reports_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::Task SyntheticTask(const std::string& id, double seconds, int epochs) {
@@ -121,6 +144,7 @@ class WorkerLoopTest : public ::testing::Test {
     loop_options.worker_id = "w-test";
     loop_options.poll_wait = absl::Milliseconds(200);
     loop_options.heartbeat_interval = absl::Milliseconds(50);
+    loop_options.on_progress = [this] { ++progress_; };
     loop_ = std::make_unique<WorkerLoop>(
         loop_options, v1::TaskService::NewStub(grpc::CreateChannel(
                           absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials())));
@@ -136,6 +160,7 @@ class WorkerLoopTest : public ::testing::Test {
   std::unique_ptr<GrpcServer> server_;
   std::unique_ptr<WorkerLoop> loop_;
   std::thread runner_;
+  std::atomic<int> progress_{0};
 };
 
 TEST_F(WorkerLoopTest, QueuedTasksComeBackWithTheReportInsteadOfAnotherAcquire) {
@@ -167,6 +192,32 @@ TEST_F(WorkerLoopTest, AcquiresEvaluatesHeartbeatsEveryEpochAndReports) {
   EXPECT_EQ(reports[0].worker_id(), "w-test");
   EXPECT_GE(service_.epochs(), 3);
   EXPECT_GE(service_.heartbeats(), 3);
+}
+
+TEST_F(WorkerLoopTest, AReportRefusedWithResourceExhaustedIsRetriedUntilAccepted) {
+  service_.RefuseReports(2);
+  service_.Add(SyntheticTask("t1", 0, 1));
+  ASSERT_TRUE(service_.WaitForReports(3, absl::Seconds(20)));
+  std::vector<v1::ReportResultRequest> reports = service_.reports();
+  ASSERT_EQ(reports.size(), 3u);
+  for (const v1::ReportResultRequest& report : reports) {
+    EXPECT_EQ(report.task_id(), "job/t1#1");
+    EXPECT_TRUE(report.error().empty()) << report.error();
+  }
+}
+
+// The liveness signal: every epoch counts as progress, not only the turns of
+// the loop between tasks (a long task would look hung otherwise).
+TEST_F(WorkerLoopTest, EveryEpochIsProgress) {
+  service_.WatchProgress(&progress_);
+  const int before_task = progress_.load();
+  service_.Add(SyntheticTask("t1", 0.2, 8));
+  ASSERT_TRUE(service_.WaitForReports(1, absl::Seconds(20)));
+  // The poll in flight when the task was added hands it out, so between the
+  // Add and the report the loop turns at most once; the 8 epochs must each
+  // have counted.
+  ASSERT_EQ(service_.progress_at_report().size(), 1u);
+  EXPECT_GE(service_.progress_at_report()[0] - before_task, 8);
 }
 
 TEST_F(WorkerLoopTest, CancelFromTheControllerStopsTheTaskAndReportsIt) {

@@ -16,6 +16,18 @@
 //    --controller names a Service port that reaches the controller's --port.
 // 4. Every container sets --host to an address other pods can reach: the
 //    binaries bind 127.0.0.1 unless --host says otherwise.
+// 5. A flag naming a file under a Secret volume names a key the volume mounts
+//    (the tls overlay's certificates and tokens); an exec probe running
+//    `nasctl health` asks 127.0.0.1 on the container's --port.
+// 6. With NetworkPolicies: every port a policy names exists on the pods it
+//    selects, and the policies let the workers reach the controller's --port
+//    and the controller reach the parameter servers' --port (egress of the
+//    caller and ingress of the callee both).
+// 7. Every emptyDir has a sizeLimit (an unbounded /tmp can fill the node's disk).
+// Before the checks, $(VAR) in command and args is expanded as the kubelet does,
+// from the container's env (plain values and the fieldRef metadata.namespace,
+// which is the object's rendered namespace); a reference to an undefined
+// variable is an error (the kubelet would pass it through literally).
 // Every failure names the overlay, the object and the flag; exits 1 on any.
 'use strict';
 
@@ -109,9 +121,36 @@ function flagfileText(file, container, podSpec, configMaps, where) {
   return text;
 }
 
+// The container's environment as the kubelet resolves it for $(VAR)
+// expansion: plain values and the pod's namespace from the downward API.
+function containerEnv(object, container, where) {
+  const env = new Map();
+  for (const variable of container.env || []) {
+    if (typeof variable.value === 'string') {
+      env.set(variable.name, expand(variable.value, env, where));
+    } else if (variable.valueFrom && variable.valueFrom.fieldRef &&
+               variable.valueFrom.fieldRef.fieldPath === 'metadata.namespace') {
+      env.set(variable.name, object.metadata.namespace || 'default');
+    }
+  }
+  return env;
+}
+
+// Kubernetes' $(VAR) expansion of command and args: $$ is a literal $.
+function expand(word, env, where) {
+  return word.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (match, name) => {
+    if (match === '$$') return '$';
+    if (!env.has(name)) {
+      fail(where, `'${word}' refers to $(${name}), which the container's env does not define`);
+      return match;
+    }
+    return env.get(name);
+  });
+}
+
 // The container's flags in the order the binary sees them, flagfiles expanded:
 // [{name, value, source}], checked against the binary's --helpfull.
-function containerFlags(binDir, binary, container, podSpec, configMaps, where) {
+function containerFlags(binDir, binary, object, container, podSpec, configMaps, where) {
   const known = flagsOf(binDir, binary);
   const flags = [];
   const visit = (words, source, depth) => {
@@ -147,7 +186,8 @@ function containerFlags(binDir, binary, container, podSpec, configMaps, where) {
     }
   };
   const command = container.command || [];
-  visit([...command.slice(1), ...(container.args || [])], 'args', 0);
+  const env = containerEnv(object, container, where);
+  visit([...command.slice(1), ...(container.args || [])].map((word) => expand(word, env, where)), 'args', 0);
   return flags;
 }
 
@@ -186,11 +226,24 @@ function main() {
         fail(where, `command ${command[0]} is not one of ${Object.keys(BINARIES).join(', ')}`);
         continue;
       }
-      const flags = containerFlags(options.binDir, binary, container, podSpec, configMaps, where);
+      const flags = containerFlags(options.binDir, binary, object, container, podSpec, configMaps, where);
       runs.push({ object, podSpec, template, container, binary, flags, where });
     }
   }
   const runsOf = (binary) => runs.filter((r) => r.binary === binary);
+
+  // Every emptyDir is bounded.
+  let emptyDirs = 0;
+  for (const object of objects.filter((o) => WORKLOAD_KINDS.has(o.kind))) {
+    const podSpec = object.spec && object.spec.template && object.spec.template.spec;
+    for (const volume of (podSpec && podSpec.volumes) || []) {
+      if (!('emptyDir' in volume)) continue;
+      ++emptyDirs;
+      if (!volume.emptyDir || !volume.emptyDir.sizeLimit) {
+        fail(`${nameOf(object)} volume ${volume.name}`, 'emptyDir without a sizeLimit: it may fill the node\'s disk');
+      }
+    }
+  }
   let checkedFlags = 0;
   for (const run of runs) checkedFlags += run.flags.length;
 
@@ -226,6 +279,77 @@ function main() {
       }
       if (spec.grpc && spec.grpc.port !== grpcPort) {
         fail(run.where, `${probe} probes gRPC port ${spec.grpc.port} but --port is ${grpcPort}`);
+      }
+    }
+  }
+
+  // Files from Secrets: the mount exists and projects that key.
+  for (const run of runs) {
+    for (const flag of run.flags) {
+      if (typeof flag.value !== 'string' || !flag.value.startsWith('/')) continue;
+      const mount = (run.container.volumeMounts || [])
+          .filter((m) => flag.value.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+          .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+      const volume = mount && (run.podSpec.volumes || []).find((v) => v.name === mount.name);
+      if (!volume || !volume.secret) continue;
+      const key = path.posix.relative(mount.mountPath, flag.value);
+      if (volume.secret.items && !volume.secret.items.some((i) => i.path === key)) {
+        fail(run.where, `--${flag.name}=${flag.value}: Secret ${volume.secret.secretName} is mounted at ${mount.mountPath} without ${key}`);
+      }
+    }
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      const command = (run.container[probe] && run.container[probe].exec && run.container[probe].exec.command) || [];
+      if (path.posix.basename(command[0] || '') !== 'nasctl' || command[1] !== 'health') continue;
+      const server = command.find((w) => w.startsWith('--server='));
+      const grpcPort = Number(lastValue(run.flags, 'port') || -1) > 0
+          ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary];
+      if (server !== `--server=127.0.0.1:${grpcPort}`) {
+        fail(run.where, `${probe} runs nasctl health with ${server || 'no --server'}, expected --server=127.0.0.1:${grpcPort}`);
+      }
+    }
+  }
+
+  // NetworkPolicies: ports exist, and the gRPC flows the processes need pass.
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+  const selects = (selector, run) => {
+    const labels = (run.template.metadata && run.template.metadata.labels) || {};
+    return Object.entries((selector && selector.matchLabels) || {}).every(([k, v]) => labels[k] === v);
+  };
+  const portOf = (run, port) => (typeof port === 'number' ? port
+      : ((run.container.ports || []).find((p) => p.name === port) || {}).containerPort);
+  for (const policy of policies) {
+    const selected = runs.filter((r) => selects(policy.spec.podSelector, r));
+    for (const rule of policy.spec.ingress || []) {
+      for (const port of rule.ports || []) {
+        if (!selected.some((r) => portOf(r, port.port) !== undefined &&
+                                  (r.container.ports || []).some((p) => p.containerPort === portOf(r, port.port)))) {
+          fail(nameOf(policy), `ingress port ${port.port} is not a container port of the pods it selects`);
+        }
+      }
+    }
+  }
+  // Whether `policies` let `from` open a connection to `to` on container port `port`.
+  const allows = (from, to, port) => {
+    const egress = policies.filter((p) => (p.spec.policyTypes || []).includes('Egress') && selects(p.spec.podSelector, from));
+    const ingress = policies.filter((p) => (p.spec.policyTypes || ['Ingress']).includes('Ingress') && selects(p.spec.podSelector, to));
+    const peerMatches = (peer, run) => !peer.namespaceSelector && !peer.ipBlock && selects(peer.podSelector, run);
+    const portMatches = (ports, run) => !ports || ports.some((p) => portOf(run, p.port) === port);
+    const out = !egress.length || egress.some((p) => (p.spec.egress || []).some((rule) =>
+        (!rule.to || rule.to.some((peer) => peerMatches(peer, to))) && portMatches(rule.ports, to)));
+    const into = !ingress.length || ingress.some((p) => (p.spec.ingress || []).some((rule) =>
+        (!rule.from || rule.from.some((peer) => peerMatches(peer, from))) && portMatches(rule.ports, to)));
+    return out && into;
+  };
+  if (policies.length) {
+    const grpcPort = (run) => (Number(lastValue(run.flags, 'port') || -1) > 0
+        ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary]);
+    for (const [caller, callee] of [['nas_worker', 'nas_controller'], ['nas_controller', 'nas_parameter_server']]) {
+      for (const from of runsOf(caller)) {
+        for (const to of runsOf(callee)) {
+          if (!allows(from, to, grpcPort(to))) {
+            fail(`${nameOf(from.object)} -> ${nameOf(to.object)}`, `the NetworkPolicies block ${caller} from reaching ${callee}'s --port ${grpcPort(to)}`);
+          }
+        }
       }
     }
   }
@@ -319,7 +443,7 @@ function main() {
     for (const problem of problems) console.error(problem);
     return 1;
   }
-  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers`);
+  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers; ${emptyDirs} emptyDirs bounded; ${policies.length} NetworkPolicies pass the gRPC flows`);
   return 0;
 }
 

@@ -10,9 +10,14 @@
 // Prints one line per object and exits 1 naming each invalid object (kind/name)
 // with its schema errors; prints "N objects valid" and exits 0 otherwise.
 //
-// Limits: the Kubernetes schemas do not forbid unknown fields (neither does the
-// OpenAPI document the API server publishes), so a misspelt optional field
-// passes here; the API server's field validation catches it at apply time.
+// Unknown fields are errors too (like `kubectl apply --validate=strict`): the
+// Kubernetes schemas do not forbid them, so a misspelt optional field such as
+// securityContext.readOnlyRootFilesytem would pass a plain schema check and
+// silently drop the hardening it meant to add. The generated validators read
+// every property their schema defines, so the object is validated through
+// proxies that record the properties read: a property nothing read is unknown.
+// Objects the validator enumerates (maps: labels, annotations, resources,
+// ConfigMap data) accept any key, as their schemas do.
 'use strict';
 
 const fs = require('fs');
@@ -60,6 +65,46 @@ function schemaErrors(error) {
   return [error.message];
 }
 
+// A deep copy of `value` behind proxies that record, per object, the
+// properties the validator reads and whether it enumerated the keys.
+function watched(value, path, records) {
+  if (value === null || typeof value !== 'object') return value;
+  const record = { path, value, read: new Set(), enumerated: false };
+  records.push(record);
+  const copy = Array.isArray(value)
+      ? value.map((v, i) => watched(v, `${path}/${i}`, records))
+      : Object.fromEntries(Object.entries(value).map(([k, v]) => [k, watched(v, `${path}/${k}`, records)]));
+  return new Proxy(copy, {
+    get(target, key, receiver) {
+      if (typeof key === 'string') record.read.add(key);
+      return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      if (typeof key === 'string') record.read.add(key);
+      return Reflect.has(target, key);
+    },
+    ownKeys(target) {
+      record.enumerated = true;
+      return Reflect.ownKeys(target);
+    },
+  });
+}
+
+// The paths of the properties of `object` its schema does not define.
+function unknownFields(Model, object) {
+  const records = [];
+  const proxy = watched(JSON.parse(JSON.stringify(object)), '', records);
+  Model.prototype.validate.call(proxy);
+  const unknown = [];
+  for (const record of records) {
+    if (Array.isArray(record.value) || record.enumerated) continue;
+    for (const key of Object.keys(record.value)) {
+      if (!record.read.has(key)) unknown.push(`${record.path}/${key}`);
+    }
+  }
+  return unknown;
+}
+
 function main() {
   const args = process.argv.slice(2);
   let label = 'stdin';
@@ -104,11 +149,18 @@ function main() {
     }
     try {
       new Model(object).validate();
-      ++valid;
-      console.log(`  ok ${object.apiVersion} ${what}`);
     } catch (error) {
       for (const message of schemaErrors(error)) problems.push(`${what}: ${message}`);
+      continue;
     }
+    // Only after a clean schema check: a failing validator may stop reading early.
+    const unknown = unknownFields(Model, object);
+    if (unknown.length) {
+      for (const field of unknown) problems.push(`${what}: ${field}: unknown field (not in the ${object.kind} schema)`);
+      continue;
+    }
+    ++valid;
+    console.log(`  ok ${object.apiVersion} ${what}`);
   }
   if (problems.length) {
     for (const problem of problems) console.error(`validate (${label}): ${problem}`);
