@@ -168,7 +168,7 @@ double BareLoop(const nas::v1::Task& task, const nas::worker::ImageSet& set) {
 
 int main() {
   torch::set_num_threads(1);
-  auto set = nas::worker::LoadTrainingSet("fashion_mnist", "");
+  auto set = nas::worker::LoadTrainingSet("fashion_mnist", "", {"/usr/share/datasets"});
   if (!set.ok()) {
     std::fprintf(stderr, "%s\n", std::string(set.status().message()).c_str());
     return 1;
@@ -197,13 +197,12 @@ int main() {
   nas::worker::WorkerLoopOptions options;
   options.worker_id = "bench";
   options.metrics = &metrics->registry();
+  // Each task trains on a thread of its own (the loop's watchdog waits).
+  options.on_evaluation_thread = [] { nas::worker::UseTorchThreadsOnThisThread(1); };
   nas::worker::WorkerLoop loop(options, nas::v1::TaskService::NewStub(grpc::CreateChannel(
                                             absl::StrCat("127.0.0.1:", server->port()),
                                             grpc::InsecureChannelCredentials())));
-  std::thread runner([&loop] {
-    nas::worker::UseTorchThreadsOnThisThread(1);
-    loop.Run();
-  });
+  std::thread runner([&loop] { loop.Run(); });
   const double worker_seconds = service.WaitSeconds(kWorkerTimeout);
   loop.Stop();
   runner.join();

@@ -3,14 +3,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace nas {
 namespace {
@@ -119,10 +123,10 @@ std::string Size(size_t bytes) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes) {
-  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return ErrnoError("cannot open", path);
+namespace {
+
+// Reads an opened file if it is a regular file of at most max_bytes; closes fd.
+absl::StatusOr<std::string> ReadOpenedRegularFile(int fd, const std::string& path, size_t max_bytes) {
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     absl::Status status = ErrnoError("cannot stat", path);
@@ -149,6 +153,83 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_
     return too_large(absl::StrCat("more than ", Size(max_bytes), " (it grew while read)"));
   }
   return contents;
+}
+
+// O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+int OpenNonBlocking(const std::string& path) {
+  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+}
+
+// "/a/./b/../c" -> "/a/c"; empty for a relative path.
+std::string Normalize(const std::string& path) {
+  if (path.empty() || path[0] != '/') return "";
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    const std::string part = path.substr(start, slash - start);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = slash + 1;
+  }
+  std::string out;
+  for (const std::string& part : parts) absl::StrAppend(&out, "/", part);
+  return out.empty() ? "/" : out;
+}
+
+bool Under(const std::string& path, const std::string& root) {
+  if (root.empty() || path.empty()) return false;
+  if (root == "/") return true;
+  return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+                          path[root.size()] == '/');
+}
+
+absl::Status OutsideRoots(const std::string& path, const std::vector<std::string>& roots) {
+  return absl::PermissionDeniedError(absl::StrCat(path, " is not under the worker's --data_roots (",
+                                                  absl::StrJoin(roots, ","), ")"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes) {
+  const int fd = OpenNonBlocking(path);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  return ReadOpenedRegularFile(fd, path, max_bytes);
+}
+
+absl::Status CheckUnderRoots(const std::string& path, const std::vector<std::string>& roots) {
+  const std::string normal = Normalize(path);
+  for (const std::string& root : roots) {
+    if (Under(normal, Normalize(root))) return absl::OkStatus();
+  }
+  return OutsideRoots(path, roots);
+}
+
+absl::StatusOr<std::string> ReadFileUnderRoots(const std::string& path, const std::vector<std::string>& roots,
+                                               size_t max_bytes) {
+  if (absl::Status s = CheckUnderRoots(path, roots); !s.ok()) return s;
+  const int fd = OpenNonBlocking(path);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  // Where the opened file really is: a symlink under a root may lead out.
+  char real[4096];
+  const ssize_t n = ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), real, sizeof(real) - 1);
+  bool inside = false;
+  if (n > 0) {
+    const std::string opened(real, static_cast<size_t>(n));
+    for (const std::string& root : roots) {
+      char resolved[PATH_MAX];
+      if (::realpath(root.c_str(), resolved) != nullptr && Under(opened, resolved)) inside = true;
+    }
+  }
+  if (!inside) {
+    ::close(fd);
+    return OutsideRoots(path, roots);
+  }
+  return ReadOpenedRegularFile(fd, path, max_bytes);
 }
 
 absl::Status MakeDirectories(const std::string& path) {

@@ -3,6 +3,7 @@
 #define NAS_COMMON_FILE_UTIL_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -24,6 +25,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // file, or one that grows past the cap while read, is INVALID_ARGUMENT naming
 // the cap. Nothing beyond max_bytes + 1 bytes is ever held in memory.
 absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes);
+
+// ReadRegularFile for a path an untrusted job names, allowed only under one
+// of `roots` (directories): the path must be absolute; one that is not under
+// a root once "." and ".." are resolved, or whose opened file turns out to
+// lie elsewhere (a symlink out of the roots), is PERMISSION_DENIED with the
+// same message whether or not it exists, so nothing outside the roots can be
+// probed. Errors name the path and the problem, never the file's bytes.
+absl::StatusOr<std::string> ReadFileUnderRoots(const std::string& path, const std::vector<std::string>& roots,
+                                               size_t max_bytes);
+
+// The lexical part of that check ("." and ".." resolved, no file touched):
+// OK or the same PERMISSION_DENIED.
+absl::Status CheckUnderRoots(const std::string& path, const std::vector<std::string>& roots);
 
 // mkdir -p. OK if it exists already.
 absl::Status MakeDirectories(const std::string& path);

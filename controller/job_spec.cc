@@ -12,6 +12,7 @@
 #include "controller/strategy_registry.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "search_space/child_size.h"
 #include "search_space/defaults.h"
 #include "search_space/search_space.h"
 
@@ -112,6 +113,42 @@ void ValidateController(const v1::ControllerSpec& c, Problems& p) {
   }
 }
 
+// The limits on a trained child, and the largest child of the space against
+// them (search_space/child_size.h): a spec some of whose children no worker
+// would build is refused here rather than failing trial by trial.
+void ValidateChildSize(const v1::JobSpec& spec, Problems& p) {
+  const v1::EvaluatorSpec& e = spec.evaluator();
+  p.Range<int64_t>("evaluator.max_parameters", e.max_parameters(), 1, JobLimits::kMaxParameters);
+  p.Range<int64_t>("evaluator.max_activation_bytes", e.max_activation_bytes(), int64_t{1} << 20,
+                   JobLimits::kMaxActivationBytes);
+  absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(e.train().dataset());
+  if (!shape.ok() || e.train().batch_size() < 1 || e.train().batch_size() > JobLimits::kMaxBatchSize ||
+      !search_space::ValidateSearchSpace(spec.search_space()).ok()) {
+    return;  // reported above
+  }
+  absl::StatusOr<search_space::ChildSize> largest =
+      search_space::LargestChildSize(spec.search_space(), *shape, e.train().batch_size());
+  if (absl::IsUnimplemented(largest.status())) {
+    p.Add("evaluator.train", std::string(largest.status().message()));
+    return;
+  }
+  if (!largest.ok()) return;
+  if (largest->parameters > e.max_parameters()) {
+    p.Add("evaluator.max_parameters",
+          absl::StrCat("the search space's largest child has ", largest->parameters,
+                       " parameters, over the limit of ", e.max_parameters(),
+                       " (shrink the space or raise the limit)"));
+  }
+  if (largest->activation_bytes > e.max_activation_bytes()) {
+    p.Add("evaluator.max_activation_bytes",
+          absl::StrCat("the search space's largest child needs about ",
+                       search_space::FormatBytes(largest->activation_bytes), " (", largest->activation_bytes,
+                       " bytes) of activations per batch of ", e.train().batch_size(), ", over the limit of ",
+                       search_space::FormatBytes(e.max_activation_bytes()),
+                       " (shrink the space or the batch, or raise the limit)"));
+  }
+}
+
 void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
   const v1::EvaluatorSpec& e = spec.evaluator();
   p.Range("evaluator.max_attempts", e.max_attempts(), 1, JobLimits::kMaxAttempts);
@@ -149,6 +186,7 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
         p.Add("evaluator.train.lr_schedule",
               absl::StrCat("must be cosine or step, not '", t.lr_schedule(), "'"));
       }
+      ValidateChildSize(spec, p);
       break;
     }
     case v1::EvaluatorSpec::kLookup:
@@ -254,7 +292,10 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   }
   NAS_DEFAULT(*e, max_attempts, 3);
   NAS_DEFAULT(*e, lease_seconds, 60.0);
-  if (e->has_train()) *e->mutable_train() = search_space::WithTrainDefaults(e->train());
+  if (e->has_train()) {
+    *e->mutable_train() = search_space::WithTrainDefaults(e->train());
+    *e = search_space::WithEvaluatorLimitDefaults(*e);
+  }
   if (spec.has_search_space()) {
     *spec.mutable_search_space() = search_space::WithSearchSpaceDefaults(spec.search_space());
   }

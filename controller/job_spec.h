@@ -21,6 +21,8 @@ struct JobLimits {
   static constexpr int64_t kMaxTrials = 10'000'000;
   static constexpr int kMaxEpochs = 1000;
   static constexpr int kMaxBatchSize = 4096;
+  static constexpr int64_t kMaxParameters = 10'000'000'000;
+  static constexpr int64_t kMaxActivationBytes = int64_t{1} << 40;
   static constexpr int kMaxAttempts = 100;
   static constexpr int kMaxLstmLayers = 8;
   static constexpr int kMaxLstmUnits = 1024;
@@ -35,7 +37,8 @@ struct JobLimits {
 // controller's shard count); the paper's controller (2 x 35 LSTM) with
 // the small-budget settings (Adam 0.01, tanh_constant 1.5, entropy_weight
 // 0.01, baseline_decay 0.8; explicit 0 keeps tanh and the bonus off);
-// evaluator max_attempts 3, lease_seconds 60; and the search space's, train
+// evaluator max_attempts 3, lease_seconds 60 (and, with the train evaluator,
+// max_parameters and max_activation_bytes); and the search space's, train
 // evaluator's and reward's defaults from search_space/defaults.h (the one
 // place they are written down; the worker applies the same functions).
 v1::JobSpec WithDefaults(const v1::JobSpec& spec);

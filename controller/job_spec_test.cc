@@ -161,6 +161,71 @@ TEST(JobSpecTest, BundledExamplesAreValid) {
   }
 }
 
+TEST(JobSpecTest, ASpecWhoseLargestChildCannotFitIsRefusedWithItsSize) {
+  // Issue 18 row 1: 16 nodes, 32 cells per stage, 256 channels, trained.
+  v1::JobSpec spec = WithDefaults(Parse(R"(
+search_space:
+  cell: {num_nodes: 16, operations: [none, nor_conv_3x3], cells_per_stage: 32, initial_channels: 256}
+budget: {max_trials: 10}
+evaluator: {train: {dataset: fashion_mnist, epochs: 1}}
+)"));
+  EXPECT_EQ(spec.evaluator().max_parameters(), 50'000'000);
+  EXPECT_EQ(spec.evaluator().max_activation_bytes(), int64_t{16} << 30);
+  absl::Status status = ValidateJobSpec(spec);
+  ASSERT_TRUE(absl::IsInvalidArgument(status));
+  const std::string message(status.message());
+  // 32 cells x 120 edges x (9c^2 + 2c) at c = 256, 512, 1024 is 47,577,169,920;
+  // stem 2,816, reductions 3,672,064 + 14,684,160, norm + classifier 12,298.
+  EXPECT_NE(message.find("evaluator.max_parameters: the search space's largest child has 47595541258 "),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("over the limit of 50000000"), std::string::npos) << message;
+  EXPECT_NE(message.find("evaluator.max_activation_bytes: the search space's largest child needs about "),
+            std::string::npos)
+      << message;
+  // The maximal macro CNN: 64 layers of 1024 15x15 filters, skip connections.
+  spec = WithDefaults(Parse(R"(
+search_space:
+  macro_cnn:
+    filter_heights: [15]
+    filter_widths: [15]
+    num_filters: [1024]
+    skip_connections: true
+    depth: {initial_layers: 64, max_layers: 64}
+budget: {max_trials: 10}
+evaluator: {train: {dataset: cifar10, data_dir: /data, epochs: 1, batch_size: 4096}}
+)"));
+  status = ValidateJobSpec(spec);
+  EXPECT_NE(status.message().find("evaluator.max_parameters: the search space's largest child has "),
+            std::string::npos)
+      << status;
+  // Raising the limits is the way out (within their own bounds).
+  spec.mutable_evaluator()->set_max_parameters(int64_t{20'000'000'000});
+  EXPECT_NE(ValidateJobSpec(spec).message().find("evaluator.max_parameters: must be between 1 and 10000000000"),
+            std::string::npos);
+  // The paper's space fits the defaults; a tight limit on it does not.
+  spec = WithDefaults(Parse(R"(
+search_space:
+  macro_cnn:
+    filter_heights: [1, 3, 5, 7]
+    filter_widths: [1, 3, 5, 7]
+    num_filters: [24, 36, 48, 64]
+    strides: [1, 2, 3]
+    skip_connections: true
+    depth: {initial_layers: 6, layers_increment: 2, samples_per_increment: 1600, max_layers: 15}
+budget: {max_trials: 10}
+evaluator: {train: {dataset: cifar10, data_dir: /data, epochs: 1, batch_size: 128}}
+)"));
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  spec.mutable_evaluator()->set_max_activation_bytes(int64_t{1} << 30);
+  EXPECT_NE(ValidateJobSpec(spec).message().find(
+                "evaluator.max_activation_bytes: the search space's largest child needs about "),
+            std::string::npos);
+  // Other evaluators build nothing: the limits are not filled in or checked.
+  EXPECT_FALSE(WithDefaults(Parse(kMinimal)).evaluator().has_train());
+  EXPECT_EQ(WithDefaults(Parse(kMinimal)).evaluator().max_parameters(), 0);
+}
+
 TEST(JobSpecTest, NamesWithControlCharactersAreRefusedWithTheBytesEscaped) {
   v1::JobSpec spec = Parse(kMinimal);
   spec.set_name("\x1b[2J\x1b[31mPWNED\x1b[0m\r\nfake-job   running");

@@ -31,6 +31,12 @@ v1::TrainEvaluatorSpec WithTrainDefaults(v1::TrainEvaluatorSpec train) {
   return train;
 }
 
+v1::EvaluatorSpec WithEvaluatorLimitDefaults(v1::EvaluatorSpec evaluator) {
+  NAS_DEFAULT(evaluator, max_parameters, kDefaultMaxParameters);
+  NAS_DEFAULT(evaluator, max_activation_bytes, kDefaultMaxActivationBytes);
+  return evaluator;
+}
+
 v1::RewardSpec WithRewardDefaults(v1::RewardSpec reward) {
   NAS_DEFAULT(reward, last_epochs, kDefaultLastEpochs);
   NAS_DEFAULT(reward, power, kDefaultRewardPower);

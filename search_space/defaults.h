@@ -10,6 +10,8 @@
 #ifndef NAS_SEARCH_SPACE_DEFAULTS_H_
 #define NAS_SEARCH_SPACE_DEFAULTS_H_
 
+#include <cstdint>
+
 #include "proto/job.pb.h"
 #include "proto/search_space.pb.h"
 
@@ -28,6 +30,11 @@ inline constexpr double kDefaultMomentum = 0.9;
 inline constexpr double kDefaultWeightDecay = 1e-4;
 inline constexpr const char kDefaultLrSchedule[] = "cosine";
 
+// Evaluator: the largest child a train evaluator builds (fits a worker with
+// 24 GiB of memory: 16 GiB of activations plus 16 bytes per parameter).
+inline constexpr int64_t kDefaultMaxParameters = 50'000'000;
+inline constexpr int64_t kDefaultMaxActivationBytes = int64_t{16} << 30;
+
 // Reward: R = (max validation accuracy over the last 5 epochs) ^ 3.
 inline constexpr int kDefaultLastEpochs = 5;
 inline constexpr double kDefaultRewardPower = 3.0;
@@ -44,6 +51,10 @@ v1::CellSpace WithCellDefaults(v1::CellSpace cell);
 // data_dir have no default here (epochs is required; data_dir's default is
 // the dataset's, worker/dataset.h).
 v1::TrainEvaluatorSpec WithTrainDefaults(v1::TrainEvaluatorSpec train);
+
+// `evaluator` with max_parameters and max_activation_bytes filled in where
+// unset (its other fields' defaults are the controller's).
+v1::EvaluatorSpec WithEvaluatorLimitDefaults(v1::EvaluatorSpec evaluator);
 
 // `reward` with last_epochs and power filled in where unset.
 v1::RewardSpec WithRewardDefaults(v1::RewardSpec reward);

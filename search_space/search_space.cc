@@ -127,13 +127,13 @@ absl::Status ValidateSearchSpace(const v1::SearchSpace& space) {
       }
       CheckNameChoices("search_space.cell.operations", c.operations(), &KnownCellOperations(),
                        p);
-      if (c.cells_per_stage() < 0 || c.cells_per_stage() > 32) {
+      if (c.cells_per_stage() < 0 || c.cells_per_stage() > SpaceLimits::kMaxCellsPerStage) {
         p.Add("search_space.cell.cells_per_stage",
-              absl::StrCat("must be in [0, 32] (0 = ", kDefaultCellsPerStage, ")"));
+              absl::StrCat("must be in [0, ", SpaceLimits::kMaxCellsPerStage, "] (0 = ", kDefaultCellsPerStage, ")"));
       }
-      if (c.initial_channels() < 0 || c.initial_channels() > 256) {
+      if (c.initial_channels() < 0 || c.initial_channels() > SpaceLimits::kMaxInitialChannels) {
         p.Add("search_space.cell.initial_channels",
-              absl::StrCat("must be in [0, 256] (0 = ", kDefaultInitialChannels, ")"));
+              absl::StrCat("must be in [0, ", SpaceLimits::kMaxInitialChannels, "] (0 = ", kDefaultInitialChannels, ")"));
       }
       break;
     }

@@ -35,6 +35,8 @@ struct SpaceLimits {
   static constexpr int kMaxFilters = 1024;
   static constexpr int kMaxStride = 4;
   static constexpr int kMaxCellNodes = 16;
+  static constexpr int kMaxCellsPerStage = 32;
+  static constexpr int kMaxInitialChannels = 256;
   static constexpr int kMaxChoices = 64;
 };
 

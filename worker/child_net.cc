@@ -40,7 +40,6 @@ class MacroNetImpl : public ChildNetImpl {
       norms_.push_back(register_module(absl::StrCat("norm", i), torch::nn::BatchNorm2d(l.num_filters())));
       const int ho = ConvOut(h, l.filter_height(), stride), wo = ConvOut(w, l.filter_width(), stride);
       flops_ += int64_t{2} * l.filter_height() * l.filter_width() * cin * l.num_filters() * ho * wo;
-      activation_bytes_ += int64_t{4} * l.num_filters() * ho * wo * 3;  // conv, norm, relu
       channels.push_back(l.num_filters());
       heights.push_back(ho);
       widths.push_back(wo);
@@ -85,7 +84,6 @@ class MacroNetImpl : public ChildNetImpl {
   }
 
   int64_t flops() const override { return flops_; }
-  int64_t activation_bytes() const { return activation_bytes_; }
 
  private:
   const v1::MacroCnnArchitecture arch_;
@@ -94,7 +92,6 @@ class MacroNetImpl : public ChildNetImpl {
   std::vector<int> outputs_;
   torch::nn::Linear classifier_{nullptr};
   int64_t flops_ = 0;
-  int64_t activation_bytes_ = 0;
 };
 
 // ReLU -> conv -> batch norm.
@@ -209,29 +206,6 @@ class CellNetImpl : public ChildNetImpl {
   int64_t flops_ = 0;
 };
 
-absl::Status CheckMacro(const v1::MacroCnnArchitecture& arch, const ChildLimits& limits) {
-  if (arch.layers_size() < 1 || arch.layers_size() > limits.max_layers) {
-    return absl::ResourceExhaustedError(absl::StrCat("architecture has ", arch.layers_size(),
-                                                     " layers; this worker builds 1..", limits.max_layers));
-  }
-  for (int i = 0; i < arch.layers_size(); ++i) {
-    const v1::MacroCnnLayer& l = arch.layers(i);
-    if (l.filter_height() < 1 || l.filter_width() < 1 || l.filter_height() > 15 || l.filter_width() > 15 ||
-        l.num_filters() < 1 || l.num_filters() > 1024 || l.stride() < 0 || l.stride() > 4) {
-      return absl::InvalidArgumentError(absl::StrCat("layer ", i, " has filter ", l.filter_height(), "x",
-                                                     l.filter_width(), ", ", l.num_filters(),
-                                                     " filters, stride ", l.stride(), ": out of range"));
-    }
-    for (int j : l.inputs()) {
-      if (j < 0 || j >= i) {
-        return absl::InvalidArgumentError(absl::StrCat("layer ", i, " takes input from layer ", j,
-                                                       ", which is not an earlier layer"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 int64_t ChildNetImpl::parameter_count() const {
@@ -244,46 +218,39 @@ absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architectu
                                                             const v1::SearchSpace& space,
                                                             const InputShape& input,
                                                             const ChildLimits& limits) {
-  std::shared_ptr<ChildNetImpl> net;
+  // Sized before anything is allocated: a spec that validates can still ask
+  // for a network no worker holds (issue 18: 22.6 GB in 60 s).
+  absl::StatusOr<search_space::ChildSize> size =
+      search_space::EstimateChildSize(architecture, space, input, limits.batch_size);
+  if (!size.ok()) return size.status();
+  const std::string described = absl::StrCat("the child has ", size->ToString(), " of ", limits.batch_size);
+  if (size->parameters > limits.max_parameters) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(described, ": over evaluator.max_parameters (", limits.max_parameters, ")"));
+  }
+  if (size->activation_bytes > limits.max_activation_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(described, ": over evaluator.max_activation_bytes (",
+                                                     search_space::FormatBytes(limits.max_activation_bytes),
+                                                     ")"));
+  }
+  if (limits.max_memory_bytes > 0 && size->MemoryBytes() > limits.max_memory_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        described, "; training it takes about ", search_space::FormatBytes(size->MemoryBytes()),
+        ", over this worker's --max_child_bytes (", search_space::FormatBytes(limits.max_memory_bytes), ")"));
+  }
   try {
     if (architecture.has_macro_cnn()) {
-      if (absl::Status s = CheckMacro(architecture.macro_cnn(), limits); !s.ok()) return s;
-      auto macro = std::make_shared<MacroNetImpl>(architecture.macro_cnn(), input);
-      if (macro->activation_bytes() > limits.max_activation_bytes_per_image) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "architecture needs about ", macro->activation_bytes() >> 20,
-            " MiB of activations per image; the limit is ", limits.max_activation_bytes_per_image >> 20, " MiB"));
-      }
-      net = macro;
-    } else if (architecture.has_cell()) {
-      const v1::CellArchitecture& cell = architecture.cell();
-      if (cell.num_nodes() < 2 || cell.num_nodes() > 16 ||
-          cell.edge_operations_size() != cell.num_nodes() * (cell.num_nodes() - 1) / 2) {
-        return absl::InvalidArgumentError("cell: num_nodes and edge_operations do not agree");
-      }
-      for (const std::string& op : cell.edge_operations()) {
-        if (op != "none" && op != "skip_connect" && op != "nor_conv_1x1" && op != "nor_conv_3x3" &&
-            op != "avg_pool_3x3") {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "cell operation '", op,
-              "' cannot be trained (known: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)"));
-        }
-      }
+      return std::shared_ptr<ChildNetImpl>(std::make_shared<MacroNetImpl>(architecture.macro_cnn(), input));
+    }
+    if (architecture.has_cell()) {
       const v1::CellSpace shape = search_space::WithCellDefaults(space.cell());
-      net = std::make_shared<CellNetImpl>(cell, shape.cells_per_stage(), shape.initial_channels(), input);
-    } else if (architecture.has_recurrent_cell()) {
-      return absl::UnimplementedError("training recurrent cells is not implemented yet");
-    } else {
-      return absl::InvalidArgumentError("architecture has no readable form");
+      return std::shared_ptr<ChildNetImpl>(std::make_shared<CellNetImpl>(
+          architecture.cell(), shape.cells_per_stage(), shape.initial_channels(), input));
     }
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(absl::StrCat("cannot build the network: ", e.what_without_backtrace()));
   }
-  if (net->parameter_count() > limits.max_parameters) {
-    return absl::ResourceExhaustedError(absl::StrCat("network has ", net->parameter_count(),
-                                                     " parameters; the limit is ", limits.max_parameters));
-  }
-  return net;
+  return absl::InvalidArgumentError("architecture has no readable form");
 }
 
 }  // namespace nas::worker

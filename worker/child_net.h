@@ -20,22 +20,25 @@
 
 #include "absl/status/statusor.h"
 #include "proto/search_space.pb.h"
+#include "search_space/child_size.h"
+#include "search_space/defaults.h"
 
 namespace nas::worker {
 
-struct InputShape {
-  int channels = 1;
-  int height = 28;
-  int width = 28;
-  int classes = 10;
-};
+using InputShape = search_space::ImageShape;
 
-// Limits that keep any spec from exhausting a worker.
+// Limits that keep any spec from exhausting a worker, checked on the size
+// worked out from the architecture (search_space/child_size.h) before
+// anything is allocated.
 struct ChildLimits {
-  int max_layers = 64;
-  int64_t max_parameters = 50'000'000;
-  // Activations of one image, summed over layers (float32).
-  int64_t max_activation_bytes_per_image = 64 << 20;
+  // The job's evaluator.max_parameters and max_activation_bytes (for a batch
+  // of batch_size).
+  int64_t max_parameters = search_space::kDefaultMaxParameters;
+  int64_t max_activation_bytes = search_space::kDefaultMaxActivationBytes;
+  int batch_size = search_space::kDefaultBatchSize;
+  // This worker's ceiling on ChildSize::MemoryBytes (--max_child_bytes);
+  // 0 = none.
+  int64_t max_memory_bytes = 0;
 };
 
 class ChildNetImpl : public torch::nn::Module {
@@ -48,7 +51,8 @@ class ChildNetImpl : public torch::nn::Module {
 
 // Builds the child. INVALID_ARGUMENT for an architecture that does not make a
 // network (unknown operation, input from a later layer ...), RESOURCE_EXHAUSTED
-// past `limits`, UNIMPLEMENTED for recurrent cells (not trainable yet).
+// naming the child's size when it is over `limits` (nothing is allocated
+// then), UNIMPLEMENTED for recurrent cells (not trainable yet).
 absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architecture& architecture,
                                                             const v1::SearchSpace& space,
                                                             const InputShape& input,

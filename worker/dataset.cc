@@ -21,6 +21,9 @@ uint32_t BigEndian32(const std::string& bytes, size_t offset) {
          static_cast<uint32_t>(static_cast<uint8_t>(bytes[offset + 3]));
 }
 
+// The largest dataset file read (CIFAR-10's batches are 30 MiB each).
+constexpr size_t kMaxDatasetFileBytes = size_t{1} << 30;
+
 bool Exists(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
 // path, or path + ".gz" if only that exists.
@@ -32,8 +35,8 @@ std::string WithGz(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path) {
-  absl::StatusOr<std::string> raw = ReadFile(path);
+absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path, const std::vector<std::string>& roots) {
+  absl::StatusOr<std::string> raw = ReadFileUnderRoots(path, roots, kMaxDatasetFileBytes);
   if (!raw.ok()) return raw.status();
   if (raw->size() < 2 || static_cast<uint8_t>((*raw)[0]) != 0x1f ||
       static_cast<uint8_t>((*raw)[1]) != 0x8b) {
@@ -85,16 +88,15 @@ absl::StatusOr<ImageSet> ParseIdx(const std::string& images, const std::string& 
   const uint64_t h = BigEndian32(images, 8);
   const uint64_t w = BigEndian32(images, 12);
   if (h == 0 || w == 0 || h > 4096 || w > 4096 || n > 100'000'000) {
-    return absl::DataLossError(absl::StrCat(images_name, ": implausible dimensions ", n, "x", h, "x", w));
+    return absl::DataLossError(absl::StrCat(images_name, ": implausible dimensions in the header"));
   }
   if (images.size() - 16 != n * h * w) {
-    return absl::DataLossError(absl::StrCat(images_name, ": header promises ", n, " images of ", h, "x", w,
-                                            " (", n * h * w, " bytes) but the file has ",
-                                            images.size() - 16, " (truncated?)"));
+    return absl::DataLossError(absl::StrCat(images_name, ": the header's image count and size do not match the ",
+                                            images.size(), "-byte file (truncated?)"));
   }
   if (BigEndian32(labels, 4) != n || labels.size() - 8 != n) {
-    return absl::DataLossError(absl::StrCat(labels_name, ": has ", labels.size() - 8, " labels (header says ",
-                                            BigEndian32(labels, 4), "); ", images_name, " has ", n,
+    return absl::DataLossError(absl::StrCat(labels_name, ": has ", labels.size() - 8,
+                                            " labels, not its header's count or ", images_name, "'s ", n,
                                             " images"));
   }
   set.count = static_cast<int>(n);
@@ -103,18 +105,19 @@ absl::StatusOr<ImageSet> ParseIdx(const std::string& images, const std::string& 
   set.width = static_cast<int>(w);
   set.pixels.assign(images.begin() + 16, images.end());
   set.labels.assign(labels.begin() + 8, labels.end());
-  for (uint8_t label : set.labels) {
-    if (label >= 10) {
-      return absl::DataLossError(absl::StrCat(labels_name, ": label ", int{label}, " is not in 0..9"));
+  for (size_t i = 0; i < set.labels.size(); ++i) {
+    if (set.labels[i] >= 10) {
+      return absl::DataLossError(absl::StrCat(labels_name, ": the label of image ", i, " is not in 0..9"));
     }
   }
   return set;
 }
 
-absl::StatusOr<ImageSet> LoadIdx(const std::string& images_path, const std::string& labels_path) {
-  absl::StatusOr<std::string> images = ReadMaybeGzipped(images_path);
+absl::StatusOr<ImageSet> LoadIdx(const std::string& images_path, const std::string& labels_path,
+                                 const std::vector<std::string>& roots) {
+  absl::StatusOr<std::string> images = ReadMaybeGzipped(images_path, roots);
   if (!images.ok()) return images.status();
-  absl::StatusOr<std::string> labels = ReadMaybeGzipped(labels_path);
+  absl::StatusOr<std::string> labels = ReadMaybeGzipped(labels_path, roots);
   if (!labels.ok()) return labels.status();
   return ParseIdx(*images, *labels, images_path, labels_path);
 }
@@ -135,7 +138,7 @@ absl::StatusOr<ImageSet> ParseCifar(const std::string& bytes, const std::string&
   for (int i = 0; i < set.count; ++i) {
     const uint8_t label = static_cast<uint8_t>(bytes[i * kRecord]);
     if (label >= 10) {
-      return absl::DataLossError(absl::StrCat(name, ": record ", i, " has label ", int{label}));
+      return absl::DataLossError(absl::StrCat(name, ": record ", i, " has a label not in 0..9"));
     }
     set.labels.push_back(label);
     set.pixels.insert(set.pixels.end(), bytes.begin() + i * kRecord + 1,
@@ -144,10 +147,10 @@ absl::StatusOr<ImageSet> ParseCifar(const std::string& bytes, const std::string&
   return set;
 }
 
-absl::StatusOr<ImageSet> LoadCifar(const std::vector<std::string>& paths) {
+absl::StatusOr<ImageSet> LoadCifar(const std::vector<std::string>& paths, const std::vector<std::string>& roots) {
   ImageSet all;
   for (const std::string& path : paths) {
-    absl::StatusOr<std::string> bytes = ReadFile(path);
+    absl::StatusOr<std::string> bytes = ReadFileUnderRoots(path, roots, kMaxDatasetFileBytes);
     if (!bytes.ok()) return bytes.status();
     absl::StatusOr<ImageSet> part = ParseCifar(*bytes, path);
     if (!part.ok()) return part.status();
@@ -162,7 +165,8 @@ absl::StatusOr<ImageSet> LoadCifar(const std::vector<std::string>& paths) {
 }
 
 absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::string& dataset,
-                                                                const std::string& dir) {
+                                                                const std::string& dir,
+                                                                const std::vector<std::string>& roots) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* cache ABSL_PT_GUARDED_BY(mu) = new std::map<std::string, std::shared_ptr<const ImageSet>>();
   const std::string key = dataset + "|" + dir;
@@ -178,11 +182,13 @@ absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::strin
       }
       base = "/usr/share/datasets/fashion-mnist";
     }
-    set = LoadIdx(WithGz(base + "/train-images-idx3-ubyte"), WithGz(base + "/train-labels-idx1-ubyte"));
+    // Checked before WithGz looks for files, so nothing outside is probed.
+    if (absl::Status s = CheckUnderRoots(base, roots); !s.ok()) return s;
+    set = LoadIdx(WithGz(base + "/train-images-idx3-ubyte"), WithGz(base + "/train-labels-idx1-ubyte"), roots);
   } else if (dataset == "cifar10") {
     std::vector<std::string> paths;
     for (int i = 1; i <= 5; ++i) paths.push_back(absl::StrCat(dir, "/data_batch_", i, ".bin"));
-    set = LoadCifar(paths);
+    set = LoadCifar(paths, roots);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown dataset '", dataset, "'"));
   }

@@ -93,11 +93,11 @@ TEST(DatasetTest, CifarReaderRoundTripsAGeneratedFileInTheExactFormat) {
 }
 
 TEST(DatasetTest, DebianFashionMnistLoadsAndIsCached) {
-  auto first = LoadTrainingSet("fashion_mnist", "");
+  auto first = LoadTrainingSet("fashion_mnist", "", {"/usr/share/datasets"});
   ASSERT_TRUE(first.ok()) << first.status() << " (tools/setup.sh installs dataset-fashion-mnist)";
   EXPECT_EQ((*first)->count, 60000);
   EXPECT_EQ((*first)->height, 28);
-  auto second = LoadTrainingSet("fashion_mnist", "");
+  auto second = LoadTrainingSet("fashion_mnist", "", {"/usr/share/datasets"});
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(first->get(), second->get());
 }

@@ -5,9 +5,11 @@
 #define NAS_WORKER_EVALUATOR_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/job.pb.h"
@@ -21,8 +23,15 @@ struct EvaluationContext {
   // Set (by the heartbeat thread or a signal) to stop the evaluation; checked
   // at least once per batch. Not owned; may be null.
   const std::atomic<bool>* cancelled = nullptr;
+  // Counts Cancelled() calls: the worker's watchdog takes them as signs of
+  // progress, so an evaluator stuck between two (blocked in I/O) is
+  // abandoned after --evaluator_stall_timeout. Not owned; may be null.
+  std::atomic<int64_t>* alive = nullptr;
 
-  bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
+  bool Cancelled() const {
+    if (alive != nullptr) alive->fetch_add(1, std::memory_order_relaxed);
+    return cancelled != nullptr && cancelled->load();
+  }
 };
 
 class Evaluator {
@@ -45,10 +54,27 @@ double ComputeReward(const v1::RewardSpec& reward, double accuracy, const v1::Tr
 // The max validation accuracy over the last `last_epochs` epochs.
 double RecentAccuracy(const v1::TrialMetrics& metrics, int last_epochs);
 
-// The evaluator for a task's EvaluatorSpec: train (`device`, LibTorch),
-// lookup or synthetic.
+// What a worker lets its evaluators do (its flags, docs/worker.md).
+struct EvaluatorOptions {
+  // LibTorch device of the train evaluator.
+  std::string device = "cpu";
+  // Ceiling on what training one child takes (ChildSize::MemoryBytes); a
+  // child over it fails for good before it is built. 0 = none.
+  int64_t max_child_bytes = 0;
+  // Lookup tables and datasets are read only under these directories
+  // (common/file_util.h ReadFileUnderRoots).
+  std::vector<std::string> data_roots = DefaultDataRoots();
+  // The largest lookup table read.
+  size_t max_table_bytes = size_t{256} << 20;
+
+  // The packaged datasets' directory and /data (docs/worker.md).
+  static std::vector<std::string> DefaultDataRoots();
+};
+
+// The evaluator for a task's EvaluatorSpec: train (LibTorch), lookup or
+// synthetic.
 absl::StatusOr<std::unique_ptr<Evaluator>> CreateEvaluator(const v1::EvaluatorSpec& spec,
-                                                           const std::string& device);
+                                                           const EvaluatorOptions& options);
 
 }  // namespace nas::worker
 

@@ -7,12 +7,12 @@
 namespace nas::worker {
 
 absl::StatusOr<std::unique_ptr<Evaluator>> CreateEvaluator(const v1::EvaluatorSpec& spec,
-                                                           const std::string& device) {
+                                                           const EvaluatorOptions& options) {
   switch (spec.kind_case()) {
     case v1::EvaluatorSpec::kTrain:
-      return NewTrainEvaluator(device);
+      return NewTrainEvaluator(options);
     case v1::EvaluatorSpec::kLookup:
-      return NewLookupEvaluator();
+      return NewLookupEvaluator(options);
     case v1::EvaluatorSpec::kSynthetic:
       return NewSyntheticEvaluator();
     default:

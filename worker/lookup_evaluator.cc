@@ -37,17 +37,19 @@ absl::StatusOr<std::map<std::string, LookupRow>> ParseLookupTable(const std::str
       return absl::InvalidArgumentError(absl::StrCat(name, " line ", l + 1, ": ", cells.size(),
                                                      " columns, the header has ", header.size()));
     }
+    // Errors name the line, the column and the problem, never a cell's
+    // text: a table path may name a file whose bytes are not the job's to see.
     LookupRow row;
     if (!absl::SimpleAtod(cells[accuracy], &row.accuracy) || !(row.accuracy >= 0 && row.accuracy <= 1)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, " line ", l + 1, ": accuracy '", cells[accuracy], "' is not in [0, 1]"));
+          absl::StrCat(name, " line ", l + 1, ", column 'accuracy': not a number in [0, 1]"));
     }
     if (parameters >= 0) (void)absl::SimpleAtoi(cells[parameters], &row.parameters);
     if (flops >= 0) (void)absl::SimpleAtoi(cells[flops], &row.flops);
     if (latency >= 0) (void)absl::SimpleAtod(cells[latency], &row.latency_seconds);
     if (!table.emplace(cells[arch], row).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, " line ", l + 1, ": architecture '", cells[arch], "' appears twice"));
+          absl::StrCat(name, " line ", l + 1, ", column 'arch': an architecture an earlier line has"));
     }
   }
   return table;
@@ -57,6 +59,8 @@ namespace {
 
 class LookupEvaluator : public Evaluator {
  public:
+  explicit LookupEvaluator(EvaluatorOptions options) : options_(std::move(options)) {}
+
   absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task& task, const EvaluationContext& context) override {
     const std::string& path = task.evaluator().lookup().table_path();
     absl::StatusOr<std::shared_ptr<const std::map<std::string, LookupRow>>> table = Load(path);
@@ -93,8 +97,10 @@ class LookupEvaluator : public Evaluator {
     absl::MutexLock lock(&mu_);
     auto it = tables_.find(path);
     if (it != tables_.end()) return it->second;
-    absl::StatusOr<std::string> csv = ReadFile(path);
-    if (!csv.ok()) return absl::FailedPreconditionError(std::string(csv.status().message()));
+    absl::StatusOr<std::string> csv = ReadFileUnderRoots(path, options_.data_roots, options_.max_table_bytes);
+    if (!csv.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("lookup table: ", csv.status().message()));
+    }
     absl::StatusOr<std::map<std::string, LookupRow>> parsed = ParseLookupTable(*csv, path);
     if (!parsed.ok()) return parsed.status();
     auto shared = std::make_shared<const std::map<std::string, LookupRow>>(*std::move(parsed));
@@ -102,12 +108,15 @@ class LookupEvaluator : public Evaluator {
     return shared;
   }
 
+  const EvaluatorOptions options_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const std::map<std::string, LookupRow>>> tables_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
 
-std::unique_ptr<Evaluator> NewLookupEvaluator() { return std::make_unique<LookupEvaluator>(); }
+std::unique_ptr<Evaluator> NewLookupEvaluator(const EvaluatorOptions& options) {
+  return std::make_unique<LookupEvaluator>(options);
+}
 
 }  // namespace nas::worker

@@ -24,11 +24,15 @@ struct LookupRow {
   double latency_seconds = 0;
 };
 
-// Parses a table; errors name the line and the problem.
+// Parses a table; errors name the line, the column and the problem, never
+// the text of a cell.
 absl::StatusOr<std::map<std::string, LookupRow>> ParseLookupTable(const std::string& csv,
                                                                    const std::string& name);
 
-std::unique_ptr<Evaluator> NewLookupEvaluator();
+// Reads tables only under options.data_roots, regular files of at most
+// options.max_table_bytes (common/file_util.h ReadFileUnderRoots); a table it
+// cannot read is FAILED_PRECONDITION (permanent).
+std::unique_ptr<Evaluator> NewLookupEvaluator(const EvaluatorOptions& options = {});
 
 }  // namespace nas::worker
 

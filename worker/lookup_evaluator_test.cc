@@ -1,6 +1,10 @@
 #include "worker/lookup_evaluator.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +32,15 @@ v1::Task LookupTask(const std::string& table, const std::vector<int>& tokens) {
   return task;
 }
 
+// Tables live under TEST_TMPDIR, this test's one data root.
+EvaluatorOptions TestOptions() {
+  EvaluatorOptions options;
+  options.data_roots = {std::getenv("TEST_TMPDIR")};
+  return options;
+}
+
+std::unique_ptr<Evaluator> Lookup() { return NewLookupEvaluator(TestOptions()); }
+
 std::string WriteTable(const std::string& name, const std::string& csv) {
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
   EXPECT_TRUE(WriteFileAtomically(path, csv).ok());
@@ -44,7 +57,7 @@ TEST(LookupEvaluatorTest, FindsTheRowKeyedByTheReadableFormsCanonicalString) {
   // A stale or missing canonical field does not matter: the key is printed
   // from the readable form.
   task.mutable_architecture()->set_canonical("stale");
-  absl::StatusOr<v1::TrialMetrics> metrics = NewLookupEvaluator()->Evaluate(task, {});
+  absl::StatusOr<v1::TrialMetrics> metrics = Lookup()->Evaluate(task, {});
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_DOUBLE_EQ(metrics->accuracy(), 0.75);
   EXPECT_EQ(metrics->parameters(), 42);
@@ -54,7 +67,7 @@ TEST(LookupEvaluatorTest, FindsTheRowKeyedByTheReadableFormsCanonicalString) {
 TEST(LookupEvaluatorTest, AnArchitectureMissingFromTheTableIsNotFound) {
   const std::string table = WriteTable("missing.csv", "arch,accuracy\n|none~0|+|none~0|none~1|,0.1\n");
   absl::StatusOr<v1::TrialMetrics> metrics =
-      NewLookupEvaluator()->Evaluate(LookupTask(table, {1, 1, 1}), {});
+      Lookup()->Evaluate(LookupTask(table, {1, 1, 1}), {});
   ASSERT_EQ(metrics.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(metrics.status().message().find("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"),
             std::string::npos)
@@ -66,8 +79,62 @@ TEST(LookupEvaluatorTest, AnArchitectureWithoutAReadableFormIsRejected) {
   v1::Task task = LookupTask(table, {0, 0, 0});
   task.mutable_architecture()->clear_form();
   task.mutable_architecture()->set_canonical("|none~0|+|none~0|none~1|");
-  EXPECT_EQ(NewLookupEvaluator()->Evaluate(task, {}).status().code(),
+  EXPECT_EQ(Lookup()->Evaluate(task, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Issue 18 rows 2-4: a job names any path as its table.
+TEST(LookupEvaluatorTest, TablesAreReadOnlyUnderTheRootsAndOnlyRegularFilesUpToACap) {
+  const std::string root = std::getenv("TEST_TMPDIR");
+  const std::string secret = WriteTable("secret.csv", "arch,accuracy\nx,SECRET\n");
+  EvaluatorOptions outside = TestOptions();
+  outside.data_roots = {root + "/elsewhere"};
+  // Outside the roots: the same answer whether the file exists or not.
+  const absl::Status existing = NewLookupEvaluator(outside)->Evaluate(LookupTask(secret, {0, 0, 0}), {}).status();
+  const absl::Status absent =
+      NewLookupEvaluator(outside)->Evaluate(LookupTask(root + "/absent.csv", {0, 0, 0}), {}).status();
+  EXPECT_EQ(existing.code(), absl::StatusCode::kFailedPrecondition) << existing;
+  EXPECT_NE(existing.message().find("is not under the worker's --data_roots"), std::string::npos) << existing;
+  EXPECT_EQ(existing.message().substr(existing.message().find(" is not")),
+            absent.message().substr(absent.message().find(" is not")));
+  for (const char* path : {"/etc/shadow", "/dev/zero", "/proc/self/environ"}) {
+    const absl::Status status = Lookup()->Evaluate(LookupTask(path, {0, 0, 0}), {}).status();
+    EXPECT_NE(status.message().find("is not under the worker's --data_roots"), std::string::npos) << status;
+  }
+  // ".." and symlinks do not lead out.
+  const absl::Status dotdot =
+      Lookup()->Evaluate(LookupTask(root + "/../../../../../../../etc/passwd", {0, 0, 0}), {}).status();
+  EXPECT_NE(dotdot.message().find("is not under"), std::string::npos) << dotdot;
+  ASSERT_EQ(::symlink("/etc/passwd", (root + "/link.csv").c_str()), 0);
+  const absl::Status link = Lookup()->Evaluate(LookupTask(root + "/link.csv", {0, 0, 0}), {}).status();
+  EXPECT_NE(link.message().find("is not under"), std::string::npos) << link;
+  // A FIFO (nobody writes it: opening it blocking would never return) and a
+  // directory are refused at once.
+  ASSERT_EQ(::mkfifo((root + "/fifo.csv").c_str(), 0600), 0);
+  const absl::Status fifo = Lookup()->Evaluate(LookupTask(root + "/fifo.csv", {0, 0, 0}), {}).status();
+  EXPECT_NE(fifo.message().find("is a FIFO; only regular files are read"), std::string::npos) << fifo;
+  const absl::Status dir = Lookup()->Evaluate(LookupTask(root, {0, 0, 0}), {}).status();
+  EXPECT_NE(dir.message().find("is a directory"), std::string::npos) << dir;
+  // Over the cap.
+  EvaluatorOptions small = TestOptions();
+  small.max_table_bytes = 16;
+  const absl::Status big = NewLookupEvaluator(small)->Evaluate(LookupTask(secret, {0, 0, 0}), {}).status();
+  EXPECT_NE(big.message().find("the limit is 16 bytes"), std::string::npos) << big;
+  // Inside the roots, a malformed cell is named by line and column, not shown.
+  const absl::Status parsed = Lookup()->Evaluate(LookupTask(secret, {0, 0, 0}), {}).status();
+  EXPECT_NE(parsed.message().find("line 2, column 'accuracy': not a number in [0, 1]"), std::string::npos)
+      << parsed;
+  for (const absl::Status& status : {existing, absent, dotdot, link, fifo, dir, big, parsed}) {
+    EXPECT_EQ(status.message().find("SECRET"), std::string::npos) << status;
+    EXPECT_EQ(status.message().find("root:"), std::string::npos) << status;
+  }
+}
+
+TEST(LookupEvaluatorTest, ParseErrorsNameTheLineAndColumnNeverTheCell) {
+  EXPECT_EQ(ParseLookupTable("arch,accuracy\na,0.5\nb,1.5\n", "t").status().message(),
+            "t line 3, column 'accuracy': not a number in [0, 1]");
+  EXPECT_EQ(ParseLookupTable("arch,accuracy\nSECRET,0.5\nSECRET,0.5\n", "t").status().message(),
+            "t line 3, column 'arch': an architecture an earlier line has");
 }
 
 }  // namespace

@@ -3,12 +3,19 @@
 // wires flags to objects.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "common/channel.h"
 #include "common/file_util.h"
@@ -28,6 +35,21 @@ ABSL_FLAG(std::string, worker_ready_file, "",
           "If set, written once running: grpc_port=0, metrics_port=, pid= lines.");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2),
           "Heartbeats go out at least this often while a task runs.");
+ABSL_FLAG(int64_t, max_child_bytes, 0,
+          "Ceiling on what training one child takes (activations of a batch plus 16 bytes per "
+          "parameter, worked out before it is built); a child over it fails for good with its size. "
+          "0 = three quarters of the memory this worker may use (RAM or its cgroup's limit); -1 = none.");
+ABSL_FLAG(std::string, data_roots, "/usr/share/datasets,/data",
+          "Comma-separated directories under which lookup tables and datasets named by job specs are "
+          "read (regular files only); anything else is refused.");
+ABSL_FLAG(absl::Duration, evaluator_stall_timeout, absl::Minutes(10),
+          "An evaluation showing no progress (no batch, no epoch) for this long is abandoned and "
+          "reported failed, so a stuck evaluator cannot hold a task.");
+ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(5),
+          "After a cancel (or SIGTERM) an evaluation gets this long to stop before it is abandoned.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
+          "On SIGTERM the worker exits within this long even if a stuck evaluation thread or a call "
+          "to the controller does not return (keep it under the orchestrator's grace period).");
 ABSL_FLAG(std::string, token_file, "",
           "File holding the one bearer token this worker presents to the controller (one of "
           "its --worker_tokens_file). Empty: none is sent.");
@@ -36,6 +58,23 @@ ABSL_FLAG(std::string, progress_file, "",
           "If set, holds the Unix time of this worker's last progress (a poll of the "
           "controller or a finished epoch), rewritten at most every 10 s: the Kubernetes "
           "liveness probe restarts a worker whose trainer stopped making progress.");
+namespace {
+
+// Three quarters of what this process may use: physical memory, or its
+// cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) when lower.
+int64_t DefaultMaxChildBytes() {
+  int64_t limit = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    absl::StatusOr<std::string> text = nas::ReadRegularFile(path, 64);
+    int64_t value = 0;
+    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value) && value > 0) {
+      limit = std::min(limit, value);
+    }
+  }
+  return limit / 4 * 3;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   nas::InitProcess(argc, argv,
@@ -75,7 +114,14 @@ int main(int argc, char** argv) {
   }
   nas::worker::WorkerLoopOptions options;
   options.worker_id = worker_id;
-  options.device = *device;
+  options.evaluator.device = *device;
+  const int64_t max_child_bytes = absl::GetFlag(FLAGS_max_child_bytes);
+  options.evaluator.max_child_bytes = max_child_bytes == 0 ? DefaultMaxChildBytes() : std::max<int64_t>(0, max_child_bytes);
+  options.evaluator.data_roots = absl::StrSplit(absl::GetFlag(FLAGS_data_roots), ',', absl::SkipEmpty());
+  options.stall_timeout = absl::GetFlag(FLAGS_evaluator_stall_timeout);
+  options.cancel_grace = absl::GetFlag(FLAGS_cancel_grace);
+  const int threads = absl::GetFlag(FLAGS_threads);
+  options.on_evaluation_thread = [threads] { nas::worker::UseTorchThreadsOnThisThread(threads); };
   options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
   if (metrics) options.metrics = &metrics->registry();
   std::unique_ptr<nas::worker::ProgressFile> progress;
@@ -96,7 +142,10 @@ int main(int argc, char** argv) {
       nas::v1::TaskService::NewStub(nas::CreateChannel(absl::GetFlag(FLAGS_controller), *channel));
   nas::worker::WorkerLoop loop(options, stub);
 
-  NAS_LOG(Info) << "nas_worker " << worker_id << " on " << *device << ", controller "
+  NAS_LOG(Info) << "nas_worker " << worker_id << " on " << *device << ", children up to "
+                << (options.evaluator.max_child_bytes > 0 ? absl::StrCat(options.evaluator.max_child_bytes >> 20, " MiB")
+                                                          : std::string("any size"))
+                << ", data under " << absl::StrJoin(options.evaluator.data_roots, ",") << ", controller "
                 << absl::GetFlag(FLAGS_controller) << " over "
                 << nas::DescribeChannelSecurity(*channel)
                 << (channel->token.empty() ? "" : " with a bearer token") << ", /metrics on port "
@@ -110,14 +159,27 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  const int threads = absl::GetFlag(FLAGS_threads);
-  std::thread runner([&loop, threads] {
-    nas::worker::UseTorchThreadsOnThisThread(threads);
+  absl::Notification stopped;
+  std::thread runner([&loop, &stopped] {
     loop.Run();
+    stopped.Notify();
   });
   const int signal_number = nas::WaitForShutdownSignal();
   NAS_LOG(Info) << "signal " << signal_number << ": stopping (a running task is handed back)";
   loop.Stop();
+  // The loop abandons an evaluation that ignores the cancel after
+  // --cancel_grace; this bounds everything else (a hung call, a bug).
+  const bool clean = stopped.WaitForNotificationWithTimeout(absl::GetFlag(FLAGS_shutdown_grace));
+  if (!clean || loop.abandoned() > 0) {
+    // A stuck thread cannot be joined, and static destructors must not run
+    // under it: leave at once.
+    NAS_LOG(Warning) << "exiting without joining "
+                     << (clean ? absl::StrCat(loop.abandoned(), " stuck evaluation thread(s)")
+                               : absl::StrCat("the worker loop (not stopped within --shutdown_grace ",
+                                              absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace)), ")"));
+    std::fflush(nullptr);
+    ::_exit(0);
+  }
   runner.join();
   return 0;
 }

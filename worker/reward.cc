@@ -6,6 +6,8 @@
 
 namespace nas::worker {
 
+std::vector<std::string> EvaluatorOptions::DefaultDataRoots() { return {"/usr/share/datasets", "/data"}; }
+
 bool IsPermanent(const absl::Status& status) {
   return absl::IsInvalidArgument(status) || absl::IsResourceExhausted(status) ||
          absl::IsUnimplemented(status) || absl::IsNotFound(status) || absl::IsFailedPrecondition(status);

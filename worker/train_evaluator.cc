@@ -58,7 +58,7 @@ double Accuracy(ChildNetImpl& net, const Tensors& data, int batch, const torch::
 
 absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& set,
                                                const std::string& device_name,
-                                               const EvaluationContext& context) {
+                                               const EvaluationContext& context, int64_t max_child_bytes) {
   // The controller sends specs with defaults filled in; the same defaults
   // again cover a task built without them (tests, benchmarks).
   const v1::TrainEvaluatorSpec spec = search_space::WithTrainDefaults(task.evaluator().train());
@@ -75,8 +75,14 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
   try {
     const torch::Device device(device_name);
     InputShape input{set.channels, set.height, set.width, 10};
+    const v1::EvaluatorSpec limits_spec = search_space::WithEvaluatorLimitDefaults(task.evaluator());
+    ChildLimits limits;
+    limits.max_parameters = limits_spec.max_parameters();
+    limits.max_activation_bytes = limits_spec.max_activation_bytes();
+    limits.batch_size = batch;
+    limits.max_memory_bytes = max_child_bytes;
     absl::StatusOr<std::shared_ptr<ChildNetImpl>> built =
-        BuildChildNet(task.architecture(), task.search_space(), input);
+        BuildChildNet(task.architecture(), task.search_space(), input, limits);
     if (!built.ok()) return built.status();
     std::shared_ptr<ChildNetImpl> net = *built;
     net->to(device);
@@ -193,25 +199,30 @@ namespace {
 
 class TrainEvaluator : public Evaluator {
  public:
-  explicit TrainEvaluator(std::string device) : device_(std::move(device)) {}
+  explicit TrainEvaluator(EvaluatorOptions options) : options_(std::move(options)) {}
   absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task& task, const EvaluationContext& context) override {
     const v1::TrainEvaluatorSpec& spec = task.evaluator().train();
-    absl::StatusOr<std::shared_ptr<const ImageSet>> set = LoadTrainingSet(spec.dataset(), spec.data_dir());
+    absl::StatusOr<std::shared_ptr<const ImageSet>> set =
+        LoadTrainingSet(spec.dataset(), spec.data_dir(), options_.data_roots);
+    if (absl::IsPermissionDenied(set.status())) {
+      // Outside this worker's --data_roots: the spec's problem.
+      return absl::FailedPreconditionError(std::string(set.status().message()));
+    }
     if (!set.ok()) {
       // A missing or broken dataset is this worker's problem, not the architecture's.
       return absl::UnavailableError(std::string(set.status().message()));
     }
-    return TrainOnImages(task, **set, device_, context);
+    return TrainOnImages(task, **set, options_.device, context, options_.max_child_bytes);
   }
 
  private:
-  const std::string device_;
+  const EvaluatorOptions options_;
 };
 
 }  // namespace
 
-std::unique_ptr<Evaluator> NewTrainEvaluator(const std::string& device) {
-  return std::make_unique<TrainEvaluator>(device);
+std::unique_ptr<Evaluator> NewTrainEvaluator(const EvaluatorOptions& options) {
+  return std::make_unique<TrainEvaluator>(options);
 }
 
 }  // namespace nas::worker

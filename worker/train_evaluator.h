@@ -13,13 +13,17 @@
 
 namespace nas::worker {
 
-// `device` is a LibTorch device string ("cpu", "cuda:0").
-std::unique_ptr<Evaluator> NewTrainEvaluator(const std::string& device);
+// Trains on options.device (a LibTorch device string: "cpu", "cuda:0"); a
+// child over the task's evaluator.max_parameters / max_activation_bytes or
+// options.max_child_bytes fails with RESOURCE_EXHAUSTED (permanent) before
+// it is built.
+std::unique_ptr<Evaluator> NewTrainEvaluator(const EvaluatorOptions& options);
 
 // Trains on an in-memory set (tests, benchmarks): same as Evaluate, with
 // `images` instead of the task's dataset.
 absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& images,
-                                               const std::string& device, const EvaluationContext& context);
+                                               const std::string& device, const EvaluationContext& context,
+                                               int64_t max_child_bytes = 0);
 
 }  // namespace nas::worker
 

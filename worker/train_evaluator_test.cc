@@ -39,7 +39,7 @@ v1::Task SmallCnnTask(int train_size, int epochs) {
 
 TEST(TrainEvaluatorTest, SmallCnnReachesEightyPercentOnFashionMnistInTwoEpochs) {
   torch::set_num_threads(2);
-  auto set = LoadTrainingSet("fashion_mnist", "");
+  auto set = LoadTrainingSet("fashion_mnist", "", {"/usr/share/datasets"});
   ASSERT_TRUE(set.ok()) << set.status();
   int epochs_seen = 0;
   EvaluationContext context;
@@ -61,7 +61,7 @@ TEST(TrainEvaluatorTest, SmallCnnReachesEightyPercentOnFashionMnistInTwoEpochs) 
 }
 
 TEST(TrainEvaluatorTest, CancelStopsWithinOneBatch) {
-  auto set = LoadTrainingSet("fashion_mnist", "");
+  auto set = LoadTrainingSet("fashion_mnist", "", {"/usr/share/datasets"});
   ASSERT_TRUE(set.ok());
   std::atomic<bool> cancelled{true};
   EvaluationContext context;

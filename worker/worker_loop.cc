@@ -1,6 +1,10 @@
 #include "worker/worker_loop.h"
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -62,7 +66,7 @@ struct WorkerLoop::Metrics {
 
 WorkerLoop::WorkerLoop(WorkerLoopOptions options, std::shared_ptr<v1::TaskService::StubInterface> stub)
     : options_(std::move(options)), stub_(std::move(stub)) {
-  if (options_.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options_.metrics, options_.device);
+  if (options_.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options_.metrics, options_.evaluator.device);
 }
 
 WorkerLoop::~WorkerLoop() = default;
@@ -114,13 +118,15 @@ void WorkerLoop::Run() {
   }
 }
 
-Evaluator* WorkerLoop::EvaluatorFor(const v1::Task& task) {
+std::shared_ptr<Evaluator> WorkerLoop::EvaluatorFor(const v1::Task& task) {
   const auto kind = task.evaluator().kind_case();
   auto it = evaluators_.find(kind);
-  if (it != evaluators_.end()) return it->second.get();
-  absl::StatusOr<std::unique_ptr<Evaluator>> created = CreateEvaluator(task.evaluator(), options_.device);
+  if (it != evaluators_.end()) return it->second;
+  absl::StatusOr<std::unique_ptr<Evaluator>> created =
+      options_.evaluator_factory ? options_.evaluator_factory(task.evaluator())
+                                 : CreateEvaluator(task.evaluator(), options_.evaluator);
   if (!created.ok()) return nullptr;
-  return (evaluators_[kind] = std::move(created).value()).get();
+  return evaluators_[kind] = std::shared_ptr<Evaluator>(std::move(created).value());
 }
 
 absl::StatusOr<bool> WorkerLoop::RunOnce() {
@@ -132,7 +138,7 @@ absl::StatusOr<bool> WorkerLoop::RunOnce() {
     v1::AcquireTaskRequest request;
     request.set_worker_id(options_.worker_id);
     request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
-    request.set_device(options_.device);
+    request.set_device(options_.evaluator.device);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.poll_wait + options_.call_timeout));
     absl::Status status =
@@ -167,33 +173,49 @@ absl::StatusOr<bool> WorkerLoop::RunOnce() {
   return true;
 }
 
+namespace {
+
+// One evaluation, shared by the loop, the heartbeat thread and the
+// evaluating thread; the last may outlive the others when abandoned.
+struct Evaluation {
+  explicit Evaluation(v1::Task t, std::shared_ptr<Evaluator> e) : task(std::move(t)), evaluator(std::move(e)) {}
+  const v1::Task task;
+  const std::shared_ptr<Evaluator> evaluator;
+  std::atomic<bool> cancelled{false};
+  std::atomic<int64_t> alive{0};
+  absl::Mutex mu;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  absl::StatusOr<v1::TrialMetrics> result ABSL_GUARDED_BY(mu);
+  // Epochs not yet sent; `heartbeats_done` ends the heartbeat thread.
+  std::vector<v1::EpochResult> pending_epochs ABSL_GUARDED_BY(mu);
+  int64_t epoch_events ABSL_GUARDED_BY(mu) = 0;
+  int last_epoch ABSL_GUARDED_BY(mu) = 0;
+  bool heartbeats_done ABSL_GUARDED_BY(mu) = false;
+};
+
+}  // namespace
+
 absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Task& task) {
-  Evaluator* evaluator = EvaluatorFor(task);
+  std::shared_ptr<Evaluator> evaluator = EvaluatorFor(task);
   if (evaluator == nullptr) return absl::InvalidArgumentError("task has no known evaluator");
-  // Shared by this thread (the evaluation) and the heartbeat thread.
-  struct HeartbeatState {
-    absl::Mutex mu;
-    bool done ABSL_GUARDED_BY(mu) = false;
-    std::vector<v1::EpochResult> pending_epochs ABSL_GUARDED_BY(mu);
-    int64_t epoch_events ABSL_GUARDED_BY(mu) = 0;
-  } hb;
-  std::thread heartbeat([&] {
+  auto ev = std::make_shared<Evaluation>(task, evaluator);
+  std::thread heartbeat([this, ev] {
     int64_t seen = 0;
     while (true) {
       std::vector<v1::EpochResult> epochs;
       {
-        absl::MutexLock lock(&hb.mu);
-        auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hb.mu) {
-          return hb.done || hb.epoch_events > seen;
+        absl::MutexLock lock(&ev->mu);
+        auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ev->mu) {
+          return ev->heartbeats_done || ev->epoch_events > seen;
         };
-        hb.mu.AwaitWithTimeout(absl::Condition(&wake), options_.heartbeat_interval);
+        ev->mu.AwaitWithTimeout(absl::Condition(&wake), options_.heartbeat_interval);
         // After the evaluation, flush the last epochs once, then end.
-        if (hb.done && hb.pending_epochs.empty()) return;
-        seen = hb.epoch_events;
-        epochs.swap(hb.pending_epochs);
+        if (ev->heartbeats_done && (ev->pending_epochs.empty() || !ev->done)) return;
+        seen = ev->epoch_events;
+        epochs.swap(ev->pending_epochs);
       }
       v1::HeartbeatRequest request;
-      request.set_task_id(task.task_id());
+      request.set_task_id(ev->task.task_id());
       request.set_worker_id(options_.worker_id);
       for (v1::EpochResult& e : epochs) *request.add_epochs() = std::move(e);
       v1::HeartbeatResponse response;
@@ -203,27 +225,92 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
       // FAILED_PRECONDITION: this worker no longer holds the task's lease.
       if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
           status.error_code() == grpc::StatusCode::NOT_FOUND || (status.ok() && response.cancel())) {
-        NAS_LOG(Info) << "task " << task.task_id() << ": controller says stop ("
+        NAS_LOG(Info) << "task " << ev->task.task_id() << ": controller says stop ("
                       << (status.ok() ? response.reason() : status.error_message()) << ")";
         cancel_current_ = true;
       }
     }
   });
-  EvaluationContext context;
-  context.cancelled = &cancel_current_;
-  context.on_epoch = [&](const v1::EpochResult& epoch) {
-    if (metrics_) metrics_->epoch.Set(epoch.epoch());
-    Progress();
-    absl::MutexLock lock(&hb.mu);
-    hb.pending_epochs.push_back(epoch);
-    ++hb.epoch_events;
+  // The evaluating thread touches only `ev` (and what it owns): it may be
+  // left behind, blocked, after this loop has moved on or exited.
+  std::thread evaluating([ev, setup = options_.on_evaluation_thread] {
+    setup();
+    EvaluationContext context;
+    context.cancelled = &ev->cancelled;
+    context.alive = &ev->alive;
+    Evaluation* raw = ev.get();
+    context.on_epoch = [raw](const v1::EpochResult& epoch) {
+      absl::MutexLock lock(&raw->mu);
+      raw->pending_epochs.push_back(epoch);
+      raw->last_epoch = epoch.epoch();
+      ++raw->epoch_events;
+    };
+    absl::StatusOr<v1::TrialMetrics> result = ev->evaluator->Evaluate(ev->task, context);
+    absl::MutexLock lock(&ev->mu);
+    ev->result = std::move(result);
+    ev->done = true;
+  });
+  // The watchdog: wait for the result, passing a cancel on, and give up on
+  // an evaluation that ignores a cancel or stops making progress.
+  const absl::Duration tick = std::min(options_.heartbeat_interval, absl::Milliseconds(100));
+  int64_t progress = -1, epochs_seen = 0;
+  absl::Time last_progress = absl::Now(), cancelled_at = absl::InfiniteFuture();
+  absl::Status abandon;
+  // Epochs are the progress the liveness probe sees, each reported from this
+  // thread, never from the evaluating one (which may be left behind).
+  auto report_epochs = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ev->mu) {
+    if (ev->epoch_events > epochs_seen && metrics_) metrics_->epoch.Set(ev->last_epoch);
+    for (; epochs_seen < ev->epoch_events; ++epochs_seen) Progress();
   };
-  absl::StatusOr<v1::TrialMetrics> result = evaluator->Evaluate(task, context);
+  while (true) {
+    {
+      absl::MutexLock lock(&ev->mu);
+      const bool done = ev->mu.AwaitWithTimeout(absl::Condition(&ev->done), tick);
+      report_epochs();
+      if (done) break;
+      const int64_t now_progress = ev->alive.load() + ev->epoch_events;
+      if (now_progress != progress) {
+        progress = now_progress;
+        last_progress = absl::Now();
+      }
+    }
+    const absl::Time now = absl::Now();
+    if (cancel_current_ && !ev->cancelled.exchange(true)) cancelled_at = now;
+    if (now - cancelled_at > options_.cancel_grace) {
+      abandon = absl::CancelledError(absl::StrCat("cancelled; the evaluator did not stop within ",
+                                                  absl::FormatDuration(options_.cancel_grace),
+                                                  " and was abandoned"));
+      break;
+    }
+    if (now - last_progress > options_.stall_timeout) {
+      ev->cancelled = true;
+      abandon = absl::DeadlineExceededError(absl::StrCat(
+          "the evaluator made no progress for ", absl::FormatDuration(options_.stall_timeout),
+          " (stuck, e.g. in I/O) and was abandoned"));
+      break;
+    }
+  }
   {
-    absl::MutexLock lock(&hb.mu);
-    hb.done = true;
+    absl::MutexLock lock(&ev->mu);
+    ev->heartbeats_done = true;
   }
   heartbeat.join();
+  if (!abandon.ok()) {
+    // Its thread cannot be interrupted: leave it, and give the next task of
+    // this kind a fresh evaluator (the stuck one may hold its locks).
+    evaluating.detach();
+    evaluators_.erase(task.evaluator().kind_case());
+    const int64_t count = ++abandoned_;
+    NAS_LOG(Warning) << "task " << task.task_id() << ": " << abandon.message() << " (" << count
+                     << " evaluation thread(s) abandoned so far)";
+    return abandon;
+  }
+  evaluating.join();
+  absl::StatusOr<v1::TrialMetrics> result;
+  {
+    absl::MutexLock lock(&ev->mu);
+    result = ev->result;
+  }
   if (result.ok() && metrics_ && task.evaluator().has_train()) {
     metrics_->images.Increment(task.evaluator().train().train_size() *
                                static_cast<double>(result->epochs_size()));

@@ -3,7 +3,11 @@
 // result. Never crashes on a missing controller: calls are retried with
 // exponential backoff. Stop() (e.g. on SIGTERM) cancels the running
 // evaluation within one batch; its task is not reported, so its lease expires
-// and the controller hands it to another worker.
+// and the controller hands it to another worker. Each evaluation runs on a
+// thread of its own under a watchdog: one that ignores a cancel for
+// cancel_grace, or shows no progress for stall_timeout, is abandoned (its
+// thread left behind, its evaluator replaced), so a cancel, a stuck
+// evaluator and Stop() always end the task in bounded time.
 #ifndef NAS_WORKER_WORKER_LOOP_H_
 #define NAS_WORKER_WORKER_LOOP_H_
 
@@ -30,8 +34,20 @@ namespace nas::worker {
 struct WorkerLoopOptions {
   // Identifies this worker to the controller.
   std::string worker_id;
-  // LibTorch device for the train evaluator.
-  std::string device = "cpu";
+  // What the evaluators may do: device, memory ceiling, data roots.
+  EvaluatorOptions evaluator;
+  // Makes the evaluator for a task (tests inject their own); unset:
+  // CreateEvaluator(spec, evaluator).
+  std::function<absl::StatusOr<std::unique_ptr<Evaluator>>(const v1::EvaluatorSpec&)> evaluator_factory;
+  // Run first on each evaluating thread (the binary sets LibTorch's threads).
+  std::function<void()> on_evaluation_thread = [] {};
+  // An evaluation that shows no progress (EvaluationContext::Cancelled calls,
+  // epochs) for this long is abandoned and reported as failed
+  // (DEADLINE_EXCEEDED, retried elsewhere); its heartbeats stop.
+  absl::Duration stall_timeout = absl::Minutes(10);
+  // After a cancel (the controller's, or Stop) the evaluation gets this long
+  // to return before it is abandoned.
+  absl::Duration cancel_grace = absl::Seconds(5);
   // Long-poll wait of each AcquireTask.
   absl::Duration poll_wait = absl::Seconds(10);
   // Heartbeats go out at least this often (and after every epoch).
@@ -70,6 +86,9 @@ class WorkerLoop {
   absl::StatusOr<bool> RunOnce() ABSL_LOCKS_EXCLUDED(mu_);
 
   int64_t tasks_done() const { return tasks_done_.load(); }
+  // Evaluations abandoned while stuck; their threads never returned, so the
+  // process should exit without joining them (worker/main.cc).
+  int64_t abandoned() const { return abandoned_.load(); }
 
  private:
   struct Metrics;
@@ -77,7 +96,7 @@ class WorkerLoop {
   absl::StatusOr<v1::TrialMetrics> EvaluateWithHeartbeats(const v1::Task& task);
   void Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetrics>& result)
       ABSL_LOCKS_EXCLUDED(mu_);
-  Evaluator* EvaluatorFor(const v1::Task& task);
+  std::shared_ptr<Evaluator> EvaluatorFor(const v1::Task& task);
   // Records progress: the last-progress gauge and options_.on_progress.
   void Progress();
   // Sleeps for `d` unless stopped first; false when stopped.
@@ -86,9 +105,11 @@ class WorkerLoop {
   const WorkerLoopOptions options_;
   std::shared_ptr<v1::TaskService::StubInterface> stub_;
   std::unique_ptr<Metrics> metrics_;
-  std::map<v1::EvaluatorSpec::KindCase, std::unique_ptr<Evaluator>> evaluators_;
+  // Shared with evaluating threads, which may outlive an abandoned task.
+  std::map<v1::EvaluatorSpec::KindCase, std::shared_ptr<Evaluator>> evaluators_;
   std::atomic<bool> cancel_current_{false};
   std::atomic<int64_t> tasks_done_{0};
+  std::atomic<int64_t> abandoned_{0};
   // Leased with the last report; only the Run thread touches it.
   std::optional<v1::Task> next_task_;
 

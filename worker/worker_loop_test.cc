@@ -4,8 +4,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,9 +26,9 @@ class FakeTaskService final : public v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     tasks_.push_back(std::move(task));
   }
-  void CancelAll() {
+  void CancelAll(bool cancel = true) {
     absl::MutexLock lock(&mu_);
-    cancel_ = true;
+    cancel_ = cancel;
   }
   grpc::Status AcquireTask(grpc::ServerContext*, const v1::AcquireTaskRequest* request,
                            v1::AcquireTaskResponse* response) override {
@@ -134,6 +137,7 @@ v1::Task SyntheticTask(const std::string& id, double seconds, int epochs) {
 
 class WorkerLoopTest : public ::testing::Test {
  protected:
+  virtual void Configure(WorkerLoopOptions&) {}
   void SetUp() override {
     GrpcServerOptions options;
     options.host = "127.0.0.1";
@@ -145,6 +149,7 @@ class WorkerLoopTest : public ::testing::Test {
     loop_options.poll_wait = absl::Milliseconds(200);
     loop_options.heartbeat_interval = absl::Milliseconds(50);
     loop_options.on_progress = [this] { ++progress_; };
+    Configure(loop_options);
     loop_ = std::make_unique<WorkerLoop>(
         loop_options, v1::TaskService::NewStub(grpc::CreateChannel(
                           absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials())));
@@ -238,6 +243,91 @@ TEST_F(WorkerLoopTest, LookupOfAMissingTableFailsTheTrialAndTheWorkerStaysUp) {
   EXPECT_NE(reports[0].error().find("/no/such/table.csv"), std::string::npos);
   EXPECT_TRUE(reports[0].permanent());
   EXPECT_TRUE(reports[1].error().empty());
+}
+
+// An evaluator stuck in I/O: lookup tasks block reading a pipe nobody writes
+// (until the test ends), never calling Cancelled(); other tasks are synthetic.
+class StuckEvaluatorTest : public WorkerLoopTest {
+ protected:
+  class Stuck : public Evaluator {
+   public:
+    explicit Stuck(int fd) : fd_(fd) {}
+    absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task&, const EvaluationContext&) override {
+      char byte;
+      (void)::read(fd_, &byte, 1);
+      return absl::InternalError("unblocked");
+    }
+
+   private:
+    const int fd_;
+  };
+  void Configure(WorkerLoopOptions& options) override {
+    ASSERT_EQ(::pipe(pipe_), 0);
+    options.stall_timeout = absl::Seconds(1);
+    options.cancel_grace = absl::Milliseconds(300);
+    options.evaluator_factory = [this](const v1::EvaluatorSpec& spec)
+        -> absl::StatusOr<std::unique_ptr<Evaluator>> {
+      if (spec.has_lookup()) {
+        ++created_stuck_;
+        return std::unique_ptr<Evaluator>(std::make_unique<Stuck>(pipe_[0]));
+      }
+      return NewSyntheticEvaluator();
+    };
+  }
+  void TearDown() override {
+    WorkerLoopTest::TearDown();
+    // Release the abandoned threads (one byte each) before the pipe closes.
+    for (int i = 0; i < created_stuck_; ++i) (void)!::write(pipe_[1], "x", 1);
+  }
+  static v1::Task StuckTask(const std::string& id) {
+    v1::Task task = SyntheticTask(id, 0, 1);
+    task.mutable_evaluator()->mutable_lookup()->set_table_path("/a/fifo");
+    return task;
+  }
+  int pipe_[2] = {-1, -1};
+  std::atomic<int> created_stuck_{0};
+};
+
+TEST_F(StuckEvaluatorTest, AStuckEvaluatorIsAbandonedAfterTheStallTimeoutAndTheNextTaskRuns) {
+  service_.Add(StuckTask("stuck"));
+  service_.Add(SyntheticTask("after", 0, 1));
+  service_.Add(StuckTask("stuck-again"));  // a fresh evaluator, not the stuck one's locks
+  ASSERT_TRUE(service_.WaitForReports(3, absl::Seconds(20)));
+  std::vector<v1::ReportResultRequest> reports = service_.reports();
+  EXPECT_NE(reports[0].error().find("made no progress for 1s"), std::string::npos) << reports[0].error();
+  EXPECT_FALSE(reports[0].permanent());  // another worker may do better
+  EXPECT_TRUE(reports[1].error().empty()) << reports[1].error();
+  EXPECT_NE(reports[2].error().find("made no progress"), std::string::npos) << reports[2].error();
+  EXPECT_EQ(created_stuck_, 2);
+  EXPECT_EQ(loop_->abandoned(), 2);
+}
+
+TEST_F(StuckEvaluatorTest, ACancelWinsOverAStuckEvaluator) {
+  service_.CancelAll();
+  service_.Add(StuckTask("cancelled"));
+  ASSERT_TRUE(service_.WaitForReports(1, absl::Seconds(20)));
+  const std::string error = service_.reports()[0].error();
+  EXPECT_NE(error.find("CANCELLED: cancelled; the evaluator did not stop within 300ms"), std::string::npos)
+      << error;
+  service_.CancelAll(false);
+  service_.Add(SyntheticTask("after", 0, 1));
+  ASSERT_TRUE(service_.WaitForReports(2, absl::Seconds(20)));
+  EXPECT_TRUE(service_.reports()[1].error().empty()) << service_.reports()[1].error();
+}
+
+TEST_F(StuckEvaluatorTest, StopWinsOverAStuckEvaluator) {
+  service_.Add(StuckTask("stuck"));
+  // Stall timeout 1 s is not reached: the stop comes first.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (created_stuck_ == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(created_stuck_, 1);
+  const absl::Time start = absl::Now();
+  loop_->Stop();
+  runner_.join();
+  runner_ = std::thread([] {});
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(loop_->abandoned(), 1);
+  EXPECT_TRUE(service_.reports().empty());  // handed back through its lease
 }
 
 TEST(WorkerLoopNoControllerTest, UnreachableControllerIsRetriedUntilStop) {

@@ -1,0 +1,83 @@
+// The size of a child network, worked out from its architecture by
+// arithmetic alone: nothing is allocated, so a worker can refuse a child too
+// large for it before building it, and the controller can refuse at submit a
+// spec whose largest child cannot fit. Torch-free (the controller links it).
+//
+// The networks are the ones worker/child_net.h builds (its comment describes
+// them): the parameter count here equals the built module's exactly
+// (worker/child_net_test checks it over sampled architectures of every
+// trainable space). The activation figure is an estimate of the float32
+// tensors one training step keeps alive for backward, for one batch:
+//  * the input batch;
+//  * macro CNN: per layer its concatenated input (when it joins two or more
+//    layers) and the outputs of its convolution, batch norm and ReLU;
+//  * cell network: the stem's convolution and batch norm outputs; per
+//    reduction block its pooled shortcut, both ReLU/conv/batch-norm triples,
+//    the shortcut's convolution and the sum; per cell node a zero tensor plus,
+//    per edge, one tensor for the sum and one per step of its operation
+//    (skip_connect 0, avg_pool_3x3 1, nor_conv_* 3: ReLU, conv, batch norm);
+//    the final batch norm and ReLU;
+//  * the pooled features and the logits.
+// Not counted: backward's transient gradients and LibTorch's scratch space
+// (each at most a few of the largest tensors), padded copies freed at once,
+// and the parameters' own memory (see MemoryBytes).
+#ifndef NAS_SEARCH_SPACE_CHILD_SIZE_H_
+#define NAS_SEARCH_SPACE_CHILD_SIZE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/search_space.pb.h"
+
+namespace nas::search_space {
+
+// The images a child is trained on.
+struct ImageShape {
+  int channels = 1;
+  int height = 28;
+  int width = 28;
+  int classes = 10;
+};
+
+// The shape of a train evaluator dataset's images: fashion_mnist and mnist
+// 1x28x28, cifar10 3x32x32, 10 classes each. INVALID_ARGUMENT otherwise.
+absl::StatusOr<ImageShape> DatasetImageShape(const std::string& dataset);
+
+struct ChildSize {
+  int64_t parameters = 0;
+  // Estimated bytes of activations of one training batch (see above).
+  int64_t activation_bytes = 0;
+
+  // What training the child takes in all: the activations plus four float32
+  // copies of the parameters (weights, gradients, the momentum buffer and
+  // Nesterov's temporary).
+  int64_t MemoryBytes() const;
+  // "1,234,567 parameters, 1.5 GiB of activations per batch".
+  std::string ToString() const;
+};
+
+// "512 MiB", "1.5 GiB", "123 bytes".
+std::string FormatBytes(int64_t bytes);
+
+// The size of `architecture` (macro CNN or cell; a cell network's depth and
+// width come from `space`, with their defaults) trained on `input` in
+// batches of `batch_size`. INVALID_ARGUMENT for a form no network is built
+// from (out-of-range layer, input from a later layer, unknown operation,
+// cell size out of range), UNIMPLEMENTED for recurrent cells.
+absl::StatusOr<ChildSize> EstimateChildSize(const v1::Architecture& architecture,
+                                            const v1::SearchSpace& space, const ImageShape& input,
+                                            int batch_size);
+
+// The largest parameter count and the largest activation estimate of any
+// child `space` can produce (each maximised on its own, so they may belong
+// to different children), computed from the space's choices without
+// enumerating or sampling children. The activation maximum may exceed every
+// child's by the pooled features of a few layers (it counts every layer's).
+// Same errors as EstimateChildSize for a space that does not validate.
+absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const ImageShape& input,
+                                           int batch_size);
+
+}  // namespace nas::search_space
+
+#endif  // NAS_SEARCH_SPACE_CHILD_SIZE_H_
