@@ -280,6 +280,9 @@ absl::StatusOr<std::vector<LocalProcess>> LocalUp(const LocalClusterOptions& opt
                                      absl::StrCat("--threads=", options.worker_threads),
                                      absl::StrCat("--device=", options.device),
                                      absl::StrCat("--worker_id=local-worker-", i)};
+    if (!options.data_roots.empty()) {
+      argv.push_back(absl::StrCat("--data_roots=", options.data_roots));
+    }
     argv.insert(argv.end(), common.begin(), common.end());
     if (absl::Status s = start(absl::StrCat("worker-", i), argv); !s.ok()) return fail(s);
   }

@@ -31,6 +31,9 @@ struct LocalClusterOptions {
   // LibTorch threads per worker (0 = LibTorch's default) and device.
   int worker_threads = 1;
   std::string device = "auto";
+  // The workers' --data_roots (comma-separated; empty keeps the worker's
+  // default): the only directories job specs may name tables and datasets in.
+  std::string data_roots;
   // How long to wait for every process to become healthy.
   absl::Duration ready_timeout = absl::Seconds(120);
 };

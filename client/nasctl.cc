@@ -61,6 +61,9 @@ ABSL_FLAG(int, workers, 2, "local up: workers W.");
 ABSL_FLAG(int, controller_port, 7070, "local up: the controller's port (0 = any free port).");
 ABSL_FLAG(int, worker_threads, 1, "local up: LibTorch threads per worker.");
 ABSL_FLAG(std::string, device, "auto", "local up: worker device (auto, cpu, cuda).");
+ABSL_FLAG(std::string, data_roots, "",
+          "local up: the workers' --data_roots, comma-separated directories job specs may name "
+          "tables and datasets in (empty: the worker's default).");
 
 namespace nas::client {
 namespace {
@@ -439,6 +442,7 @@ int Local(const std::vector<std::string>& args) {
     options.controller_port = absl::GetFlag(FLAGS_controller_port);
     options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
     options.device = absl::GetFlag(FLAGS_device);
+    options.data_roots = absl::GetFlag(FLAGS_data_roots);
     absl::StatusOr<std::vector<LocalProcess>> processes = LocalUp(options);
     if (!processes.ok()) return Fail(std::string(processes.status().message()));
     std::string controller;

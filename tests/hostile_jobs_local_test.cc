@@ -277,5 +277,40 @@ evaluator: {synthetic: {duration_seconds: 0.25}}
   EXPECT_NE(unknown.output.find("no process 'ps-7'"), std::string::npos) << unknown.output;
 }
 
+// `local up --data_roots` reaches every worker: a table outside those roots is
+// refused naming them (the worker's default roots would be named otherwise).
+TEST(HostileJobsLocalTest, UpPassesDataRootsToEveryWorker) {
+  LocalCluster cluster("local-roots");
+  const std::string roots = cluster.dir() + "/tables";
+  Result up = cluster.Nasctl(absl::StrCat("local up --shards=1 --workers=2 --controller_port=0 ",
+                                          "--device=cpu --data_roots=", roots));
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  Result address = cluster.Nasctl("local address");
+  ASSERT_EQ(address.exit_code, 0) << address.output;
+  const std::string server(absl::StripAsciiWhitespace(address.output));
+  const std::string spec = cluster.dir() + "/job.yaml";
+  ASSERT_TRUE(WriteFileAtomically(spec, absl::StrCat(R"(
+name: table-outside-the-roots
+search_space:
+  cell: {num_nodes: 3, operations: [none, skip_connect]}
+strategy: {name: random, seed: 1}
+budget: {max_trials: 4}
+evaluator:
+  lookup: {table_path: ")", cluster.dir(), R"(/elsewhere/table.csv"}
+  max_attempts: 1
+)")).ok());
+  Result submit = cluster.Nasctl(absl::StrCat("submit ", spec, " --watch --server=", server),
+                                 absl::Seconds(120));
+  const size_t at = submit.output.find("submitted job ");
+  ASSERT_NE(at, std::string::npos) << submit.output;
+  const size_t start = at + std::string("submitted job ").size();
+  const std::string job(submit.output.substr(start, submit.output.find('\n', start) - start));
+  Result trials = cluster.Nasctl(absl::StrCat("trials ", job, " -o json --server=", server));
+  ASSERT_EQ(trials.exit_code, 0) << trials.output;
+  EXPECT_NE(trials.output.find(absl::StrCat("is not under the worker's --data_roots (", roots)),
+            std::string::npos)
+      << trials.output;
+}
+
 }  // namespace
 }  // namespace nas

@@ -36,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 bazel-bin/tools/make_lookup_table --family="$family" --out="$work/table.csv" >/dev/null
 bazel-bin/client/nasctl local up --shards=1 --workers="$workers" --controller_port="$port" \
-  --data_dir="$work/cluster" >/dev/null
+  --data_dir="$work/cluster" --data_roots="$work" >/dev/null
 mkdir -p "$work/replay"
 for config in $configs; do
   strategy=${config%%_k*}
