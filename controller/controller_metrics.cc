@@ -11,6 +11,11 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                   .Name("nas_controller_samples_total")
                   .Help("Architectures sampled, by job.")
                   .Register(registry)),
+      cache_hits(prometheus::BuildCounter()
+                     .Name("nas_controller_cache_hits_total")
+                     .Help("Samples answered by the job's result cache (succeeded without a "
+                           "worker run: evaluations saved), by job.")
+                     .Register(registry)),
       leases_expired(prometheus::BuildCounter()
                          .Name("nas_controller_leases_expired_total")
                          .Help("Task leases that expired without a result.")

@@ -20,6 +20,7 @@ struct ControllerMetrics {
 
   prometheus::Family<prometheus::Counter>& trials;
   prometheus::Family<prometheus::Counter>& samples;
+  prometheus::Family<prometheus::Counter>& cache_hits;
   prometheus::Counter& leases_expired;
   prometheus::Family<prometheus::Counter>& pushes;
   prometheus::Histogram& reward;

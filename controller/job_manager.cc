@@ -69,13 +69,20 @@ class JobManager::Job final : public ReplicaJob {
       return 0;
     }
     int64_t n = wanted;
-    if (budget.max_trials() > 0) n = std::min<int64_t>(n, budget.max_trials() - samples_);
+    if (budget.max_trials() > 0) n = std::min<int64_t>(n, budget.max_trials() - evaluations_);
+    if (budget.max_samples() > 0) n = std::min<int64_t>(n, budget.max_samples() - samples_);
     if (n <= 0) return 0;
     *first_index = next_index_;
     *samples_before = samples_;
     next_index_ += n;
     samples_ += n;
+    evaluations_ += n;
     return static_cast<int>(n);
+  }
+
+  void ReturnEvaluations(int n) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    evaluations_ -= n;
   }
 
   void Fail(const absl::Status& status) override {
@@ -129,6 +136,9 @@ class JobManager::Job final : public ReplicaJob {
   absl::Mutex mu_ ABSL_ACQUIRED_AFTER(manager_->mu_);
   v1::Job record_ ABSL_GUARDED_BY(mu_);  // state, error, times, baseline
   int64_t samples_ ABSL_GUARDED_BY(mu_) = 0;     // trials sampled (the depth schedule's clock)
+  // Samples reserved as evaluations (worker runs) for budget.max_trials:
+  // samples less the cache hits among them.
+  int64_t evaluations_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_index_ ABSL_GUARDED_BY(mu_) = 0;  // index of the next trial id
   int replicas_running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -310,6 +320,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     {
       absl::MutexLock lock(&raw->mu_);
       raw->samples_ = samples;
+      raw->evaluations_ = samples - counts.cache_hits;
       // Trial ids must never repeat: continue after the highest index stored.
       raw->next_index_ = std::max(samples, max_index + 1);
       raw->trials_succeeded_ = counts.succeeded;
@@ -318,7 +329,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     raw->weights_may_have_moved_ = counts.succeeded > 0;
     NAS_LOG(Info) << "job " << raw->id_ << " resumed: " << samples << " trials sampled, "
                   << adopted.size() << " unfinished taken over";
-    broker_->Adopt(raw->id_, std::move(adopted));
+    RETURN_IF_ERROR(broker_->Adopt(raw->id_, std::move(adopted)));
   }
   absl::MutexLock lock(&mu_);
   if (run) {
@@ -395,6 +406,8 @@ void JobManager::OnTrialFinal(const v1::Trial& trial) {
   {
     absl::MutexLock lock(&job->mu_);
     ++job->change_;
+    // The failed fraction is judged on evaluations: a cache hit repeats one.
+    if (!trial.cached_from().empty()) return;
     if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
     if (trial.state() != v1::TRIAL_STATE_FAILED || job->stopping_) return;
     ++job->trials_failed_;
@@ -443,6 +456,7 @@ v1::Job JobManager::Snapshot(Job* job) {
     out.set_best_trial_id(counts->best_trial_id);
     out.set_best_canonical(counts->best_canonical);
     out.set_mean_reward(counts->mean_reward);
+    out.set_cache_hits(counts->cache_hits);
   }
   out.set_connected_workers(broker_->ConnectedWorkers(absl::Minutes(1)));
   return out;

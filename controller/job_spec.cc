@@ -236,8 +236,12 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   v1::ControllerSpec* c = spec.mutable_controller();
   *c = ControllerDefaults(*c);
   v1::EvaluatorSpec* e = spec.mutable_evaluator();
-  if (!spec.budget().has_max_failed_fraction()) {
-    spec.mutable_budget()->set_max_failed_fraction(0.5);
+  v1::BudgetSpec* budget = spec.mutable_budget();
+  if (!budget->has_max_failed_fraction()) budget->set_max_failed_fraction(0.5);
+  // Out of range max_trials is left for validation to name.
+  if (budget->max_samples() == 0 && budget->max_trials() > 0 &&
+      budget->max_trials() <= JobLimits::kMaxTrials) {
+    budget->set_max_samples(JobLimits::kDefaultSamplesPerTrial * budget->max_trials());
   }
   NAS_DEFAULT(*e, max_attempts, 3);
   NAS_DEFAULT(*e, lease_seconds, 60.0);
@@ -282,10 +286,16 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
           JobLimits::kMaxGradientsPerUpdate);
   ValidateController(spec.controller(), p);
   const v1::BudgetSpec& b = spec.budget();
-  if (b.max_trials() == 0 && b.max_wall_seconds() == 0) {
-    p.Add("budget", "set max_trials and/or max_wall_seconds (a job needs an end)");
+  if (b.max_trials() == 0 && b.max_samples() == 0 && b.max_wall_seconds() == 0) {
+    p.Add("budget", "set max_trials, max_samples and/or max_wall_seconds (a job needs an end)");
   }
   p.Range<int64_t>("budget.max_trials", b.max_trials(), 0, JobLimits::kMaxTrials);
+  p.Range<int64_t>("budget.max_samples", b.max_samples(), 0, JobLimits::kMaxSamples);
+  if (b.max_samples() > 0 && b.max_samples() < b.max_trials()) {
+    p.Add("budget.max_samples",
+          absl::StrCat(b.max_samples(), " is below budget.max_trials (", b.max_trials(),
+                       "): every evaluation is a sample"));
+  }
   p.Range<int64_t>("budget.max_wall_seconds", b.max_wall_seconds(), 0, 365LL * 86400);
   p.Range<double>("budget.max_failed_fraction", b.max_failed_fraction(), 0.0, 1.0);
   ValidateEvaluator(spec, p);

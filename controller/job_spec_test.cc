@@ -173,5 +173,26 @@ evaluator: {synthetic: {}}
             "nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)");
 }
 
+constexpr char kNoBudget[] = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+evaluator: {synthetic: {}}
+)";
+
+TEST(JobSpecTest, MaxSamplesDefaultsToTenPerEvaluationAndMayNotBeBelowMaxTrials) {
+  EXPECT_EQ(WithDefaults(Parse(kMinimal)).budget().max_samples(), 100);
+  v1::JobSpec set = WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_trials: 10, max_samples: 15}\n"));
+  EXPECT_EQ(set.budget().max_samples(), 15);
+  EXPECT_TRUE(ValidateJobSpec(set).ok()) << ValidateJobSpec(set);
+  v1::JobSpec wall = WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_wall_seconds: 60}\n"));
+  EXPECT_EQ(wall.budget().max_samples(), 0) << "no evaluation limit: no sample limit either";
+  const absl::Status below = ValidateJobSpec(
+      WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_trials: 10, max_samples: 5}\n")));
+  EXPECT_EQ(below.message(),
+            "budget.max_samples: 5 is below budget.max_trials (10): every evaluation is a sample");
+  v1::JobSpec alone = WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_samples: 50}\n"));
+  EXPECT_TRUE(ValidateJobSpec(alone).ok()) << "max_samples alone ends a job";
+}
+
 }  // namespace
 }  // namespace nas::controller

@@ -190,13 +190,15 @@ bool Replica::Sample(int n, int64_t first_index, int64_t samples_before) {
     if (abandoned_) return false;
     round_outcomes_ = outcomes;
   }
-  absl::Status dispatched =
-      options_.broker->Dispatch(job_->id(), round_, std::move(trials), std::move(outcomes));
+  int cache_hits = 0;
+  absl::Status dispatched = options_.broker->Dispatch(job_->id(), round_, std::move(trials),
+                                                      std::move(outcomes), &cache_hits);
   if (!dispatched.ok()) {
     // FAILED_PRECONDITION: the job stopped meanwhile.
     if (!absl::IsFailedPrecondition(dispatched)) job_->Fail(dispatched);
     return false;
   }
+  if (cache_hits > 0) job_->ReturnEvaluations(cache_hits);
   if (options_.metrics != nullptr) {
     options_.metrics->samples.Add({{"job_id", job_->id()}}).Increment(n);
   }

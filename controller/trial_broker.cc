@@ -26,6 +26,23 @@ v1::Trial CancelledBeforeItRan(const std::string& job_id, const std::string& tri
   return cancelled;
 }
 
+// The outcome of cache hit `trial_id`, answered by the final outcome of the
+// evaluation it reuses: the same state and metrics, no attempt of its own.
+v1::Trial CacheHitOutcome(const std::string& trial_id, const v1::Trial& source) {
+  v1::Trial hit;
+  hit.set_job_id(source.job_id());
+  hit.set_trial_id(trial_id);
+  hit.set_state(source.state());
+  hit.set_cached_from(source.trial_id());
+  if (source.state() == v1::TRIAL_STATE_SUCCEEDED) {
+    *hit.mutable_metrics() = source.metrics();
+  } else {
+    hit.set_error(absl::StrCat("the evaluation this sample reuses, trial ", source.trial_id(),
+                               ", ended ", TrialStateName(source.state()), ": ", source.error()));
+  }
+  return hit;
+}
+
 }  // namespace
 
 void RoundOutcomes::Add(v1::Trial trial) {
@@ -103,13 +120,28 @@ void TrialBroker::Enqueue(v1::Task task) {
 }
 
 
-void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials) {
+absl::Status TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials) {
+  absl::StatusOr<std::vector<v1::Trial>> evaluated = options_.store->EvaluatedTrials(job_id);
+  if (!evaluated.ok()) return evaluated.status();
+  // Evaluations first, so that the hits waiting on them find them in flight.
+  std::stable_partition(trials.begin(), trials.end(), [](const AdoptedTrial& t) {
+    return t.trial.cached_from().empty();
+  });
   std::vector<v1::Task> queued;
   std::vector<std::pair<v1::Task, std::string>> running;
+  std::vector<v1::Trial> answered;
   {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(job_id);
-    if (job == jobs_.end()) return;
+    if (job == jobs_.end()) return absl::OkStatus();
+    for (v1::Trial& t : *evaluated) {
+      const std::string& canonical = t.architecture().canonical();
+      if (canonical.empty()) continue;
+      CacheEntry& entry = job->second.cache[canonical];
+      if (entry.metrics.has_value()) continue;  // the first evaluation stands
+      entry.trial_id = t.trial_id();
+      entry.metrics = std::move(*t.mutable_metrics());
+    }
     for (AdoptedTrial& adopted : trials) {
       const v1::Trial& t = adopted.trial;
       const bool was_running = t.state() == v1::TRIAL_STATE_RUNNING && !t.worker_id().empty() &&
@@ -117,20 +149,99 @@ void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> tri
       InFlight in_flight;
       in_flight.attempt = was_running ? t.attempts() : std::max(1, t.attempts() + 1);
       in_flight.outcomes = std::move(adopted.outcomes);
+      in_flight.inserted = true;
       const std::string worker = t.worker_id();
       in_flight.trial = std::move(adopted.trial);
-      v1::Task task = MakeTask(job->second, in_flight);
-      if (was_running) {
-        running.emplace_back(std::move(task), worker);
-      } else {
-        queued.push_back(std::move(task));
+      if (!in_flight.trial.cached_from().empty() || !was_running) {
+        std::vector<v1::Task> tasks;
+        RouteLocked(job->second, std::move(in_flight), &tasks, &answered);
+        for (v1::Task& task : tasks) queued.push_back(std::move(task));
+        continue;
       }
+      v1::Task task = MakeTask(job->second, in_flight);
+      running.emplace_back(std::move(task), worker);
       const std::string id = in_flight.trial.trial_id();
+      const std::string& canonical = in_flight.trial.architecture().canonical();
+      if (!canonical.empty() && !job->second.cache.contains(canonical)) {
+        job->second.cache[canonical].trial_id = id;
+      }
       job->second.trials[id] = std::move(in_flight);
     }
   }
   for (auto& [task, worker] : running) queue_.RestoreLease(std::move(task), worker);
   for (v1::Task& task : queued) Enqueue(std::move(task));
+  for (v1::Trial& outcome : answered) Finish(std::move(outcome), Ignore);
+  return absl::OkStatus();
+}
+
+bool TrialBroker::RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1::Task>* tasks,
+                              std::vector<v1::Trial>* answered) {
+  const std::string id = in_flight.trial.trial_id();
+  const std::string canonical = in_flight.trial.architecture().canonical();
+  const bool stored_hit = !in_flight.trial.cached_from().empty();
+  auto entry = canonical.empty() ? job.cache.end() : job.cache.find(canonical);
+  if (!stored_hit && (entry == job.cache.end() || in_flight.inserted)) {
+    // An evaluation: new to the cache, or adopted as one.
+    if (!canonical.empty() && entry == job.cache.end()) job.cache[canonical].trial_id = id;
+    tasks->push_back(MakeTask(job, in_flight));
+    job.trials[id] = std::move(in_flight);
+    return false;
+  }
+  if (entry == job.cache.end()) {
+    // A hit adopted after a restart whose evaluation ended without a result
+    // before it: it ends as that evaluation did, FAILED (or CANCELLED).
+    v1::Trial failed;
+    failed.set_job_id(job.task_template.job_id());
+    failed.set_trial_id(id);
+    failed.set_state(v1::TRIAL_STATE_FAILED);
+    failed.set_cached_from(in_flight.trial.cached_from());
+    failed.set_error(absl::StrCat("the evaluation this sample reuses, trial ",
+                                  in_flight.trial.cached_from(),
+                                  ", ended without a result before the controller restarted"));
+    job.trials[id] = std::move(in_flight);
+    AnswerLocked(job, id, std::move(failed), answered);
+    return true;
+  }
+  CacheEntry& cached = entry->second;
+  if (!stored_hit) in_flight.trial.set_cached_from(cached.trial_id);
+  job.trials[id] = std::move(in_flight);
+  if (cached.metrics.has_value()) {
+    v1::Trial source;
+    source.set_job_id(job.task_template.job_id());
+    source.set_trial_id(cached.trial_id);
+    source.set_state(v1::TRIAL_STATE_SUCCEEDED);
+    *source.mutable_metrics() = *cached.metrics;
+    AnswerLocked(job, id, CacheHitOutcome(id, source), answered);
+  } else {
+    cached.waiters.push_back(id);
+  }
+  return true;
+}
+
+void TrialBroker::AnswerLocked(JobTrials& job, const std::string& waiter, v1::Trial outcome,
+                               std::vector<v1::Trial>* answered) {
+  auto it = job.trials.find(waiter);
+  if (it == job.trials.end()) return;
+  if (it->second.inserted) {
+    answered->push_back(std::move(outcome));
+  } else {
+    it->second.answer = std::move(outcome);
+  }
+}
+
+void TrialBroker::ForgetLocked(JobTrials& job, const std::string& trial_id) {
+  auto it = job.trials.find(trial_id);
+  if (it == job.trials.end()) return;
+  auto entry = job.cache.find(it->second.trial.architecture().canonical());
+  if (entry != job.cache.end()) {
+    if (entry->second.trial_id == trial_id) {
+      job.cache.erase(entry);
+    } else {
+      std::vector<std::string>& waiters = entry->second.waiters;
+      waiters.erase(std::remove(waiters.begin(), waiters.end(), trial_id), waiters.end());
+    }
+  }
+  job.trials.erase(it);
 }
 
 void TrialBroker::CloseJob(const std::string& job_id) {
@@ -147,38 +258,57 @@ void TrialBroker::CloseJob(const std::string& job_id) {
 
 absl::Status TrialBroker::Dispatch(const std::string& job_id, int64_t round,
                                    std::vector<v1::Trial> trials,
-                                   std::shared_ptr<RoundOutcomes> outcomes) {
+                                   std::shared_ptr<RoundOutcomes> outcomes, int* cache_hits) {
   std::vector<PendingTrial> pending;
   pending.reserve(trials.size());
-  for (v1::Trial& trial : trials) {
-    trial.set_job_id(job_id);
-    trial.set_state(v1::TRIAL_STATE_QUEUED);
-    pending.push_back(PendingTrial{std::move(trial), round});
-  }
   std::vector<v1::Task> tasks;
+  std::vector<v1::Trial> answered;
+  int hits = 0;
   {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(job_id);
     if (job == jobs_.end() || job->second.closed) {
       return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is not running"));
     }
-    for (const PendingTrial& p : pending) {
+    for (v1::Trial& trial : trials) {
+      trial.set_job_id(job_id);
+      trial.set_state(v1::TRIAL_STATE_QUEUED);
+      const std::string id = trial.trial_id();
       InFlight in_flight;
-      in_flight.trial = p.trial;
+      in_flight.trial = std::move(trial);
       in_flight.outcomes = outcomes;
-      tasks.push_back(MakeTask(job->second, in_flight));
-      job->second.trials[p.trial.trial_id()] = std::move(in_flight);
+      if (RouteLocked(job->second, std::move(in_flight), &tasks, &answered)) ++hits;
+      pending.push_back(PendingTrial{job->second.trials[id].trial, round});
     }
   }
   if (absl::Status stored = options_.store->InsertTrials(pending); !stored.ok()) {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(job_id);
     if (job != jobs_.end()) {
-      for (const PendingTrial& p : pending) job->second.trials.erase(p.trial.trial_id());
+      for (const PendingTrial& p : pending) ForgetLocked(job->second, p.trial.trial_id());
     }
     return stored;
   }
+  {
+    // Hits answered meanwhile (or at routing) are finished now that their
+    // rows exist.
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(job_id);
+    if (job != jobs_.end()) {
+      for (const PendingTrial& p : pending) {
+        auto it = job->second.trials.find(p.trial.trial_id());
+        if (it == job->second.trials.end()) continue;
+        it->second.inserted = true;
+        if (it->second.answer.has_value()) {
+          answered.push_back(*std::move(it->second.answer));
+          it->second.answer.reset();
+        }
+      }
+    }
+  }
+  if (cache_hits != nullptr) *cache_hits = hits;
   for (v1::Task& task : tasks) Enqueue(std::move(task));
+  for (v1::Trial& outcome : answered) Finish(std::move(outcome), Ignore);
   return absl::OkStatus();
 }
 
@@ -341,17 +471,36 @@ void TrialBroker::Finish(v1::Trial outcome, std::function<void(absl::StatusOr<bo
 
 void TrialBroker::OnFinal(v1::Trial outcome) {
   std::shared_ptr<RoundOutcomes> round;
+  std::vector<v1::Trial> answered;  // cache hits that waited on this evaluation
   {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(outcome.job_id());
     if (job != jobs_.end()) {
       auto it = job->second.trials.find(outcome.trial_id());
       if (it != job->second.trials.end()) {
+        const std::string canonical = it->second.trial.architecture().canonical();
+        outcome.set_cached_from(it->second.trial.cached_from());
         *outcome.mutable_architecture() = std::move(*it->second.trial.mutable_architecture());
         outcome.set_replica(it->second.trial.replica());
         outcome.set_create_time_unix_ms(it->second.trial.create_time_unix_ms());
         round = std::move(it->second.outcomes);
         job->second.trials.erase(it);
+        auto entry = outcome.cached_from().empty() && !canonical.empty()
+                         ? job->second.cache.find(canonical)
+                         : job->second.cache.end();
+        if (entry != job->second.cache.end() && entry->second.trial_id == outcome.trial_id()) {
+          std::vector<std::string> waiters = std::move(entry->second.waiters);
+          entry->second.waiters.clear();
+          if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
+            entry->second.metrics = outcome.metrics();
+          } else {
+            // A later sample of the architecture evaluates it afresh.
+            job->second.cache.erase(entry);
+          }
+          for (const std::string& waiter : waiters) {
+            AnswerLocked(job->second, waiter, CacheHitOutcome(waiter, outcome), &answered);
+          }
+        }
       }
     }
   }
@@ -362,10 +511,14 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
         .Increment();
     if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
       options_.metrics->reward.Observe(outcome.metrics().reward());
+      if (!outcome.cached_from().empty()) {
+        options_.metrics->cache_hits.Add({{"job_id", outcome.job_id()}}).Increment();
+      }
     }
   }
   if (options_.listener != nullptr) options_.listener->OnTrialFinal(outcome);
   if (round != nullptr) round->Add(std::move(outcome));
+  for (v1::Trial& hit : answered) Finish(std::move(hit), Ignore);
 }
 
 void TrialBroker::RunLeaseChecks() {

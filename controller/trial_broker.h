@@ -12,6 +12,14 @@
 // is FAILED. An outcome is committed to the store before it is acknowledged,
 // then handed to the round that waits for it (RoundOutcomes) and to the job
 // owner (TrialListener).
+//
+// The broker also keeps each job's result cache: the canonical architectures
+// the job evaluated (with the succeeded evaluation's metrics) or is
+// evaluating. A dispatched sample of such an architecture is never queued
+// for a worker: it is stored with Trial.cached_from naming that evaluation
+// and gets its metrics at once, or when the evaluation in flight ends (its
+// failure or cancellation ends the sample the same way, and a failed
+// architecture leaves the cache so that a later sample evaluates it again).
 #ifndef NAS_CONTROLLER_TRIAL_BROKER_H_
 #define NAS_CONTROLLER_TRIAL_BROKER_H_
 
@@ -107,10 +115,12 @@ class TrialBroker {
   // --- the job owner ---
   // Starts dispatching a job's trials; `spec` (with defaults) fills their tasks.
   void OpenJob(const std::string& job_id, const v1::JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes over a resumed job's unfinished trials before any replica runs: an
-  // attempt the store marks running keeps its worker's lease (from now), a
-  // queued trial is queued with its next attempt.
-  void Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials)
+  // Takes over a resumed job's unfinished trials before any replica runs,
+  // after reloading its result cache from the store: an attempt the store
+  // marks running keeps its worker's lease (from now), a queued trial is
+  // queued with its next attempt, and a cache hit waits on (or is answered
+  // by) its evaluation again.
+  absl::Status Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Stops dispatching the job: queued trials are stored CANCELLED, leases
   // answer "cancel" at the next heartbeat, and attempts that end from now on
@@ -119,11 +129,14 @@ class TrialBroker {
   void CloseJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- the replicas ---
-  // Stores `trials` (QUEUED, in `round`), queues their first attempts, and
-  // delivers each one's final outcome to `outcomes`. FAILED_PRECONDITION
-  // when the job is not open (closed: nothing is stored).
+  // Stores `trials` (QUEUED, in `round`), queues the first attempts of those
+  // the result cache cannot answer, and delivers each one's final outcome to
+  // `outcomes`. `cache_hits` (may be null) gets how many the cache answers
+  // (no worker runs them). FAILED_PRECONDITION when the job is not open
+  // (closed: nothing is stored).
   absl::Status Dispatch(const std::string& job_id, int64_t round, std::vector<v1::Trial> trials,
-                        std::shared_ptr<RoundOutcomes> outcomes) ABSL_LOCKS_EXCLUDED(mu_);
+                        std::shared_ptr<RoundOutcomes> outcomes, int* cache_hits = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- the workers (TaskService) ---
   // A queued task leased to `worker_id`, or nullopt at once.
@@ -157,15 +170,32 @@ class TrialBroker {
  private:
   // One trial in flight.
   struct InFlight {
-    v1::Trial trial;  // as sampled: architecture, replica, create time
+    // As sampled: architecture, replica, create time; cached_from for a
+    // cache hit, which has no task.
+    v1::Trial trial;
     int attempt = 1;  // the live task's attempt number
     std::shared_ptr<RoundOutcomes> outcomes;
+    // Whether its row is in the store (Dispatch inserts it after routing).
+    bool inserted = false;
+    // A cache hit's outcome, decided before its row was inserted: Dispatch
+    // finishes it after the insert.
+    std::optional<v1::Trial> answer;
+  };
+  // One architecture of a job's result cache.
+  struct CacheEntry {
+    std::string trial_id;  // the evaluation
+    // Its metrics once it succeeded; unset while it is in flight.
+    std::optional<v1::TrialMetrics> metrics;
+    // Cache hits (trial ids) waiting for it to end.
+    std::vector<std::string> waiters;
   };
   struct JobTrials {
     v1::Task task_template;  // search space, evaluator, reward, lease
     int max_attempts = 1;
     bool closed = false;
     absl::flat_hash_map<std::string, InFlight> trials;
+    // By canonical architecture.
+    absl::flat_hash_map<std::string, CacheEntry> cache;
   };
   // How an attempt that did not succeed ends.
   struct AttemptFailure {
@@ -178,6 +208,23 @@ class TrialBroker {
   explicit TrialBroker(const TrialBrokerOptions& options);
 
   v1::Task MakeTask(const JobTrials& job, const InFlight& trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Routes a new in-flight trial through the job's result cache: a hit gets
+  // trial.cached_from and either its outcome in `answered` (the evaluation
+  // succeeded) or a place among the evaluation's waiters; anything else
+  // becomes the cache's in-flight evaluation of its architecture (when it
+  // has a canonical form) and its task goes to `tasks`. True for a hit.
+  // An adopted trial (already stored) keeps its stored role: an evaluation
+  // runs even when the cache knows its architecture, and a hit whose
+  // evaluation ended before the restart is FAILED.
+  bool RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1::Task>* tasks,
+                   std::vector<v1::Trial>* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands cache hit `waiter` its outcome: into `answered` when its row is
+  // stored, else kept for Dispatch to finish after the insert.
+  void AnswerLocked(JobTrials& job, const std::string& waiter, v1::Trial outcome,
+                    std::vector<v1::Trial>* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Undoes RouteLocked for a trial whose row could not be inserted.
+  void ForgetLocked(JobTrials& job, const std::string& trial_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the trial's current attempt; a job closed meanwhile cancels it.
   void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);

@@ -85,6 +85,43 @@ class TrialBrokerTest : public ::testing::Test {
     return outcomes;
   }
 
+  // Dispatches trials `ids` with canonical architectures `archs` as one
+  // round; `hits` gets the cache hits among them.
+  std::shared_ptr<RoundOutcomes> DispatchArchs(const std::vector<std::string>& ids,
+                                               const std::vector<std::string>& archs,
+                                               int* hits) {
+    std::vector<v1::Trial> trials(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      trials[i].set_trial_id(ids[i]);
+      trials[i].mutable_architecture()->set_canonical(archs[i]);
+    }
+    auto outcomes = std::make_shared<RoundOutcomes>(static_cast<int>(ids.size()));
+    EXPECT_TRUE(broker_->Dispatch(kJob, 0, std::move(trials), outcomes, hits).ok());
+    return outcomes;
+  }
+
+  // Leases the one queued task and reports it (reward, or a permanent error).
+  void RunOne(const std::string& trial_id, double reward, const std::string& error = "") {
+    std::optional<v1::Task> task = broker_->TryAcquire("w");
+    ASSERT_TRUE(task.has_value());
+    ASSERT_EQ(task->trial_id(), trial_id);
+    v1::ReportResultRequest report;
+    report.set_task_id(task->task_id());
+    report.set_worker_id("w");
+    if (error.empty()) {
+      report.mutable_metrics()->set_reward(reward);
+    } else {
+      report.set_error(error);
+      report.set_permanent(true);
+    }
+    absl::Notification answered;
+    broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+  }
+
   absl::StatusOr<bool> Report(const std::string& task_id, const std::string& worker,
                               const std::string& error = "", double reward = 0.5) {
     v1::ReportResultRequest report;
@@ -257,7 +294,7 @@ TEST_F(TrialBrokerTest, AfterARestartARunningAttemptKeepsItsWorker) {
     adopted.push_back(AdoptedTrial{std::move(p.trial), nullptr});
   }
   ASSERT_EQ(adopted.size(), 2u);
-  broker_->Adopt(kJob, std::move(adopted));
+  ASSERT_TRUE(broker_->Adopt(kJob, std::move(adopted)).ok());
   // The survivor's attempt goes on: heartbeat and report are its to make.
   ASSERT_TRUE(broker_->Heartbeat(running->task_id(), "survivor", {}).ok());
   // The never-leased trial is queued again, as its next attempt.
@@ -267,6 +304,104 @@ TEST_F(TrialBrokerTest, AfterARestartARunningAttemptKeepsItsWorker) {
   EXPECT_FALSE(broker_->TryAcquire("other").has_value());
   ASSERT_TRUE(Report(running->task_id(), "survivor", "", 0.7).ok());
   EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
+TEST_F(TrialBrokerTest, AnEvaluatedArchitectureIsAnsweredFromTheCacheWithoutATask) {
+  int hits = -1;
+  auto first = DispatchArchs({"t000000"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 0);
+  RunOne("t000000", 0.7);
+  ASSERT_TRUE(first->Wait().ok());
+
+  auto second = DispatchArchs({"t000001", "t000002"}, {"A", "B"}, &hits);
+  EXPECT_EQ(hits, 1);
+  // Only B goes to a worker.
+  RunOne("t000002", 0.4);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  absl::StatusOr<std::vector<v1::Trial>> done = second->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 2u);
+  for (const v1::Trial& t : *done) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id();
+    if (t.trial_id() == "t000001") {
+      EXPECT_EQ(t.cached_from(), "t000000");
+      EXPECT_DOUBLE_EQ(t.metrics().reward(), 0.7);
+      EXPECT_EQ(t.architecture().canonical(), "A");
+    } else {
+      EXPECT_EQ(t.cached_from(), "");
+    }
+  }
+  const v1::Trial stored = Stored("t000001");
+  EXPECT_EQ(stored.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(stored.cached_from(), "t000000");
+  EXPECT_EQ(stored.attempts(), 0);
+  EXPECT_DOUBLE_EQ(stored.metrics().reward(), 0.7);
+  EXPECT_EQ(store_->CountTrials(kJob)->cache_hits, 1);
+  EXPECT_EQ(listener_.finals().size(), 3u);
+}
+
+TEST_F(TrialBrokerTest, ASampleOfAnArchitectureInFlightWaitsForItsEvaluation) {
+  int hits = -1;
+  auto round = DispatchArchs({"t000000", "t000001"}, {"A", "A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  auto other = DispatchArchs({"t000002"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  EXPECT_EQ(Stored("t000001").state(), v1::TRIAL_STATE_QUEUED);
+  RunOne("t000000", 0.6);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value()) << "a waiting sample was queued";
+  absl::StatusOr<std::vector<v1::Trial>> done = round->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 2u);
+  ASSERT_TRUE(other->Wait().ok());
+  for (const char* id : {"t000001", "t000002"}) {
+    const v1::Trial stored = Stored(id);
+    EXPECT_EQ(stored.state(), v1::TRIAL_STATE_SUCCEEDED) << id;
+    EXPECT_EQ(stored.cached_from(), "t000000") << id;
+    EXPECT_DOUBLE_EQ(stored.metrics().reward(), 0.6) << id;
+  }
+}
+
+TEST_F(TrialBrokerTest, AFailedEvaluationFailsItsWaitersAndLeavesTheCache) {
+  int hits = -1;
+  auto round = DispatchArchs({"t000000", "t000001"}, {"A", "A"}, &hits);
+  RunOne("t000000", 0, "invalid architecture");
+  ASSERT_TRUE(round->Wait().ok());
+  const v1::Trial waiter = Stored("t000001");
+  EXPECT_EQ(waiter.state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(waiter.error(),
+            "the evaluation this sample reuses, trial t000000, ended failed: invalid architecture");
+  // A later sample evaluates the architecture afresh.
+  DispatchArchs({"t000002"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 0);
+  RunOne("t000002", 0.5);
+}
+
+TEST_F(TrialBrokerTest, AfterARestartTheCacheHoldsTheStoredEvaluationsAndHitsWaitAgain) {
+  int hits = -1;
+  DispatchArchs({"t000000", "t000001"}, {"A", "B"}, &hits);
+  RunOne("t000000", 0.8);
+  // t000002 waits on B, which is still queued when the controller restarts.
+  DispatchArchs({"t000002"}, {"B"}, &hits);
+  EXPECT_EQ(hits, 1);
+  ASSERT_TRUE(store_->Flush().ok());
+  broker_->Shutdown();
+  broker_.reset();
+  StartBroker();
+  std::vector<AdoptedTrial> adopted;
+  std::vector<PendingTrial> unfinished = store_->UnfinishedTrials(kJob).value();
+  for (PendingTrial& p : unfinished) adopted.push_back(AdoptedTrial{std::move(p.trial), nullptr});
+  ASSERT_EQ(adopted.size(), 2u);
+  ASSERT_TRUE(broker_->Adopt(kJob, std::move(adopted)).ok());
+  RunOne("t000001", 0.3);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  EXPECT_EQ(Stored("t000002").state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(Stored("t000002").metrics().reward(), 0.3);
+  auto again = DispatchArchs({"t000003"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  absl::StatusOr<std::vector<v1::Trial>> done = again->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ((*done)[0].cached_from(), "t000000");
+  EXPECT_DOUBLE_EQ((*done)[0].metrics().reward(), 0.8);
 }
 
 }  // namespace

@@ -22,7 +22,20 @@ namespace {
 // Version 1 gained the curves table without a new number: adding a table
 // keeps the file readable by controllers that do not know it (they ignore
 // it), and CREATE TABLE IF NOT EXISTS adds it to a database made before it.
+// Likewise trials.cached_from: a column with a default, which Open adds to a
+// database made before it (kAddedColumns); older controllers ignore it.
 constexpr int kSchemaVersion = 1;
+
+// Columns added to a table after its CREATE TABLE first shipped: Open adds
+// each one a database lacks, with ALTER TABLE.
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* definition;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"trials", "cached_from", "TEXT NOT NULL DEFAULT ''"},
+};
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,6 +69,7 @@ CREATE TABLE IF NOT EXISTS trials (
   create_time_ms    INTEGER NOT NULL,
   end_time_ms       INTEGER NOT NULL DEFAULT 0,
   sequence          INTEGER,
+  cached_from       TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (job_id, trial_id)
 );
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
@@ -223,7 +237,7 @@ v1::TrialState TrialStateFromName(const std::string& name) {
 
 constexpr char kTrialColumns[] =
     "trial_id, job_id, replica, state, architecture_json, metrics_json, attempts, worker_id, "
-    "error, create_time_ms, end_time_ms, sequence, round";
+    "error, create_time_ms, end_time_ms, sequence, round, cached_from";
 
 absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   v1::Trial trial;
@@ -239,6 +253,7 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   trial.set_create_time_unix_ms(row.Int(9));
   trial.set_end_time_unix_ms(row.Int(10));
   if (!row.IsNull(11)) trial.set_sequence(row.Int(11));
+  trial.set_cached_from(row.Text(13));
   return trial;
 }
 
@@ -353,6 +368,7 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
     return absl::DataLossError(absl::StrCat("trial store ", options.path,
                                             " is not a usable database: ", schema.message()));
   }
+  RETURN_IF_ERROR(store->AddMissingColumnsLocked());
   RETURN_IF_ERROR(store->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
   TrialStore* raw = store.get();
   store->writer_ = std::thread([raw] { raw->WriteLoop(); });
@@ -466,7 +482,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
     const v1::Trial& trial = pending.trial;
     Statement insert(statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
-                     "architecture_json, attempts, create_time_ms) VALUES (?,?,?,?,?,?,?,?,?)");
+                     "architecture_json, attempts, create_time_ms, cached_from) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(insert.prepared());
     insert.Bind(1, trial.job_id())
         .Bind(2, trial.trial_id())
@@ -476,7 +493,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
         .Bind(6, trial.architecture().canonical())
         .Bind(7, ArchitectureJson(trial.architecture()))
         .Bind(8, trial.attempts())
-        .Bind(9, trial.create_time_unix_ms());
+        .Bind(9, trial.create_time_unix_ms())
+        .Bind(10, trial.cached_from());
     RETURN_IF_ERROR(insert.Run());
   }
   return absl::OkStatus();
@@ -750,6 +768,37 @@ absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std
   return trials;
 }
 
+absl::StatusOr<std::vector<v1::Trial>> TrialStore::EvaluatedTrials(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement select(statements_.get(),
+                   absl::StrCat("SELECT ", kTrialColumns,
+                                " FROM trials WHERE job_id=? AND state='succeeded' AND "
+                                "cached_from='' ORDER BY sequence"));
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id);
+  return ReadTrials(select);
+}
+
+absl::Status TrialStore::AddMissingColumnsLocked() {
+  for (const AddedColumn& added : kAddedColumns) {
+    bool present = false;
+    {
+      Statement columns(statements_.get(), absl::StrCat("PRAGMA table_info(", added.table, ")"));
+      RETURN_IF_ERROR(columns.prepared());
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, columns.Step());
+        if (!row) break;
+        if (columns.Text(1) == added.column) present = true;
+      }
+    }
+    if (present) continue;
+    RETURN_IF_ERROR(Exec(absl::StrCat("ALTER TABLE ", added.table, " ADD COLUMN ", added.column,
+                                      " ", added.definition)
+                             .c_str()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<v1::Trial>> TrialStore::RoundTrials(const std::string& job_id,
                                                                 int replica, int64_t round) {
   absl::MutexLock lock(&mu_);
@@ -784,8 +833,8 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   TrialCounts counts;
   {
     Statement select(statements_.get(),
-                     "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
-                     "GROUP BY state");
+                     "SELECT state, COUNT(*), AVG(reward), SUM(cached_from != '') FROM trials "
+                     "WHERE job_id=? GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
     while (true) {
@@ -793,6 +842,7 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       if (!row) break;
       const v1::TrialState state = TrialStateFromName(select.Text(0));
       const int64_t n = select.Int(1);
+      counts.cache_hits += select.Int(3);
       switch (state) {
         case v1::TRIAL_STATE_QUEUED: counts.queued = n; break;
         case v1::TRIAL_STATE_RUNNING: counts.running = n; break;

@@ -111,6 +111,11 @@ class TrialStore {
   absl::StatusOr<std::vector<PendingTrial>> UnfinishedTrials(const std::string& job_id)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The job's succeeded trials that a worker evaluated (not cache hits), in
+  // completion order: what the broker's result cache holds after a restart.
+  absl::StatusOr<std::vector<v1::Trial>> EvaluatedTrials(const std::string& job_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Finished trials of (job, replica, round): used to resume a round after a restart.
   absl::StatusOr<std::vector<v1::Trial>> RoundTrials(const std::string& job_id, int replica,
                                                       int64_t round) ABSL_LOCKS_EXCLUDED(mu_);
@@ -121,6 +126,9 @@ class TrialStore {
 
   struct TrialCounts {
     int64_t queued = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
+    // Trials answered (or waiting to be answered) by the result cache, in
+    // any state: samples no worker ran.
+    int64_t cache_hits = 0;
     double best_reward = 0;
     std::string best_trial_id;
     std::string best_canonical;
@@ -176,6 +184,8 @@ class TrialStore {
   explicit TrialStore(sqlite3* db);
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the kAddedColumns a database made by an older controller lacks.
+  absl::Status AddMissingColumnsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One statement through the statement cache (transaction control).
   absl::Status ExecCached(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a blocking `write` and returns once a committed (or failed)

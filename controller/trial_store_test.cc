@@ -570,6 +570,40 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCurvesGetsTheTableWhenOpened) {
   EXPECT_EQ(CurveString(*a), "1:0.5");
 }
 
+TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials) {
+  const std::string path = DbPath("cached_from_upgrade");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  }
+  // What the previous version left: the trials table without cached_from.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE trials DROP COLUMN cached_from", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  PendingTrial hit = MakeTrial("j", "b", 0, 0);
+  hit.trial.set_cached_from("a");
+  ASSERT_TRUE((*store)->InsertTrials({hit}).ok());
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "a", 0.5)).ok());
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "b", 0.5)).ok());
+  EXPECT_EQ((*store)->GetTrial("j", "a")->cached_from(), "");
+  EXPECT_EQ((*store)->GetTrial("j", "b")->cached_from(), "a");
+  EXPECT_EQ((*store)->CountTrials("j")->cache_hits, 1);
+  absl::StatusOr<std::vector<v1::Trial>> evaluated = (*store)->EvaluatedTrials("j");
+  ASSERT_TRUE(evaluated.ok()) << evaluated.status();
+  ASSERT_EQ(evaluated->size(), 1u);
+  EXPECT_EQ((*evaluated)[0].trial_id(), "a");
+  EXPECT_DOUBLE_EQ((*evaluated)[0].metrics().reward(), 0.5);
+}
+
 TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {
   const std::string path = DbPath("garbage");
   ASSERT_TRUE(MakeDirectories(path.substr(0, path.rfind('/'))).ok());

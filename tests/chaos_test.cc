@@ -199,7 +199,7 @@ search_space:
 strategy: {name: reinforce, seed: 7}
 controller: {learning_rate: 0.01}
 parallelism: {num_replicas: 4, children_per_replica: 2}
-budget: {max_trials: )", kBudget, R"(}
+budget: {max_trials: )", kBudget, ", max_samples: ", kBudget, R"(}
 evaluator:
   synthetic: {duration_seconds: 0.2, epochs: 2}
   lease_seconds: 2
