@@ -16,6 +16,10 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                      .Help("Samples answered by the job's result cache (succeeded without a "
                            "worker run: evaluations saved), by job.")
                      .Register(registry)),
+      early_stops(prometheus::BuildCounter()
+                      .Name("nas_controller_early_stops_total")
+                      .Help("Trials the job's early-stopping rule stopped, by job.")
+                      .Register(registry)),
       leases_expired(prometheus::BuildCounter()
                          .Name("nas_controller_leases_expired_total")
                          .Help("Task leases that expired without a result.")

@@ -21,6 +21,7 @@ struct ControllerMetrics {
   prometheus::Family<prometheus::Counter>& trials;
   prometheus::Family<prometheus::Counter>& samples;
   prometheus::Family<prometheus::Counter>& cache_hits;
+  prometheus::Family<prometheus::Counter>& early_stops;
   prometheus::Counter& leases_expired;
   prometheus::Family<prometheus::Counter>& pushes;
   prometheus::Histogram& reward;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/printable.h"
+#include "controller/early_stopping.h"
 #include "controller/strategy_registry.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -250,8 +251,55 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
     *spec.mutable_search_space() = search_space::WithSearchSpaceDefaults(spec.search_space());
   }
   *spec.mutable_reward() = search_space::WithRewardDefaults(spec.reward());
+  if (!spec.early_stopping().rule().empty()) {
+    v1::EarlyStoppingSpec* stopping = spec.mutable_early_stopping();
+    NAS_DEFAULT(*stopping, min_epochs, 1);
+    if (stopping->rule() == "median") NAS_DEFAULT(*stopping, min_trials, 5);
+    if (stopping->rule() == "successive_halving") NAS_DEFAULT(*stopping, eta, 3.0);
+  }
   return spec;
 }
+
+namespace {
+
+void ValidateEarlyStopping(const v1::JobSpec& spec, Problems& p) {
+  const v1::EarlyStoppingSpec& s = spec.early_stopping();
+  if (s.rule().empty()) {
+    if (s.min_epochs() != 0 || s.min_trials() != 0 || s.eta() != 0) {
+      p.Add("early_stopping.rule", "must be set when other early_stopping fields are");
+    }
+    return;
+  }
+  if (s.rule() != "median" && s.rule() != "successive_halving") {
+    p.Add("early_stopping.rule", absl::StrCat("unknown rule '", s.rule(),
+                                              "' (known: median, successive_halving)"));
+    return;
+  }
+  const int epochs = EvaluatorEpochs(spec.evaluator());
+  if (s.min_epochs() < 1) {
+    p.Add("early_stopping.min_epochs", absl::StrCat("must be at least 1, got ", s.min_epochs()));
+  } else if (epochs > 0 && s.min_epochs() >= epochs) {
+    p.Add("early_stopping.min_epochs",
+          absl::StrCat(s.min_epochs(), " is not below the evaluator's epochs (", epochs,
+                       "): no trial could be stopped"));
+  }
+  if (s.rule() == "median") {
+    p.Range("early_stopping.min_trials", s.min_trials(), 1, 1'000'000);
+    if (s.eta() != 0) p.Add("early_stopping.eta", "only successive_halving has η");
+  } else {
+    if (!(s.eta() > 1 && s.eta() <= 100)) {
+      p.Add("early_stopping.eta", absl::StrCat("must be in (1, 100], got ", s.eta()));
+    }
+    if (s.min_trials() != 0) {
+      p.Add("early_stopping.min_trials", "only the median rule has min_trials");
+    }
+  }
+  if (spec.evaluator().has_lookup()) {
+    p.Add("early_stopping", "the lookup evaluator reports no learning curve to stop on");
+  }
+}
+
+}  // namespace
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   Problems p;
@@ -300,6 +348,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   p.Range<double>("budget.max_failed_fraction", b.max_failed_fraction(), 0.0, 1.0);
   ValidateEvaluator(spec, p);
   ValidateReward(spec.reward(), p);
+  ValidateEarlyStopping(spec, p);
   return p.ToStatus();
 }
 

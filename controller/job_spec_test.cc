@@ -194,5 +194,42 @@ TEST(JobSpecTest, MaxSamplesDefaultsToTenPerEvaluationAndMayNotBeBelowMaxTrials)
   EXPECT_TRUE(ValidateJobSpec(alone).ok()) << "max_samples alone ends a job";
 }
 
+TEST(JobSpecTest, EarlyStoppingGetsDefaultsAndBadFieldsAreNamed) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+evaluator: {synthetic: {epochs: 6}}
+)";
+  v1::JobSpec median = WithDefaults(Parse(base + "early_stopping: {rule: median}\n"));
+  EXPECT_EQ(median.early_stopping().min_epochs(), 1);
+  EXPECT_EQ(median.early_stopping().min_trials(), 5);
+  EXPECT_TRUE(ValidateJobSpec(median).ok()) << ValidateJobSpec(median);
+  v1::JobSpec asha = WithDefaults(Parse(base + "early_stopping: {rule: successive_halving, min_epochs: 2}\n"));
+  EXPECT_DOUBLE_EQ(asha.early_stopping().eta(), 3.0);
+  EXPECT_TRUE(ValidateJobSpec(asha).ok()) << ValidateJobSpec(asha);
+  struct Case {
+    std::string yaml, problem;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"early_stopping: {rule: hyperband}",
+            "early_stopping.rule: unknown rule 'hyperband' (known: median, successive_halving)"},
+           {"early_stopping: {rule: median, min_epochs: 6}",
+            "early_stopping.min_epochs: 6 is not below the evaluator's epochs (6): no trial could be stopped"},
+           {"early_stopping: {rule: median, min_epochs: 9}",
+            "early_stopping.min_epochs: 9 is not below the evaluator's epochs (6)"},
+           {"early_stopping: {rule: successive_halving, eta: 1}",
+            "early_stopping.eta: must be in (1, 100], got 1"},
+           {"early_stopping: {rule: successive_halving, eta: 0.5}",
+            "early_stopping.eta: must be in (1, 100], got 0.5"},
+           {"early_stopping: {rule: median, min_trials: -1}",
+            "early_stopping.min_trials: must be between 1 and 1000000, got -1"},
+           {"early_stopping: {eta: 2}", "early_stopping.rule: must be set"},
+       }) {
+    const absl::Status status = ValidateJobSpec(WithDefaults(Parse(base + c.yaml + "\n")));
+    EXPECT_NE(status.message().find(c.problem), std::string::npos) << c.yaml << "\n" << status;
+  }
+}
+
 }  // namespace
 }  // namespace nas::controller

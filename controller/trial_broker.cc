@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -99,6 +100,7 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
   task.set_lease_seconds(spec.evaluator().lease_seconds());
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());
   job.closed = false;
+  job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()));
 }
 
 v1::Task TrialBroker::MakeTask(const JobTrials& job, const InFlight& trial) {
@@ -341,9 +343,9 @@ void TrialBroker::AcquireAsync(const std::string& worker_id, absl::Time deadline
   if (id >= 0) waiter->store(id);
 }
 
-absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
-                                            const std::string& worker_id,
-                                            const std::vector<v1::EpochResult>& epochs) {
+absl::StatusOr<HeartbeatAnswer> TrialBroker::Heartbeat(
+    const std::string& task_id, const std::string& worker_id,
+    const std::vector<v1::EpochResult>& epochs) {
   absl::StatusOr<TaskIdParts> parts = ParseTaskId(task_id);
   if (!parts.ok()) return parts.status();
   absl::StatusOr<Lease> lease = queue_.Heartbeat(task_id, worker_id);
@@ -355,10 +357,47 @@ absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
   if (!epochs.empty()) {
     options_.store->AppendCurveAsync(parts->job_id, parts->trial_id, parts->attempt, epochs);
   }
-  if (lease->cancelled) return true;
+  HeartbeatAnswer answer;
+  if (lease->cancelled) {
+    answer.cancel = true;
+    return answer;
+  }
   absl::MutexLock lock(&mu_);
   auto job = jobs_.find(parts->job_id);
-  return job == jobs_.end() || job->second.closed;
+  if (job == jobs_.end() || job->second.closed) {
+    answer.cancel = true;
+    return answer;
+  }
+  if (job->second.stopping == nullptr) return answer;
+  auto it = job->second.trials.find(parts->trial_id);
+  if (it == job->second.trials.end() || it->second.attempt != parts->attempt) return answer;
+  InFlight& trial = it->second;
+  if (trial.stopped) {
+    answer.stop = true;  // said before; the worker may not have heard it
+    return answer;
+  }
+  if (epochs.empty()) return answer;
+  for (const v1::EpochResult& e : epochs) {
+    if (e.epoch() < 1 || e.epoch() > 100000) continue;
+    if (static_cast<int>(trial.curve.size()) < e.epoch()) {
+      trial.curve.resize(e.epoch(), std::numeric_limits<double>::quiet_NaN());
+    }
+    trial.curve[e.epoch() - 1] = e.validation_accuracy();
+  }
+  // The rule judges the epochs known without a gap.
+  std::vector<double> known;
+  for (double v : trial.curve) {
+    if (std::isnan(v)) break;
+    known.push_back(v);
+  }
+  if (!known.empty() && job->second.stopping->ShouldStop(parts->trial_id, known)) {
+    trial.stopped = true;
+    answer.stop = true;
+    if (options_.metrics != nullptr) {
+      options_.metrics->early_stops.Add({{"job_id", parts->job_id}}).Increment();
+    }
+  }
+  return answer;
 }
 
 absl::StatusOr<bool> TrialBroker::CheckUnleasedReport(const TaskIdParts& parts,
@@ -410,6 +449,18 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
   outcome.set_worker_id(report.worker_id());
   outcome.set_state(v1::TRIAL_STATE_SUCCEEDED);
   *outcome.mutable_metrics() = report.metrics();
+  outcome.mutable_metrics()->set_stopped_early(false);
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(parts.job_id);
+    if (job != jobs_.end()) {
+      auto it = job->second.trials.find(parts.trial_id);
+      if (it != job->second.trials.end() && it->second.attempt == parts.attempt &&
+          it->second.stopped) {
+        outcome.mutable_metrics()->set_stopped_early(true);
+      }
+    }
+  }
   Finish(std::move(outcome), std::move(done));
 }
 
@@ -480,6 +531,14 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
       if (it != job->second.trials.end()) {
         const std::string canonical = it->second.trial.architecture().canonical();
         outcome.set_cached_from(it->second.trial.cached_from());
+        if (job->second.stopping != nullptr && outcome.cached_from().empty() &&
+            outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
+          std::vector<double> curve;
+          for (const v1::EpochResult& e : outcome.metrics().epochs()) {
+            curve.push_back(e.validation_accuracy());
+          }
+          job->second.stopping->Finished(outcome.trial_id(), curve);
+        }
         *outcome.mutable_architecture() = std::move(*it->second.trial.mutable_architecture());
         outcome.set_replica(it->second.trial.replica());
         outcome.set_create_time_unix_ms(it->second.trial.create_time_unix_ms());

@@ -40,6 +40,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "controller/early_stopping.h"
 #include "controller/task_queue.h"
 #include "controller/trial_store.h"
 #include "proto/job.pb.h"
@@ -86,6 +87,14 @@ class TrialListener {
 struct AdoptedTrial {
   v1::Trial trial;
   std::shared_ptr<RoundOutcomes> outcomes;
+};
+
+// What a heartbeat tells the worker.
+struct HeartbeatAnswer {
+  // Stop: the job ended (the attempt's outcome will be CANCELLED).
+  bool cancel = false;
+  // Early stopping: stop training and report the epochs so far.
+  bool stop = false;
 };
 
 struct TrialBrokerOptions {
@@ -149,9 +158,11 @@ class TrialBroker {
                     std::shared_ptr<std::atomic<int64_t>> waiter) ABSL_LOCKS_EXCLUDED(mu_);
   void CancelAcquire(int64_t waiter) { queue_.CancelWaiter(waiter); }
   // Extends the lease and stores `epochs` as the attempt's learning curve.
-  // Returns whether the worker should stop (the job ended).
-  // FAILED_PRECONDITION when `worker_id` does not hold the lease.
-  absl::StatusOr<bool> Heartbeat(const std::string& task_id, const std::string& worker_id,
+  // Answers cancel when the job ended, and stop when the job's early-stopping
+  // rule stops the trial on its curve so far (once; the trial's result is
+  // then marked metrics.stopped_early). FAILED_PRECONDITION when `worker_id`
+  // does not hold the lease.
+  absl::StatusOr<HeartbeatAnswer> Heartbeat(const std::string& task_id, const std::string& worker_id,
                                  const std::vector<v1::EpochResult>& epochs)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the reporter's attempt: `done` gets whether the report was a
@@ -180,6 +191,10 @@ class TrialBroker {
     // A cache hit's outcome, decided before its row was inserted: Dispatch
     // finishes it after the insert.
     std::optional<v1::Trial> answer;
+    // The live attempt's validation accuracy per epoch (heartbeats), for
+    // early stopping; and whether the rule stopped it.
+    std::vector<double> curve;
+    bool stopped = false;
   };
   // One architecture of a job's result cache.
   struct CacheEntry {
@@ -193,6 +208,8 @@ class TrialBroker {
     v1::Task task_template;  // search space, evaluator, reward, lease
     int max_attempts = 1;
     bool closed = false;
+    // The job's early-stopping rule; null when it has none.
+    std::unique_ptr<EarlyStopping> stopping;
     absl::flat_hash_map<std::string, InFlight> trials;
     // By canonical architecture.
     absl::flat_hash_map<std::string, CacheEntry> cache;

@@ -20,6 +20,13 @@ namespace {
 
 constexpr char kJob[] = "job-1";
 
+v1::EpochResult Epoch(int epoch, double validation_accuracy) {
+  v1::EpochResult e;
+  e.set_epoch(epoch);
+  e.set_validation_accuracy(validation_accuracy);
+  return e;
+}
+
 // Records every final outcome the broker announces.
 class RecordingListener : public TrialListener {
  public:
@@ -122,6 +129,22 @@ class TrialBrokerTest : public ::testing::Test {
     answered.WaitForNotification();
   }
 
+  // Reports `task` (leased to "w") succeeded with `reward`.
+  void RunOneLeased(const v1::Task& task, double reward) {
+    v1::ReportResultRequest report;
+    report.set_task_id(task.task_id());
+    report.set_worker_id("w");
+    report.mutable_metrics()->set_reward(reward);
+    // A worker cannot mark itself stopped: the controller decides.
+    report.mutable_metrics()->set_stopped_early(true);
+    absl::Notification answered;
+    broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+  }
+
   absl::StatusOr<bool> Report(const std::string& task_id, const std::string& worker,
                               const std::string& error = "", double reward = 0.5) {
     v1::ReportResultRequest report;
@@ -179,9 +202,9 @@ TEST_F(TrialBrokerTest, OnlyTheLeaseHolderMayHeartbeatOrReport) {
     epochs[e].set_epoch(e + 1);
     epochs[e].set_validation_accuracy(0.5 + 0.1 * e);
   }
-  absl::StatusOr<bool> cancel = broker_->Heartbeat(task->task_id(), "holder", epochs);
-  ASSERT_TRUE(cancel.ok()) << cancel.status();
-  EXPECT_FALSE(*cancel);
+  absl::StatusOr<HeartbeatAnswer> answer = broker_->Heartbeat(task->task_id(), "holder", epochs);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_FALSE(answer->cancel);
   ASSERT_EQ(Stored("t000000").curve_size(), 2);
   EXPECT_DOUBLE_EQ(Stored("t000000").curve(1).validation_accuracy(), 0.6);
   absl::StatusOr<bool> duplicate = Report(task->task_id(), "holder", "", 0.25);
@@ -262,9 +285,9 @@ TEST_F(TrialBrokerTest, ClosingAJobCancelsQueuedTrialsAndTellsHoldersToStop) {
   ASSERT_TRUE(running.has_value());
   broker_->CloseJob(kJob);
   ASSERT_TRUE(store_->Flush().ok());
-  absl::StatusOr<bool> cancel = broker_->Heartbeat(running->task_id(), "w", {});
-  ASSERT_TRUE(cancel.ok());
-  EXPECT_TRUE(*cancel);
+  absl::StatusOr<HeartbeatAnswer> answer = broker_->Heartbeat(running->task_id(), "w", {});
+  ASSERT_TRUE(answer.ok());
+  EXPECT_TRUE(answer->cancel);
   EXPECT_FALSE(broker_->TryAcquire("w").has_value());
   ASSERT_TRUE(Report(running->task_id(), "w", "cancelled by the controller").ok());
   EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_CANCELLED);
@@ -402,6 +425,67 @@ TEST_F(TrialBrokerTest, AfterARestartTheCacheHoldsTheStoredEvaluationsAndHitsWai
   ASSERT_TRUE(done.ok());
   EXPECT_EQ((*done)[0].cached_from(), "t000000");
   EXPECT_DOUBLE_EQ((*done)[0].metrics().reward(), 0.8);
+}
+
+TEST_F(TrialBrokerTest, TheMedianRuleStopsATrialBehindOnItsHeartbeatAndMarksItsResult) {
+  spec_.mutable_early_stopping()->set_rule("median");
+  spec_.mutable_early_stopping()->set_min_epochs(1);
+  spec_.mutable_early_stopping()->set_min_trials(1);
+  spec_.mutable_evaluator()->mutable_synthetic()->set_epochs(3);
+  broker_->OpenJob(kJob, spec_);
+  int hits = 0;
+  auto outcomes = DispatchArchs({"t000000", "t000001", "t000002"}, {"A", "B", "C"}, &hits);
+  std::optional<v1::Task> a = broker_->TryAcquire("w");
+  std::optional<v1::Task> b = broker_->TryAcquire("w");
+  std::optional<v1::Task> c = broker_->TryAcquire("w");
+  ASSERT_TRUE(a.has_value() && b.has_value() && c.has_value());
+  // Nothing finished yet: nothing to compare with.
+  EXPECT_FALSE(broker_->Heartbeat(b->task_id(), "w", {Epoch(1, 0.1)})->stop);
+  // A finishes with running averages 0.6, 0.7, 0.8.
+  v1::ReportResultRequest report;
+  report.set_task_id(a->task_id());
+  report.set_worker_id("w");
+  report.mutable_metrics()->set_reward(0.9);
+  for (int e = 1; e <= 3; ++e) *report.mutable_metrics()->add_epochs() = Epoch(e, 0.5 + 0.1 * e);
+  absl::Notification reported;
+  broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+    EXPECT_TRUE(r.ok());
+    reported.Notify();
+  });
+  reported.WaitForNotification();
+  // B, best 0.65 at epoch 2 against a median of 0.65: goes on; at epoch 3, 0.65 < 0.7: stopped.
+  absl::StatusOr<HeartbeatAnswer> answer = broker_->Heartbeat(b->task_id(), "w", {Epoch(2, 0.65)});
+  ASSERT_TRUE(answer.ok());
+  EXPECT_FALSE(answer->stop);
+  EXPECT_FALSE(answer->cancel);
+  answer = broker_->Heartbeat(b->task_id(), "w", {Epoch(3, 0.6)});
+  EXPECT_TRUE(answer->stop);
+  EXPECT_FALSE(answer->cancel);
+  EXPECT_TRUE(broker_->Heartbeat(b->task_id(), "w", {})->stop) << "said again until it reports";
+  // C is ahead and goes on.
+  EXPECT_FALSE(broker_->Heartbeat(c->task_id(), "w", {Epoch(1, 0.9), Epoch(2, 0.9)})->stop);
+  // B reports what it trained; the controller marks it stopped, the worker's word aside.
+  v1::ReportResultRequest partial;
+  partial.set_task_id(b->task_id());
+  partial.set_worker_id("w");
+  partial.mutable_metrics()->set_reward(0.65);
+  partial.mutable_metrics()->set_accuracy(0.65);
+  for (double v : {0.1, 0.65, 0.6}) {
+    *partial.mutable_metrics()->add_epochs() = Epoch(partial.metrics().epochs_size() + 1, v);
+  }
+  absl::Notification partial_reported;
+  broker_->ReportAsync(partial, [&](absl::StatusOr<bool> r) {
+    EXPECT_TRUE(r.ok());
+    partial_reported.Notify();
+  });
+  partial_reported.WaitForNotification();
+  RunOneLeased(*c, 0.9);
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(Stored("t000001").metrics().stopped_early());
+  EXPECT_DOUBLE_EQ(Stored("t000001").metrics().reward(), 0.65);
+  EXPECT_FALSE(Stored("t000000").metrics().stopped_early());
+  EXPECT_FALSE(Stored("t000002").metrics().stopped_early());
 }
 
 }  // namespace

@@ -21,14 +21,21 @@ struct EvaluationContext {
   // Set (by the heartbeat thread or a signal) to stop the evaluation; checked
   // at least once per batch. Not owned; may be null.
   const std::atomic<bool>* cancelled = nullptr;
+  // Set (by the heartbeat thread) when the controller stops the evaluation
+  // early: the evaluator ends at once and returns the metrics of the epochs
+  // it finished (an epoch in progress is dropped). Checked like `cancelled`.
+  // Not owned; may be null.
+  const std::atomic<bool>* stop_early = nullptr;
 
   bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
+  bool StopEarly() const { return stop_early != nullptr && stop_early->load(); }
 };
 
 class Evaluator {
  public:
   virtual ~Evaluator() = default;
-  // Metrics with the reward filled in. Errors: CANCELLED when the context was
+  // Metrics with the reward filled in, from the epochs trained (all, or those
+  // finished before the context said stop_early). Errors: CANCELLED when the context was
   // cancelled; INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNIMPLEMENTED /
   // NOT_FOUND for problems of the architecture itself (the trial fails for
   // good, see IsPermanent); anything else may succeed on another attempt.

@@ -123,6 +123,7 @@ absl::StatusOr<bool> WorkerLoop::RunOnce() {
   const v1::Task& task = response.task();
   NAS_LOG(Info) << "task " << task.task_id() << ": " << task.architecture().canonical();
   cancel_current_ = false;
+  stop_current_early_ = false;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return false;  // The lease will hand it back.
@@ -185,11 +186,16 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
         NAS_LOG(Info) << "task " << task.task_id() << ": controller says stop ("
                       << (status.ok() ? response.reason() : status.error_message()) << ")";
         cancel_current_ = true;
+      } else if (status.ok() && response.stop() && !stop_current_early_) {
+        NAS_LOG(Info) << "task " << task.task_id() << ": stopped early (" << response.reason()
+                      << ")";
+        stop_current_early_ = true;
       }
     }
   });
   EvaluationContext context;
   context.cancelled = &cancel_current_;
+  context.stop_early = &stop_current_early_;
   context.on_epoch = [&](const v1::EpochResult& epoch) {
     if (metrics_) metrics_->epoch.Set(epoch.epoch());
     absl::MutexLock lock(&hb.mu);

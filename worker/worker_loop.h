@@ -79,6 +79,8 @@ class WorkerLoop {
   std::unique_ptr<Metrics> metrics_;
   std::map<v1::EvaluatorSpec::KindCase, std::unique_ptr<Evaluator>> evaluators_;
   std::atomic<bool> cancel_current_{false};
+  // The controller stopped the current task early (HeartbeatResponse.stop).
+  std::atomic<bool> stop_current_early_{false};
   std::atomic<int64_t> tasks_done_{0};
   // Leased with the last report; only the Run thread touches it.
   std::optional<v1::Task> next_task_;
