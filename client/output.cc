@@ -247,6 +247,10 @@ std::string FormatJob(const v1::Job& job, OutputFormat format) {
   row("samples", absl::StrCat(job.samples()));
   row("cache hits", absl::StrCat(job.cache_hits(), " (evaluations saved: samples answered from "
                                                     "the job's earlier evaluations)"));
+  row("compute", absl::StrFormat("%.1f worker-seconds, %d epochs trained", job.worker_seconds(),
+                                 job.epochs_trained()));
+  row("stopped early", absl::StrCat(job.trials_stopped(), " trials (", job.epochs_saved(),
+                                    " epochs saved)"));
   row("best reward", absl::StrCat(Reward(job.best_reward()), "  (", job.best_trial_id(), ")"));
   row("best architecture", job.best_canonical());
   row("mean reward", Reward(job.mean_reward()));

@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "controller/controller_metrics.h"
+#include "controller/early_stopping.h"
 #include "controller/job_spec.h"
 #include "controller/replica.h"
 #include "controller/strategy.h"
@@ -36,6 +37,15 @@ int64_t TrialIndex(const std::string& trial_id) {
     (void)absl::SimpleAtoi(trial_id.substr(1), &index);
   }
   return index;
+}
+
+// The compute ledger of a job from its trial counts.
+void SetLedger(const TrialStore::TrialCounts& counts, const v1::JobSpec& spec, v1::Job* job) {
+  job->set_worker_seconds(counts.worker_seconds);
+  job->set_epochs_trained(counts.epochs_trained);
+  job->set_trials_stopped(counts.trials_stopped);
+  job->set_epochs_saved(std::max<int64_t>(
+      0, counts.trials_stopped * EvaluatorEpochs(spec.evaluator()) - counts.stopped_epochs));
 }
 
 bool NeedsParameterServers(const v1::JobSpec& spec) {
@@ -457,6 +467,7 @@ v1::Job JobManager::Snapshot(Job* job) {
     out.set_best_canonical(counts->best_canonical);
     out.set_mean_reward(counts->mean_reward);
     out.set_cache_hits(counts->cache_hits);
+    SetLedger(*counts, job->spec_, &out);
   }
   out.set_connected_workers(broker_->ConnectedWorkers(absl::Minutes(1)));
   return out;
@@ -575,6 +586,16 @@ void JobManager::UpdateJobGauges() {
         .Set(static_cast<double>(counts->failed + counts->cancelled));
     metrics_->JobGauge(id, "trials_running").Set(static_cast<double>(counts->running));
     metrics_->JobGauge(id, "trials_queued").Set(static_cast<double>(counts->queued));
+    v1::Job ledger;
+    {
+      Job* job = FindJob(id);
+      if (job == nullptr) continue;
+      SetLedger(*counts, job->spec_, &ledger);
+    }
+    metrics_->JobGauge(id, "worker_seconds").Set(ledger.worker_seconds());
+    metrics_->JobGauge(id, "epochs_trained").Set(static_cast<double>(ledger.epochs_trained()));
+    metrics_->JobGauge(id, "epochs_saved").Set(static_cast<double>(ledger.epochs_saved()));
+    metrics_->JobGauge(id, "cache_hits").Set(static_cast<double>(counts->cache_hits));
   }
 }
 

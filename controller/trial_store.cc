@@ -35,6 +35,9 @@ struct AddedColumn {
 };
 constexpr AddedColumn kAddedColumns[] = {
     {"trials", "cached_from", "TEXT NOT NULL DEFAULT ''"},
+    {"trials", "worker_seconds", "REAL NOT NULL DEFAULT 0"},
+    {"trials", "epochs_trained", "INTEGER NOT NULL DEFAULT 0"},
+    {"trials", "stopped_early", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 constexpr char kSchema[] = R"sql(
@@ -70,6 +73,9 @@ CREATE TABLE IF NOT EXISTS trials (
   end_time_ms       INTEGER NOT NULL DEFAULT 0,
   sequence          INTEGER,
   cached_from       TEXT NOT NULL DEFAULT '',
+  worker_seconds    REAL NOT NULL DEFAULT 0,
+  epochs_trained    INTEGER NOT NULL DEFAULT 0,
+  stopped_early     INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, trial_id)
 );
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
@@ -721,7 +727,8 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
   }
   Statement update(statements_.get(),
                    "UPDATE trials SET state=?, reward=?, accuracy=?, parameters=?, flops=?, "
-                   "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=? "
+                   "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=?, "
+                   "worker_seconds=?, epochs_trained=?, stopped_early=? "
                    "WHERE job_id=? AND trial_id=?");
   RETURN_IF_ERROR(update.prepared());
   update.Bind(1, TrialStateName(trial.state()));
@@ -738,9 +745,15 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
       .Bind(8, trial.worker_id())
       .Bind(9, trial.error())
       .Bind(10, trial.end_time_unix_ms())
-      .Bind(11, sequence)
-      .Bind(12, trial.job_id())
-      .Bind(13, trial.trial_id());
+      .Bind(11, sequence);
+  // The ledger: what a worker spent on it (a cache hit spent nothing).
+  const bool evaluated =
+      trial.state() == v1::TRIAL_STATE_SUCCEEDED && trial.cached_from().empty();
+  update.Bind(12, evaluated ? trial.metrics().train_seconds() : 0.0)
+      .Bind(13, evaluated ? trial.metrics().epochs_size() : 0)
+      .Bind(14, evaluated && trial.metrics().stopped_early() ? 1 : 0)
+      .Bind(15, trial.job_id())
+      .Bind(16, trial.trial_id());
   RETURN_IF_ERROR(update.Run());
   Statement bump(statements_.get(),
                  "UPDATE jobs SET next_sequence = next_sequence + 1 WHERE job_id=?");
@@ -833,7 +846,9 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   TrialCounts counts;
   {
     Statement select(statements_.get(),
-                     "SELECT state, COUNT(*), AVG(reward), SUM(cached_from != '') FROM trials "
+                     "SELECT state, COUNT(*), AVG(reward), SUM(cached_from != ''), "
+                     "SUM(worker_seconds), SUM(epochs_trained), SUM(stopped_early), "
+                     "SUM(CASE WHEN stopped_early THEN epochs_trained ELSE 0 END) FROM trials "
                      "WHERE job_id=? GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
@@ -843,6 +858,10 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       const v1::TrialState state = TrialStateFromName(select.Text(0));
       const int64_t n = select.Int(1);
       counts.cache_hits += select.Int(3);
+      counts.worker_seconds += select.Real(4);
+      counts.epochs_trained += select.Int(5);
+      counts.trials_stopped += select.Int(6);
+      counts.stopped_epochs += select.Int(7);
       switch (state) {
         case v1::TRIAL_STATE_QUEUED: counts.queued = n; break;
         case v1::TRIAL_STATE_RUNNING: counts.running = n; break;

@@ -129,6 +129,11 @@ class TrialStore {
     // Trials answered (or waiting to be answered) by the result cache, in
     // any state: samples no worker ran.
     int64_t cache_hits = 0;
+    // The compute ledger over succeeded evaluations (not cache hits): the
+    // workers' train_seconds and epochs, the trials stopped early and the
+    // epochs those trained.
+    double worker_seconds = 0;
+    int64_t epochs_trained = 0, trials_stopped = 0, stopped_epochs = 0;
     double best_reward = 0;
     std::string best_trial_id;
     std::string best_canonical;

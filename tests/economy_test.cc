@@ -125,6 +125,14 @@ evaluator: {synthetic: {duration_seconds: 0.05}}
   for (const auto& [canonical, n] : runs) EXPECT_EQ(n, 1) << canonical << " evaluated twice";
   EXPECT_EQ(hits, 100 - static_cast<int>(runs.size()));
   EXPECT_EQ(job.cache_hits(), hits);
+  // The ledger counts the worker runs alone: no worker-second went to a repeat.
+  double worker_seconds = 0;
+  for (const v1::Trial& t : trials) {
+    if (t.cached_from().empty()) worker_seconds += t.metrics().train_seconds();
+  }
+  EXPECT_GT(job.worker_seconds(), 0);
+  EXPECT_NEAR(job.worker_seconds(), worker_seconds, 1e-6);
+  EXPECT_EQ(job.epochs_trained(), static_cast<int64_t>(runs.size()));
 }
 
 // Every trial of an early-stopping job: a stopped one trained fewer than
@@ -169,8 +177,15 @@ evaluator: {synthetic: {duration_seconds: 0.6, epochs: 6}}
     const v1::Job job = WaitUntilDone(job_id);
     ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED)
         << job.error() << LogTail(controller_->log_path);
-    const int stopped = CheckStoppedTrials(Trials(job_id), 6, 2.0);
+    const std::vector<v1::Trial> trials = Trials(job_id);
+    const int stopped = CheckStoppedTrials(trials, 6, 2.0);
     EXPECT_GT(stopped, 0) << job.spec().name() << ": nothing was stopped";
+    // The ledger: epochs trained and saved add up to 6 per evaluation.
+    int64_t evaluations = 0;
+    for (const v1::Trial& t : trials) evaluations += t.cached_from().empty() ? 1 : 0;
+    EXPECT_EQ(job.trials_stopped(), stopped);
+    EXPECT_GT(job.epochs_saved(), 0);
+    EXPECT_EQ(job.epochs_trained() + job.epochs_saved(), 6 * evaluations) << job.spec().name();
   }
 }
 
