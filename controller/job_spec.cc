@@ -147,6 +147,7 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       if (e.lookup().table_path().empty()) {
         p.Add("evaluator.lookup.table_path", "must name the CSV table of architectures");
       }
+      p.Range<double>("evaluator.lookup.time_scale", e.lookup().time_scale(), 0.0, 1000.0);
       break;
     case v1::EvaluatorSpec::kSynthetic: {
       const v1::SyntheticEvaluatorSpec& s = e.synthetic();
@@ -293,9 +294,6 @@ void ValidateEarlyStopping(const v1::JobSpec& spec, Problems& p) {
     if (s.min_trials() != 0) {
       p.Add("early_stopping.min_trials", "only the median rule has min_trials");
     }
-  }
-  if (spec.evaluator().has_lookup()) {
-    p.Add("early_stopping", "the lookup evaluator reports no learning curve to stop on");
   }
 }
 

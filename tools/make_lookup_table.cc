@@ -8,6 +8,13 @@
 // architecture. The lookup evaluator and the search-efficiency benchmark read
 // it (columns: arch,accuracy,parameters,flops).
 //
+// With --curve_epochs=N it also writes a learning curve per architecture
+// (val_accuracy_e1 ... val_accuracy_eN, then seconds_per_epoch; the lookup
+// evaluator replays it): structured, noisy and crossing — the more 3x3
+// convolutions, the higher the final accuracy tends to be and the slower the
+// start, so a slow starter can finish best; the last epoch is the row's
+// accuracy.
+//
 //   bazel run //tools:make_lookup_table -- --out=/tmp/nb201_table.csv
 #include <cmath>
 #include <cstdint>
@@ -31,6 +38,9 @@ ABSL_FLAG(std::string, operations, "none,skip_connect,nor_conv_1x1,nor_conv_3x3,
           "Comma-separated operation names.");
 ABSL_FLAG(std::string, out, "", "Output CSV path.");
 ABSL_FLAG(uint64_t, seed, 201, "Seed of the per-architecture noise.");
+ABSL_FLAG(int, curve_epochs, 0, "Epochs of the learning curve to write per architecture (0: none).");
+ABSL_FLAG(double, seconds_per_epoch, 30,
+          "Simulated seconds per epoch of the smallest cell (bigger cells take longer).");
 
 namespace {
 
@@ -50,6 +60,40 @@ uint64_t Mix(uint64_t x) {
   x *= 0xc4ceb9fe1a85ec53ULL;
   x ^= x >> 33;
   return x;
+}
+
+// The curve columns of the header: ",val_accuracy_e1,...,seconds_per_epoch".
+std::string CurveHeader(int epochs) {
+  std::string header;
+  for (int e = 1; e <= epochs; ++e) absl::StrAppend(&header, ",val_accuracy_e", e);
+  return header + ",seconds_per_epoch";
+}
+
+// One architecture's curve cells: `accuracy` reached at the last epoch along
+// 1 - exp(-e / k), k growing with the cell's 3x3 convolutions (`slowness` in
+// [0, 1]) plus per-architecture noise `key`; each epoch but the last gets
+// noise of 0.01.
+std::string CurveCells(uint64_t key, double accuracy, double slowness, int64_t parameters,
+                       int epochs) {
+  auto unit = [&](uint64_t salt) {
+    return static_cast<double>(Mix(key * 7919 + salt) % 100001) / 100000;
+  };
+  const double k = 0.5 + 2.0 * slowness + 1.5 * unit(1);
+  const double end = 1 - std::exp(-epochs / k);
+  std::string cells;
+  for (int e = 1; e <= epochs; ++e) {
+    double value = accuracy * (1 - std::exp(-e / k)) / end;
+    if (e < epochs) {
+      // Roughly normal noise from the sum of three uniforms.
+      const double noise = (unit(10 + 3 * e) + unit(11 + 3 * e) + unit(12 + 3 * e) - 1.5) * 0.02;
+      value = std::min(1.0, std::max(0.0, value + noise));
+    }
+    absl::StrAppend(&cells, ",", absl::StrFormat("%.5f", value));
+  }
+  const double seconds =
+      absl::GetFlag(FLAGS_seconds_per_epoch) * (1 + static_cast<double>(parameters) / 10000);
+  absl::StrAppend(&cells, ",", absl::StrFormat("%.3f", seconds));
+  return cells;
 }
 
 }  // namespace
@@ -80,7 +124,13 @@ int main(int argc, char** argv) {
   const int edges = nodes * (nodes - 1) / 2;
   int64_t total = 1;
   for (int e = 0; e < edges; ++e) total *= static_cast<int64_t>(ops.size());
-  std::string csv = "arch,accuracy,parameters,flops\n";
+  const int curve_epochs = absl::GetFlag(FLAGS_curve_epochs);
+  if (curve_epochs < 0 || curve_epochs > 1000 || !(absl::GetFlag(FLAGS_seconds_per_epoch) >= 0)) {
+    std::fprintf(stderr, "need --curve_epochs in 0..1000 and --seconds_per_epoch >= 0\n");
+    return 1;
+  }
+  std::string csv = absl::StrCat("arch,accuracy,parameters,flops",
+                                 curve_epochs > 0 ? CurveHeader(curve_epochs) : "", "\n");
   std::vector<int> choice(edges, 0);
   for (int64_t index = 0; index < total; ++index) {
     int64_t rest = index;
@@ -128,7 +178,14 @@ int main(int argc, char** argv) {
       accuracy = std::min(0.99, std::max(0.1, accuracy + noise));
     }
     absl::StrAppend(&csv, nas::search_space::CanonicalString(architecture), ",", absl::StrFormat("%.5f", accuracy), ",", parameters, ",",
-                    parameters * 32 * 32 * 2, "\n");
+                    parameters * 32 * 32 * 2);
+    if (curve_epochs > 0) {
+      const double slowness = static_cast<double>(parameters) / (16 * 16 * 9 * edges);
+      absl::StrAppend(&csv, CurveCells(absl::GetFlag(FLAGS_seed) * 1000003 + index,
+                                       std::round(accuracy * 1e5) / 1e5, slowness, parameters,
+                                       curve_epochs));
+    }
+    absl::StrAppend(&csv, "\n");
   }
   absl::Status written = nas::WriteFileAtomically(out, csv);
   if (!written.ok()) {
