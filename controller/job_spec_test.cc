@@ -231,5 +231,19 @@ evaluator: {synthetic: {epochs: 6}}
   }
 }
 
+TEST(JobSpecTest, LookupTimeScaleIsRangeCheckedAndEarlyStoppingMayUseALookupTable) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+early_stopping: {rule: successive_halving, min_epochs: 4}
+)";
+  v1::JobSpec ok = WithDefaults(Parse(base + "evaluator: {lookup: {table_path: t.csv, time_scale: 0.01}}\n"));
+  EXPECT_TRUE(ValidateJobSpec(ok).ok()) << ValidateJobSpec(ok);
+  const absl::Status bad = ValidateJobSpec(
+      WithDefaults(Parse(base + "evaluator: {lookup: {table_path: t.csv, time_scale: -1}}\n")));
+  EXPECT_EQ(bad.message(), "evaluator.lookup.time_scale: must be between 0 and 1000, got -1");
+}
+
 }  // namespace
 }  // namespace nas::controller
