@@ -133,7 +133,8 @@ std::vector<std::string> TrialRow(const v1::Trial& t) {
           absl::StrCat(t.attempts()),
           t.worker_id(),
           t.architecture().canonical(),
-          t.error()};
+          t.error(),
+          t.cached_from()};
 }
 
 }  // namespace
@@ -144,7 +145,7 @@ const char* const kJobCsvColumns[] = {
     "best_reward",    "best_trial_id", "created",        nullptr};
 const char* const kTrialCsvColumns[] = {
     "trial_id", "state",    "reward",    "accuracy",  "parameters", "flops",
-    "latency_seconds", "train_seconds", "attempts", "worker_id", "canonical", "error", nullptr};
+    "latency_seconds", "train_seconds", "attempts", "worker_id", "canonical", "error", "cached_from", nullptr};
 const char* const kCurveCsvColumns[] = {"epoch", "train_loss", "train_accuracy",
                                         "validation_accuracy", "seconds", nullptr};
 
@@ -235,7 +236,8 @@ std::string FormatJob(const v1::Job& job, OutputFormat format) {
       absl::StrCat("S=", job.spec().parallelism().num_shards(),
                    " K=", job.spec().parallelism().num_replicas(),
                    " m=", job.spec().parallelism().children_per_replica()));
-  row("budget", absl::StrCat(job.spec().budget().max_trials(), " trials",
+  row("budget", absl::StrCat(job.spec().budget().max_trials(), " evaluations, ",
+                             job.spec().budget().max_samples(), " samples",
                              job.spec().budget().max_wall_seconds() > 0
                                  ? absl::StrCat(", ", job.spec().budget().max_wall_seconds(), " s")
                                  : ""));
@@ -243,6 +245,12 @@ std::string FormatJob(const v1::Job& job, OutputFormat format) {
                              " failed, ", job.trials_running(), " running, ",
                              job.trials_queued(), " queued"));
   row("samples", absl::StrCat(job.samples()));
+  row("cache hits", absl::StrCat(job.cache_hits(), " (evaluations saved: samples answered from "
+                                                    "the job's earlier evaluations)"));
+  row("compute", absl::StrFormat("%.1f worker-seconds, %d epochs trained", job.worker_seconds(),
+                                 job.epochs_trained()));
+  row("stopped early", absl::StrCat(job.trials_stopped(), " trials (", job.epochs_saved(),
+                                    " epochs saved)"));
   row("best reward", absl::StrCat(Reward(job.best_reward()), "  (", job.best_trial_id(), ")"));
   row("best architecture", job.best_canonical());
   row("mean reward", Reward(job.mean_reward()));
@@ -363,6 +371,7 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   if (!trial.error().empty()) row("error", trial.error());
   row("attempts", absl::StrCat(trial.attempts()));
   row("worker", trial.worker_id().empty() ? "-" : trial.worker_id());
+  if (!trial.cached_from().empty()) row("cache hit of", trial.cached_from());
   row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
   row("reward", succeeded ? Reward(m.reward()) : "-");
   row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");

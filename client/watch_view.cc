@@ -17,10 +17,12 @@ std::string Bar(double fraction, int width) {
 }
 
 std::string TrialLine(const v1::Trial& trial) {
+  const std::string hit =
+      trial.cached_from().empty() ? "" : absl::StrCat("  (cache hit of ", trial.cached_from(), ")");
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
-    return absl::StrFormat("trial %s succeeded  reward %.4f  accuracy %.4f  %s",
+    return absl::StrFormat("trial %s succeeded  reward %.4f  accuracy %.4f  %s%s",
                            trial.trial_id(), trial.metrics().reward(), trial.metrics().accuracy(),
-                           trial.architecture().canonical());
+                           trial.architecture().canonical(), hit);
   }
   return absl::StrFormat("trial %s %s  %s", trial.trial_id(), ShortState(trial.state()),
                          trial.error());
@@ -30,7 +32,9 @@ std::string TrialLine(const v1::Trial& trial) {
 
 std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string& last_trial,
                                           int64_t now_ms) {
-  const int64_t done = job.trials_succeeded() + job.trials_failed();
+  // Progress counts evaluations: budget.max_trials does not count cache hits.
+  const int64_t done =
+      std::max<int64_t>(0, job.trials_succeeded() + job.trials_failed() - job.cache_hits());
   const int64_t budget = job.spec().budget().max_trials();
   const int64_t end_ms = job.end_time_unix_ms() != 0 ? job.end_time_unix_ms() : now_ms;
   const double elapsed = std::max(0.0, (end_ms - job.start_time_unix_ms()) / 1000.0);
@@ -61,10 +65,11 @@ std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string&
   lines.push_back(absl::StrFormat("best %.4f  %s  %s", job.best_reward(),
                                   job.best_trial_id().empty() ? "-" : job.best_trial_id(),
                                   job.best_canonical()));
-  lines.push_back(absl::StrFormat("running %d  queued %d  failed %d  workers %d  mean %.4f  "
-                                  "baseline %.4f",
+  lines.push_back(absl::StrFormat("running %d  queued %d  failed %d  cache hits %d  workers %d  "
+                                  "mean %.4f  baseline %.4f",
                                   job.trials_running(), job.trials_queued(), job.trials_failed(),
-                                  job.connected_workers(), job.mean_reward(), job.baseline()));
+                                  job.cache_hits(), job.connected_workers(), job.mean_reward(),
+                                  job.baseline()));
   if (!last_trial.empty()) lines.push_back(absl::StrCat("last: ", last_trial));
   return lines;
 }

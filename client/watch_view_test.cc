@@ -26,6 +26,24 @@ TEST(WatchViewTest, PanelShowsProgressRateAndEta) {
   EXPECT_NE(panel[1].find("ETA 1m00s"), std::string::npos) << panel[1];
 }
 
+TEST(WatchViewTest, ProgressCountsEvaluationsAndCacheHitsAreShown) {
+  v1::Job job = RunningJob(8, 10);
+  job.set_cache_hits(3);
+  const std::vector<std::string> panel = WatchView::Panel(job, "", 60'000);
+  ASSERT_GE(panel.size(), 4u);
+  EXPECT_NE(panel[1].find("5/10 trials"), std::string::npos) << panel[1];
+  EXPECT_NE(panel[3].find("cache hits 3"), std::string::npos) << panel[3];
+  std::ostringstream out;
+  WatchView view(out, /*terminal=*/false);
+  v1::Trial hit;
+  hit.set_trial_id("t000009");
+  hit.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  hit.set_cached_from("t000002");
+  view.OnTrial(hit);
+  EXPECT_NE(out.str().find("trial t000009 succeeded"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("(cache hit of t000002)"), std::string::npos) << out.str();
+}
+
 TEST(WatchViewTest, EndedJobHasNoEta) {
   v1::Job job = RunningJob(10, 10);
   job.set_state(v1::JOB_STATE_SUCCEEDED);

@@ -18,6 +18,11 @@ void Remember(std::vector<std::pair<prometheus::Family<Metric>*, Metric*>>& seri
   if (std::find(series.begin(), series.end(), entry) == series.end()) series.push_back(entry);
 }
 
+// Advances `counter` to `total` (a total read from the store; never back).
+void AdvanceTo(prometheus::Counter& counter, double total) {
+  if (total > counter.Value()) counter.Increment(total - counter.Value());
+}
+
 }  // namespace
 
 ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
@@ -72,6 +77,28 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                   .Name("nas_controller_gradient_pushes_total")
                   .Help("Gradients pushed to the parameter servers, by job and outcome.")
                   .Register(registry)),
+      cache_hits_(prometheus::BuildCounter()
+                      .Name("nas_controller_cache_hits_total")
+                      .Help("Samples answered by the job's result cache (succeeded without a "
+                            "worker run: evaluations saved), by job.")
+                      .Register(registry)),
+      early_stops_(prometheus::BuildCounter()
+                       .Name("nas_controller_early_stops_total")
+                       .Help("Trials the job's early-stopping rule stopped, by job.")
+                       .Register(registry)),
+      worker_seconds_(prometheus::BuildCounter()
+                          .Name("nas_controller_job_worker_seconds_total")
+                          .Help("Worker-seconds a job's evaluations took (the compute ledger).")
+                          .Register(registry)),
+      epochs_trained_(prometheus::BuildCounter()
+                          .Name("nas_controller_job_epochs_trained_total")
+                          .Help("Epochs a job's evaluations trained.")
+                          .Register(registry)),
+      epochs_saved_(prometheus::BuildCounter()
+                        .Name("nas_controller_job_epochs_saved_total")
+                        .Help("Epochs early stopping saved a job (its stopped trials' "
+                              "untrained epochs).")
+                        .Register(registry)),
       best_reward_(JobGaugeFamily(registry, "nas_controller_job_best_reward",
                                   "Best reward of a job's succeeded trials.")),
       mean_reward_(JobGaugeFamily(registry, "nas_controller_job_mean_reward",
@@ -142,6 +169,16 @@ void ControllerMetrics::CountSamples(const std::string& job, double n) {
   if (prometheus::Counter* c = JobCounter(samples_, job, {})) c->Increment(n);
 }
 
+void ControllerMetrics::CountCacheHit(const std::string& job) {
+  absl::MutexLock lock(&mu_);
+  if (prometheus::Counter* c = JobCounter(cache_hits_, job, {})) c->Increment();
+}
+
+void ControllerMetrics::CountEarlyStop(const std::string& job) {
+  absl::MutexLock lock(&mu_);
+  if (prometheus::Counter* c = JobCounter(early_stops_, job, {})) c->Increment();
+}
+
 void ControllerMetrics::CountPush(const std::string& job, const std::string& outcome) {
   absl::MutexLock lock(&mu_);
   if (prometheus::Counter* c = JobCounter(pushes_, job, {{"outcome", outcome}})) c->Increment();
@@ -162,6 +199,9 @@ void ControllerMetrics::SetJobValues(const std::string& job, const JobValues& va
   JobGauge(job_trials_, job, {{"state", "queued"}})->Set(static_cast<double>(values.queued));
   JobGauge(budget_used_, job)->Set(values.budget_used);
   JobGauge(last_progress_, job)->Set(values.last_progress_unix_seconds);
+  AdvanceTo(*JobCounter(worker_seconds_, job, {}), values.worker_seconds);
+  AdvanceTo(*JobCounter(epochs_trained_, job, {}), static_cast<double>(values.epochs_trained));
+  AdvanceTo(*JobCounter(epochs_saved_, job, {}), static_cast<double>(values.epochs_saved));
 }
 
 }  // namespace nas::controller

@@ -54,6 +54,11 @@ class ControllerMetrics {
   void CountTrial(const std::string& job, const std::string& status) ABSL_LOCKS_EXCLUDED(mu_);
   // nas_controller_samples_total{job_id}.
   void CountSamples(const std::string& job, double n) ABSL_LOCKS_EXCLUDED(mu_);
+  // nas_controller_cache_hits_total{job_id}: a sample the result cache
+  // answered with a succeeded evaluation (an evaluation saved).
+  void CountCacheHit(const std::string& job) ABSL_LOCKS_EXCLUDED(mu_);
+  // nas_controller_early_stops_total{job_id}.
+  void CountEarlyStop(const std::string& job) ABSL_LOCKS_EXCLUDED(mu_);
   // nas_controller_gradient_pushes_total{job_id, outcome}.
   void CountPush(const std::string& job, const std::string& outcome) ABSL_LOCKS_EXCLUDED(mu_);
   // nas_controller_job_baseline_reward and nas_controller_job_policy_entropy.
@@ -70,6 +75,12 @@ class ControllerMetrics {
     double budget_used = 0;
     // Unix time of the job's last finished trial (or its start).
     double last_progress_unix_seconds = 0;
+    // The compute ledger (totals in the store; exported as counters that
+    // advance to them): worker-seconds and epochs of the job's evaluations,
+    // and the epochs early stopping saved.
+    double worker_seconds = 0;
+    int64_t epochs_trained = 0;
+    int64_t epochs_saved = 0;
   };
   void SetJobValues(const std::string& job, const JobValues& values) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -92,6 +103,11 @@ class ControllerMetrics {
   prometheus::Family<prometheus::Counter>& trials_;
   prometheus::Family<prometheus::Counter>& samples_;
   prometheus::Family<prometheus::Counter>& pushes_;
+  prometheus::Family<prometheus::Counter>& cache_hits_;
+  prometheus::Family<prometheus::Counter>& early_stops_;
+  prometheus::Family<prometheus::Counter>& worker_seconds_;
+  prometheus::Family<prometheus::Counter>& epochs_trained_;
+  prometheus::Family<prometheus::Counter>& epochs_saved_;
   prometheus::Family<prometheus::Gauge>& best_reward_;
   prometheus::Family<prometheus::Gauge>& mean_reward_;
   prometheus::Family<prometheus::Gauge>& baseline_reward_;

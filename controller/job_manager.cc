@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "controller/controller_metrics.h"
+#include "controller/early_stopping.h"
 #include "controller/job_spec.h"
 #include "controller/replica.h"
 #include "controller/strategy.h"
@@ -36,6 +37,15 @@ int64_t TrialIndex(const std::string& trial_id) {
     (void)absl::SimpleAtoi(trial_id.substr(1), &index);
   }
   return index;
+}
+
+// The compute ledger of a job from its trial counts.
+void SetLedger(const TrialStore::TrialCounts& counts, const v1::JobSpec& spec, v1::Job* job) {
+  job->set_worker_seconds(counts.worker_seconds);
+  job->set_epochs_trained(counts.epochs_trained);
+  job->set_trials_stopped(counts.trials_stopped);
+  job->set_epochs_saved(std::max<int64_t>(
+      0, counts.trials_stopped * EvaluatorEpochs(spec.evaluator()) - counts.stopped_epochs));
 }
 
 bool NeedsParameterServers(const v1::JobSpec& spec) {
@@ -87,13 +97,20 @@ class JobManager::Job final : public ReplicaJob {
       return 0;
     }
     int64_t n = wanted;
-    if (budget.max_trials() > 0) n = std::min<int64_t>(n, budget.max_trials() - samples_);
+    if (budget.max_trials() > 0) n = std::min<int64_t>(n, budget.max_trials() - evaluations_);
+    if (budget.max_samples() > 0) n = std::min<int64_t>(n, budget.max_samples() - samples_);
     if (n <= 0) return 0;
     *first_index = next_index_;
     *samples_before = samples_;
     next_index_ += n;
     samples_ += n;
+    evaluations_ += n;
     return static_cast<int>(n);
+  }
+
+  void ReturnEvaluations(int n) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    evaluations_ -= n;
   }
 
   void Fail(const absl::Status& status) override {
@@ -145,6 +162,9 @@ class JobManager::Job final : public ReplicaJob {
   absl::Mutex mu_ ABSL_ACQUIRED_AFTER(manager_->mu_);
   v1::Job record_ ABSL_GUARDED_BY(mu_);  // state, error, times, baseline
   int64_t samples_ ABSL_GUARDED_BY(mu_) = 0;     // trials sampled (the depth schedule's clock)
+  // Samples reserved as evaluations (worker runs) for budget.max_trials:
+  // samples less the cache hits among them.
+  int64_t evaluations_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_index_ ABSL_GUARDED_BY(mu_) = 0;  // index of the next trial id
   int replicas_running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -330,6 +350,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     raw->last_progress_ = options_.clock->Now();
   }
   std::vector<AdoptedTrial> adopted;
+  std::vector<v1::Trial> evaluated;  // the result cache's succeeded evaluations
   if (run && resume) {
     // Every read a resume needs comes before the broker hears of the job:
     // a job whose rows are damaged fails here without a trace elsewhere.
@@ -345,6 +366,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
       for (AdoptedTrial& t : round) waiting[t.trial.trial_id()] = std::move(t.outcomes);
     }
     ASSIGN_OR_RETURN(std::vector<PendingTrial> unfinished, store->UnfinishedTrials(raw->id_));
+    ASSIGN_OR_RETURN(evaluated, store->EvaluatedTrials(raw->id_));
     const int64_t samples =
         counts.queued + counts.running + counts.succeeded + counts.failed + counts.cancelled;
     int64_t max_index = -1;
@@ -358,6 +380,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     {
       absl::MutexLock lock(&raw->mu_);
       raw->samples_ = samples;
+      raw->evaluations_ = samples - counts.cache_hits;
       // Trial ids must never repeat: continue after the highest index stored.
       raw->next_index_ = std::max(samples, max_index + 1);
       raw->trials_succeeded_ = counts.succeeded;
@@ -375,7 +398,7 @@ absl::Status JobManager::StartJob(std::unique_ptr<Job> job, bool resume) {
     broker_->OpenJob(raw->id_, raw->spec_);
     if (metrics_) metrics_->OpenJob(raw->id_);
   }
-  if (run && resume) broker_->Adopt(raw->id_, std::move(adopted));
+  if (run && resume) broker_->Adopt(raw->id_, std::move(adopted), std::move(evaluated));
   absl::MutexLock lock(&mu_);
   if (run) {
     if (resume) ++running_jobs_;
@@ -486,6 +509,8 @@ void JobManager::OnTrialFinal(const v1::Trial& trial) {
     absl::MutexLock lock(&job->mu_);
     ++job->change_;
     job->last_progress_ = options_.clock->Now();
+    // The failed fraction is judged on evaluations: a cache hit repeats one.
+    if (!trial.cached_from().empty()) return;
     if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
     if (trial.state() != v1::TRIAL_STATE_FAILED || job->stopping_) return;
     ++job->trials_failed_;
@@ -547,6 +572,8 @@ v1::Job JobManager::Snapshot(Job* job) {
     out.set_best_trial_id(counts->best_trial_id);
     out.set_best_canonical(counts->best_canonical);
     out.set_mean_reward(counts->mean_reward);
+    out.set_cache_hits(counts->cache_hits);
+    SetLedger(*counts, job->spec_, &out);
   }
   out.set_connected_workers(broker_->ConnectedWorkers(absl::Minutes(1)));
   return out;
@@ -682,15 +709,26 @@ void JobManager::UpdateJobGauges() {
     values.running = counts->running;
     values.queued = counts->queued;
     const v1::BudgetSpec& budget = job->spec_.budget();
+    // max_trials counts evaluations (worker runs), max_samples every sample.
+    const int64_t finished = counts->succeeded + counts->failed + counts->cancelled;
     if (budget.max_trials() > 0) {
-      values.budget_used = static_cast<double>(counts->succeeded + counts->failed + counts->cancelled) /
+      values.budget_used = static_cast<double>(std::max<int64_t>(0, finished - counts->cache_hits)) /
                            static_cast<double>(budget.max_trials());
+    }
+    if (budget.max_samples() > 0) {
+      values.budget_used = std::max(values.budget_used, static_cast<double>(finished) /
+                                                            static_cast<double>(budget.max_samples()));
     }
     if (budget.max_wall_seconds() > 0) {
       values.budget_used = std::max(values.budget_used, absl::ToDoubleSeconds(now - start) /
                                                             static_cast<double>(budget.max_wall_seconds()));
     }
     values.last_progress_unix_seconds = absl::ToDoubleSeconds(last_progress - absl::UnixEpoch());
+    v1::Job ledger;
+    SetLedger(*counts, job->spec_, &ledger);
+    values.worker_seconds = ledger.worker_seconds();
+    values.epochs_trained = ledger.epochs_trained();
+    values.epochs_saved = ledger.epochs_saved();
     metrics_->SetJobValues(job->id_, values);
   }
 }

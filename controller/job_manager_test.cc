@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -120,9 +123,10 @@ class ControllerFixture : public ::testing::Test {
   // Workers that acquire, score with SyntheticReward and report; the tasks
   // of every `fail_every`-th trial (by trial index; 1 = all, 0 = none) they
   // report as failed with `error` (permanently).
-  void StartWorkers(int n, int fail_every = 0, const std::string& error = "") {
+  void StartWorkers(int n, int fail_every = 0, const std::string& error = "",
+                    std::function<void(const v1::Task&)> on_task = nullptr) {
     for (int i = 0; i < n; ++i) {
-      workers_.emplace_back([this, i, fail_every, error] {
+      workers_.emplace_back([this, i, fail_every, error, on_task] {
         const std::string id = absl::StrCat("test-worker-", i);
         while (!stop_workers_) {
           v1::AcquireTaskRequest request;
@@ -134,6 +138,7 @@ class ControllerFixture : public ::testing::Test {
           if (!tasks_->AcquireTask(&context, request, &response).ok() || !response.has_task()) {
             continue;
           }
+          if (on_task) on_task(response.task());
           int64_t index = 0;
           ASSERT_TRUE(absl::SimpleAtoi(response.task().trial_id().substr(1), &index));
           v1::ReportResultRequest report;
@@ -303,22 +308,76 @@ TEST_F(ControllerFixture, JobRunsToItsBudgetStoresEveryTrialOnceAndLearns) {
   ASSERT_TRUE(Submit(MacroSpec(600), &job).ok());
   v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(3));
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(done.trials_succeeded(), 600);
   std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
-  ASSERT_EQ(trials.size(), 600u);
+  // 600 evaluations; the samples of architectures evaluated before are cache hits.
+  int64_t evaluations = 0;
+  for (const v1::Trial& t : trials) evaluations += t.cached_from().empty() ? 1 : 0;
+  EXPECT_EQ(evaluations, 600);
+  EXPECT_EQ(reports_, 600);
+  EXPECT_EQ(done.trials_succeeded(), static_cast<int64_t>(trials.size()));
+  EXPECT_EQ(done.samples(), static_cast<int64_t>(trials.size()));
+  EXPECT_EQ(done.cache_hits(), static_cast<int64_t>(trials.size()) - 600);
   std::set<std::string> ids;
   for (const v1::Trial& t : trials) ids.insert(t.trial_id());
-  EXPECT_EQ(ids.size(), 600u);
-  EXPECT_EQ(watched_trials_.size(), 600u);
-  // Every round of every replica pushed a gradient to both shards: 600 trials in
-  // rounds of m = 2 is 300 rounds.
-  EXPECT_EQ(ShardPushes(), 2 * 300);
+  EXPECT_EQ(ids.size(), trials.size());
+  EXPECT_EQ(watched_trials_.size(), trials.size());
+  // Every round of every replica pushed a gradient to both shards.
+  int64_t rounds = 0;
+  const std::vector<int64_t> last_rounds = store_->LastRounds(job.job_id(), 4).value();
+  for (int64_t last : last_rounds) rounds += last + 1;
+  EXPECT_EQ(ShardPushes(), 2 * rounds);
   double first = 0, last = 0;
   for (int i = 0; i < 100; ++i) {
     first += trials[i].metrics().reward() / 100;
     last += trials[trials.size() - 1 - i].metrics().reward() / 100;
   }
   EXPECT_GT(last, first + 0.1) << "first 100 mean " << first << ", last 100 mean " << last;
+}
+
+TEST_F(ControllerFixture, ASmallSpaceSpendsNoWorkerRunOnRepeatsAndEndsAtMaxSamples) {
+  // 4 architectures: REINFORCE repeats them from its first rounds on.
+  std::mutex mu;
+  std::map<std::string, int> evaluated;
+  StartWorkers(3, 0, "", [&](const v1::Task& task) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++evaluated[task.architecture().canonical()];
+  });
+  v1::JobSpec spec = MacroSpec(10);
+  v1::MacroCnnSpace* space = spec.mutable_search_space()->mutable_macro_cnn();
+  space->clear_filter_widths();
+  space->add_filter_widths(3);
+  space->clear_num_filters();
+  space->add_num_filters(24);
+  space->clear_filter_heights();
+  space->add_filter_heights(3);
+  space->add_filter_heights(5);
+  space->set_skip_connections(false);
+  space->mutable_depth()->set_initial_layers(2);
+  space->mutable_depth()->set_max_layers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  EXPECT_EQ(job.spec().budget().max_samples(), 100) << "the default: 10 per evaluation";
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.samples(), 100);
+  EXPECT_EQ(done.trials_succeeded(), 100);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_LE(evaluated.size(), 4u);
+    for (const auto& [canonical, runs] : evaluated) EXPECT_EQ(runs, 1) << canonical;
+    EXPECT_EQ(done.cache_hits(), 100 - static_cast<int64_t>(evaluated.size()));
+  }
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 100u);
+  std::map<std::string, std::string> evaluation_of;
+  for (const v1::Trial& t : trials) {
+    if (t.cached_from().empty()) evaluation_of[t.architecture().canonical()] = t.trial_id();
+  }
+  for (const v1::Trial& t : trials) {
+    if (t.cached_from().empty()) continue;
+    EXPECT_EQ(t.cached_from(), evaluation_of[t.architecture().canonical()]) << t.trial_id();
+    EXPECT_DOUBLE_EQ(t.metrics().reward(), SyntheticReward(t.architecture())) << t.trial_id();
+  }
 }
 
 TEST_F(ControllerFixture, DuplicateReportIsAcknowledgedAndIgnored) {
@@ -589,7 +648,7 @@ TEST_F(ControllerFixture, ARunningJobExportsOneSeriesPerQuantity) {
         }
       }
     }
-    if (names.size() >= 10) break;
+    if (names.size() >= 13) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_EQ(names, (std::set<std::string>{
@@ -598,7 +657,10 @@ TEST_F(ControllerFixture, ARunningJobExportsOneSeriesPerQuantity) {
                        "nas_controller_job_mean_reward", "nas_controller_job_baseline_reward",
                        "nas_controller_job_policy_entropy", "nas_controller_job_trials",
                        "nas_controller_job_budget_used_ratio",
-                       "nas_controller_job_last_progress_timestamp_seconds"}));
+                       "nas_controller_job_last_progress_timestamp_seconds",
+                       "nas_controller_job_worker_seconds_total",
+                       "nas_controller_job_epochs_trained_total",
+                       "nas_controller_job_epochs_saved_total"}));
   v1::CancelJobRequest request;
   request.set_job_id(job.job_id());
   v1::Job response;
@@ -673,6 +735,7 @@ TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials
   StartWorkers(2);
   v1::Job job;
   v1::JobSpec spec = MacroSpec(200);
+  spec.mutable_budget()->set_max_samples(200);
   ASSERT_TRUE(Submit(spec, &job).ok());
   // Let part of the budget run, then stop the controller mid-job.
   while (reports_ < 60) absl::SleepFor(absl::Milliseconds(5));
@@ -684,14 +747,18 @@ TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
   std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
   std::set<std::string> ids;
+  std::map<std::string, int> evaluations;  // by canonical
   int finished = 0;
   for (const v1::Trial& t : trials) {
     ids.insert(t.trial_id());
     finished += t.state() == v1::TRIAL_STATE_SUCCEEDED ? 1 : 0;
+    if (t.cached_from().empty()) ++evaluations[t.architecture().canonical()];
   }
   EXPECT_EQ(ids.size(), trials.size());
   EXPECT_EQ(trials.size(), 200u);
   EXPECT_EQ(finished, 200);
+  // The result cache survived the restart: no architecture was evaluated twice.
+  for (const auto& [canonical, n] : evaluations) EXPECT_EQ(n, 1) << canonical;
 }
 
 v1::JobSpec EvolutionSpec(int max_trials) {
@@ -872,7 +939,8 @@ TEST_F(ControllerFixture, AJobWhoseStoredTrialsAreDamagedIsListedFailedAndTheOth
   EXPECT_TRUE(absl::StrContains(failed->error(), "malformed")) << failed->error();
   v1::Job done = WaitUntilDone(intact.job_id(), absl::Minutes(2));
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
-  EXPECT_EQ(done.trials_succeeded(), 60);
+  // max_trials counts evaluations; the result cache answered the repeats.
+  EXPECT_EQ(done.trials_succeeded() - done.cache_hits(), 60);
 }
 
 TEST_F(ControllerFixture, WatchOfUnknownJobIsNotFound) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/printable.h"
+#include "controller/early_stopping.h"
 #include "controller/evolution_strategy.h"
 #include "controller/strategy_registry.h"
 #include "google/protobuf/descriptor.h"
@@ -193,6 +194,7 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       if (e.lookup().table_path().empty()) {
         p.Add("evaluator.lookup.table_path", "must name the CSV table of architectures");
       }
+      p.Range<double>("evaluator.lookup.time_scale", e.lookup().time_scale(), 0.0, 1000.0);
       break;
     case v1::EvaluatorSpec::kSynthetic: {
       const v1::SyntheticEvaluatorSpec& s = e.synthetic();
@@ -287,8 +289,12 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   v1::ControllerSpec* c = spec.mutable_controller();
   *c = ControllerDefaults(*c);
   v1::EvaluatorSpec* e = spec.mutable_evaluator();
-  if (!spec.budget().has_max_failed_fraction()) {
-    spec.mutable_budget()->set_max_failed_fraction(0.5);
+  v1::BudgetSpec* budget = spec.mutable_budget();
+  if (!budget->has_max_failed_fraction()) budget->set_max_failed_fraction(0.5);
+  // Out of range max_trials is left for validation to name.
+  if (budget->max_samples() == 0 && budget->max_trials() > 0 &&
+      budget->max_trials() <= JobLimits::kMaxTrials) {
+    budget->set_max_samples(JobLimits::kDefaultSamplesPerTrial * budget->max_trials());
   }
   NAS_DEFAULT(*e, max_attempts, 3);
   NAS_DEFAULT(*e, lease_seconds, 60.0);
@@ -300,8 +306,52 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
     *spec.mutable_search_space() = search_space::WithSearchSpaceDefaults(spec.search_space());
   }
   *spec.mutable_reward() = search_space::WithRewardDefaults(spec.reward());
+  if (!spec.early_stopping().rule().empty()) {
+    v1::EarlyStoppingSpec* stopping = spec.mutable_early_stopping();
+    NAS_DEFAULT(*stopping, min_epochs, 1);
+    if (stopping->rule() == "median") NAS_DEFAULT(*stopping, min_trials, 5);
+    if (stopping->rule() == "successive_halving") NAS_DEFAULT(*stopping, eta, 3.0);
+  }
   return spec;
 }
+
+namespace {
+
+void ValidateEarlyStopping(const v1::JobSpec& spec, Problems& p) {
+  const v1::EarlyStoppingSpec& s = spec.early_stopping();
+  if (s.rule().empty()) {
+    if (s.min_epochs() != 0 || s.min_trials() != 0 || s.eta() != 0) {
+      p.Add("early_stopping.rule", "must be set when other early_stopping fields are");
+    }
+    return;
+  }
+  if (s.rule() != "median" && s.rule() != "successive_halving") {
+    p.Add("early_stopping.rule", absl::StrCat("unknown rule '", s.rule(),
+                                              "' (known: median, successive_halving)"));
+    return;
+  }
+  const int epochs = EvaluatorEpochs(spec.evaluator());
+  if (s.min_epochs() < 1) {
+    p.Add("early_stopping.min_epochs", absl::StrCat("must be at least 1, got ", s.min_epochs()));
+  } else if (epochs > 0 && s.min_epochs() >= epochs) {
+    p.Add("early_stopping.min_epochs",
+          absl::StrCat(s.min_epochs(), " is not below the evaluator's epochs (", epochs,
+                       "): no trial could be stopped"));
+  }
+  if (s.rule() == "median") {
+    p.Range("early_stopping.min_trials", s.min_trials(), 1, 1'000'000);
+    if (s.eta() != 0) p.Add("early_stopping.eta", "only successive_halving has η");
+  } else {
+    if (!(s.eta() > 1 && s.eta() <= 100)) {
+      p.Add("early_stopping.eta", absl::StrCat("must be in (1, 100], got ", s.eta()));
+    }
+    if (s.min_trials() != 0) {
+      p.Add("early_stopping.min_trials", "only the median rule has min_trials");
+    }
+  }
+}
+
+}  // namespace
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   Problems p;
@@ -354,14 +404,21 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
           JobLimits::kMaxGradientsPerUpdate);
   ValidateController(spec.controller(), p);
   const v1::BudgetSpec& b = spec.budget();
-  if (b.max_trials() == 0 && b.max_wall_seconds() == 0) {
-    p.Add("budget", "set max_trials and/or max_wall_seconds (a job needs an end)");
+  if (b.max_trials() == 0 && b.max_samples() == 0 && b.max_wall_seconds() == 0) {
+    p.Add("budget", "set max_trials, max_samples and/or max_wall_seconds (a job needs an end)");
   }
   p.Range<int64_t>("budget.max_trials", b.max_trials(), 0, JobLimits::kMaxTrials);
+  p.Range<int64_t>("budget.max_samples", b.max_samples(), 0, JobLimits::kMaxSamples);
+  if (b.max_samples() > 0 && b.max_samples() < b.max_trials()) {
+    p.Add("budget.max_samples",
+          absl::StrCat(b.max_samples(), " is below budget.max_trials (", b.max_trials(),
+                       "): every evaluation is a sample"));
+  }
   p.Range<int64_t>("budget.max_wall_seconds", b.max_wall_seconds(), 0, 365LL * 86400);
   p.Range<double>("budget.max_failed_fraction", b.max_failed_fraction(), 0.0, 1.0);
   ValidateEvaluator(spec, p);
   ValidateReward(spec.reward(), p);
+  ValidateEarlyStopping(spec, p);
   return p.ToStatus();
 }
 

@@ -19,6 +19,9 @@ struct JobLimits {
   static constexpr int kMaxChildrenPerReplica = 256;
   static constexpr int kMaxGradientsPerUpdate = 1000;
   static constexpr int64_t kMaxTrials = 10'000'000;
+  static constexpr int64_t kMaxSamples = 100'000'000;
+  // budget.max_samples when unset: this many samples per budgeted evaluation.
+  static constexpr int64_t kDefaultSamplesPerTrial = 10;
   static constexpr int kMaxEpochs = 1000;
   static constexpr int kMaxBatchSize = 4096;
   static constexpr int64_t kMaxParameters = 10'000'000'000;

@@ -272,5 +272,77 @@ evaluator: {synthetic: {}}
             "nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)");
 }
 
+constexpr char kNoBudget[] = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+evaluator: {synthetic: {}}
+)";
+
+TEST(JobSpecTest, MaxSamplesDefaultsToTenPerEvaluationAndMayNotBeBelowMaxTrials) {
+  EXPECT_EQ(WithDefaults(Parse(kMinimal)).budget().max_samples(), 100);
+  v1::JobSpec set = WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_trials: 10, max_samples: 15}\n"));
+  EXPECT_EQ(set.budget().max_samples(), 15);
+  EXPECT_TRUE(ValidateJobSpec(set).ok()) << ValidateJobSpec(set);
+  v1::JobSpec wall = WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_wall_seconds: 60}\n"));
+  EXPECT_EQ(wall.budget().max_samples(), 0) << "no evaluation limit: no sample limit either";
+  const absl::Status below = ValidateJobSpec(
+      WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_trials: 10, max_samples: 5}\n")));
+  EXPECT_EQ(below.message(),
+            "budget.max_samples: 5 is below budget.max_trials (10): every evaluation is a sample");
+  v1::JobSpec alone = WithDefaults(Parse(std::string(kNoBudget) + "budget: {max_samples: 50}\n"));
+  EXPECT_TRUE(ValidateJobSpec(alone).ok()) << "max_samples alone ends a job";
+}
+
+TEST(JobSpecTest, EarlyStoppingGetsDefaultsAndBadFieldsAreNamed) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+evaluator: {synthetic: {epochs: 6}}
+)";
+  v1::JobSpec median = WithDefaults(Parse(base + "early_stopping: {rule: median}\n"));
+  EXPECT_EQ(median.early_stopping().min_epochs(), 1);
+  EXPECT_EQ(median.early_stopping().min_trials(), 5);
+  EXPECT_TRUE(ValidateJobSpec(median).ok()) << ValidateJobSpec(median);
+  v1::JobSpec asha = WithDefaults(Parse(base + "early_stopping: {rule: successive_halving, min_epochs: 2}\n"));
+  EXPECT_DOUBLE_EQ(asha.early_stopping().eta(), 3.0);
+  EXPECT_TRUE(ValidateJobSpec(asha).ok()) << ValidateJobSpec(asha);
+  struct Case {
+    std::string yaml, problem;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"early_stopping: {rule: hyperband}",
+            "early_stopping.rule: unknown rule 'hyperband' (known: median, successive_halving)"},
+           {"early_stopping: {rule: median, min_epochs: 6}",
+            "early_stopping.min_epochs: 6 is not below the evaluator's epochs (6): no trial could be stopped"},
+           {"early_stopping: {rule: median, min_epochs: 9}",
+            "early_stopping.min_epochs: 9 is not below the evaluator's epochs (6)"},
+           {"early_stopping: {rule: successive_halving, eta: 1}",
+            "early_stopping.eta: must be in (1, 100], got 1"},
+           {"early_stopping: {rule: successive_halving, eta: 0.5}",
+            "early_stopping.eta: must be in (1, 100], got 0.5"},
+           {"early_stopping: {rule: median, min_trials: -1}",
+            "early_stopping.min_trials: must be between 1 and 1000000, got -1"},
+           {"early_stopping: {eta: 2}", "early_stopping.rule: must be set"},
+       }) {
+    const absl::Status status = ValidateJobSpec(WithDefaults(Parse(base + c.yaml + "\n")));
+    EXPECT_NE(status.message().find(c.problem), std::string::npos) << c.yaml << "\n" << status;
+  }
+}
+
+TEST(JobSpecTest, LookupTimeScaleIsRangeCheckedAndEarlyStoppingMayUseALookupTable) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+early_stopping: {rule: successive_halving, min_epochs: 4}
+)";
+  v1::JobSpec ok = WithDefaults(Parse(base + "evaluator: {lookup: {table_path: t.csv, time_scale: 0.01}}\n"));
+  EXPECT_TRUE(ValidateJobSpec(ok).ok()) << ValidateJobSpec(ok);
+  const absl::Status bad = ValidateJobSpec(
+      WithDefaults(Parse(base + "evaluator: {lookup: {table_path: t.csv, time_scale: -1}}\n")));
+  EXPECT_EQ(bad.message(), "evaluator.lookup.time_scale: must be between 0 and 1000, got -1");
+}
+
 }  // namespace
 }  // namespace nas::controller

@@ -194,9 +194,11 @@ bool Replica::Sample(int n, int64_t first_index, int64_t samples_before) {
     round_outcomes_ = outcomes;
   }
   // A store that cannot write (RESOURCE_EXHAUSTED: a full disk) stored none
-  // of them: the same trials are dispatched again once it can.
+  // of them (and the cache forgot them): the same trials are dispatched again
+  // once it can.
+  int cache_hits = 0;
   absl::Status dispatched = Retry("store the sampled trials", [&] {
-    return options_.broker->Dispatch(job_->id(), round_, trials, outcomes);
+    return options_.broker->Dispatch(job_->id(), round_, trials, outcomes, &cache_hits);
   });
   if (!dispatched.ok()) {
     // FAILED_PRECONDITION: the job stopped meanwhile (CANCELLED: while waiting).
@@ -205,6 +207,7 @@ bool Replica::Sample(int n, int64_t first_index, int64_t samples_before) {
     }
     return false;
   }
+  if (cache_hits > 0) job_->ReturnEvaluations(cache_hits);
   if (options_.metrics != nullptr) {
     options_.metrics->CountSamples(job_->id(), n);
   }

@@ -43,10 +43,14 @@ class ReplicaJob {
   // value before this process started the job (a resumed job with a
   // succeeded trial): then the shards must still hold it.
   virtual bool weights_may_have_moved() const = 0;
-  // Reserves up to `wanted` trials of the budget: returns how many (0 when it
-  // is spent or the job is stopping), the index of the first trial id and
-  // the number of samples the job had drawn before them.
+  // Reserves up to `wanted` samples of the budget, each with an evaluation
+  // (budget.max_samples and budget.max_trials): returns how many (0 when
+  // either is spent or the job is stopping), the index of the first trial id
+  // and the number of samples the job had drawn before them.
   virtual int ReserveTrials(int wanted, int64_t* first_index, int64_t* samples_before) = 0;
+  // `n` of the reserved samples were cache hits: their evaluations go back
+  // to budget.max_trials.
+  virtual void ReturnEvaluations(int n) = 0;
   // Ends the job as FAILED with `status` (the first failure wins).
   virtual void Fail(const absl::Status& status) = 0;
   // A round ended: the strategy's baseline and entropy, and whether it pushed.

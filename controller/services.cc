@@ -256,17 +256,19 @@ grpc::Status TaskServiceImpl::Heartbeat(grpc::ServerContext* context,
   if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
   if (grpc::Status s = CheckId("task_id", request->task_id()); !s.ok()) return s;
   std::vector<v1::EpochResult> epochs(request->epochs().begin(), request->epochs().end());
-  absl::StatusOr<bool> cancel =
+  absl::StatusOr<HeartbeatAnswer> answer =
       broker_->Heartbeat(request->task_id(), request->worker_id(), epochs);
-  if (!cancel.ok()) {
-    if (absl::IsFailedPrecondition(cancel.status())) {
+  if (!answer.ok()) {
+    if (absl::IsFailedPrecondition(answer.status())) {
       response->set_cancel(true);
-      response->set_reason(std::string(cancel.status().message()));
+      response->set_reason(std::string(answer.status().message()));
     }
-    return ToGrpcStatus(cancel.status());
+    return ToGrpcStatus(answer.status());
   }
-  response->set_cancel(*cancel);
-  if (*cancel) response->set_reason("job cancelled or finished");
+  response->set_cancel(answer->cancel);
+  if (answer->cancel) response->set_reason("job cancelled or finished");
+  response->set_stop(answer->stop);
+  if (answer->stop) response->set_reason("stopped early: its learning curve is behind");
   return grpc::Status::OK;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,23 @@ v1::Trial CancelledBeforeItRan(const std::string& job_id, const std::string& tri
   cancelled.set_attempts(attempt - 1);
   cancelled.set_error("the job ended before the trial ran");
   return cancelled;
+}
+
+// The outcome of cache hit `trial_id`, answered by the final outcome of the
+// evaluation it reuses: the same state and metrics, no attempt of its own.
+v1::Trial CacheHitOutcome(const std::string& trial_id, const v1::Trial& source) {
+  v1::Trial hit;
+  hit.set_job_id(source.job_id());
+  hit.set_trial_id(trial_id);
+  hit.set_state(source.state());
+  hit.set_cached_from(source.trial_id());
+  if (source.state() == v1::TRIAL_STATE_SUCCEEDED) {
+    *hit.mutable_metrics() = source.metrics();
+  } else {
+    hit.set_error(absl::StrCat("the evaluation this sample reuses, trial ", source.trial_id(),
+                               ", ended ", TrialStateName(source.state()), ": ", source.error()));
+  }
+  return hit;
 }
 
 }  // namespace
@@ -81,6 +99,7 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
   task.set_lease_seconds(spec.evaluator().lease_seconds());
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());
   job.closed = false;
+  job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()));
 }
 
 v1::Task TrialBroker::MakeTask(const JobTrials& job, const InFlight& trial) {
@@ -102,13 +121,27 @@ void TrialBroker::Enqueue(v1::Task task) {
 }
 
 
-void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials) {
+void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials,
+                        std::vector<v1::Trial> evaluated) {
+  // Evaluations first, so that the hits waiting on them find them in flight.
+  std::stable_partition(trials.begin(), trials.end(), [](const AdoptedTrial& t) {
+    return t.trial.cached_from().empty();
+  });
   std::vector<v1::Task> queued;
   std::vector<std::pair<v1::Task, std::string>> running;
+  std::vector<v1::Trial> answered;
   {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(job_id);
     if (job == jobs_.end()) return;
+    for (v1::Trial& t : evaluated) {
+      const std::string& canonical = t.architecture().canonical();
+      if (canonical.empty()) continue;
+      CacheEntry& entry = job->second.cache[canonical];
+      if (entry.metrics.has_value()) continue;  // the first evaluation stands
+      entry.trial_id = t.trial_id();
+      entry.metrics = std::move(*t.mutable_metrics());
+    }
     for (AdoptedTrial& adopted : trials) {
       const v1::Trial& t = adopted.trial;
       const bool was_running = t.state() == v1::TRIAL_STATE_RUNNING && !t.worker_id().empty() &&
@@ -116,20 +149,98 @@ void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> tri
       InFlight in_flight;
       in_flight.attempt = was_running ? t.attempts() : std::max(1, t.attempts() + 1);
       in_flight.outcomes = std::move(adopted.outcomes);
+      in_flight.inserted = true;
       const std::string worker = t.worker_id();
       in_flight.trial = std::move(adopted.trial);
-      v1::Task task = MakeTask(job->second, in_flight);
-      if (was_running) {
-        running.emplace_back(std::move(task), worker);
-      } else {
-        queued.push_back(std::move(task));
+      if (!in_flight.trial.cached_from().empty() || !was_running) {
+        std::vector<v1::Task> tasks;
+        RouteLocked(job->second, std::move(in_flight), &tasks, &answered);
+        for (v1::Task& task : tasks) queued.push_back(std::move(task));
+        continue;
       }
+      v1::Task task = MakeTask(job->second, in_flight);
+      running.emplace_back(std::move(task), worker);
       const std::string id = in_flight.trial.trial_id();
+      const std::string& canonical = in_flight.trial.architecture().canonical();
+      if (!canonical.empty() && !job->second.cache.contains(canonical)) {
+        job->second.cache[canonical].trial_id = id;
+      }
       job->second.trials[id] = std::move(in_flight);
     }
   }
   for (auto& [task, worker] : running) queue_.RestoreLease(std::move(task), worker);
   for (v1::Task& task : queued) Enqueue(std::move(task));
+  for (v1::Trial& outcome : answered) FinishOwn(std::move(outcome));
+}
+
+bool TrialBroker::RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1::Task>* tasks,
+                              std::vector<v1::Trial>* answered) {
+  const std::string id = in_flight.trial.trial_id();
+  const std::string canonical = in_flight.trial.architecture().canonical();
+  const bool stored_hit = !in_flight.trial.cached_from().empty();
+  auto entry = canonical.empty() ? job.cache.end() : job.cache.find(canonical);
+  if (!stored_hit && (entry == job.cache.end() || in_flight.inserted)) {
+    // An evaluation: new to the cache, or adopted as one.
+    if (!canonical.empty() && entry == job.cache.end()) job.cache[canonical].trial_id = id;
+    tasks->push_back(MakeTask(job, in_flight));
+    job.trials[id] = std::move(in_flight);
+    return false;
+  }
+  if (entry == job.cache.end()) {
+    // A hit adopted after a restart whose evaluation ended without a result
+    // before it: it ends as that evaluation did, FAILED (or CANCELLED).
+    v1::Trial failed;
+    failed.set_job_id(job.task_template.job_id());
+    failed.set_trial_id(id);
+    failed.set_state(v1::TRIAL_STATE_FAILED);
+    failed.set_cached_from(in_flight.trial.cached_from());
+    failed.set_error(absl::StrCat("the evaluation this sample reuses, trial ",
+                                  in_flight.trial.cached_from(),
+                                  ", ended without a result before the controller restarted"));
+    job.trials[id] = std::move(in_flight);
+    AnswerLocked(job, id, std::move(failed), answered);
+    return true;
+  }
+  CacheEntry& cached = entry->second;
+  if (!stored_hit) in_flight.trial.set_cached_from(cached.trial_id);
+  job.trials[id] = std::move(in_flight);
+  if (cached.metrics.has_value()) {
+    v1::Trial source;
+    source.set_job_id(job.task_template.job_id());
+    source.set_trial_id(cached.trial_id);
+    source.set_state(v1::TRIAL_STATE_SUCCEEDED);
+    *source.mutable_metrics() = *cached.metrics;
+    AnswerLocked(job, id, CacheHitOutcome(id, source), answered);
+  } else {
+    cached.waiters.push_back(id);
+  }
+  return true;
+}
+
+void TrialBroker::AnswerLocked(JobTrials& job, const std::string& waiter, v1::Trial outcome,
+                               std::vector<v1::Trial>* answered) {
+  auto it = job.trials.find(waiter);
+  if (it == job.trials.end()) return;
+  if (it->second.inserted) {
+    answered->push_back(std::move(outcome));
+  } else {
+    it->second.answer = std::move(outcome);
+  }
+}
+
+void TrialBroker::ForgetLocked(JobTrials& job, const std::string& trial_id) {
+  auto it = job.trials.find(trial_id);
+  if (it == job.trials.end()) return;
+  auto entry = job.cache.find(it->second.trial.architecture().canonical());
+  if (entry != job.cache.end()) {
+    if (entry->second.trial_id == trial_id) {
+      job.cache.erase(entry);
+    } else {
+      std::vector<std::string>& waiters = entry->second.waiters;
+      waiters.erase(std::remove(waiters.begin(), waiters.end(), trial_id), waiters.end());
+    }
+  }
+  job.trials.erase(it);
 }
 
 void TrialBroker::CloseJob(const std::string& job_id) {
@@ -146,38 +257,57 @@ void TrialBroker::CloseJob(const std::string& job_id) {
 
 absl::Status TrialBroker::Dispatch(const std::string& job_id, int64_t round,
                                    std::vector<v1::Trial> trials,
-                                   std::shared_ptr<RoundOutcomes> outcomes) {
+                                   std::shared_ptr<RoundOutcomes> outcomes, int* cache_hits) {
   std::vector<PendingTrial> pending;
   pending.reserve(trials.size());
-  for (v1::Trial& trial : trials) {
-    trial.set_job_id(job_id);
-    trial.set_state(v1::TRIAL_STATE_QUEUED);
-    pending.push_back(PendingTrial{std::move(trial), round});
-  }
   std::vector<v1::Task> tasks;
+  std::vector<v1::Trial> answered;
+  int hits = 0;
   {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(job_id);
     if (job == jobs_.end() || job->second.closed) {
       return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is not running"));
     }
-    for (const PendingTrial& p : pending) {
+    for (v1::Trial& trial : trials) {
+      trial.set_job_id(job_id);
+      trial.set_state(v1::TRIAL_STATE_QUEUED);
+      const std::string id = trial.trial_id();
       InFlight in_flight;
-      in_flight.trial = p.trial;
+      in_flight.trial = std::move(trial);
       in_flight.outcomes = outcomes;
-      tasks.push_back(MakeTask(job->second, in_flight));
-      job->second.trials[p.trial.trial_id()] = std::move(in_flight);
+      if (RouteLocked(job->second, std::move(in_flight), &tasks, &answered)) ++hits;
+      pending.push_back(PendingTrial{job->second.trials[id].trial, round});
     }
   }
   if (absl::Status stored = options_.store->InsertTrials(pending); !stored.ok()) {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(job_id);
     if (job != jobs_.end()) {
-      for (const PendingTrial& p : pending) job->second.trials.erase(p.trial.trial_id());
+      for (const PendingTrial& p : pending) ForgetLocked(job->second, p.trial.trial_id());
     }
     return stored;
   }
+  {
+    // Hits answered meanwhile (or at routing) are finished now that their
+    // rows exist.
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(job_id);
+    if (job != jobs_.end()) {
+      for (const PendingTrial& p : pending) {
+        auto it = job->second.trials.find(p.trial.trial_id());
+        if (it == job->second.trials.end()) continue;
+        it->second.inserted = true;
+        if (it->second.answer.has_value()) {
+          answered.push_back(*std::move(it->second.answer));
+          it->second.answer.reset();
+        }
+      }
+    }
+  }
+  if (cache_hits != nullptr) *cache_hits = hits;
   for (v1::Task& task : tasks) Enqueue(std::move(task));
+  for (v1::Trial& outcome : answered) FinishOwn(std::move(outcome));
   return absl::OkStatus();
 }
 
@@ -210,9 +340,9 @@ void TrialBroker::AcquireAsync(const std::string& worker_id, absl::Time deadline
   if (id >= 0) waiter->store(id);
 }
 
-absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
-                                            const std::string& worker_id,
-                                            const std::vector<v1::EpochResult>& epochs) {
+absl::StatusOr<HeartbeatAnswer> TrialBroker::Heartbeat(
+    const std::string& task_id, const std::string& worker_id,
+    const std::vector<v1::EpochResult>& epochs) {
   absl::StatusOr<TaskIdParts> parts = ParseTaskId(task_id);
   if (!parts.ok()) return parts.status();
   absl::StatusOr<Lease> lease = queue_.Heartbeat(task_id, worker_id);
@@ -224,10 +354,47 @@ absl::StatusOr<bool> TrialBroker::Heartbeat(const std::string& task_id,
   if (!epochs.empty()) {
     options_.store->AppendCurveAsync(parts->job_id, parts->trial_id, parts->attempt, epochs);
   }
-  if (lease->cancelled) return true;
+  HeartbeatAnswer answer;
+  if (lease->cancelled) {
+    answer.cancel = true;
+    return answer;
+  }
   absl::MutexLock lock(&mu_);
   auto job = jobs_.find(parts->job_id);
-  return job == jobs_.end() || job->second.closed;
+  if (job == jobs_.end() || job->second.closed) {
+    answer.cancel = true;
+    return answer;
+  }
+  if (job->second.stopping == nullptr) return answer;
+  auto it = job->second.trials.find(parts->trial_id);
+  if (it == job->second.trials.end() || it->second.attempt != parts->attempt) return answer;
+  InFlight& trial = it->second;
+  if (trial.stopped) {
+    answer.stop = true;  // said before; the worker may not have heard it
+    return answer;
+  }
+  if (epochs.empty()) return answer;
+  for (const v1::EpochResult& e : epochs) {
+    if (e.epoch() < 1 || e.epoch() > 100000) continue;
+    if (static_cast<int>(trial.curve.size()) < e.epoch()) {
+      trial.curve.resize(e.epoch(), std::numeric_limits<double>::quiet_NaN());
+    }
+    trial.curve[e.epoch() - 1] = e.validation_accuracy();
+  }
+  // The rule judges the epochs known without a gap.
+  std::vector<double> known;
+  for (double v : trial.curve) {
+    if (std::isnan(v)) break;
+    known.push_back(v);
+  }
+  if (!known.empty() && job->second.stopping->ShouldStop(parts->trial_id, known)) {
+    trial.stopped = true;
+    answer.stop = true;
+    if (options_.metrics != nullptr) {
+      options_.metrics->CountEarlyStop(parts->job_id);
+    }
+  }
+  return answer;
 }
 
 absl::StatusOr<bool> TrialBroker::CheckUnleasedReport(const TaskIdParts& parts,
@@ -287,6 +454,18 @@ void TrialBroker::ReportAsync(const v1::ReportResultRequest& report,
   outcome.set_worker_id(report.worker_id());
   outcome.set_state(v1::TRIAL_STATE_SUCCEEDED);
   *outcome.mutable_metrics() = report.metrics();
+  outcome.mutable_metrics()->set_stopped_early(false);
+  {
+    absl::MutexLock lock(&mu_);
+    auto job = jobs_.find(parts.job_id);
+    if (job != jobs_.end()) {
+      auto it = job->second.trials.find(parts.trial_id);
+      if (it != job->second.trials.end() && it->second.attempt == parts.attempt &&
+          it->second.stopped) {
+        outcome.mutable_metrics()->set_stopped_early(true);
+      }
+    }
+  }
   Finish(std::move(outcome), /*keep_trying=*/false, std::move(done));
 }
 
@@ -410,17 +589,44 @@ void TrialBroker::RetryCommits() {
 
 void TrialBroker::OnFinal(v1::Trial outcome) {
   std::shared_ptr<RoundOutcomes> round;
+  std::vector<v1::Trial> answered;  // cache hits that waited on this evaluation
   {
     absl::MutexLock lock(&mu_);
     auto job = jobs_.find(outcome.job_id());
     if (job != jobs_.end()) {
       auto it = job->second.trials.find(outcome.trial_id());
       if (it != job->second.trials.end()) {
+        const std::string canonical = it->second.trial.architecture().canonical();
+        outcome.set_cached_from(it->second.trial.cached_from());
+        if (job->second.stopping != nullptr && outcome.cached_from().empty() &&
+            outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
+          std::vector<double> curve;
+          for (const v1::EpochResult& e : outcome.metrics().epochs()) {
+            curve.push_back(e.validation_accuracy());
+          }
+          job->second.stopping->Finished(outcome.trial_id(), curve);
+        }
         *outcome.mutable_architecture() = std::move(*it->second.trial.mutable_architecture());
         outcome.set_replica(it->second.trial.replica());
         outcome.set_create_time_unix_ms(it->second.trial.create_time_unix_ms());
         round = std::move(it->second.outcomes);
         job->second.trials.erase(it);
+        auto entry = outcome.cached_from().empty() && !canonical.empty()
+                         ? job->second.cache.find(canonical)
+                         : job->second.cache.end();
+        if (entry != job->second.cache.end() && entry->second.trial_id == outcome.trial_id()) {
+          std::vector<std::string> waiters = std::move(entry->second.waiters);
+          entry->second.waiters.clear();
+          if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
+            entry->second.metrics = outcome.metrics();
+          } else {
+            // A later sample of the architecture evaluates it afresh.
+            job->second.cache.erase(entry);
+          }
+          for (const std::string& waiter : waiters) {
+            AnswerLocked(job->second, waiter, CacheHitOutcome(waiter, outcome), &answered);
+          }
+        }
       }
     }
   }
@@ -429,10 +635,14 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
     options_.metrics->CountTrial(outcome.job_id(), TrialStateName(outcome.state()));
     if (outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
       options_.metrics->reward.Observe(outcome.metrics().reward());
+      if (!outcome.cached_from().empty()) {
+        options_.metrics->CountCacheHit(outcome.job_id());
+      }
     }
   }
   if (options_.listener != nullptr) options_.listener->OnTrialFinal(outcome);
   if (round != nullptr) round->Add(std::move(outcome));
+  for (v1::Trial& hit : answered) FinishOwn(std::move(hit));
 }
 
 void TrialBroker::RunLeaseChecks() {

@@ -14,8 +14,17 @@
 // owner (TrialListener). A commit that fails (a full disk) is answered to
 // the worker that reported (it retries; its lease stays), and an outcome the
 // broker decided itself (a lease that expired on the last attempt, a
-// cancellation) is committed again with backoff by the lease thread until
-// it is stored: no trial stays in flight without a lease or a commit to come.
+// cancellation, a cache hit's answer) is committed again with backoff by the
+// lease thread until it is stored: no trial stays in flight without a lease
+// or a commit to come.
+//
+// The broker also keeps each job's result cache: the canonical architectures
+// the job evaluated (with the succeeded evaluation's metrics) or is
+// evaluating. A dispatched sample of such an architecture is never queued
+// for a worker: it is stored with Trial.cached_from naming that evaluation
+// and gets its metrics at once, or when the evaluation in flight ends (its
+// failure or cancellation ends the sample the same way, and a failed
+// architecture leaves the cache so that a later sample evaluates it again).
 #ifndef NAS_CONTROLLER_TRIAL_BROKER_H_
 #define NAS_CONTROLLER_TRIAL_BROKER_H_
 
@@ -36,6 +45,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "controller/early_stopping.h"
 #include "controller/task_queue.h"
 #include "controller/trial_store.h"
 #include "proto/job.pb.h"
@@ -84,6 +94,14 @@ struct AdoptedTrial {
   std::shared_ptr<RoundOutcomes> outcomes;
 };
 
+// What a heartbeat tells the worker.
+struct HeartbeatAnswer {
+  // Stop: the job ended (the attempt's outcome will be CANCELLED).
+  bool cancel = false;
+  // Early stopping: stop training and report the epochs so far.
+  bool stop = false;
+};
+
 struct TrialBrokerOptions {
   // Durable record of trials. Not owned; must outlive the broker.
   TrialStore* store = nullptr;
@@ -114,11 +132,15 @@ class TrialBroker {
   // --- the job owner ---
   // Starts dispatching a job's trials; `spec` (with defaults) fills their tasks.
   void OpenJob(const std::string& job_id, const v1::JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes over a resumed job's unfinished trials before any replica runs: an
-  // attempt the store marks running keeps its worker's lease (from now), a
-  // queued trial is queued with its next attempt.
-  void Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes over a resumed job's unfinished trials before any replica runs,
+  // after reloading its result cache from `evaluated` (the job's succeeded
+  // evaluations, TrialStore::EvaluatedTrials, read by the owner before the
+  // broker hears of the job): an attempt the store marks running keeps its
+  // worker's lease (from now), a queued trial is queued with its next
+  // attempt, and a cache hit waits on (or is answered by) its evaluation
+  // again.
+  void Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials,
+             std::vector<v1::Trial> evaluated) ABSL_LOCKS_EXCLUDED(mu_);
   // Stops dispatching the job: queued trials are stored CANCELLED, leases
   // answer "cancel" at the next heartbeat, and attempts that end from now on
   // (other than successes) are stored CANCELLED. Does not wait for the
@@ -126,11 +148,14 @@ class TrialBroker {
   void CloseJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- the replicas ---
-  // Stores `trials` (QUEUED, in `round`), queues their first attempts, and
-  // delivers each one's final outcome to `outcomes`. FAILED_PRECONDITION
-  // when the job is not open (closed: nothing is stored).
+  // Stores `trials` (QUEUED, in `round`), queues the first attempts of those
+  // the result cache cannot answer, and delivers each one's final outcome to
+  // `outcomes`. `cache_hits` (may be null) gets how many the cache answers
+  // (no worker runs them). FAILED_PRECONDITION when the job is not open
+  // (closed: nothing is stored).
   absl::Status Dispatch(const std::string& job_id, int64_t round, std::vector<v1::Trial> trials,
-                        std::shared_ptr<RoundOutcomes> outcomes) ABSL_LOCKS_EXCLUDED(mu_);
+                        std::shared_ptr<RoundOutcomes> outcomes, int* cache_hits = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- the workers (TaskService) ---
   // A queued task leased to `worker_id`, or nullopt at once.
@@ -143,9 +168,11 @@ class TrialBroker {
                     std::shared_ptr<std::atomic<int64_t>> waiter) ABSL_LOCKS_EXCLUDED(mu_);
   void CancelAcquire(int64_t waiter) { queue_.CancelWaiter(waiter); }
   // Extends the lease and stores `epochs` as the attempt's learning curve.
-  // Returns whether the worker should stop (the job ended).
-  // FAILED_PRECONDITION when `worker_id` does not hold the lease.
-  absl::StatusOr<bool> Heartbeat(const std::string& task_id, const std::string& worker_id,
+  // Answers cancel when the job ended, and stop when the job's early-stopping
+  // rule stops the trial on its curve so far (once; the trial's result is
+  // then marked metrics.stopped_early). FAILED_PRECONDITION when `worker_id`
+  // does not hold the lease.
+  absl::StatusOr<HeartbeatAnswer> Heartbeat(const std::string& task_id, const std::string& worker_id,
                                  const std::vector<v1::EpochResult>& epochs)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the reporter's attempt: `done` gets whether the report was a
@@ -166,15 +193,38 @@ class TrialBroker {
  private:
   // One trial in flight.
   struct InFlight {
-    v1::Trial trial;  // as sampled: architecture, replica, create time
+    // As sampled: architecture, replica, create time; cached_from for a
+    // cache hit, which has no task.
+    v1::Trial trial;
     int attempt = 1;  // the live task's attempt number
     std::shared_ptr<RoundOutcomes> outcomes;
+    // Whether its row is in the store (Dispatch inserts it after routing).
+    bool inserted = false;
+    // A cache hit's outcome, decided before its row was inserted: Dispatch
+    // finishes it after the insert.
+    std::optional<v1::Trial> answer;
+    // The live attempt's validation accuracy per epoch (heartbeats), for
+    // early stopping; and whether the rule stopped it.
+    std::vector<double> curve;
+    bool stopped = false;
+  };
+  // One architecture of a job's result cache.
+  struct CacheEntry {
+    std::string trial_id;  // the evaluation
+    // Its metrics once it succeeded; unset while it is in flight.
+    std::optional<v1::TrialMetrics> metrics;
+    // Cache hits (trial ids) waiting for it to end.
+    std::vector<std::string> waiters;
   };
   struct JobTrials {
     v1::Task task_template;  // search space, evaluator, reward, lease
     int max_attempts = 1;
     bool closed = false;
+    // The job's early-stopping rule; null when it has none.
+    std::unique_ptr<EarlyStopping> stopping;
     absl::flat_hash_map<std::string, InFlight> trials;
+    // By canonical architecture.
+    absl::flat_hash_map<std::string, CacheEntry> cache;
   };
   // How an attempt that did not succeed ends.
   struct AttemptFailure {
@@ -194,6 +244,23 @@ class TrialBroker {
   explicit TrialBroker(const TrialBrokerOptions& options);
 
   v1::Task MakeTask(const JobTrials& job, const InFlight& trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Routes a new in-flight trial through the job's result cache: a hit gets
+  // trial.cached_from and either its outcome in `answered` (the evaluation
+  // succeeded) or a place among the evaluation's waiters; anything else
+  // becomes the cache's in-flight evaluation of its architecture (when it
+  // has a canonical form) and its task goes to `tasks`. True for a hit.
+  // An adopted trial (already stored) keeps its stored role: an evaluation
+  // runs even when the cache knows its architecture, and a hit whose
+  // evaluation ended before the restart is FAILED.
+  bool RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1::Task>* tasks,
+                   std::vector<v1::Trial>* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands cache hit `waiter` its outcome: into `answered` when its row is
+  // stored, else kept for Dispatch to finish after the insert.
+  void AnswerLocked(JobTrials& job, const std::string& waiter, v1::Trial outcome,
+                    std::vector<v1::Trial>* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Undoes RouteLocked for a trial whose row could not be inserted.
+  void ForgetLocked(JobTrials& job, const std::string& trial_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the trial's current attempt; a job closed meanwhile cancels it.
   void Enqueue(v1::Task task) ABSL_LOCKS_EXCLUDED(mu_);

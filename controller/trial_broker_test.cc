@@ -4,6 +4,7 @@
 // restart's running attempts keep their workers.
 #include "controller/trial_broker.h"
 
+#include <functional>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -22,12 +23,29 @@ namespace {
 
 constexpr char kJob[] = "job-1";
 
+v1::EpochResult Epoch(int epoch, double validation_accuracy) {
+  v1::EpochResult e;
+  e.set_epoch(epoch);
+  e.set_validation_accuracy(validation_accuracy);
+  return e;
+}
+
 // Records every final outcome the broker announces.
 class RecordingListener : public TrialListener {
  public:
   void OnTrialFinal(const v1::Trial& trial) override {
+    std::function<void(const v1::Trial&)> then;
+    {
+      absl::MutexLock lock(&mu_);
+      finals_.push_back(trial);
+      then = then_;
+    }
+    if (then) then(trial);
+  }
+  // Runs `then` on each final outcome after recording it.
+  void Then(std::function<void(const v1::Trial&)> then) {
     absl::MutexLock lock(&mu_);
-    finals_.push_back(trial);
+    then_ = std::move(then);
   }
   std::vector<v1::Trial> finals() {
     absl::MutexLock lock(&mu_);
@@ -37,6 +55,7 @@ class RecordingListener : public TrialListener {
  private:
   absl::Mutex mu_;
   std::vector<v1::Trial> finals_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const v1::Trial&)> then_ ABSL_GUARDED_BY(mu_);
 };
 
 class TrialBrokerTest : public ::testing::Test {
@@ -88,6 +107,59 @@ class TrialBrokerTest : public ::testing::Test {
     auto outcomes = std::make_shared<RoundOutcomes>(n);
     EXPECT_TRUE(broker_->Dispatch(kJob, 0, std::move(trials), outcomes).ok());
     return outcomes;
+  }
+
+  // Dispatches trials `ids` with canonical architectures `archs` as one
+  // round; `hits` gets the cache hits among them.
+  std::shared_ptr<RoundOutcomes> DispatchArchs(const std::vector<std::string>& ids,
+                                               const std::vector<std::string>& archs,
+                                               int* hits) {
+    std::vector<v1::Trial> trials(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      trials[i].set_trial_id(ids[i]);
+      trials[i].mutable_architecture()->set_canonical(archs[i]);
+    }
+    auto outcomes = std::make_shared<RoundOutcomes>(static_cast<int>(ids.size()));
+    EXPECT_TRUE(broker_->Dispatch(kJob, 0, std::move(trials), outcomes, hits).ok());
+    return outcomes;
+  }
+
+  // Leases the one queued task and reports it (reward, or a permanent error).
+  void RunOne(const std::string& trial_id, double reward, const std::string& error = "") {
+    std::optional<v1::Task> task = broker_->TryAcquire("w");
+    ASSERT_TRUE(task.has_value());
+    ASSERT_EQ(task->trial_id(), trial_id);
+    v1::ReportResultRequest report;
+    report.set_task_id(task->task_id());
+    report.set_worker_id("w");
+    if (error.empty()) {
+      report.mutable_metrics()->set_reward(reward);
+    } else {
+      report.set_error(error);
+      report.set_permanent(true);
+    }
+    absl::Notification answered;
+    broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+  }
+
+  // Reports `task` (leased to "w") succeeded with `reward`.
+  void RunOneLeased(const v1::Task& task, double reward) {
+    v1::ReportResultRequest report;
+    report.set_task_id(task.task_id());
+    report.set_worker_id("w");
+    report.mutable_metrics()->set_reward(reward);
+    // A worker cannot mark itself stopped: the controller decides.
+    report.mutable_metrics()->set_stopped_early(true);
+    absl::Notification answered;
+    broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      answered.Notify();
+    });
+    answered.WaitForNotification();
   }
 
   absl::StatusOr<bool> Report(const std::string& task_id, const std::string& worker,
@@ -157,9 +229,9 @@ TEST_F(TrialBrokerTest, OnlyTheLeaseHolderMayHeartbeatOrReport) {
     epochs[e].set_epoch(e + 1);
     epochs[e].set_validation_accuracy(0.5 + 0.1 * e);
   }
-  absl::StatusOr<bool> cancel = broker_->Heartbeat(task->task_id(), "holder", epochs);
-  ASSERT_TRUE(cancel.ok()) << cancel.status();
-  EXPECT_FALSE(*cancel);
+  absl::StatusOr<HeartbeatAnswer> answer = broker_->Heartbeat(task->task_id(), "holder", epochs);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_FALSE(answer->cancel);
   ASSERT_EQ(Stored("t000000").curve_size(), 2);
   EXPECT_DOUBLE_EQ(Stored("t000000").curve(1).validation_accuracy(), 0.6);
   absl::StatusOr<bool> duplicate = Report(task->task_id(), "holder", "", 0.25);
@@ -240,9 +312,9 @@ TEST_F(TrialBrokerTest, ClosingAJobCancelsQueuedTrialsAndTellsHoldersToStop) {
   ASSERT_TRUE(running.has_value());
   broker_->CloseJob(kJob);
   ASSERT_TRUE(store_->Flush().ok());
-  absl::StatusOr<bool> cancel = broker_->Heartbeat(running->task_id(), "w", {});
-  ASSERT_TRUE(cancel.ok());
-  EXPECT_TRUE(*cancel);
+  absl::StatusOr<HeartbeatAnswer> answer = broker_->Heartbeat(running->task_id(), "w", {});
+  ASSERT_TRUE(answer.ok());
+  EXPECT_TRUE(answer->cancel);
   EXPECT_FALSE(broker_->TryAcquire("w").has_value());
   ASSERT_TRUE(Report(running->task_id(), "w", "cancelled by the controller").ok());
   EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_CANCELLED);
@@ -272,7 +344,7 @@ TEST_F(TrialBrokerTest, AfterARestartARunningAttemptKeepsItsWorker) {
     adopted.push_back(AdoptedTrial{std::move(p.trial), nullptr});
   }
   ASSERT_EQ(adopted.size(), 2u);
-  broker_->Adopt(kJob, std::move(adopted));
+  broker_->Adopt(kJob, std::move(adopted), store_->EvaluatedTrials(kJob).value());
   // The survivor's attempt goes on: heartbeat and report are its to make.
   ASSERT_TRUE(broker_->Heartbeat(running->task_id(), "survivor", {}).ok());
   // The never-leased trial is queued again, as its next attempt.
@@ -344,6 +416,187 @@ TEST_F(TrialBrokerTest, ClosingAJobOnAFullDiskCancelsItsQueuedTrialsOnceThereIsS
   for (const v1::Trial& t : *done) EXPECT_EQ(t.state(), v1::TRIAL_STATE_CANCELLED);
   EXPECT_EQ(Stored("t000000").state(), v1::TRIAL_STATE_CANCELLED);
   EXPECT_EQ(Stored("t000001").state(), v1::TRIAL_STATE_CANCELLED);
+}
+
+TEST_F(TrialBrokerTest, ACacheHitAnsweredWhileTheDiskIsFullIsStoredOnceThereIsSpace) {
+  int hits = -1;
+  auto round = DispatchArchs({"t000000", "t000001"}, {"A", "A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  // The evaluation is stored; the disk fills before its waiting hit is.
+  listener_.Then([](const v1::Trial& t) {
+    if (t.trial_id() == "t000000") SetDiskFull(true);
+  });
+  RunOne("t000000", 0.6);
+  ASSERT_TRUE(Eventually([&] { return broker_->uncommitted() == 1; }));
+  EXPECT_EQ(Stored("t000001").state(), v1::TRIAL_STATE_QUEUED);
+  SetDiskFull(false);
+  absl::StatusOr<std::vector<v1::Trial>> done = round->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 2u);
+  const v1::Trial stored = Stored("t000001");
+  EXPECT_EQ(stored.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(stored.cached_from(), "t000000");
+  EXPECT_DOUBLE_EQ(stored.metrics().reward(), 0.6);
+  EXPECT_EQ(broker_->uncommitted(), 0);
+}
+
+TEST_F(TrialBrokerTest, AnEvaluatedArchitectureIsAnsweredFromTheCacheWithoutATask) {
+  int hits = -1;
+  auto first = DispatchArchs({"t000000"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 0);
+  RunOne("t000000", 0.7);
+  ASSERT_TRUE(first->Wait().ok());
+
+  auto second = DispatchArchs({"t000001", "t000002"}, {"A", "B"}, &hits);
+  EXPECT_EQ(hits, 1);
+  // Only B goes to a worker.
+  RunOne("t000002", 0.4);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  absl::StatusOr<std::vector<v1::Trial>> done = second->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 2u);
+  for (const v1::Trial& t : *done) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id();
+    if (t.trial_id() == "t000001") {
+      EXPECT_EQ(t.cached_from(), "t000000");
+      EXPECT_DOUBLE_EQ(t.metrics().reward(), 0.7);
+      EXPECT_EQ(t.architecture().canonical(), "A");
+    } else {
+      EXPECT_EQ(t.cached_from(), "");
+    }
+  }
+  const v1::Trial stored = Stored("t000001");
+  EXPECT_EQ(stored.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(stored.cached_from(), "t000000");
+  EXPECT_EQ(stored.attempts(), 0);
+  EXPECT_DOUBLE_EQ(stored.metrics().reward(), 0.7);
+  EXPECT_EQ(store_->CountTrials(kJob)->cache_hits, 1);
+  EXPECT_EQ(listener_.finals().size(), 3u);
+}
+
+TEST_F(TrialBrokerTest, ASampleOfAnArchitectureInFlightWaitsForItsEvaluation) {
+  int hits = -1;
+  auto round = DispatchArchs({"t000000", "t000001"}, {"A", "A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  auto other = DispatchArchs({"t000002"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  EXPECT_EQ(Stored("t000001").state(), v1::TRIAL_STATE_QUEUED);
+  RunOne("t000000", 0.6);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value()) << "a waiting sample was queued";
+  absl::StatusOr<std::vector<v1::Trial>> done = round->Wait();
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->size(), 2u);
+  ASSERT_TRUE(other->Wait().ok());
+  for (const char* id : {"t000001", "t000002"}) {
+    const v1::Trial stored = Stored(id);
+    EXPECT_EQ(stored.state(), v1::TRIAL_STATE_SUCCEEDED) << id;
+    EXPECT_EQ(stored.cached_from(), "t000000") << id;
+    EXPECT_DOUBLE_EQ(stored.metrics().reward(), 0.6) << id;
+  }
+}
+
+TEST_F(TrialBrokerTest, AFailedEvaluationFailsItsWaitersAndLeavesTheCache) {
+  int hits = -1;
+  auto round = DispatchArchs({"t000000", "t000001"}, {"A", "A"}, &hits);
+  RunOne("t000000", 0, "invalid architecture");
+  ASSERT_TRUE(round->Wait().ok());
+  const v1::Trial waiter = Stored("t000001");
+  EXPECT_EQ(waiter.state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(waiter.error(),
+            "the evaluation this sample reuses, trial t000000, ended failed: invalid architecture");
+  // A later sample evaluates the architecture afresh.
+  DispatchArchs({"t000002"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 0);
+  RunOne("t000002", 0.5);
+}
+
+TEST_F(TrialBrokerTest, AfterARestartTheCacheHoldsTheStoredEvaluationsAndHitsWaitAgain) {
+  int hits = -1;
+  DispatchArchs({"t000000", "t000001"}, {"A", "B"}, &hits);
+  RunOne("t000000", 0.8);
+  // t000002 waits on B, which is still queued when the controller restarts.
+  DispatchArchs({"t000002"}, {"B"}, &hits);
+  EXPECT_EQ(hits, 1);
+  ASSERT_TRUE(store_->Flush().ok());
+  broker_->Shutdown();
+  broker_.reset();
+  StartBroker();
+  std::vector<AdoptedTrial> adopted;
+  std::vector<PendingTrial> unfinished = store_->UnfinishedTrials(kJob).value();
+  for (PendingTrial& p : unfinished) adopted.push_back(AdoptedTrial{std::move(p.trial), nullptr});
+  ASSERT_EQ(adopted.size(), 2u);
+  broker_->Adopt(kJob, std::move(adopted), store_->EvaluatedTrials(kJob).value());
+  RunOne("t000001", 0.3);
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  EXPECT_EQ(Stored("t000002").state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(Stored("t000002").metrics().reward(), 0.3);
+  auto again = DispatchArchs({"t000003"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 1);
+  absl::StatusOr<std::vector<v1::Trial>> done = again->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ((*done)[0].cached_from(), "t000000");
+  EXPECT_DOUBLE_EQ((*done)[0].metrics().reward(), 0.8);
+}
+
+TEST_F(TrialBrokerTest, TheMedianRuleStopsATrialBehindOnItsHeartbeatAndMarksItsResult) {
+  spec_.mutable_early_stopping()->set_rule("median");
+  spec_.mutable_early_stopping()->set_min_epochs(1);
+  spec_.mutable_early_stopping()->set_min_trials(1);
+  spec_.mutable_evaluator()->mutable_synthetic()->set_epochs(3);
+  broker_->OpenJob(kJob, spec_);
+  int hits = 0;
+  auto outcomes = DispatchArchs({"t000000", "t000001", "t000002"}, {"A", "B", "C"}, &hits);
+  std::optional<v1::Task> a = broker_->TryAcquire("w");
+  std::optional<v1::Task> b = broker_->TryAcquire("w");
+  std::optional<v1::Task> c = broker_->TryAcquire("w");
+  ASSERT_TRUE(a.has_value() && b.has_value() && c.has_value());
+  // Nothing finished yet: nothing to compare with.
+  EXPECT_FALSE(broker_->Heartbeat(b->task_id(), "w", {Epoch(1, 0.1)})->stop);
+  // A finishes with running averages 0.6, 0.7, 0.8.
+  v1::ReportResultRequest report;
+  report.set_task_id(a->task_id());
+  report.set_worker_id("w");
+  report.mutable_metrics()->set_reward(0.9);
+  for (int e = 1; e <= 3; ++e) *report.mutable_metrics()->add_epochs() = Epoch(e, 0.5 + 0.1 * e);
+  absl::Notification reported;
+  broker_->ReportAsync(report, [&](absl::StatusOr<bool> r) {
+    EXPECT_TRUE(r.ok());
+    reported.Notify();
+  });
+  reported.WaitForNotification();
+  // B, best 0.65 at epoch 2 against a median of 0.65: goes on; at epoch 3, 0.65 < 0.7: stopped.
+  absl::StatusOr<HeartbeatAnswer> answer = broker_->Heartbeat(b->task_id(), "w", {Epoch(2, 0.65)});
+  ASSERT_TRUE(answer.ok());
+  EXPECT_FALSE(answer->stop);
+  EXPECT_FALSE(answer->cancel);
+  answer = broker_->Heartbeat(b->task_id(), "w", {Epoch(3, 0.6)});
+  EXPECT_TRUE(answer->stop);
+  EXPECT_FALSE(answer->cancel);
+  EXPECT_TRUE(broker_->Heartbeat(b->task_id(), "w", {})->stop) << "said again until it reports";
+  // C is ahead and goes on.
+  EXPECT_FALSE(broker_->Heartbeat(c->task_id(), "w", {Epoch(1, 0.9), Epoch(2, 0.9)})->stop);
+  // B reports what it trained; the controller marks it stopped, the worker's word aside.
+  v1::ReportResultRequest partial;
+  partial.set_task_id(b->task_id());
+  partial.set_worker_id("w");
+  partial.mutable_metrics()->set_reward(0.65);
+  partial.mutable_metrics()->set_accuracy(0.65);
+  for (double v : {0.1, 0.65, 0.6}) {
+    *partial.mutable_metrics()->add_epochs() = Epoch(partial.metrics().epochs_size() + 1, v);
+  }
+  absl::Notification partial_reported;
+  broker_->ReportAsync(partial, [&](absl::StatusOr<bool> r) {
+    EXPECT_TRUE(r.ok());
+    partial_reported.Notify();
+  });
+  partial_reported.WaitForNotification();
+  RunOneLeased(*c, 0.9);
+  absl::StatusOr<std::vector<v1::Trial>> done = outcomes->Wait();
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(Stored("t000001").metrics().stopped_early());
+  EXPECT_DOUBLE_EQ(Stored("t000001").metrics().reward(), 0.65);
+  EXPECT_FALSE(Stored("t000000").metrics().stopped_early());
+  EXPECT_FALSE(Stored("t000002").metrics().stopped_early());
 }
 
 }  // namespace

@@ -30,7 +30,23 @@ namespace {
 // Version 1 gained the curves table without a new number: adding a table
 // keeps the file readable by controllers that do not know it (they ignore
 // it), and CREATE TABLE IF NOT EXISTS adds it to a database made before it.
+// Likewise trials.cached_from: a column with a default, which Open adds to a
+// database made before it (kAddedColumns); older controllers ignore it.
 constexpr int kSchemaVersion = 1;
+
+// Columns added to a table after its CREATE TABLE first shipped: Open adds
+// each one a database lacks, with ALTER TABLE.
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* definition;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"trials", "cached_from", "TEXT NOT NULL DEFAULT ''"},
+    {"trials", "worker_seconds", "REAL NOT NULL DEFAULT 0"},
+    {"trials", "epochs_trained", "INTEGER NOT NULL DEFAULT 0"},
+    {"trials", "stopped_early", "INTEGER NOT NULL DEFAULT 0"},
+};
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -64,6 +80,10 @@ CREATE TABLE IF NOT EXISTS trials (
   create_time_ms    INTEGER NOT NULL,
   end_time_ms       INTEGER NOT NULL DEFAULT 0,
   sequence          INTEGER,
+  cached_from       TEXT NOT NULL DEFAULT '',
+  worker_seconds    REAL NOT NULL DEFAULT 0,
+  epochs_trained    INTEGER NOT NULL DEFAULT 0,
+  stopped_early     INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, trial_id)
 );
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
@@ -236,7 +256,7 @@ v1::TrialState TrialStateFromName(const std::string& name) {
 
 constexpr char kTrialColumns[] =
     "trial_id, job_id, replica, state, architecture_json, metrics_json, attempts, worker_id, "
-    "error, create_time_ms, end_time_ms, sequence, round";
+    "error, create_time_ms, end_time_ms, sequence, round, cached_from";
 
 absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   v1::Trial trial;
@@ -252,6 +272,7 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   trial.set_create_time_unix_ms(row.Int(9));
   trial.set_end_time_unix_ms(row.Int(10));
   if (!row.IsNull(11)) trial.set_sequence(row.Int(11));
+  trial.set_cached_from(row.Text(13));
   return trial;
 }
 
@@ -404,6 +425,7 @@ absl::StatusOr<std::unique_ptr<TrialStore>> TrialStore::Open(const TrialStoreOpt
                         "To recover them, restore a backup (docs/trial_store.md, \"Restoring\")";
     }
   }
+  RETURN_IF_ERROR(store->AddMissingColumnsLocked());
   RETURN_IF_ERROR(store->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
   TrialStore* raw = store.get();
   store->writer_ = std::thread([raw] { raw->WriteLoop(); });
@@ -645,7 +667,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
     const v1::Trial& trial = pending.trial;
     Statement insert(statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
-                     "architecture_json, attempts, create_time_ms) VALUES (?,?,?,?,?,?,?,?,?)");
+                     "architecture_json, attempts, create_time_ms, cached_from) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(insert.prepared());
     insert.Bind(1, trial.job_id())
         .Bind(2, trial.trial_id())
@@ -655,7 +678,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
         .Bind(6, trial.architecture().canonical())
         .Bind(7, ArchitectureJson(trial.architecture()))
         .Bind(8, trial.attempts())
-        .Bind(9, trial.create_time_unix_ms());
+        .Bind(9, trial.create_time_unix_ms())
+        .Bind(10, trial.cached_from());
     RETURN_IF_ERROR(insert.Run());
   }
   return absl::OkStatus();
@@ -883,7 +907,8 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
   }
   Statement update(statements_.get(),
                    "UPDATE trials SET state=?, reward=?, accuracy=?, parameters=?, flops=?, "
-                   "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=? "
+                   "metrics_json=?, attempts=?, worker_id=?, error=?, end_time_ms=?, sequence=?, "
+                   "worker_seconds=?, epochs_trained=?, stopped_early=? "
                    "WHERE job_id=? AND trial_id=?");
   RETURN_IF_ERROR(update.prepared());
   update.Bind(1, TrialStateName(trial.state()));
@@ -900,9 +925,15 @@ absl::StatusOr<bool> TrialStore::FinishLocked(const v1::Trial& trial) {
       .Bind(8, trial.worker_id())
       .Bind(9, trial.error())
       .Bind(10, trial.end_time_unix_ms())
-      .Bind(11, sequence)
-      .Bind(12, trial.job_id())
-      .Bind(13, trial.trial_id());
+      .Bind(11, sequence);
+  // The ledger: what a worker spent on it (a cache hit spent nothing).
+  const bool evaluated =
+      trial.state() == v1::TRIAL_STATE_SUCCEEDED && trial.cached_from().empty();
+  update.Bind(12, evaluated ? trial.metrics().train_seconds() : 0.0)
+      .Bind(13, evaluated ? trial.metrics().epochs_size() : 0)
+      .Bind(14, evaluated && trial.metrics().stopped_early() ? 1 : 0)
+      .Bind(15, trial.job_id())
+      .Bind(16, trial.trial_id());
   RETURN_IF_ERROR(update.Run());
   Statement bump(statements_.get(),
                  "UPDATE jobs SET next_sequence = next_sequence + 1 WHERE job_id=?");
@@ -928,6 +959,37 @@ absl::StatusOr<std::vector<PendingTrial>> TrialStore::UnfinishedTrials(const std
     trials.push_back(PendingTrial{std::move(trial), select.Int(12)});
   }
   return trials;
+}
+
+absl::StatusOr<std::vector<v1::Trial>> TrialStore::EvaluatedTrials(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement select(statements_.get(),
+                   absl::StrCat("SELECT ", kTrialColumns,
+                                " FROM trials WHERE job_id=? AND state='succeeded' AND "
+                                "cached_from='' ORDER BY sequence"));
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id);
+  return ReadTrials(select);
+}
+
+absl::Status TrialStore::AddMissingColumnsLocked() {
+  for (const AddedColumn& added : kAddedColumns) {
+    bool present = false;
+    {
+      Statement columns(statements_.get(), absl::StrCat("PRAGMA table_info(", added.table, ")"));
+      RETURN_IF_ERROR(columns.prepared());
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, columns.Step());
+        if (!row) break;
+        if (columns.Text(1) == added.column) present = true;
+      }
+    }
+    if (present) continue;
+    RETURN_IF_ERROR(Exec(absl::StrCat("ALTER TABLE ", added.table, " ADD COLUMN ", added.column,
+                                      " ", added.definition)
+                             .c_str()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::Trial>> TrialStore::RoundTrials(const std::string& job_id,
@@ -964,8 +1026,10 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   TrialCounts counts;
   {
     Statement select(statements_.get(),
-                     "SELECT state, COUNT(*), AVG(reward) FROM trials WHERE job_id=? "
-                     "GROUP BY state");
+                     "SELECT state, COUNT(*), AVG(reward), SUM(cached_from != ''), "
+                     "SUM(worker_seconds), SUM(epochs_trained), SUM(stopped_early), "
+                     "SUM(CASE WHEN stopped_early THEN epochs_trained ELSE 0 END) FROM trials "
+                     "WHERE job_id=? GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
     while (true) {
@@ -973,6 +1037,11 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       if (!row) break;
       const v1::TrialState state = TrialStateFromName(select.Text(0));
       const int64_t n = select.Int(1);
+      counts.cache_hits += select.Int(3);
+      counts.worker_seconds += select.Real(4);
+      counts.epochs_trained += select.Int(5);
+      counts.trials_stopped += select.Int(6);
+      counts.stopped_epochs += select.Int(7);
       switch (state) {
         case v1::TRIAL_STATE_QUEUED: counts.queued = n; break;
         case v1::TRIAL_STATE_RUNNING: counts.running = n; break;

@@ -144,6 +144,11 @@ class TrialStore {
   absl::StatusOr<std::vector<PendingTrial>> UnfinishedTrials(const std::string& job_id)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The job's succeeded trials that a worker evaluated (not cache hits), in
+  // completion order: what the broker's result cache holds after a restart.
+  absl::StatusOr<std::vector<v1::Trial>> EvaluatedTrials(const std::string& job_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Finished trials of (job, replica, round): used to resume a round after a restart.
   absl::StatusOr<std::vector<v1::Trial>> RoundTrials(const std::string& job_id, int replica,
                                                       int64_t round) ABSL_LOCKS_EXCLUDED(mu_);
@@ -154,6 +159,14 @@ class TrialStore {
 
   struct TrialCounts {
     int64_t queued = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
+    // Trials answered (or waiting to be answered) by the result cache, in
+    // any state: samples no worker ran.
+    int64_t cache_hits = 0;
+    // The compute ledger over succeeded evaluations (not cache hits): the
+    // workers' train_seconds and epochs, the trials stopped early and the
+    // epochs those trained.
+    double worker_seconds = 0;
+    int64_t epochs_trained = 0, trials_stopped = 0, stopped_epochs = 0;
     double best_reward = 0;
     std::string best_trial_id;
     std::string best_canonical;
@@ -213,6 +226,8 @@ class TrialStore {
   absl::Status WriteFailed(absl::Status status);
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the kAddedColumns a database made by an older controller lacks.
+  absl::Status AddMissingColumnsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One statement through the statement cache (transaction control).
   absl::Status ExecCached(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a blocking `write` and returns once a committed (or failed)

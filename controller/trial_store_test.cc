@@ -574,6 +574,73 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCurvesGetsTheTableWhenOpened) {
   EXPECT_EQ(CurveString(*a), "1:0.5");
 }
 
+TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials) {
+  const std::string path = DbPath("cached_from_upgrade");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  }
+  // What the previous version left: the trials table without cached_from.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE trials DROP COLUMN cached_from", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  PendingTrial hit = MakeTrial("j", "b", 0, 0);
+  hit.trial.set_cached_from("a");
+  ASSERT_TRUE((*store)->InsertTrials({hit}).ok());
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "a", 0.5)).ok());
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "b", 0.5)).ok());
+  EXPECT_EQ((*store)->GetTrial("j", "a")->cached_from(), "");
+  EXPECT_EQ((*store)->GetTrial("j", "b")->cached_from(), "a");
+  EXPECT_EQ((*store)->CountTrials("j")->cache_hits, 1);
+  absl::StatusOr<std::vector<v1::Trial>> evaluated = (*store)->EvaluatedTrials("j");
+  ASSERT_TRUE(evaluated.ok()) << evaluated.status();
+  ASSERT_EQ(evaluated->size(), 1u);
+  EXPECT_EQ((*evaluated)[0].trial_id(), "a");
+  EXPECT_DOUBLE_EQ((*evaluated)[0].metrics().reward(), 0.5);
+}
+
+TEST(TrialStoreTest, CountsKeepTheComputeLedgerOfWorkerEvaluationsOnly) {
+  auto store = TrialStore::Open({DbPath("ledger"), false}).value();
+  ASSERT_TRUE(store->CreateJob(MakeJob("j")).ok());
+  PendingTrial hit = MakeTrial("j", "hit", 0, 0);
+  hit.trial.set_cached_from("full");
+  ASSERT_TRUE(store->InsertTrials({MakeTrial("j", "full", 0, 0), MakeTrial("j", "stopped", 0, 0),
+                                   hit, MakeTrial("j", "failed", 0, 0)})
+                  .ok());
+  v1::Trial full = Succeeded("j", "full", 0.9);
+  full.mutable_metrics()->set_train_seconds(10.5);
+  for (int e = 1; e <= 6; ++e) *full.mutable_metrics()->add_epochs() = Epoch(e, 0.9);
+  v1::Trial stopped = Succeeded("j", "stopped", 0.2);
+  stopped.mutable_metrics()->set_train_seconds(2.0);
+  stopped.mutable_metrics()->set_stopped_early(true);
+  for (int e = 1; e <= 2; ++e) *stopped.mutable_metrics()->add_epochs() = Epoch(e, 0.2);
+  v1::Trial hit_outcome = full;  // a cache hit carries its evaluation's metrics
+  hit_outcome.set_trial_id("hit");
+  hit_outcome.set_cached_from("full");
+  v1::Trial failed;
+  failed.set_job_id("j");
+  failed.set_trial_id("failed");
+  failed.set_state(v1::TRIAL_STATE_FAILED);
+  for (const v1::Trial& t : {full, stopped, hit_outcome, failed}) {
+    ASSERT_TRUE(store->FinishTrial(t).ok()) << t.trial_id();
+  }
+  const TrialStore::TrialCounts counts = store->CountTrials("j").value();
+  EXPECT_DOUBLE_EQ(counts.worker_seconds, 12.5);
+  EXPECT_EQ(counts.epochs_trained, 8);
+  EXPECT_EQ(counts.trials_stopped, 1);
+  EXPECT_EQ(counts.stopped_epochs, 2);
+  EXPECT_EQ(counts.cache_hits, 1);
+}
+
 TEST(TrialStoreTest, OpeningAFileThatIsNotADatabaseFailsWithoutDestroyingIt) {
   const std::string path = DbPath("garbage");
   ASSERT_TRUE(MakeDirectories(path.substr(0, path.rfind('/'))).ok());

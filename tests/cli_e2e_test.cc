@@ -101,7 +101,7 @@ search_space:
 strategy: {name: reinforce, seed: 1}
 controller: {learning_rate: 0.01}
 parallelism: {num_replicas: 2, children_per_replica: 3}
-budget: {max_trials: 30}
+budget: {max_trials: 30, max_samples: 30}
 evaluator: {synthetic: {duration_seconds: 0.01}}
 )").ok());
   const std::string trained = dir_ + "/trained.yaml";
@@ -112,7 +112,7 @@ search_space:
               skip_connections: true, depth: {initial_layers: 2, max_layers: 2}}
 strategy: {name: random, seed: 1}
 parallelism: {num_replicas: 1, children_per_replica: 2}
-budget: {max_trials: 2}
+budget: {max_trials: 2, max_samples: 2}
 evaluator:
   train: {dataset: fashion_mnist, epochs: 1, batch_size: 32, train_size: 256, validation_size: 128}
 )").ok());
@@ -139,7 +139,7 @@ evaluator:
   EXPECT_EQ(trial_rows.size(), 31u);
   EXPECT_EQ(trial_rows[0],
             "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,attempts,"
-            "worker_id,canonical,error");
+            "worker_id,canonical,error,cached_from");
 
   // One trial in detail. Its curve may be empty: only its id and state are checked.
   const std::string best_trial = std::vector<std::string>(absl::StrSplit(trial_rows[1], ','))[0];

@@ -134,7 +134,7 @@ strategy: {name: reinforce, seed: 2}
 controller: {learning_rate: 0.01}
 parallelism: {num_replicas: 3, children_per_replica: 2}
 budget: {max_trials: )",
-                                    kBudget, R"(}
+                                    kBudget, ", max_samples: ", kBudget, R"(}
 evaluator:
   synthetic: {}
   lease_seconds: 2

@@ -55,7 +55,7 @@ search_space:
   cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]}
 strategy: {name: random, seed: 3}
 parallelism: {num_replicas: 2, children_per_replica: 4}
-budget: {max_trials: )", budget, ", max_failed_fraction: ", max_failed_fraction, R"(}
+budget: {max_trials: )", budget, ", max_samples: ", budget, ", max_failed_fraction: ", max_failed_fraction, R"(}
 evaluator:
   synthetic: {duration_seconds: 0.02, epochs: 1}
   lease_seconds: )", lease_seconds, R"(

@@ -40,7 +40,7 @@ name: )", name, R"(
 search_space:
   cell: {num_nodes: 3, operations: [none, skip_connect]}
 strategy: {name: random, seed: 1}
-budget: {max_trials: )", trials, ", max_failed_fraction: ", failed_fraction, R"(}
+budget: {max_trials: )", trials, ", max_samples: ", trials, ", max_failed_fraction: ", failed_fraction, R"(}
 evaluator:
   lookup: {table_path: ")", table, R"("}
   max_attempts: 2
@@ -53,7 +53,7 @@ name: normal
 search_space:
   cell: {num_nodes: 3, operations: [none, skip_connect, nor_conv_3x3]}
 strategy: {name: random, seed: 2}
-budget: {max_trials: 4}
+budget: {max_trials: 4, max_samples: 4}
 evaluator:
   synthetic: {duration_seconds: 0.05}
   lease_seconds: 5
@@ -171,7 +171,7 @@ TEST(HostileJobsWorkerTest, Row1OversizedChildrenAreRefusedAtSubmitOrFailTheirTr
 name: row1
 search_space:
   cell: {num_nodes: 16, operations: [none, skip_connect, nor_conv_3x3], cells_per_stage: 32, initial_channels: 256}
-budget: {max_trials: 10}
+budget: {max_trials: 10, max_samples: 10}
 evaluator: {train: {dataset: fashion_mnist, epochs: 1}}
 )",
                                         &id);
@@ -189,7 +189,7 @@ search_space:
     num_filters: [1024]
     skip_connections: true
     depth: {initial_layers: 64, max_layers: 64}
-budget: {max_trials: 10}
+budget: {max_trials: 10, max_samples: 10}
 evaluator: {train: {dataset: fashion_mnist, epochs: 1, batch_size: 4096}}
 )",
                            &id);
@@ -209,7 +209,7 @@ name: over-the-ceiling
 search_space:
   cell: {num_nodes: 3, operations: [nor_conv_3x3, nor_conv_1x1]}
 strategy: {name: random, seed: 3}
-budget: {max_trials: 2, max_failed_fraction: 1}
+budget: {max_trials: 2, max_samples: 2, max_failed_fraction: 1}
 evaluator:
   train: {dataset: fashion_mnist, epochs: 1, train_size: 64, validation_size: 64}
   lease_seconds: 5

@@ -22,6 +22,12 @@
 //                input scores chance, as in the structured table;
 //   noisy        the structured table's accuracy with noise of std 0.03 on
 //                `accuracy` (what the search sees) and 0.005 on test_accuracy.
+// With --curve_epochs=N it (any --family) also writes a learning curve per
+// architecture (val_accuracy_e1 ... val_accuracy_eN, then seconds_per_epoch; the lookup
+// evaluator replays it): structured, noisy and crossing — the more 3x3
+// convolutions, the higher the final accuracy tends to be and the slower the
+// start, so a slow starter can finish best; the last epoch is the row's
+// accuracy.
 //
 //   bazel run //tools:make_lookup_table -- --out=/tmp/nb201_table.csv
 //   bazel run //tools:make_lookup_table -- --family=interacting --out=/tmp/interacting.csv
@@ -50,6 +56,9 @@ ABSL_FLAG(std::string, out, "", "Output CSV path.");
 ABSL_FLAG(uint64_t, seed, 201, "Seed of the per-architecture noise.");
 ABSL_FLAG(std::string, family, "structured",
           "structured (the default table), additive, interacting or noisy.");
+ABSL_FLAG(int, curve_epochs, 0, "Epochs of the learning curve to write per architecture (0: none).");
+ABSL_FLAG(double, seconds_per_epoch, 30,
+          "Simulated seconds per epoch of the smallest cell (bigger cells take longer).");
 
 namespace {
 
@@ -69,6 +78,46 @@ uint64_t Mix(uint64_t x) {
   x *= 0xc4ceb9fe1a85ec53ULL;
   x ^= x >> 33;
   return x;
+}
+
+// The curve columns of the header: ",val_accuracy_e1,...,seconds_per_epoch".
+std::string CurveHeader(int epochs) {
+  std::string header;
+  for (int e = 1; e <= epochs; ++e) absl::StrAppend(&header, ",val_accuracy_e", e);
+  return header + ",seconds_per_epoch";
+}
+
+// How slowly a cell with `parameters` over `edges` edges starts, in [0, 1]:
+// its share of 3x3 convolutions.
+double CurveSlowness(int64_t parameters, int edges) {
+  return static_cast<double>(parameters) / (16 * 16 * 9 * edges);
+}
+
+// One architecture's curve cells: `accuracy` reached at the last epoch along
+// 1 - exp(-e / k), k growing with the cell's 3x3 convolutions (`slowness` in
+// [0, 1]) plus per-architecture noise `key`; each epoch but the last gets
+// noise of 0.01.
+std::string CurveCells(uint64_t key, double accuracy, double slowness, int64_t parameters,
+                       int epochs) {
+  auto unit = [&](uint64_t salt) {
+    return static_cast<double>(Mix(key * 7919 + salt) % 100001) / 100000;
+  };
+  const double k = 0.5 + 2.0 * slowness + 1.5 * unit(1);
+  const double end = 1 - std::exp(-epochs / k);
+  std::string cells;
+  for (int e = 1; e <= epochs; ++e) {
+    double value = accuracy * (1 - std::exp(-e / k)) / end;
+    if (e < epochs) {
+      // Roughly normal noise from the sum of three uniforms.
+      const double noise = (unit(10 + 3 * e) + unit(11 + 3 * e) + unit(12 + 3 * e) - 1.5) * 0.02;
+      value = std::min(1.0, std::max(0.0, value + noise));
+    }
+    absl::StrAppend(&cells, ",", absl::StrFormat("%.5f", value));
+  }
+  const double seconds =
+      absl::GetFlag(FLAGS_seconds_per_epoch) * (1 + static_cast<double>(parameters) / 10000);
+  absl::StrAppend(&cells, ",", absl::StrFormat("%.3f", seconds));
+  return cells;
 }
 
 // A deterministic uniform number in [0, 1) from a seed and a key.
@@ -122,7 +171,8 @@ double FamilyScore(const std::string& family, const FamilyInput& a, int num_ops,
 // Writes a --family table (see the top of this file). Returns the exit code.
 int WriteFamilyTable(const std::string& family, const std::vector<std::string>& ops,
                      const std::vector<FamilyInput>& archs,
-                     const std::vector<std::string>& canonicals, const std::string& out) {
+                     const std::vector<std::string>& canonicals, const std::string& out,
+                     int curve_epochs) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   const int num_ops = static_cast<int>(ops.size());
   std::vector<double> score(archs.size());
@@ -132,7 +182,8 @@ int WriteFamilyTable(const std::string& family, const std::vector<std::string>& 
     low = std::min(low, score[i]);
     high = std::max(high, score[i]);
   }
-  std::string csv = "arch,accuracy,test_accuracy,parameters,flops,train_seconds\n";
+  std::string csv = absl::StrCat("arch,accuracy,test_accuracy,parameters,flops,train_seconds",
+                                 curve_epochs > 0 ? CurveHeader(curve_epochs) : "", "\n");
   for (size_t i = 0; i < archs.size(); ++i) {
     const FamilyInput& a = archs[i];
     double truth = a.structured_accuracy;
@@ -151,7 +202,14 @@ int WriteFamilyTable(const std::string& family, const std::vector<std::string>& 
         30 + static_cast<double>(a.parameters) / 64.0 * (0.9 + 0.2 * Uniform(seed + 3, a.index));
     absl::StrAppend(&csv, canonicals[i], ",", absl::StrFormat("%.5f", accuracy), ",",
                     absl::StrFormat("%.5f", test_accuracy), ",", a.parameters, ",",
-                    a.parameters * 32 * 32 * 2, ",", absl::StrFormat("%.2f", train_seconds), "\n");
+                    a.parameters * 32 * 32 * 2, ",", absl::StrFormat("%.2f", train_seconds));
+    if (curve_epochs > 0) {
+      absl::StrAppend(&csv, CurveCells(seed * 1000003 + static_cast<uint64_t>(a.index),
+                                       std::round(accuracy * 1e5) / 1e5,
+                                       CurveSlowness(a.parameters, static_cast<int>(a.choice.size())),
+                                       a.parameters, curve_epochs));
+    }
+    absl::StrAppend(&csv, "\n");
   }
   absl::Status written = nas::WriteFileAtomically(out, csv);
   if (!written.ok()) {
@@ -199,7 +257,13 @@ int main(int argc, char** argv) {
   const int edges = nodes * (nodes - 1) / 2;
   int64_t total = 1;
   for (int e = 0; e < edges; ++e) total *= static_cast<int64_t>(ops.size());
-  std::string csv = "arch,accuracy,parameters,flops\n";
+  const int curve_epochs = absl::GetFlag(FLAGS_curve_epochs);
+  if (curve_epochs < 0 || curve_epochs > 1000 || !(absl::GetFlag(FLAGS_seconds_per_epoch) >= 0)) {
+    std::fprintf(stderr, "need --curve_epochs in 0..1000 and --seconds_per_epoch >= 0\n");
+    return 1;
+  }
+  std::string csv = absl::StrCat("arch,accuracy,parameters,flops",
+                                 curve_epochs > 0 ? CurveHeader(curve_epochs) : "", "\n");
   std::vector<int> choice(edges, 0);
   for (int64_t index = 0; index < total; ++index) {
     int64_t rest = index;
@@ -247,7 +311,13 @@ int main(int argc, char** argv) {
       accuracy = std::min(0.99, std::max(0.1, accuracy + noise));
     }
     absl::StrAppend(&csv, nas::search_space::CanonicalString(architecture), ",", absl::StrFormat("%.5f", accuracy), ",", parameters, ",",
-                    parameters * 32 * 32 * 2, "\n");
+                    parameters * 32 * 32 * 2);
+    if (curve_epochs > 0) {
+      absl::StrAppend(&csv, CurveCells(absl::GetFlag(FLAGS_seed) * 1000003 + index,
+                                       std::round(accuracy * 1e5) / 1e5, CurveSlowness(parameters, edges),
+                                       parameters, curve_epochs));
+    }
+    absl::StrAppend(&csv, "\n");
     if (family != "structured") {
       // The noiseless structured accuracy: a --family table adds its own noise.
       const double noiseless =
@@ -257,7 +327,7 @@ int main(int argc, char** argv) {
     }
   }
   if (family != "structured") {
-    return WriteFamilyTable(family, ops, family_archs, family_canonicals, out);
+    return WriteFamilyTable(family, ops, family_archs, family_canonicals, out, curve_epochs);
   }
   absl::Status written = nas::WriteFileAtomically(out, csv);
   if (!written.ok()) {

@@ -30,6 +30,14 @@ noisy=$(spread "$out/noisy.csv")
 additive=$(spread "$out/additive.csv")
 awk -v a="$noisy" -v b="$additive" 'BEGIN { exit !(a > 0.02 && b < 0.012) }' ||
   fail "noise spreads: noisy $noisy, additive $additive"
+# --curve_epochs with a family: the same rows plus a curve ending at each row's accuracy.
+"$bin" --num_nodes=3 --family=additive --curve_epochs=4 --out="$out/curves.csv" >/dev/null
+[[ $(head -1 "$out/curves.csv") == "arch,accuracy,test_accuracy,parameters,flops,train_seconds,val_accuracy_e1,val_accuracy_e2,val_accuracy_e3,val_accuracy_e4,seconds_per_epoch" ]] ||
+  fail "curve header: $(head -1 "$out/curves.csv")"
+cmp -s <(cut -d, -f1-6 "$out/curves.csv" | tail -n +2) <(tail -n +2 "$out/additive.csv") ||
+  fail "a curve changed the additive table's columns"
+awk -F, 'NR > 1 && $10 != $2 { print "FAIL: curve line " NR " ends at " $10 ", accuracy " $2; bad = 1 }
+  END { exit bad }' "$out/curves.csv"
 if "$bin" --family=rugged --out="$out/x.csv" 2>"$out/err"; then fail "unknown family accepted"; fi
 grep -q "unknown family 'rugged' (known: structured, additive, interacting, noisy)" "$out/err" ||
   fail "unknown family message: $(cat "$out/err")"

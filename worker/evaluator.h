@@ -32,12 +32,23 @@ struct EvaluationContext {
     if (alive != nullptr) alive->fetch_add(1, std::memory_order_relaxed);
     return cancelled != nullptr && cancelled->load();
   }
+  // Set (by the heartbeat thread) when the controller stops the evaluation
+  // early: the evaluator ends at once and returns the metrics of the epochs
+  // it finished (an epoch in progress is dropped). Checked like `cancelled`
+  // (through StopEarly(), which counts as a sign of progress too).
+  // Not owned; may be null.
+  const std::atomic<bool>* stop_early = nullptr;
+  bool StopEarly() const {
+    if (alive != nullptr) alive->fetch_add(1, std::memory_order_relaxed);
+    return stop_early != nullptr && stop_early->load();
+  }
 };
 
 class Evaluator {
  public:
   virtual ~Evaluator() = default;
-  // Metrics with the reward filled in. Errors: CANCELLED when the context was
+  // Metrics with the reward filled in, from the epochs trained (all, or those
+  // finished before the context said stop_early). Errors: CANCELLED when the context was
   // cancelled; INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNIMPLEMENTED /
   // NOT_FOUND for problems of the architecture itself (the trial fails for
   // good, see IsPermanent); anything else may succeed on another attempt.

@@ -5,12 +5,21 @@
 // [0, 1]) is required,
 // `parameters`, `flops` and `latency_seconds` are optional. Tables are parsed
 // once per path and cached.
+//
+// A table may carry a learning curve: columns `val_accuracy_e1` ...
+// `val_accuracy_eN` (every epoch from 1, each in [0, 1]) and optionally
+// `seconds_per_epoch`. The evaluator then replays the curve epoch by epoch
+// (each epoch to on_epoch, so heartbeats carry it), waiting
+// evaluator.lookup.time_scale real seconds per simulated second, and stops
+// after the epoch during which the context says stop_early: its metrics are
+// then those of the epochs replayed, like a stopped training's.
 #ifndef NAS_WORKER_LOOKUP_EVALUATOR_H_
 #define NAS_WORKER_LOOKUP_EVALUATOR_H_
 
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "worker/evaluator.h"
@@ -22,6 +31,9 @@ struct LookupRow {
   int64_t parameters = 0;
   int64_t flops = 0;
   double latency_seconds = 0;
+  // Validation accuracy per epoch (empty: no curve) and simulated seconds each.
+  std::vector<double> curve;
+  double seconds_per_epoch = 0;
 };
 
 // Parses a table; errors name the line, the column and the problem, never

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -135,6 +136,63 @@ TEST(LookupEvaluatorTest, ParseErrorsNameTheLineAndColumnNeverTheCell) {
             "t line 3, column 'accuracy': not a number in [0, 1]");
   EXPECT_EQ(ParseLookupTable("arch,accuracy\nSECRET,0.5\nSECRET,0.5\n", "t").status().message(),
             "t line 3, column 'arch': an architecture an earlier line has");
+}
+
+TEST(LookupEvaluatorTest, ACurveIsReplayedEpochByEpochAndAStopEndsItAfterTheCurrentEpoch) {
+  const v1::Architecture arch = search_space::ArchitectureFromTokens(CellSpace(), 0, {1, 0, 1}).value();
+  const std::string table = WriteTable(
+      "curve.csv", absl::StrCat("arch,accuracy,val_accuracy_e1,val_accuracy_e2,val_accuracy_e3,"
+                                "val_accuracy_e4,seconds_per_epoch\n",
+                                arch.canonical(), ",0.8,0.3,0.6,0.5,0.8,12.5\n"));
+  v1::Task task = LookupTask(table, {1, 0, 1});
+  task.mutable_reward()->set_last_epochs(1);
+  std::vector<v1::EpochResult> seen;
+  EvaluationContext context;
+  context.on_epoch = [&](const v1::EpochResult& e) { seen.push_back(e); };
+  absl::StatusOr<v1::TrialMetrics> full = Lookup()->Evaluate(task, context);
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[2].epoch(), 3);
+  EXPECT_DOUBLE_EQ(seen[2].validation_accuracy(), 0.5);
+  EXPECT_DOUBLE_EQ(seen[2].seconds(), 12.5);
+  EXPECT_EQ(full->epochs_size(), 4);
+  EXPECT_DOUBLE_EQ(full->accuracy(), 0.8);
+  EXPECT_DOUBLE_EQ(full->train_seconds(), 50);
+
+  // The controller's stop arrives with epoch 2's heartbeat (time_scale makes
+  // the replay wait for it): epochs 1 and 2 only, rewarded from them.
+  task.mutable_evaluator()->mutable_lookup()->set_time_scale(0.001);
+  std::atomic<bool> stop{false};
+  seen.clear();
+  context.stop_early = &stop;
+  context.on_epoch = [&](const v1::EpochResult& e) {
+    seen.push_back(e);
+    if (e.epoch() == 2) stop = true;
+  };
+  absl::StatusOr<v1::TrialMetrics> stopped = Lookup()->Evaluate(task, context);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_EQ(stopped->epochs_size(), 2);
+  EXPECT_DOUBLE_EQ(stopped->accuracy(), 0.6);
+  EXPECT_DOUBLE_EQ(stopped->reward(), 0.6);
+  EXPECT_DOUBLE_EQ(stopped->train_seconds(), 25);
+}
+
+TEST(LookupEvaluatorTest, BadCurveColumnsAreRefusedNamingTheProblem) {
+  EXPECT_NE(ParseLookupTable("arch,accuracy,val_accuracy_e1,val_accuracy_e3\na,0.5,0.1,0.2\n", "t.csv")
+                .status()
+                .message()
+                .find("t.csv: curve columns must be val_accuracy_e1 ... val_accuracy_eN without a gap"),
+            std::string::npos);
+  // Like every parse error: the line and column, never a cell's text.
+  EXPECT_EQ(ParseLookupTable("arch,accuracy,val_accuracy_e1\na,0.5,1.5\n", "t.csv").status().message(),
+            "t.csv line 2, column 'val_accuracy_e1': not a number in [0, 1]");
+  EXPECT_EQ(ParseLookupTable("arch,accuracy,val_accuracy_e1\na,0.5,SECRET\n", "t.csv").status().message(),
+            "t.csv line 2, column 'val_accuracy_e1': not a number in [0, 1]");
+  EXPECT_EQ(ParseLookupTable("arch,accuracy,val_accuracy_e0\na,0.5,0.1\n", "t.csv").status().message(),
+            "t.csv line 1, column 3: a val_accuracy_e column that is not a new epoch from 1");
+  EXPECT_EQ(ParseLookupTable("arch,accuracy,seconds_per_epoch\na,0.5,SECRET\n", "t.csv").status().message(),
+            "t.csv line 2, column 'seconds_per_epoch': not a number in [0, 1e7)");
 }
 
 }  // namespace

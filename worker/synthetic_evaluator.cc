@@ -55,14 +55,15 @@ class SyntheticEvaluator : public Evaluator {
     const absl::Duration per_epoch = absl::Seconds(spec.duration_seconds()) / epochs;
     v1::TrialMetrics metrics;
     const absl::Time start = absl::Now();
-    for (int e = 1; e <= epochs; ++e) {
-      // Sleep in short slices so a cancel is noticed quickly.
+    for (int e = 1; e <= epochs && !context.StopEarly(); ++e) {
+      // Sleep in short slices so a cancel or stop is noticed quickly.
       const absl::Time end = absl::Now() + per_epoch;
-      while (absl::Now() < end) {
+      while (absl::Now() < end && !context.StopEarly()) {
         if (context.Cancelled()) return absl::CancelledError("cancelled");
         absl::SleepFor(std::min(absl::Milliseconds(20), end - absl::Now()));
       }
       if (context.Cancelled()) return absl::CancelledError("cancelled");
+      if (context.StopEarly()) break;  // the epoch in progress is dropped
       v1::EpochResult* epoch = metrics.add_epochs();
       epoch->set_epoch(e);
       epoch->set_validation_accuracy(accuracy * e / epochs);

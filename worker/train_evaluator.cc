@@ -131,13 +131,14 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
     v1::TrialMetrics metrics;
     const absl::Time start = absl::Now();
     net->train();
-    for (int epoch = 1; epoch <= epochs; ++epoch) {
+    for (int epoch = 1; epoch <= epochs && !context.StopEarly(); ++epoch) {
       const absl::Time epoch_start = absl::Now();
       torch::Tensor perm = torch::randperm(train_count, torch::TensorOptions().dtype(torch::kLong));
       double loss_sum = 0;
       int64_t correct = 0;
       for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
         if (context.Cancelled()) return absl::CancelledError("cancelled");
+        if (context.StopEarly()) break;
         const double progress = static_cast<double>(step) / total_steps;
         double rate = lr;
         if (spec.lr_schedule() == "step") {
@@ -159,6 +160,7 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
         loss_sum += loss.item<double>() * idx.size(0);
         correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       }
+      if (context.StopEarly()) break;  // the epoch in progress is dropped
       v1::EpochResult* result = metrics.add_epochs();
       result->set_epoch(epoch);
       result->set_train_loss(loss_sum / train_count);

@@ -182,6 +182,9 @@ struct Evaluation {
   const v1::Task task;
   const std::shared_ptr<Evaluator> evaluator;
   std::atomic<bool> cancelled{false};
+  // The controller stopped it early (HeartbeatResponse.stop): set by the
+  // heartbeat thread, read by the evaluator.
+  std::atomic<bool> stop_early{false};
   std::atomic<int64_t> alive{0};
   absl::Mutex mu;
   bool done ABSL_GUARDED_BY(mu) = false;
@@ -228,6 +231,9 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
         NAS_LOG(Info) << "task " << ev->task.task_id() << ": controller says stop ("
                       << (status.ok() ? response.reason() : status.error_message()) << ")";
         cancel_current_ = true;
+      } else if (status.ok() && response.stop() && !ev->stop_early.exchange(true)) {
+        NAS_LOG(Info) << "task " << ev->task.task_id() << ": stopped early (" << response.reason()
+                      << ")";
       }
     }
   });
@@ -237,6 +243,7 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
     setup();
     EvaluationContext context;
     context.cancelled = &ev->cancelled;
+    context.stop_early = &ev->stop_early;
     context.alive = &ev->alive;
     Evaluation* raw = ev.get();
     context.on_epoch = [raw](const v1::EpochResult& epoch) {

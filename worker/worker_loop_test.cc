@@ -30,6 +30,11 @@ class FakeTaskService final : public v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     cancel_ = cancel;
   }
+  // Heartbeats answer stop once this many epochs were heartbeated.
+  void StopAfterEpochs(int epochs) {
+    absl::MutexLock lock(&mu_);
+    stop_after_epochs_ = epochs;
+  }
   grpc::Status AcquireTask(grpc::ServerContext*, const v1::AcquireTaskRequest* request,
                            v1::AcquireTaskResponse* response) override {
     absl::MutexLock lock(&mu_);
@@ -48,6 +53,7 @@ class FakeTaskService final : public v1::TaskService::Service {
     ++heartbeats_;
     epochs_ += request->epochs_size();
     response->set_cancel(cancel_);
+    response->set_stop(stop_after_epochs_ > 0 && epochs_ >= stop_after_epochs_);
     return grpc::Status::OK;
   }
   grpc::Status ReportResult(grpc::ServerContext*, const v1::ReportResultRequest* request,
@@ -113,6 +119,7 @@ class FakeTaskService final : public v1::TaskService::Service {
   std::vector<int> progress_at_report_ ABSL_GUARDED_BY(mu_);
   bool cancel_ ABSL_GUARDED_BY(mu_) = false;
   int refuse_reports_ ABSL_GUARDED_BY(mu_) = 0;
+  int stop_after_epochs_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::Task SyntheticTask(const std::string& id, double seconds, int epochs) {
@@ -231,6 +238,21 @@ TEST_F(WorkerLoopTest, CancelFromTheControllerStopsTheTaskAndReportsIt) {
   ASSERT_TRUE(service_.WaitForReports(1, absl::Seconds(20)));
   const v1::ReportResultRequest report = service_.reports()[0];
   EXPECT_NE(report.error().find("CANCELLED"), std::string::npos) << report.error();
+}
+
+TEST_F(WorkerLoopTest, StopFromTheControllerEndsTrainingAtOnceAndReportsTheEpochsSoFar) {
+  service_.StopAfterEpochs(2);
+  // 60 epochs of 1 s: told to stop after its second, it ends during its third.
+  service_.Add(SyntheticTask("long", 60, 60));
+  ASSERT_TRUE(service_.WaitForReports(1, absl::Seconds(30)));
+  const v1::ReportResultRequest report = service_.reports()[0];
+  EXPECT_TRUE(report.error().empty()) << report.error();
+  ASSERT_EQ(report.metrics().epochs_size(), 2);
+  const double accuracy = SyntheticAccuracy(SyntheticTask("long", 0, 1).architecture());
+  // The reward of the epochs it trained: never more than its best so far.
+  EXPECT_DOUBLE_EQ(report.metrics().accuracy(), accuracy * 2 / 60);
+  EXPECT_DOUBLE_EQ(report.metrics().reward(), accuracy * 2 / 60);
+  EXPECT_LT(report.metrics().train_seconds(), 30);
 }
 
 TEST_F(WorkerLoopTest, LookupOfAMissingTableFailsTheTrialAndTheWorkerStaysUp) {

@@ -121,6 +121,10 @@ panel("Trials in flight", "Trials queued for a worker and running on one, per jo
       [(f"sum by (job_id, state) (nas_controller_job_trials{{{JOB}}})", "{{job_id}} {{state}}")])
 panel("Samples", "Architectures sampled per second, per job.", "ops",
       [(f"sum by (job_id) (rate(nas_controller_samples_total{{{JOB}}}[{RI}]))", "{{job_id}}")])
+panel("Compute used", "Worker-seconds each job's evaluations took, per second (the compute "
+      "ledger; cache hits and stopped epochs cost none).", "short",
+      [(f"sum by (job_id) (rate(nas_controller_job_worker_seconds_total{{{JOB}}}[{RI}]))",
+        "{{job_id}}")])
 panel("Gradient pushes", "Gradients pushed to the parameter servers per second, by outcome.", "ops",
       [(f"sum by (outcome) (rate(nas_controller_gradient_pushes_total{{{JOB}}}[{RI}]))",
         "{{outcome}}")])

@@ -1,0 +1,193 @@
+// Compute economy across real processes: a parameter server, the controller
+// and three nas_worker processes (synthetic evaluator, heartbeats every
+// epoch). A REINFORCE job in a space of four architectures spends no worker
+// run on a repeat (the result cache answers them), and jobs with an
+// early-stopping rule stop children on their learning curves: the stopped
+// ones report shorter curves, marked stopped_early, rewarded from the epochs
+// they trained.
+#include <grpcpp/grpcpp.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "proto/job_service.grpc.pb.h"
+#include "tests/test_util.h"
+
+namespace nas::testing {
+namespace {
+
+class EconomyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = NewTempDir("economy");
+    auto ps = StartServer("parameter_server/nas_parameter_server",
+                          {"--shard_index=0", "--num_shards=1", "--data_dir=" + dir_ + "/ps"},
+                          NewTempDir("economy-ps"));
+    ASSERT_TRUE(ps.ok()) << ps.status();
+    ps_ = std::make_unique<RunningServer>(*std::move(ps));
+    auto controller = StartServer(
+        "controller/nas_controller",
+        {"--data_dir=" + dir_ + "/controller",
+         absl::StrCat("--parameter_servers=127.0.0.1:", ps_->ready.grpc_port)},
+        NewTempDir("economy-controller"));
+    ASSERT_TRUE(controller.ok()) << controller.status();
+    controller_ = std::make_unique<RunningServer>(*std::move(controller));
+    for (int i = 0; i < 3; ++i) {
+      auto worker = StartServer(
+          "worker/nas_worker",
+          {absl::StrCat("--controller=127.0.0.1:", controller_->ready.grpc_port), "--device=cpu",
+           absl::StrCat("--worker_id=w", i), "--heartbeat_interval=20ms"},
+          NewTempDir(absl::StrCat("economy-worker-", i)), "worker_ready_file");
+      ASSERT_TRUE(worker.ok()) << worker.status();
+      workers_.push_back(std::make_unique<RunningServer>(*std::move(worker)));
+    }
+    jobs_ = v1::JobService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", controller_->ready.grpc_port),
+                            grpc::InsecureChannelCredentials()));
+  }
+
+  std::string Submit(const std::string& yaml) {
+    v1::SubmitJobRequest request;
+    request.set_spec_yaml(yaml);
+    v1::SubmitJobResponse response;
+    grpc::ClientContext context;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().job_id();
+  }
+
+  v1::Job WaitUntilDone(const std::string& job_id) {
+    v1::Job job;
+    const absl::Time deadline = absl::Now() + absl::Seconds(150);
+    while (absl::Now() < deadline) {
+      v1::GetJobRequest request;
+      request.set_job_id(job_id);
+      grpc::ClientContext context;
+      EXPECT_TRUE(jobs_->GetJob(&context, request, &job).ok());
+      if (job.state() != v1::JOB_STATE_RUNNING && job.state() != v1::JOB_STATE_PENDING) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return job;
+  }
+
+  std::vector<v1::Trial> Trials(const std::string& job_id) {
+    v1::ListTrialsRequest request;
+    request.set_job_id(job_id);
+    request.set_page_size(1000);
+    v1::ListTrialsResponse response;
+    grpc::ClientContext context;
+    EXPECT_TRUE(jobs_->ListTrials(&context, request, &response).ok());
+    return {response.trials().begin(), response.trials().end()};
+  }
+
+  std::string dir_;
+  std::unique_ptr<RunningServer> ps_, controller_;
+  std::vector<std::unique_ptr<RunningServer>> workers_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+};
+
+TEST_F(EconomyTest, ReinforceInASmallSpaceSpendsNoWorkerRunOnRepeats) {
+  const std::string job_id = Submit(R"(
+name: repeats
+search_space:
+  macro_cnn: {filter_heights: [3, 5], filter_widths: [3], num_filters: [24],
+              skip_connections: false, depth: {initial_layers: 2, max_layers: 2}}
+strategy: {name: reinforce, seed: 3}
+controller: {learning_rate: 0.01}
+parallelism: {num_replicas: 2, children_per_replica: 2}
+budget: {max_trials: 10}
+evaluator: {synthetic: {duration_seconds: 0.05}}
+)");
+  const v1::Job job = WaitUntilDone(job_id);
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << LogTail(controller_->log_path);
+  EXPECT_EQ(job.samples(), 100) << "budget.max_samples defaults to 10 x max_trials";
+  const std::vector<v1::Trial> trials = Trials(job_id);
+  ASSERT_EQ(trials.size(), 100u);
+  std::map<std::string, int> runs;  // worker runs per architecture
+  int hits = 0;
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id() << " " << t.error();
+    if (t.cached_from().empty()) {
+      ++runs[t.architecture().canonical()];
+      EXPECT_FALSE(t.worker_id().empty()) << t.trial_id();
+    } else {
+      ++hits;
+      EXPECT_TRUE(t.worker_id().empty()) << t.trial_id();
+      EXPECT_EQ(t.attempts(), 0) << t.trial_id();
+    }
+  }
+  EXPECT_LE(runs.size(), 4u);
+  for (const auto& [canonical, n] : runs) EXPECT_EQ(n, 1) << canonical << " evaluated twice";
+  EXPECT_EQ(hits, 100 - static_cast<int>(runs.size()));
+  EXPECT_EQ(job.cache_hits(), hits);
+  // The ledger counts the worker runs alone: no worker-second went to a repeat.
+  double worker_seconds = 0;
+  for (const v1::Trial& t : trials) {
+    if (t.cached_from().empty()) worker_seconds += t.metrics().train_seconds();
+  }
+  EXPECT_GT(job.worker_seconds(), 0);
+  EXPECT_NEAR(job.worker_seconds(), worker_seconds, 1e-6);
+  EXPECT_EQ(job.epochs_trained(), static_cast<int64_t>(runs.size()));
+}
+
+// Every trial of an early-stopping job: a stopped one trained fewer than
+// `epochs` epochs and its reward is that of the epochs it trained; the
+// others trained all. Returns how many were stopped.
+int CheckStoppedTrials(const std::vector<v1::Trial>& trials, int epochs, double power) {
+  int stopped = 0;
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id() << " " << t.error();
+    if (!t.cached_from().empty()) continue;
+    const v1::TrialMetrics& m = t.metrics();
+    double best = 0;
+    for (const v1::EpochResult& e : m.epochs()) best = std::max(best, e.validation_accuracy());
+    EXPECT_LE(m.accuracy(), best + 1e-12) << t.trial_id() << ": better than its curve";
+    EXPECT_NEAR(m.reward(), std::pow(m.accuracy(), power), 1e-9) << t.trial_id();
+    if (m.stopped_early()) {
+      ++stopped;
+      EXPECT_LT(m.epochs_size(), epochs) << t.trial_id();
+      EXPECT_GE(m.epochs_size(), 1) << t.trial_id();
+    } else {
+      EXPECT_EQ(m.epochs_size(), epochs) << t.trial_id();
+    }
+  }
+  return stopped;
+}
+
+TEST_F(EconomyTest, MedianAndSuccessiveHalvingJobsStopChildrenOnTheirCurves) {
+  const std::string spec = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]}
+strategy: {name: random, seed: 11}
+parallelism: {num_replicas: 2, children_per_replica: 3}
+budget: {max_trials: 30}
+reward: {power: 2}
+evaluator: {synthetic: {duration_seconds: 0.6, epochs: 6}}
+)";
+  const std::string median =
+      Submit(spec + "name: median\nearly_stopping: {rule: median, min_epochs: 1, min_trials: 3}\n");
+  const std::string asha =
+      Submit(spec + "name: asha\nearly_stopping: {rule: successive_halving, min_epochs: 1, eta: 2}\n");
+  for (const std::string& job_id : {median, asha}) {
+    const v1::Job job = WaitUntilDone(job_id);
+    ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED)
+        << job.error() << LogTail(controller_->log_path);
+    const std::vector<v1::Trial> trials = Trials(job_id);
+    const int stopped = CheckStoppedTrials(trials, 6, 2.0);
+    EXPECT_GT(stopped, 0) << job.spec().name() << ": nothing was stopped";
+    // The ledger: epochs trained and saved add up to 6 per evaluation.
+    int64_t evaluations = 0;
+    for (const v1::Trial& t : trials) evaluations += t.cached_from().empty() ? 1 : 0;
+    EXPECT_EQ(job.trials_stopped(), stopped);
+    EXPECT_GT(job.epochs_saved(), 0);
+    EXPECT_EQ(job.epochs_trained() + job.epochs_saved(), 6 * evaluations) << job.spec().name();
+  }
+}
+
+}  // namespace
+}  // namespace nas::testing
