@@ -540,7 +540,9 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
     // The job is cancelled here; the store catches up once it can write.
     return absl::ResourceExhaustedError(absl::StrCat(
         "job ", job_id, " is cancelled, but the trial store cannot store that yet (",
-        flushed.ok() ? "see the controller's log" : flushed.message(),
+        flushed.ok() ? absl::StrCat("storing its end in ", options_.store->path(),
+                                    " failed; see the controller's log")
+                     : std::string(flushed.message()),
         "); it is stored as soon as there is space (a controller restart before then resumes "
         "the job)"));
   }
