@@ -36,10 +36,11 @@ command -v "$cxx" >/dev/null || die "$cxx not found: bash tools/setup.sh install
 protos=(job search_space task_service parameter_server)
 # Repository sources each target links, besides fuzz/<target>_fuzzer.cc and
 # the generated protos. job_spec.cc checks strategy names with the strategy
-# registry, which links the (torch-free) strategies it creates.
-strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
+# registry, which links the (torch-free) strategies it creates; it also sizes
+# the largest child (child_size) and checks early_stopping's epochs.
+strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/evolution_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
 declare -A sources=(
-  [job_spec]="common/printable.cc common/proto_yaml.cc controller/job_spec.cc search_space/search_space.cc search_space/defaults.cc $strategy_sources"
+  [job_spec]="common/printable.cc common/proto_yaml.cc controller/job_spec.cc controller/early_stopping.cc search_space/search_space.cc search_space/defaults.cc search_space/child_size.cc $strategy_sources"
   [search_space]="search_space/search_space.cc search_space/defaults.cc"
   [idx]="worker/dataset.cc common/file_util.cc"
   [cifar]="worker/dataset.cc common/file_util.cc"
@@ -78,7 +79,7 @@ done
 # shellcheck disable=SC2054  # the commas belong to -fsanitize=
 cxxflags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
   -fno-omit-frame-pointer -I"$repo" -I"$out/gen" -w)
-pkgs=(protobuf yaml-cpp zlib absl_status absl_statusor absl_strings absl_str_format absl_synchronization)
+pkgs=(protobuf yaml-cpp zlib absl_status absl_statusor absl_strings absl_str_format absl_synchronization absl_hash absl_raw_hash_set)
 # shellcheck disable=SC2207
 ldlibs=($(pkg-config --libs "${pkgs[@]}")) || die "pkg-config cannot find ${pkgs[*]}: bash tools/setup.sh"
 flags_sum="$(echo "$cxx ${cxxflags[*]}" | sha256sum | cut -c1-16)"
