@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
+#include "tests/job_client.h"
 #include "tests/test_util.h"
 
 namespace nas::testing {
@@ -46,49 +47,31 @@ class EconomyTest : public ::testing::Test {
       ASSERT_TRUE(worker.ok()) << worker.status();
       workers_.push_back(std::make_unique<RunningServer>(*std::move(worker)));
     }
-    jobs_ = v1::JobService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", controller_->ready.grpc_port),
-                            grpc::InsecureChannelCredentials()));
+    jobs_ = std::make_unique<JobClient>(controller_->ready.grpc_port);
   }
 
   std::string Submit(const std::string& yaml) {
-    v1::SubmitJobRequest request;
-    request.set_spec_yaml(yaml);
-    v1::SubmitJobResponse response;
-    grpc::ClientContext context;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    std::string job_id;
+    grpc::Status status = jobs_->Submit(yaml, &job_id);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job().job_id();
+    return job_id;
   }
 
   v1::Job WaitUntilDone(const std::string& job_id) {
-    v1::Job job;
-    const absl::Time deadline = absl::Now() + absl::Seconds(150);
-    while (absl::Now() < deadline) {
-      v1::GetJobRequest request;
-      request.set_job_id(job_id);
-      grpc::ClientContext context;
-      EXPECT_TRUE(jobs_->GetJob(&context, request, &job).ok());
-      if (job.state() != v1::JOB_STATE_RUNNING && job.state() != v1::JOB_STATE_PENDING) break;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    return job;
+    return jobs_->WaitForEnd(job_id, absl::Seconds(150));
   }
 
   std::vector<v1::Trial> Trials(const std::string& job_id) {
-    v1::ListTrialsRequest request;
-    request.set_job_id(job_id);
-    request.set_page_size(1000);
-    v1::ListTrialsResponse response;
-    grpc::ClientContext context;
-    EXPECT_TRUE(jobs_->ListTrials(&context, request, &response).ok());
-    return {response.trials().begin(), response.trials().end()};
+    std::vector<v1::Trial> trials;
+    grpc::Status status = jobs_->Trials(job_id, &trials);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return trials;
   }
 
   std::string dir_;
   std::unique_ptr<RunningServer> ps_, controller_;
   std::vector<std::unique_ptr<RunningServer>> workers_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<JobClient> jobs_;
 };
 
 TEST_F(EconomyTest, ReinforceInASmallSpaceSpendsNoWorkerRunOnRepeats) {

@@ -33,6 +33,7 @@
 #include "controller/store_faults.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
+#include "tests/job_client.h"
 #include "tests/test_util.h"
 
 namespace nas {
@@ -40,6 +41,7 @@ namespace {
 
 using ::nas::controller::DamagePages;
 using ::nas::testing::BinaryPath;
+using ::nas::testing::JobClient;
 using ::nas::testing::LogTail;
 using ::nas::testing::NamespacedTmpfs;
 using ::nas::testing::NewTempDir;
@@ -105,9 +107,7 @@ class HostileJobsStoreTest : public ::testing::Test {
   }
 
   void Connect() {
-    jobs_ = v1::JobService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", controller_->ready.grpc_port),
-                            grpc::InsecureChannelCredentials()));
+    jobs_ = std::make_unique<JobClient>(controller_->ready.grpc_port);
   }
 
   void StopController() {
@@ -132,24 +132,8 @@ class HostileJobsStoreTest : public ::testing::Test {
     }
   }
 
-  grpc::Status Submit(const std::string& yaml, std::string* job_id) {
-    v1::SubmitJobRequest request;
-    request.set_spec_yaml(yaml);
-    v1::SubmitJobResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    if (job_id != nullptr) *job_id = response.job().job_id();
-    return status;
-  }
-
-  grpc::Status GetJob(const std::string& job_id, v1::Job* job) {
-    v1::GetJobRequest request;
-    request.set_job_id(job_id);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    return jobs_->GetJob(&context, request, job);
-  }
+  grpc::Status Submit(const std::string& yaml, std::string* job_id) { return jobs_->Submit(yaml, job_id); }
+  grpc::Status GetJob(const std::string& job_id, v1::Job* job) { return jobs_->Get(job_id, job); }
 
   int64_t Succeeded(const std::string& job_id) {
     v1::Job job;
@@ -158,35 +142,18 @@ class HostileJobsStoreTest : public ::testing::Test {
 
   // Waits until the job leaves RUNNING; its last state.
   v1::Job WaitForEnd(const std::string& job_id, absl::Duration timeout) {
-    v1::Job job;
-    Eventually(
-        [&] {
-          return GetJob(job_id, &job).ok() && job.state() != v1::JOB_STATE_RUNNING &&
-                 job.state() != v1::JOB_STATE_PENDING;
-        },
-        timeout);
-    return job;
+    return jobs_->WaitForEnd(job_id, timeout);
   }
 
   // Every trial of the job through ListTrials, by id (a repeated id fails).
   std::map<std::string, v1::Trial> AllTrials(const std::string& job_id) {
+    std::vector<v1::Trial> listed;
+    grpc::Status status = jobs_->Trials(job_id, &listed);
+    EXPECT_TRUE(status.ok()) << status.error_message();
     std::map<std::string, v1::Trial> trials;
-    std::string token;
-    do {
-      v1::ListTrialsRequest request;
-      request.set_job_id(job_id);
-      request.set_page_size(1000);
-      request.set_page_token(token);
-      v1::ListTrialsResponse response;
-      grpc::ClientContext context;
-      grpc::Status status = jobs_->ListTrials(&context, request, &response);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-      if (!status.ok()) break;
-      for (const v1::Trial& t : response.trials()) {
-        EXPECT_TRUE(trials.emplace(t.trial_id(), t).second) << "trial " << t.trial_id() << " twice";
-      }
-      token = response.next_page_token();
-    } while (!token.empty());
+    for (const v1::Trial& t : listed) {
+      EXPECT_TRUE(trials.emplace(t.trial_id(), t).second) << "trial " << t.trial_id() << " twice";
+    }
     return trials;
   }
 
@@ -220,7 +187,7 @@ class HostileJobsStoreTest : public ::testing::Test {
   std::unique_ptr<NamespacedTmpfs> tmpfs_;
   std::optional<RunningServer> controller_;
   std::vector<RunningServer> workers_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<JobClient> jobs_;
 };
 
 // Row 5: the data dir fills up while a job runs, then has space again.
@@ -260,7 +227,7 @@ TEST_F(HostileJobsStoreTest, AFullDataDirRefusesWritesServesReadsAndTheJobFinish
     v1::ListJobsRequest request;
     v1::ListJobsResponse response;
     grpc::ClientContext context;
-    ASSERT_TRUE(jobs_->ListJobs(&context, request, &response).ok());
+    ASSERT_TRUE(jobs_->stub()->ListJobs(&context, request, &response).ok());
     EXPECT_EQ(response.jobs_size(), 1);
   }
   EXPECT_FALSE(AllTrials(job_id).empty());
@@ -347,7 +314,7 @@ TEST_F(HostileJobsStoreTest, DamagedPagesOfOneJobFailThatJobAloneAndTheOtherRuns
     v1::ListJobsRequest request;
     v1::ListJobsResponse response;
     grpc::ClientContext context;
-    ASSERT_TRUE(jobs_->ListJobs(&context, request, &response).ok());
+    ASSERT_TRUE(jobs_->stub()->ListJobs(&context, request, &response).ok());
     EXPECT_EQ(response.jobs_size(), 2);
   }
   v1::Job done = WaitForEnd(intact, absl::Minutes(2));

@@ -21,11 +21,13 @@
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
+#include "tests/job_client.h"
 #include "tests/test_util.h"
 
 namespace nas {
 namespace {
 
+using ::nas::testing::JobClient;
 using ::nas::testing::LogTail;
 using ::nas::testing::NewTempDir;
 using ::nas::testing::RunningServer;
@@ -75,8 +77,7 @@ class Cluster {
                                   dir_);
     ASSERT_TRUE(controller.ok()) << controller.status();
     controller_ = std::move(*controller);
-    jobs_ = v1::JobService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", controller_->ready.grpc_port), grpc::InsecureChannelCredentials()));
+    jobs_ = std::make_unique<JobClient>(controller_->ready.grpc_port);
     StartWorker(worker_flags);
   }
   void StartWorker(const std::vector<std::string>& flags) {
@@ -90,49 +91,23 @@ class Cluster {
     worker_pid_ = worker_->process.pid();
   }
 
-  grpc::Status Submit(const std::string& yaml, std::string* job_id) {
-    v1::SubmitJobRequest request;
-    request.set_spec_yaml(yaml);
-    v1::SubmitJobResponse response;
-    grpc::ClientContext context;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    *job_id = response.job().job_id();
-    return status;
-  }
+  grpc::Status Submit(const std::string& yaml, std::string* job_id) { return jobs_->Submit(yaml, job_id); }
   v1::Job Get(const std::string& job_id) {
-    v1::GetJobRequest request;
-    request.set_job_id(job_id);
     v1::Job job;
-    grpc::ClientContext context;
-    EXPECT_TRUE(jobs_->GetJob(&context, request, &job).ok());
+    EXPECT_TRUE(jobs_->Get(job_id, &job).ok());
     return job;
   }
-  // Polls the job until it leaves RUNNING/QUEUED or `timeout` passes.
   v1::Job WaitForEnd(const std::string& job_id, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    v1::Job job = Get(job_id);
-    while ((job.state() == v1::JOB_STATE_RUNNING || job.state() == v1::JOB_STATE_PENDING) &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(50));
-      job = Get(job_id);
-    }
-    return job;
+    return jobs_->WaitForEnd(job_id, timeout);
   }
   std::vector<v1::Trial> Trials(const std::string& job_id) {
-    v1::ListTrialsRequest request;
-    request.set_job_id(job_id);
-    request.set_page_size(1000);
-    v1::ListTrialsResponse response;
-    grpc::ClientContext context;
-    EXPECT_TRUE(jobs_->ListTrials(&context, request, &response).ok());
-    return {response.trials().begin(), response.trials().end()};
+    std::vector<v1::Trial> trials;
+    EXPECT_TRUE(jobs_->Trials(job_id, &trials).ok());
+    return trials;
   }
   v1::Job Cancel(const std::string& job_id) {
-    v1::CancelJobRequest request;
-    request.set_job_id(job_id);
     v1::Job job;
-    grpc::ClientContext context;
-    grpc::Status status = jobs_->CancelJob(&context, request, &job);
+    grpc::Status status = jobs_->Cancel(job_id, &job);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return job;
   }
@@ -158,7 +133,7 @@ class Cluster {
   std::string dir_;
   std::optional<RunningServer> ps_, controller_, worker_;
   pid_t worker_pid_ = 0;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<JobClient> jobs_;
 };
 
 // Row 1: too large at submit, and too large for one worker.
