@@ -214,6 +214,13 @@ void AppendJsonString(absl::string_view text, std::string* out) {
   out->push_back('"');
 }
 
+// A list of numbers, strings or booleans: printed on one line.
+bool IsScalarList(const Value& value) {
+  return std::all_of(value.items.begin(), value.items.end(), [](const Value& item) {
+    return item.kind != Value::Kind::kList && item.kind != Value::Kind::kMap;
+  });
+}
+
 void AppendJson(const Value& value, int indent, std::string* out) {
   const std::string pad(indent + 2, ' ');
   switch (value.kind) {
@@ -231,6 +238,14 @@ void AppendJson(const Value& value, int indent, std::string* out) {
       return absl::StrAppend(out, ShortestDouble(value.number, 17));
     case Value::Kind::kList:
       if (value.items.empty()) return absl::StrAppend(out, "[]");
+      if (IsScalarList(value)) {
+        absl::StrAppend(out, "[");
+        for (size_t i = 0; i < value.items.size(); ++i) {
+          if (i > 0) absl::StrAppend(out, ", ");
+          AppendJson(value.items[i], indent, out);
+        }
+        return absl::StrAppend(out, "]");
+      }
       absl::StrAppend(out, "[\n");
       for (size_t i = 0; i < value.items.size(); ++i) {
         absl::StrAppend(out, pad);
@@ -299,10 +314,7 @@ void EmitYaml(const Value& value, YAML::Emitter& out) {
       }
       return;
     case Value::Kind::kList:
-      if (value.items.empty()) {
-        out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
-        return;
-      }
+      if (value.items.empty() || IsScalarList(value)) out << YAML::Flow;
       out << YAML::BeginSeq;
       for (const Value& item : value.items) EmitYaml(item, out);
       out << YAML::EndSeq;
@@ -381,7 +393,8 @@ std::string Table(const std::vector<std::string>& header,
         absl::StrAppend(&out, cells[i], std::string(widths[i] - cells[i].size() + 2, ' '));
       }
     }
-    return out + "\n";
+    // No trailing blanks when the last cells are empty.
+    return std::string(absl::StripTrailingAsciiWhitespace(out)) + "\n";
   };
   std::string out = with_header ? line(header) : "";
   for (const auto& row : rows) out += line(row);

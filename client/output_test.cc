@@ -278,6 +278,23 @@ TEST(YamlTest, EveryStringReadsBackAsTheSameStringThroughAYamlParser) {
   }
 }
 
+TEST(YamlTest, ListsOfStringsReadBackItemByItem) {
+  v1::Trial trial;
+  for (const std::string& text : TrickyStrings()) {
+    trial.mutable_architecture()->mutable_cell()->add_edge_operations(text);
+  }
+  for (OutputFormat format : {OutputFormat::kYaml, OutputFormat::kJson}) {
+    const std::string out = FormatTrial(trial, format);
+    const YAML::Node list = YAML::Load(out)["architecture"]["cell"]["edge_operations"];
+    ASSERT_TRUE(list.IsSequence()) << out;
+    ASSERT_EQ(list.size(), TrickyStrings().size()) << out;
+    for (size_t i = 0; i < list.size(); ++i) {
+      EXPECT_FALSE(ReadsAsNonString(list[i])) << out;
+      EXPECT_EQ(list[i].Scalar(), TrickyStrings()[i]) << out;
+    }
+  }
+}
+
 TEST(YamlTest, OrdinaryIdsStayPlainAndNumbersKeepTheirValue) {
   v1::Job job;
   job.set_job_id("j-20261124-041502-3f1a");
