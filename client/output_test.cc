@@ -30,6 +30,7 @@ v1::Trial TrialWithCurve() {
   trial.set_worker_id("worker-3");
   trial.set_create_time_unix_ms(1'000'000);
   trial.set_end_time_unix_ms(1'065'000);
+  trial.set_sequence(7);
   v1::Architecture* arch = trial.mutable_architecture();
   arch->set_canonical("L0:3x3/24/s1/in[]|L1:5x5/36/s1/in[0]");
   v1::MacroCnnLayer* l0 = arch->mutable_macro_cnn()->add_layers();
@@ -68,7 +69,7 @@ TEST(FormatTrialTest, TableShowsTheDetailsAndTheCurveOneRowPerEpoch) {
   const std::string out = FormatTrial(TrialWithCurve(), OutputFormat::kTable);
   for (const char* expected :
        {"trial:             t000007\n", "job:               j-1\n",
-        "state:             succeeded\n", "attempts:          2\n",
+        "sequence:          7\n", "state:             succeeded\n", "attempts:          2\n",
         "worker:            worker-3\n", "reward:            0.8125\n",
         "accuracy:          0.8750\n", "duration:          1m05s\n",
         "architecture:      L0:3x3/24/s1/in[]|L1:5x5/36/s1/in[0]\n",
