@@ -22,10 +22,9 @@ namespace {
 // kept, each escaped (EscapeForTerminal), so no control byte reaches the
 // terminal from an error either.
 std::string PrintableLines(const std::string& message) {
-  return absl::StrJoin(absl::StrSplit(message, '\n'), "\n",
-                       [](std::string* out, absl::string_view line) {
-                         out->append(EscapeForTerminal(line));
-                       });
+  return absl::StrJoin(
+      absl::StrSplit(message, '\n'), "\n",
+      [](std::string* out, absl::string_view line) { out->append(EscapeForTerminal(line)); });
 }
 
 std::string EnvOrEmpty(const char* name) {
@@ -132,8 +131,8 @@ Cli::Cli() : app_("nasctl: submit and watch neural architecture search jobs.", "
       ->type_name("NAME");
 }
 
-CLI::App* Cli::AddCommand(CLI::App& parent, const std::string& name,
-                          const std::string& description, std::function<int()> run) {
+CLI::App* Cli::AddCommand(CLI::App& parent, const std::string& name, const std::string& description,
+                          std::function<int()> run) {
   CLI::App* command = parent.add_subcommand(name, description);
   if (run != nullptr) {
     command->callback([this, run = std::move(run)] { chosen_ = run; });
@@ -161,15 +160,13 @@ int Cli::Main(int argc, char** argv) {
     if (!SubcommandNames(innermost).empty() && !extras.empty() &&
         !absl::StartsWith(extras.front(), "-")) {
       const std::string path = CommandPath(innermost);
-      return UsageFail(absl::StrCat("unknown command '", path.empty() ? "" : path + " ",
-                                    extras.front(), "'; one of: ",
-                                    absl::StrJoin(SubcommandNames(innermost), ", "),
-                                    "\nRun 'nasctl ", path.empty() ? "" : path + " ",
-                                    "--help' for usage."));
+      return UsageFail(
+          absl::StrCat("unknown command '", path.empty() ? "" : path + " ", extras.front(),
+                       "'; one of: ", absl::StrJoin(SubcommandNames(innermost), ", "),
+                       "\nRun 'nasctl ", path.empty() ? "" : path + " ", "--help' for usage."));
     }
     return UsageFail(absl::StrCat(e.what(), "\nRun 'nasctl ", CommandPath(innermost),
-                                  CommandPath(innermost).empty() ? "" : " ",
-                                  "--help' for usage."));
+                                  CommandPath(innermost).empty() ? "" : " ", "--help' for usage."));
   } catch (const CLI::ParseError& e) {
     const std::string path = CommandPath(Innermost(app_));
     return UsageFail(absl::StrCat(e.what(), "\nRun 'nasctl ", path, path.empty() ? "" : " ",
@@ -180,9 +177,11 @@ int Cli::Main(int argc, char** argv) {
     const CLI::App* innermost = Innermost(app_);
     const std::string path = CommandPath(innermost);
     const std::string parent = CommandPath(innermost->get_parent());
-    std::cerr << innermost->help(innermost == &app_ ? "" : absl::StrCat("nasctl", parent.empty() ? "" : " ", parent));
-    return UsageFail(absl::StrCat(path.empty() ? "no command given" : path + ": no subcommand given",
-                                  "; one of: ", absl::StrJoin(SubcommandNames(innermost), ", ")));
+    std::cerr << innermost->help(
+        innermost == &app_ ? "" : absl::StrCat("nasctl", parent.empty() ? "" : " ", parent));
+    return UsageFail(
+        absl::StrCat(path.empty() ? "no command given" : path + ": no subcommand given",
+                     "; one of: ", absl::StrJoin(SubcommandNames(innermost), ", ")));
   }
   return chosen_();
 }
@@ -253,8 +252,8 @@ int Cli::FailCall(const absl::Status& status, bool tls) const {
                                absl::FormatDuration(globals_.timeout),
                                " — raise --timeout or check 'nasctl local status'"));
     case absl::StatusCode::kInvalidArgument:
-      return Fail(absl::StrCat("rejected:\n  ", absl::StrReplaceAll(status.message(),
-                                                                    {{"\n", "\n  "}})));
+      return Fail(
+          absl::StrCat("rejected:\n  ", absl::StrReplaceAll(status.message(), {{"\n", "\n  "}})));
     default:
       if (status.message().empty()) {
         return Fail(absl::StrCat("controller at ", server, " answered ",
@@ -289,8 +288,10 @@ std::string Cli::BashCompletion() const {
         continue;
       }
       std::vector<std::string> patterns;
-      for (const std::string& name : option->get_snames()) patterns.push_back("\"" + path + "|-" + name + "\"");
-      for (const std::string& name : option->get_lnames()) patterns.push_back("\"" + path + "|--" + name + "\"");
+      for (const std::string& name : option->get_snames())
+        patterns.push_back("\"" + path + "|-" + name + "\"");
+      for (const std::string& name : option->get_lnames())
+        patterns.push_back("\"" + path + "|--" + name + "\"");
       absl::StrAppend(&values, "    ", absl::StrJoin(patterns, "|"), ") echo \"",
                       absl::StrJoin(words->second, " "), "\" ;;\n");
     }
@@ -299,8 +300,8 @@ std::string Cli::BashCompletion() const {
       "# bash completion for nasctl (generated by `nasctl completion bash`).\n"
       "# Use: source <(nasctl completion bash), or save it as\n"
       "# /etc/bash_completion.d/nasctl.\n"
-      "_nasctl_commands() {\n  case \"$1\" in\n", commands, "  esac\n}\n",
-      "_nasctl_options() {\n  case \"$1\" in\n", options, "  esac\n}\n",
+      "_nasctl_commands() {\n  case \"$1\" in\n",
+      commands, "  esac\n}\n", "_nasctl_options() {\n  case \"$1\" in\n", options, "  esac\n}\n",
       "_nasctl_values() {\n  case \"$1|$2\" in\n", values, "  esac\n}\n",
       "_nasctl_arguments() {\n  case \"$1\" in\n", arguments, "  esac\n}\n",
       R"bash(_nasctl() {

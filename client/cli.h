@@ -19,7 +19,6 @@
 #define NAS_CLIENT_CLI_H_
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <map>
 #include <memory>

@@ -4,6 +4,7 @@
 // client/cli.h has the flags every command takes and how to add one.
 //
 // Exit codes: 0 success, 1 failure (including a rejected job spec), 2 usage.
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -69,25 +68,26 @@ void AddListFlags(Cli& cli, CLI::App* command, const std::vector<std::string>& f
   AddOutputFlag(cli, command, &flags->output);
   command->add_flag("--no-headers,--no_headers", flags->no_headers,
                     "table, wide, csv: leave out the header row");
-  CLI::Option* sort = command
-      ->add_option("--sort-by,--sort_by", flags->sort_by,
-                   "sort by this field, ascending ('-reward': descending): " +
-                       absl::StrJoin(fields, ", "))
-      ->type_name("FIELD")
-      ->check(CLI::Validator(
-          [fields](std::string& text) -> std::string {
-            const std::string name = text.rfind('-', 0) == 0 ? text.substr(1) : text;
-            if (std::find(fields.begin(), fields.end(), name) != fields.end()) return "";
-            return "unknown field '" + text + "'; one of " + absl::StrJoin(fields, ", ");
-          },
-          ""));
+  CLI::Option* sort =
+      command
+          ->add_option("--sort-by,--sort_by", flags->sort_by,
+                       "sort by this field, ascending ('-reward': descending): " +
+                           absl::StrJoin(fields, ", "))
+          ->type_name("FIELD")
+          ->check(CLI::Validator(
+              [fields](std::string& text) -> std::string {
+                const std::string name = text.rfind('-', 0) == 0 ? text.substr(1) : text;
+                if (std::find(fields.begin(), fields.end(), name) != fields.end()) return "";
+                return "unknown field '" + text + "'; one of " + absl::StrJoin(fields, ", ");
+              },
+              ""));
   cli.SetCompletions(sort, fields);
 }
 
 // --state S1,S2: the one spelling of each state, case-insensitive.
 template <typename Parse>
-CLI::Option* AddStateFlag(Cli& cli, CLI::App* command, std::vector<std::string> names,
-                          Parse parse, std::string* states) {
+CLI::Option* AddStateFlag(Cli& cli, CLI::App* command, std::vector<std::string> names, Parse parse,
+                          std::string* states) {
   CLI::Option* option =
       command
           ->add_option("--state", *states,
@@ -175,12 +175,10 @@ int RunSubmit(Client& client, const SubmitOptions& options) {
 
 void AddSubmitCommand(Cli& cli) {
   auto options = std::make_shared<SubmitOptions>();
-  CLI::App* command = cli.AddCommand(cli.app(), "submit", "submit a job spec (docs/job_spec.md)",
-                                     [&cli, options] {
-                                       return cli.WithClient([&](Client& client) {
-                                         return RunSubmit(client, *options);
-                                       });
-                                     });
+  CLI::App* command =
+      cli.AddCommand(cli.app(), "submit", "submit a job spec (docs/job_spec.md)", [&cli, options] {
+        return cli.WithClient([&](Client& client) { return RunSubmit(client, *options); });
+      });
   command->add_option("FILE", options->file, "the job spec, YAML (a regular file up to 1 MiB)")
       ->required();
   command->add_flag("--watch", options->watch, "then show the live view until the job ends");
@@ -357,8 +355,7 @@ void AddTrialCommand(Cli& cli) {
           v1::Trial trial;
           grpc::ClientContext context;
           client.Prepare(&context);
-          absl::Status status =
-              FromGrpcStatus(client.stub()->GetTrial(&context, request, &trial));
+          absl::Status status = FromGrpcStatus(client.stub()->GetTrial(&context, request, &trial));
           if (!status.ok()) return client.FailCall(status);
           std::cout << FormatTrial(trial, *ParseOutputFormat(options->output));
           return kOk;
@@ -425,8 +422,7 @@ void AddCancelCommand(Cli& cli) {
           v1::Job job;
           grpc::ClientContext context;
           client.Prepare(&context);
-          absl::Status status =
-              FromGrpcStatus(client.stub()->CancelJob(&context, request, &job));
+          absl::Status status = FromGrpcStatus(client.stub()->CancelJob(&context, request, &job));
           if (!status.ok()) return client.FailCall(status);
           std::cout << "cancelled job " << EscapeForTerminal(job.job_id()) << " ("
                     << job.trials_succeeded() << " trials succeeded; results kept)\n";
@@ -472,14 +468,14 @@ int RunLocalStatus(const LocalOptions& options) {
     return kOk;
   }
   bool all_ok = true;
-  std::cout << absl::StrFormat("%-12s %-8s %-9s %-8s %-8s %s\n", "PROCESS", "PID", "STATE",
-                               "GRPC", "METRICS", "LOG");
+  std::cout << absl::StrFormat("%-12s %-8s %-9s %-8s %-8s %s\n", "PROCESS", "PID", "STATE", "GRPC",
+                               "METRICS", "LOG");
   for (const LocalProcess& p : *processes) {
     const std::string state = !p.alive ? "DEAD" : (p.healthy ? "healthy" : "unhealthy");
     all_ok = all_ok && p.alive && p.healthy;
     std::cout << absl::StrFormat("%-12s %-8d %-9s %-8s %-8d %s\n", p.name, p.pid, state,
-                                 p.grpc_port > 0 ? absl::StrCat(p.grpc_port) : "-",
-                                 p.metrics_port, p.log_path);
+                                 p.grpc_port > 0 ? absl::StrCat(p.grpc_port) : "-", p.metrics_port,
+                                 p.log_path);
   }
   return all_ok ? kOk : kFailure;
 }
@@ -487,8 +483,9 @@ int RunLocalStatus(const LocalOptions& options) {
 void AddLocalCommand(Cli& cli) {
   auto options = std::make_shared<LocalOptions>();
   CLI::App* local = cli.AddCommand(cli.app(), "local", "a whole cluster on this machine");
-  local->add_option("--data_dir", options->data_dir,
-                    "data directory (default: $NAS_LOCAL_DIR, else ~/.nas-service/local)")
+  local
+      ->add_option("--data_dir", options->data_dir,
+                   "data directory (default: $NAS_LOCAL_DIR, else ~/.nas-service/local)")
       ->type_name("DIR");
 
   CLI::App* up = cli.AddCommand(*local, "up", "start parameter servers, controller and workers",
@@ -550,8 +547,9 @@ void AddLocalCommand(Cli& cli) {
         std::cout << "\n";
         return kOk;
       });
-  restart->add_option("COMPONENT", options->component,
-                      "a name 'nasctl local status' shows: controller, ps-0, worker-1, ...")
+  restart
+      ->add_option("COMPONENT", options->component,
+                   "a name 'nasctl local status' shows: controller, ps-0, worker-1, ...")
       ->required();
 }
 
@@ -577,12 +575,12 @@ void AddVersionCommand(Cli& cli) {
 
 void AddCompletionCommand(Cli& cli) {
   auto shell = std::make_shared<std::string>();
-  CLI::App* command = cli.AddCommand(
-      cli.app(), "completion", "print a shell completion script: source <(nasctl completion bash)",
-      [&cli] {
-        std::cout << cli.BashCompletion();
-        return kOk;
-      });
+  CLI::App* command =
+      cli.AddCommand(cli.app(), "completion",
+                     "print a shell completion script: source <(nasctl completion bash)", [&cli] {
+                       std::cout << cli.BashCompletion();
+                       return kOk;
+                     });
   CLI::Option* option = command->add_option("SHELL", *shell, "the shell: bash")
                             ->required()
                             ->check(CLI::IsMember({"bash"}));

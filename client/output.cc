@@ -39,10 +39,10 @@ using google::protobuf::Reflection;
 struct Value {
   enum class Kind { kString, kInteger, kFloat, kBool, kList, kMap };
   Kind kind = Kind::kString;
-  std::string text;     // kString: the string; kInteger: its digits.
-  double number = 0;    // kFloat.
-  bool flag = false;    // kBool.
-  std::vector<Value> items;                            // kList.
+  std::string text;                                   // kString: the string; kInteger: its digits.
+  double number = 0;                                  // kFloat.
+  bool flag = false;                                  // kBool.
+  std::vector<Value> items;                           // kList.
   std::vector<std::pair<std::string, Value>> fields;  // kMap, in field order.
 };
 
@@ -118,7 +118,8 @@ Value FieldValue(const Message& message, const FieldDescriptor* field, int index
                             : r->GetDouble(message, field));
     case FieldDescriptor::CPPTYPE_FLOAT: {
       // Printed with float precision: 0.1f as 0.1, not 0.100000001490116.
-      const float f = rep ? r->GetRepeatedFloat(message, field, index) : r->GetFloat(message, field);
+      const float f =
+          rep ? r->GetRepeatedFloat(message, field, index) : r->GetFloat(message, field);
       double d = f;
       if (std::isfinite(f)) d = std::strtod(ShortestDouble(f, 9).c_str(), nullptr);
       return FloatValue(d);
@@ -130,8 +131,8 @@ Value FieldValue(const Message& message, const FieldDescriptor* field, int index
       return v;
     }
     case FieldDescriptor::CPPTYPE_ENUM: {
-      const int number = rep ? r->GetRepeatedEnumValue(message, field, index)
-                             : r->GetEnumValue(message, field);
+      const int number =
+          rep ? r->GetRepeatedEnumValue(message, field, index) : r->GetEnumValue(message, field);
       const EnumValueDescriptor* value = field->enum_type()->FindValueByNumber(number);
       return value != nullptr ? StringValue(EnumSpelling(value))
                               : IntegerValue(absl::StrCat(number));
@@ -166,9 +167,9 @@ Value MessageValue(const Message& message) {
       for (int j = 0; j < r->FieldSize(message, field); ++j) {
         const Message& entry = r->GetRepeatedMessage(message, field, j);
         Value k = FieldValue(entry, key, -1);
-        value.fields.emplace_back(k.kind == Value::Kind::kBool ? (k.flag ? "true" : "false")
-                                                               : k.text,
-                                  FieldValue(entry, val, -1));
+        value.fields.emplace_back(
+            k.kind == Value::Kind::kBool ? (k.flag ? "true" : "false") : k.text,
+            FieldValue(entry, val, -1));
       }
       std::sort(value.fields.begin(), value.fields.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -426,9 +427,9 @@ std::string SecondsCell(double seconds) {
 }
 
 double JobDuration(const v1::Job& job) {
-  return Seconds(job.start_time_unix_ms() != 0 ? job.start_time_unix_ms()
-                                               : job.create_time_unix_ms(),
-                 job.end_time_unix_ms());
+  return Seconds(
+      job.start_time_unix_ms() != 0 ? job.start_time_unix_ms() : job.create_time_unix_ms(),
+      job.end_time_unix_ms());
 }
 
 double TrialDuration(const v1::Trial& t) {
@@ -486,14 +487,26 @@ const std::vector<Column<v1::Job>>& JobColumns() {
 
 // What the table and the wide table show, in order, by column name.
 const std::vector<std::string> kJobTable = {
-    "job_id",        "name",         "state",   "strategy", "trials_succeeded",
-    "trials_failed", "trials_running", "trials_queued", "best_reward", "best_trial_id",
-    "created",       "duration_seconds"};
-const std::vector<std::string> kJobWide = {
-    "job_id",        "name",          "state",         "strategy",         "trials_succeeded",
-    "trials_failed", "trials_running", "trials_queued", "samples",         "cache_hits",
-    "connected_workers", "best_reward", "best_trial_id", "created", "ended",
-    "duration_seconds", "error"};
+    "job_id",           "name",          "state",          "strategy",
+    "trials_succeeded", "trials_failed", "trials_running", "trials_queued",
+    "best_reward",      "best_trial_id", "created",        "duration_seconds"};
+const std::vector<std::string> kJobWide = {"job_id",
+                                           "name",
+                                           "state",
+                                           "strategy",
+                                           "trials_succeeded",
+                                           "trials_failed",
+                                           "trials_running",
+                                           "trials_queued",
+                                           "samples",
+                                           "cache_hits",
+                                           "connected_workers",
+                                           "best_reward",
+                                           "best_trial_id",
+                                           "created",
+                                           "ended",
+                                           "duration_seconds",
+                                           "error"};
 
 // A failed trial's table cell shows its error instead of its architecture.
 std::string ArchitectureOrError(const v1::Trial& t) {
@@ -536,8 +549,7 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
        [](const T& t) { return static_cast<double>(t.create_time_unix_ms()); }},
       {"ended", "ENDED", [](const T& t) { return Time(t.end_time_unix_ms()); },
        [](const T& t) { return static_cast<double>(t.end_time_unix_ms()); }},
-      {"duration_seconds", "DURATION",
-       [](const T& t) { return FormatDuration(TrialDuration(t)); },
+      {"duration_seconds", "DURATION", [](const T& t) { return FormatDuration(TrialDuration(t)); },
        [](const T& t) { return TrialDuration(t); },
        [](const T& t) { return SecondsCell(TrialDuration(t)); }},
   };
@@ -545,12 +557,13 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
 }
 
 const std::vector<std::string> kTrialTable = {
-    "trial_id", "sequence",      "state",    "reward",           "accuracy",
+    "trial_id",   "sequence",      "state",    "reward",           "accuracy",
     "parameters", "train_seconds", "attempts", "duration_seconds", "canonical"};
 const std::vector<std::string> kTrialWide = {
-    "trial_id",      "sequence", "state",     "reward",  "accuracy",  "parameters",
-    "flops",         "latency_seconds", "train_seconds", "attempts", "worker_id",
-    "cached_from",   "created",  "ended",     "duration_seconds", "canonical"};
+    "trial_id",   "sequence",    "state",           "reward",        "accuracy",
+    "parameters", "flops",       "latency_seconds", "train_seconds", "attempts",
+    "worker_id",  "cached_from", "created",         "ended",         "duration_seconds",
+    "canonical"};
 
 template <typename T>
 const Column<T>* FindColumn(const std::vector<Column<T>>& columns, absl::string_view name) {
@@ -562,8 +575,7 @@ const Column<T>* FindColumn(const std::vector<Column<T>>& columns, absl::string_
 
 template <typename T>
 std::string FormatList(const std::vector<T>& items, const ListOptions& options,
-                       const std::vector<Column<T>>& columns,
-                       const std::vector<std::string>& table,
+                       const std::vector<Column<T>>& columns, const std::vector<std::string>& table,
                        const std::vector<std::string>& wide,
                        const std::function<std::string(const T&)>& id) {
   switch (options.format) {
@@ -585,7 +597,8 @@ std::string FormatList(const std::vector<T>& items, const ListOptions& options,
       }
       for (const T& item : items) {
         std::vector<std::string> row;
-        for (const Column<T>& c : columns) row.push_back(CsvField(c.csv ? c.csv(item) : c.cell(item)));
+        for (const Column<T>& c : columns)
+          row.push_back(CsvField(c.csv ? c.csv(item) : c.cell(item)));
         out += absl::StrJoin(row, ",") + "\n";
       }
       return out;
@@ -666,8 +679,7 @@ absl::StatusOr<std::vector<Enum>> ParseStates(absl::string_view list,
     }
     if (found == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown ", kind, " state '", word, "'; one of ",
-          absl::StrJoin(StateNames(type), ", ")));
+          "unknown ", kind, " state '", word, "'; one of ", absl::StrJoin(StateNames(type), ", ")));
     }
     states.push_back(static_cast<Enum>(found->number()));
   }
@@ -676,8 +688,8 @@ absl::StatusOr<std::vector<Enum>> ParseStates(absl::string_view list,
 
 }  // namespace
 
-const char* const kCurveCsvColumns[] = {"epoch", "train_loss", "train_accuracy",
-                                        "validation_accuracy", "seconds", nullptr};
+const char* const kCurveCsvColumns[] = {
+    "epoch", "train_loss", "train_accuracy", "validation_accuracy", "seconds", nullptr};
 
 std::string EscapeForTerminal(absl::string_view text) { return EscapeUnprintable(text); }
 
@@ -712,12 +724,8 @@ std::string ShortState(v1::TrialState state) {
   return value != nullptr ? EnumSpelling(value) : absl::StrCat(static_cast<int>(state));
 }
 
-std::vector<std::string> JobStateNames() {
-  return StateNames(v1::JobState_descriptor());
-}
-std::vector<std::string> TrialStateNames() {
-  return StateNames(v1::TrialState_descriptor());
-}
+std::vector<std::string> JobStateNames() { return StateNames(v1::JobState_descriptor()); }
+std::vector<std::string> TrialStateNames() { return StateNames(v1::TrialState_descriptor()); }
 
 absl::StatusOr<std::vector<v1::JobState>> ParseJobStates(absl::string_view list) {
   return ParseStates<v1::JobState>(list, v1::JobState_descriptor(), "job");
@@ -790,25 +798,25 @@ std::string FormatJob(const v1::Job& job, OutputFormat format) {
   row("state", ShortState(job.state()));
   if (!job.error().empty()) row("error", job.error());
   row("strategy", job.spec().strategy().name());
-  row("parallelism",
-      absl::StrCat("S=", job.spec().parallelism().num_shards(),
-                   " K=", job.spec().parallelism().num_replicas(),
-                   " m=", job.spec().parallelism().children_per_replica()));
+  row("parallelism", absl::StrCat("S=", job.spec().parallelism().num_shards(),
+                                  " K=", job.spec().parallelism().num_replicas(),
+                                  " m=", job.spec().parallelism().children_per_replica()));
   row("budget", absl::StrCat(job.spec().budget().max_trials(), " evaluations, ",
                              job.spec().budget().max_samples(), " samples",
                              job.spec().budget().max_wall_seconds() > 0
                                  ? absl::StrCat(", ", job.spec().budget().max_wall_seconds(), " s")
                                  : ""));
-  row("trials", absl::StrCat(job.trials_succeeded(), " succeeded, ", job.trials_failed(),
-                             " failed, ", job.trials_running(), " running, ",
-                             job.trials_queued(), " queued"));
+  row("trials",
+      absl::StrCat(job.trials_succeeded(), " succeeded, ", job.trials_failed(), " failed, ",
+                   job.trials_running(), " running, ", job.trials_queued(), " queued"));
   row("samples", absl::StrCat(job.samples()));
-  row("cache hits", absl::StrCat(job.cache_hits(), " (evaluations saved: samples answered from "
-                                                    "the job's earlier evaluations)"));
+  row("cache hits", absl::StrCat(job.cache_hits(),
+                                 " (evaluations saved: samples answered from "
+                                 "the job's earlier evaluations)"));
   row("compute", absl::StrFormat("%.1f worker-seconds, %d epochs trained", job.worker_seconds(),
                                  job.epochs_trained()));
-  row("stopped early", absl::StrCat(job.trials_stopped(), " trials (", job.epochs_saved(),
-                                    " epochs saved)"));
+  row("stopped early",
+      absl::StrCat(job.trials_stopped(), " trials (", job.epochs_saved(), " epochs saved)"));
   row("best reward", absl::StrCat(Reward(job.best_reward()), "  (", job.best_trial_id(), ")"));
   row("best architecture", job.best_canonical());
   row("mean reward", Reward(job.mean_reward()));
@@ -828,17 +836,18 @@ std::string FormatArchitecture(const v1::Architecture& arch) {
     for (int i = 0; i < arch.macro_cnn().layers_size(); ++i) {
       const v1::MacroCnnLayer& layer = arch.macro_cnn().layers(i);
       std::string inputs = layer.inputs().empty() ? "image" : absl::StrJoin(layer.inputs(), ",");
-      absl::StrAppend(&out, absl::StrFormat("%5d  %dx%-4d  %7d  %6d  %s\n", i,
-                                            layer.filter_height(), layer.filter_width(),
-                                            layer.num_filters(), layer.stride(), inputs));
+      absl::StrAppend(
+          &out, absl::StrFormat("%5d  %dx%-4d  %7d  %6d  %s\n", i, layer.filter_height(),
+                                layer.filter_width(), layer.num_filters(), layer.stride(), inputs));
     }
   } else if (arch.has_cell()) {
     absl::StrAppend(&out, "edge    operation\n");
     int edge = 0;
     for (int i = 1; i < arch.cell().num_nodes(); ++i) {
       for (int j = 0; j < i && edge < arch.cell().edge_operations_size(); ++j, ++edge) {
-        absl::StrAppend(&out, absl::StrFormat("%d <- %d  %s\n", i, j,
-                                              EscapeForTerminal(arch.cell().edge_operations(edge))));
+        absl::StrAppend(&out,
+                        absl::StrFormat("%d <- %d  %s\n", i, j,
+                                        EscapeForTerminal(arch.cell().edge_operations(edge))));
       }
     }
   } else if (arch.has_recurrent_cell()) {
@@ -921,8 +930,7 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const v1::EpochResult& e : trial.curve()) rows.push_back(CurveRow(e));
-  absl::StrAppend(&out,
-                  Table({"EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL ACC", "SECONDS"}, rows));
+  absl::StrAppend(&out, Table({"EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL ACC", "SECONDS"}, rows));
   return out;
 }
 

@@ -68,19 +68,17 @@ std::vector<std::string> Lines(const std::string& text) {
 TEST(FormatTrialTest, TableShowsTheDetailsAndTheCurveOneRowPerEpoch) {
   const std::string out = FormatTrial(TrialWithCurve(), OutputFormat::kTable);
   for (const char* expected :
-       {"trial:             t000007\n", "job:               j-1\n",
-        "sequence:          7\n", "state:             succeeded\n", "attempts:          2\n",
-        "worker:            worker-3\n", "reward:            0.8125\n",
-        "accuracy:          0.8750\n", "duration:          1m05s\n",
+       {"trial:             t000007\n", "job:               j-1\n", "sequence:          7\n",
+        "state:             succeeded\n", "attempts:          2\n", "worker:            worker-3\n",
+        "reward:            0.8125\n", "accuracy:          0.8750\n", "duration:          1m05s\n",
         "architecture:      L0:3x3/24/s1/in[]|L1:5x5/36/s1/in[0]\n",
         // The readable form: one line per layer.
         "    1  5x5          36       1  0\n"}) {
     EXPECT_NE(out.find(expected), std::string::npos) << expected << "\nin:\n" << out;
   }
   const std::vector<std::string> lines = Lines(out);
-  auto header = std::find_if(lines.begin(), lines.end(), [](const std::string& line) {
-    return line.rfind("EPOCH", 0) == 0;
-  });
+  auto header = std::find_if(lines.begin(), lines.end(),
+                             [](const std::string& line) { return line.rfind("EPOCH", 0) == 0; });
   ASSERT_NE(header, lines.end()) << out;
   EXPECT_EQ(*header, "EPOCH  TRAIN LOSS  TRAIN ACC  VAL ACC  SECONDS");
   ASSERT_EQ(lines.end() - header, 4) << out;  // the header and three epochs, last
@@ -123,8 +121,7 @@ TEST(FormatTrialTest, YamlIsTheWholeTrialWithItsCurve) {
 }
 
 TEST(FormatTrialTest, CsvIsTheCurveOneRowPerEpoch) {
-  const std::vector<std::string> lines =
-      Lines(FormatTrial(TrialWithCurve(), OutputFormat::kCsv));
+  const std::vector<std::string> lines = Lines(FormatTrial(TrialWithCurve(), OutputFormat::kCsv));
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(lines[0], "epoch,train_loss,train_accuracy,validation_accuracy,seconds");
   EXPECT_EQ(lines[3], "3,0.1250,0.8750,0.6875,7.50");
@@ -148,12 +145,13 @@ void ExpectNothingATerminalActsOn(const std::string& out, const std::string& wha
   for (size_t i = 0; i < out.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(out[i]);
     if (c == '\n') continue;
-    ASSERT_FALSE(c < 0x20 || c == 0x7f) << what << ": raw byte " << int{c} << " at " << i
-                                        << " in\n" << out;
+    ASSERT_FALSE(c < 0x20 || c == 0x7f) << what << ": raw byte " << int{c} << " at " << i << " in\n"
+                                        << out;
     ASSERT_FALSE(c == 0xc2 && i + 1 < out.size() &&
                  static_cast<unsigned char>(out[i + 1]) >= 0x80 &&
                  static_cast<unsigned char>(out[i + 1]) <= 0x9f)
-        << what << ": a C1 control at " << i << " in\n" << out;
+        << what << ": a C1 control at " << i << " in\n"
+        << out;
   }
   EXPECT_EQ(out.find("\xe2\x80\xae"), std::string::npos) << what;
 }
@@ -217,8 +215,8 @@ TEST(EscapeForTerminalTest, TrialsAndArchitecturesPrintNoControlCharacterInAnyFo
   r->set_cell_inject_combination(Hostile());
   r->set_cell_inject_activation(Hostile());
   for (OutputFormat format : kEveryFormat) {
-    ExpectNothingATerminalActsOn(FormatTrials({trial, failed, cell, recurrent}, ListOptions{format}),
-                                 "FormatTrials");
+    ExpectNothingATerminalActsOn(
+        FormatTrials({trial, failed, cell, recurrent}, ListOptions{format}), "FormatTrials");
     for (const v1::Trial& t : {trial, failed, cell, recurrent}) {
       ExpectNothingATerminalActsOn(FormatTrial(t, format), "FormatTrial");
     }
@@ -232,12 +230,45 @@ TEST(EscapeForTerminalTest, TrialsAndArchitecturesPrintNoControlCharacterInAnyFo
 // indicator, leading and trailing spaces, several lines, and control
 // characters.
 const std::vector<std::string>& TrickyStrings() {
-  static const auto* strings = new std::vector<std::string>{
-      "~", "null", "Null", "", ".inf", "-.inf", ".nan", "yes", "No", "on", "OFF", "y", "true",
-      "123", "0x1f", "1e3", "0o17", "1_000", "12:30", "  leading spaces", "trailing ",
-      "first line\nsecond line\n", "- item", "key: value", "# comment", "&anchor", "*alias",
-      "!tag", "{a: 1}", "[1, 2]", "'quoted'", "\"double\"", "a\tb", "100%", "@at", "`tick",
-      "fashion-mnist r\xc3\xa9seau \xe6\x97\xa5\xe6\x9c\xac", Hostile()};
+  static const auto* strings =
+      new std::vector<std::string>{"~",
+                                   "null",
+                                   "Null",
+                                   "",
+                                   ".inf",
+                                   "-.inf",
+                                   ".nan",
+                                   "yes",
+                                   "No",
+                                   "on",
+                                   "OFF",
+                                   "y",
+                                   "true",
+                                   "123",
+                                   "0x1f",
+                                   "1e3",
+                                   "0o17",
+                                   "1_000",
+                                   "12:30",
+                                   "  leading spaces",
+                                   "trailing ",
+                                   "first line\nsecond line\n",
+                                   "- item",
+                                   "key: value",
+                                   "# comment",
+                                   "&anchor",
+                                   "*alias",
+                                   "!tag",
+                                   "{a: 1}",
+                                   "[1, 2]",
+                                   "'quoted'",
+                                   "\"double\"",
+                                   "a\tb",
+                                   "100%",
+                                   "@at",
+                                   "`tick",
+                                   "fashion-mnist r\xc3\xa9seau \xe6\x97\xa5\xe6\x9c\xac",
+                                   Hostile()};
   return *strings;
 }
 
@@ -348,14 +379,12 @@ TEST(StateTest, OneSpellingOfEveryStateInEveryFormat) {
     for (const std::string& out : outputs) {
       EXPECT_FALSE(absl::StrContains(absl::AsciiStrToLower(out), "state_")) << out;
       if (format == OutputFormat::kName) continue;
-      EXPECT_TRUE(absl::StrContains(out, "succeeded") || absl::StrContains(out, "queued"))
-          << out;
+      EXPECT_TRUE(absl::StrContains(out, "succeeded") || absl::StrContains(out, "queued")) << out;
     }
   }
   EXPECT_NE(FormatJob(jobs[0], OutputFormat::kJson).find("\"state\": \"succeeded\""),
             std::string::npos);
-  EXPECT_NE(FormatJob(jobs[0], OutputFormat::kYaml).find("state: succeeded\n"),
-            std::string::npos);
+  EXPECT_NE(FormatJob(jobs[0], OutputFormat::kYaml).find("state: succeeded\n"), std::string::npos);
 }
 
 TEST(StateTest, FiltersTakeExactlyThatSpellingInAnyCase) {
@@ -367,8 +396,8 @@ TEST(StateTest, FiltersTakeExactlyThatSpellingInAnyCase) {
   ASSERT_TRUE(trials.ok()) << trials.status();
   EXPECT_EQ(*trials,
             (std::vector<v1::TrialState>{v1::TRIAL_STATE_QUEUED, v1::TRIAL_STATE_CANCELLED}));
-  for (const char* bad : {"job_state_running", "JOB_STATE_RUNNING", "run", "queued", "",
-                          "running,", "unspecified"}) {
+  for (const char* bad :
+       {"job_state_running", "JOB_STATE_RUNNING", "run", "queued", "", "running,", "unspecified"}) {
     absl::StatusOr<std::vector<v1::JobState>> parsed = ParseJobStates(bad);
     ASSERT_FALSE(parsed.ok()) << bad;
     EXPECT_NE(parsed.status().message().find("one of pending, running, succeeded, cancelled, "
@@ -423,7 +452,8 @@ TEST(ListTest, TrialsShowSequenceAndTimesInEveryFormat) {
   EXPECT_TRUE(absl::StrContains(table[0], "DURATION")) << table[0];
   EXPECT_TRUE(absl::StrContains(table[1], "t000002  7    succeeded")) << table[1];
   EXPECT_TRUE(absl::StrContains(table[1], "1m05s")) << table[1];
-  const std::vector<std::string> wide = Lines(FormatTrials(trials, ListOptions{OutputFormat::kWide}));
+  const std::vector<std::string> wide =
+      Lines(FormatTrials(trials, ListOptions{OutputFormat::kWide}));
   for (const char* column : {"SEQ", "CREATED", "ENDED", "DURATION"}) {
     EXPECT_TRUE(absl::StrContains(wide[0], column)) << wide[0];
   }
