@@ -96,8 +96,10 @@ Cli::Cli() : app_("nasctl: submit and watch neural architecture search jobs.", "
   // `nasctl list --server=...`, `nasctl local up --data_dir=...`.
   app_.fallthrough();
   app_.footer(
+      "The flags of enclosing commands apply too: the global ones ('nasctl --help': --server, "
+      "--timeout, --token_file, --token, --tls_*) and --data_dir of 'nasctl local'.\n"
       "Exit codes: 0 success, 1 failure (unreachable controller, rejected spec, unknown job), "
-      "2 usage.\nRun 'nasctl COMMAND --help' for a command's flags; docs/cli.md has the rest.");
+      "2 usage. docs/cli.md has the rest.");
   app_.add_option("--server", globals_.server,
                   "controller address host:port (default: $NAS_SERVER, else localhost:7070)")
       ->type_name("HOST:PORT");
