@@ -761,6 +761,43 @@ TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials
   for (const auto& [canonical, n] : evaluations) EXPECT_EQ(n, 1) << canonical;
 }
 
+// A restarted job's replicas continue their random streams instead of
+// starting them again: random search in a space of millions of
+// architectures draws no architecture twice across a restart. (With each
+// replica re-seeded as at the job's start, its first rounds after the
+// restart redrew the samples of its first rounds before it: cache hits that
+// wasted samples.)
+TEST_F(ControllerFixture, RestartedReplicasContinueTheirStreamsAndRedrawNothing) {
+  StartWorkers(2);
+  v1::JobSpec spec = MacroSpec(120);
+  spec.mutable_strategy()->set_name("random");
+  spec.clear_controller();
+  spec.mutable_parallelism()->clear_num_shards();
+  spec.mutable_budget()->set_max_samples(120);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  while (reports_ < 40) absl::SleepFor(absl::Milliseconds(5));
+  Stop();
+  const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
+  reports_ = 0;
+  Start();
+  StartWorkers(2);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 120u);
+  std::set<std::string> canonicals;
+  int sampled_after_restart = 0;
+  for (const v1::Trial& t : trials) {
+    canonicals.insert(t.architecture().canonical());
+    EXPECT_TRUE(t.cached_from().empty()) << t.trial_id() << " redrew " << t.cached_from();
+    sampled_after_restart += t.create_time_unix_ms() >= restart_ms ? 1 : 0;
+  }
+  EXPECT_GE(sampled_after_restart, 8) << "every replica sampled after the restart";
+  EXPECT_EQ(canonicals.size(), 120u);
+  EXPECT_EQ(done.cache_hits(), 0);
+}
+
 v1::JobSpec EvolutionSpec(int max_trials) {
   v1::JobSpec spec = MacroSpec(max_trials);
   spec.mutable_strategy()->set_name("evolution");
