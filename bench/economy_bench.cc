@@ -21,8 +21,8 @@
 // the nas_controller and --reinforce_workers nas_worker processes on
 // 127.0.0.1 with the lookup evaluator, on a table written by
 // tools/make_lookup_table (the default structured NAS-Bench-201-style table,
-// with learning curves of --reinforce_epochs epochs of 30 simulated seconds,
-// replayed at time_scale 0). One REINFORCE job per seed (--reinforce_seeds,
+// with learning curves of --reinforce_epochs epochs, replayed at time_scale
+// 0: the worker-seconds are the table's simulated seconds). One REINFORCE job per seed (--reinforce_seeds,
 // all submitted at once) with the example's settings (learning rate 0.01,
 // K = 2, m = 4) and --reinforce_samples samples; from each job's trials:
 // samples, evaluations (worker runs), cache hits, distinct architectures,
