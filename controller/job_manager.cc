@@ -201,6 +201,26 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   broker_options.metrics = manager->metrics_.get();
   ASSIGN_OR_RETURN(manager->broker_, TrialBroker::Create(broker_options));
   ASSIGN_OR_RETURN(std::vector<v1::Job> records, options.store->LoadJobs());
+  // Results shared across jobs (evaluator.reuse_results), ended jobs' too,
+  // before any job dispatches (oldest job first: its evaluations stand).
+  std::vector<const v1::Job*> sharing;
+  for (const v1::Job& record : records) {
+    if (record.has_spec() && record.spec().evaluator().reuse_results()) sharing.push_back(&record);
+  }
+  std::sort(sharing.begin(), sharing.end(), [](const v1::Job* a, const v1::Job* b) {
+    return a->create_time_unix_ms() < b->create_time_unix_ms();
+  });
+  for (const v1::Job* record : sharing) {
+    absl::StatusOr<std::vector<v1::Trial>> evaluated =
+        options.store->EvaluatedTrials(record->job_id());
+    if (!evaluated.ok()) {
+      // A job whose rows cannot be read shares nothing; StartJob says why.
+      NAS_LOG(Warning) << "job " << record->job_id()
+                       << ": its results are not shared with other jobs: " << evaluated.status();
+      continue;
+    }
+    manager->broker_->AddSharedResults(record->spec(), *evaluated);
+  }
   for (v1::Job& record : records) {
     const std::string id = record.job_id();
     if (record.state() == v1::JOB_STATE_FAILED && !record.has_spec()) {

@@ -46,6 +46,7 @@ constexpr AddedColumn kAddedColumns[] = {
     {"trials", "worker_seconds", "REAL NOT NULL DEFAULT 0"},
     {"trials", "epochs_trained", "INTEGER NOT NULL DEFAULT 0"},
     {"trials", "stopped_early", "INTEGER NOT NULL DEFAULT 0"},
+    {"trials", "cached_from_job", "TEXT NOT NULL DEFAULT ''"},
 };
 
 constexpr char kSchema[] = R"sql(
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS trials (
   worker_seconds    REAL NOT NULL DEFAULT 0,
   epochs_trained    INTEGER NOT NULL DEFAULT 0,
   stopped_early     INTEGER NOT NULL DEFAULT 0,
+  cached_from_job   TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (job_id, trial_id)
 );
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
@@ -256,7 +258,7 @@ v1::TrialState TrialStateFromName(const std::string& name) {
 
 constexpr char kTrialColumns[] =
     "trial_id, job_id, replica, state, architecture_json, metrics_json, attempts, worker_id, "
-    "error, create_time_ms, end_time_ms, sequence, round, cached_from";
+    "error, create_time_ms, end_time_ms, sequence, round, cached_from, cached_from_job";
 
 absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   v1::Trial trial;
@@ -273,6 +275,7 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   trial.set_end_time_unix_ms(row.Int(10));
   if (!row.IsNull(11)) trial.set_sequence(row.Int(11));
   trial.set_cached_from(row.Text(13));
+  trial.set_cached_from_job(row.Text(14));
   return trial;
 }
 
@@ -667,8 +670,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
     const v1::Trial& trial = pending.trial;
     Statement insert(statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
-                     "architecture_json, attempts, create_time_ms, cached_from) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?)");
+                     "architecture_json, attempts, create_time_ms, cached_from, "
+                     "cached_from_job) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(insert.prepared());
     insert.Bind(1, trial.job_id())
         .Bind(2, trial.trial_id())
@@ -679,7 +682,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
         .Bind(7, ArchitectureJson(trial.architecture()))
         .Bind(8, trial.attempts())
         .Bind(9, trial.create_time_unix_ms())
-        .Bind(10, trial.cached_from());
+        .Bind(10, trial.cached_from())
+        .Bind(11, trial.cached_from_job());
     RETURN_IF_ERROR(insert.Run());
   }
   return absl::OkStatus();

@@ -585,22 +585,31 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials
   // What the previous version left: the trials table without cached_from.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE trials DROP COLUMN cached_from", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(db);
+  for (const char* column : {"cached_from", "cached_from_job"}) {
+    ASSERT_EQ(sqlite3_exec(db, absl::StrCat("ALTER TABLE trials DROP COLUMN ", column).c_str(),
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+  }
   sqlite3_close(db);
 
   auto store = TrialStore::Open({path, false});
   ASSERT_TRUE(store.ok()) << store.status();
   PendingTrial hit = MakeTrial("j", "b", 0, 0);
   hit.trial.set_cached_from("a");
-  ASSERT_TRUE((*store)->InsertTrials({hit}).ok());
+  PendingTrial other_jobs_hit = MakeTrial("j", "c", 0, 0);
+  other_jobs_hit.trial.set_cached_from("t000007");
+  other_jobs_hit.trial.set_cached_from_job("earlier");
+  ASSERT_TRUE((*store)->InsertTrials({hit, other_jobs_hit}).ok());
   ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "a", 0.5)).ok());
   ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "b", 0.5)).ok());
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "c", 0.5)).ok());
   EXPECT_EQ((*store)->GetTrial("j", "a")->cached_from(), "");
   EXPECT_EQ((*store)->GetTrial("j", "b")->cached_from(), "a");
-  EXPECT_EQ((*store)->CountTrials("j")->cache_hits, 1);
+  EXPECT_EQ((*store)->GetTrial("j", "b")->cached_from_job(), "");
+  EXPECT_EQ((*store)->GetTrial("j", "c")->cached_from(), "t000007");
+  EXPECT_EQ((*store)->GetTrial("j", "c")->cached_from_job(), "earlier");
+  EXPECT_EQ((*store)->CountTrials("j")->cache_hits, 2);
   absl::StatusOr<std::vector<v1::Trial>> evaluated = (*store)->EvaluatedTrials("j");
   ASSERT_TRUE(evaluated.ok()) << evaluated.status();
   ASSERT_EQ(evaluated->size(), 1u);
