@@ -540,7 +540,7 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
       {"canonical", "ARCHITECTURE", ArchitectureOrError, nullptr,
        [](const T& t) { return t.architecture().canonical(); }},
       {"error", "ERROR", [](const T& t) { return t.error(); }},
-      {"cached_from", "CACHED FROM", [](const T& t) { return t.cached_from(); }},
+      {"cached_from", "CACHED FROM", [](const T& t) { return CacheSource(t); }},
       {"sequence", "SEQ",
        [](const T& t) { return t.sequence() > 0 ? absl::StrCat(t.sequence()) : "-"; },
        [](const T& t) { return static_cast<double>(t.sequence()); },
@@ -713,6 +713,11 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text) {
 
 std::string MessageJson(const Message& message) { return Json(MessageValue(message)); }
 std::string MessageYaml(const Message& message) { return Yaml(MessageValue(message)); }
+
+std::string CacheSource(const v1::Trial& trial) {
+  if (trial.cached_from().empty() || trial.cached_from_job().empty()) return trial.cached_from();
+  return absl::StrCat(trial.cached_from_job(), "/", trial.cached_from());
+}
 
 std::string ShortState(v1::JobState state) {
   const EnumValueDescriptor* value = v1::JobState_descriptor()->FindValueByNumber(state);
@@ -905,7 +910,7 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   if (!trial.error().empty()) row("error", trial.error());
   row("attempts", absl::StrCat(trial.attempts()));
   row("worker", trial.worker_id().empty() ? "-" : trial.worker_id());
-  if (!trial.cached_from().empty()) row("cache hit of", trial.cached_from());
+  if (!trial.cached_from().empty()) row("cache hit of", CacheSource(trial));
   row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
   row("reward", succeeded ? Reward(m.reward()) : "-");
   row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");

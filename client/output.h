@@ -83,6 +83,10 @@ std::string EscapeForTerminal(absl::string_view text);
 // The one spelling of a state ("succeeded"), and its parse for --state
 // filters: a comma-separated list of those spellings, case-insensitive.
 // INVALID_ARGUMENT naming the bad word and the choices.
+// The evaluation a cache hit reused: "t000002" within the job, "JOB/t000002" when
+// another job's shared result answered it (evaluator.reuse_results); "" for a worker run.
+std::string CacheSource(const v1::Trial& trial);
+
 std::string ShortState(v1::JobState state);
 std::string ShortState(v1::TrialState state);
 std::vector<std::string> JobStateNames();

@@ -473,6 +473,20 @@ TEST(ListTest, TrialsShowSequenceAndTimesInEveryFormat) {
   EXPECT_EQ(yaml[0]["end_time_unix_ms"].as<int64_t>(), 1065000);
 }
 
+TEST(ListTest, CacheHitsNameTheEvaluationTheyReusedAndItsJobWhenItIsAnother) {
+  v1::Trial same = TrialAt("t000003", 3, 0.5, 1'000'000, 1'000'000);
+  same.set_cached_from("t000001");
+  v1::Trial shared = TrialAt("t000004", 4, 0.5, 1'000'000, 1'000'000);
+  shared.set_cached_from("t000009");
+  shared.set_cached_from_job("job-a");
+  const std::vector<std::string> csv =
+      Lines(FormatTrials({same, shared}, ListOptions{OutputFormat::kCsv}));
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_TRUE(absl::StrContains(csv[1], ",t000001,")) << csv[1];
+  EXPECT_TRUE(absl::StrContains(csv[2], ",job-a/t000009,")) << csv[2];
+  EXPECT_TRUE(absl::StrContains(FormatTrial(shared, OutputFormat::kTable), "job-a/t000009"));
+}
+
 std::vector<std::string> Ids(const std::vector<v1::Trial>& trials) {
   std::vector<std::string> ids;
   for (const v1::Trial& t : trials) ids.push_back(t.trial_id());
