@@ -16,6 +16,8 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev
   # Data and tools the demo and tests use.
   dataset-fashion-mnist prometheus curl procps
+  # Command evaluator: examples/trainers/pytorch_trainer.py and its test (issue 22).
+  python3-torch
 )
 
 die() { echo "setup: $*" >&2; exit 1; }

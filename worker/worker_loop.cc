@@ -260,6 +260,13 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
   // The watchdog: wait for the result, passing a cancel on, and give up on
   // an evaluation that ignores a cancel or stops making progress.
   const absl::Duration tick = std::min(options_.heartbeat_interval, absl::Milliseconds(100));
+  // A command gets its own grace between SIGTERM and SIGKILL to end its
+  // process group; the watchdog waits for that before abandoning it.
+  absl::Duration cancel_grace = options_.cancel_grace;
+  if (task.evaluator().has_command()) {
+    const double seconds = task.evaluator().command().grace_seconds();
+    cancel_grace = std::max(cancel_grace, absl::Seconds(seconds > 0 ? seconds : 10) + absl::Seconds(5));
+  }
   int64_t progress = -1, epochs_seen = 0;
   absl::Time last_progress = absl::Now(), cancelled_at = absl::InfiniteFuture();
   absl::Status abandon;
@@ -283,9 +290,9 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
     }
     const absl::Time now = absl::Now();
     if (cancel_current_ && !ev->cancelled.exchange(true)) cancelled_at = now;
-    if (now - cancelled_at > options_.cancel_grace) {
+    if (now - cancelled_at > cancel_grace) {
       abandon = absl::CancelledError(absl::StrCat("cancelled; the evaluator did not stop within ",
-                                                  absl::FormatDuration(options_.cancel_grace),
+                                                  absl::FormatDuration(cancel_grace),
                                                   " and was abandoned"));
       break;
     }
