@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "client/export.h"
 #include "client/local_cluster.h"
+#include "client/logs_command.h"
 #include "client/output.h"
 #include "client/watch_view.h"
 #include "common/auth.h"
@@ -53,6 +54,8 @@ ABSL_FLAG(std::string, state, "", "trials: only this state (succeeded, failed, .
 ABSL_FLAG(std::string, order, "reward", "trials: reward (best first) or time.");
 ABSL_FLAG(std::string, trial, "", "export: the trial to export (default: the best).");
 ABSL_FLAG(std::string, out, "", "export: output directory (default: ./<job>-<trial>).");
+ABSL_FLAG(int, attempt, 0, "logs: the attempt (default: the latest).");
+ABSL_FLAG(bool, follow, false, "logs: keep printing until the attempt ends.");
 ABSL_FLAG(std::string, data_dir, "",
           "local: data directory (default: $NAS_LOCAL_DIR, else ~/.nas-service/local).");
 ABSL_FLAG(std::string, bin_dir, "", "local: directory of the nas_* binaries (default: beside nasctl).");
@@ -80,6 +83,7 @@ constexpr char kUsage[] =
     "  trials JOB [--top N] [--state S] [--order reward|time]\n"
     "  trial JOB TRIAL                                one trial and its learning curve\n"
     "  export JOB [--trial ID] [--out DIR]            architecture JSON, summary, PyTorch module\n"
+    "  logs JOB TRIAL [--attempt N] [--follow]        a trial's output (command evaluator)\n"
     "  cancel JOB                                     stop a job, keep its results\n"
     "  local up|down|status|address|prometheus-config a whole cluster on this machine\n"
     "  local restart COMPONENT                        restart one process (controller, ps-0, ...)\n"
@@ -532,6 +536,13 @@ int Run(const std::vector<std::string>& positional) {
   if (command == "trial") return Trial(client, args);
   if (command == "export") return Export(client, args);
   if (command == "cancel") return Cancel(client, args);
+  if (command == "logs") {
+    if (args.size() != 2 || args[1].empty()) return Usage("logs takes a JOB id and a TRIAL id");
+    LogsOptions options{args[0], args[1], absl::GetFlag(FLAGS_attempt), absl::GetFlag(FLAGS_follow)};
+    options.call_timeout = absl::GetFlag(FLAGS_timeout);
+    absl::Status status = RunLogs(options, client.stub(), std::cout);
+    return status.ok() ? kOk : client.FailCall(status);
+  }
   return Usage(absl::StrCat("unknown command '", command, "'"));
 }
 

@@ -4,8 +4,10 @@
 // python3-torch) on a few hundred Fashion-MNIST images for one epoch; the
 // trial's learning curve (from the heartbeats) and its final accuracy and
 // parameter count (from the script's last line) arrive at the controller.
-// A worker without the flag fails such a trial for good, naming the flag.
+// The script's output is the trial's log (JobService.GetTrialLogs). A worker
+// without the flag fails such a trial for good, naming the flag.
 #include <grpcpp/grpcpp.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <string>
@@ -111,6 +113,36 @@ TEST_F(CommandTrainerTest, TheExampleTrainerTrainsAChildAndItsCurveAndAccuracyAr
   EXPECT_EQ(m.parameters(), 72 + 16 + 90);
   EXPECT_EQ(m.epochs_size(), 1);
   EXPECT_EQ(m.device(), "cpu");
+
+  // The script's output, kept by the controller (what `nasctl logs` shows).
+  v1::GetTrialLogsRequest logs_request;
+  logs_request.set_job_id(job_id);
+  logs_request.set_trial_id(trials[0].trial_id());
+  v1::GetTrialLogsResponse logs;
+  grpc::ClientContext logs_context;
+  logs_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Status got_logs = jobs_->stub()->GetTrialLogs(&logs_context, logs_request, &logs);
+  ASSERT_TRUE(got_logs.ok()) << got_logs.error_message();
+  EXPECT_EQ(logs.attempt(), 1);
+  EXPECT_TRUE(logs.complete());
+  EXPECT_EQ(logs.offset(), 0);
+  EXPECT_NE(logs.data().find("300 training and 200 validation images"), std::string::npos) << logs.data();
+  EXPECT_NE(logs.data().find("{\"epoch\": 1, \"accuracy\": "), std::string::npos) << logs.data();
+  EXPECT_EQ(logs.next_offset(), static_cast<int64_t>(logs.data().size()));
+  // ... and through nasctl (which ends at once: the attempt is complete).
+  const std::string nasctl_log = dir_ + "/nasctl-logs.txt";
+  absl::StatusOr<Subprocess> nasctl = Subprocess::Start(
+      {BinaryPath("client/nasctl"), "logs", job_id, trials[0].trial_id(), "--follow",
+       absl::StrCat("--server=127.0.0.1:", controller_->ready.grpc_port)},
+      nasctl_log);
+  ASSERT_TRUE(nasctl.ok()) << nasctl.status();
+  absl::StatusOr<int> exited = nasctl->Wait(absl::Seconds(30));
+  ASSERT_TRUE(exited.ok()) << exited.status();
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << ReadFile(nasctl_log).value_or("");
+  const std::string printed = ReadFile(nasctl_log).value_or("");
+  EXPECT_NE(printed.find(absl::StrCat("# trial ", trials[0].trial_id(), ", attempt 1\n")), std::string::npos)
+      << printed;
+  EXPECT_NE(printed.find("300 training and 200 validation images"), std::string::npos) << printed;
 
   // The kept working directory: the export and the script's saved weights.
   int dirs = 0;
