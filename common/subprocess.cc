@@ -72,21 +72,22 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
   SubprocessOptions options;
   options.argv = argv;
   options.log_path = log_path;
-  return StartInternal(options, new_session);
+  // argv[0] is a path here, relative to the working directory even without a '/'.
+  return StartInternal(options, new_session, /*search_path=*/false);
 }
 
 absl::StatusOr<Subprocess> Subprocess::Start(const SubprocessOptions& options) {
-  return StartInternal(options, /*new_session=*/false);
+  return StartInternal(options, /*new_session=*/false, /*search_path=*/true);
 }
 
 absl::StatusOr<Subprocess> Subprocess::StartInternal(const SubprocessOptions& options,
-                                                     bool new_session) {
+                                                     bool new_session, bool search_path) {
   if (options.argv.empty() || options.argv[0].empty()) {
     return absl::InvalidArgumentError("empty command line");
   }
   // Resolved here: after fork only async-signal-safe calls are allowed.
   std::string program = options.argv[0];
-  if (program.find('/') == std::string::npos) {
+  if (search_path && program.find('/') == std::string::npos) {
     const char* path_env = std::getenv("PATH");
     std::string found;
     for (absl::string_view dir : absl::StrSplit(path_env != nullptr ? path_env : "/usr/bin:/bin", ':')) {

@@ -79,7 +79,8 @@ class Subprocess {
 
  private:
   explicit Subprocess(pid_t pid) : pid_(pid) {}
-  static absl::StatusOr<Subprocess> StartInternal(const SubprocessOptions& options, bool new_session);
+  static absl::StatusOr<Subprocess> StartInternal(const SubprocessOptions& options, bool new_session,
+                                                  bool search_path);
   void CloseFds();
 
   pid_t pid_ = -1;

@@ -155,6 +155,20 @@ TEST_F(CommandTrainerTest, TheExampleTrainerTrainsAChildAndItsCurveAndAccuracyAr
   EXPECT_EQ(dirs, 1);
 }
 
+TEST_F(CommandTrainerTest, TheExampleJobSpecIsValid) {
+  absl::StatusOr<std::string> yaml = ReadFile(BinaryPath("examples/fashion_mnist_command.yaml"));
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  v1::SubmitJobRequest request;
+  request.set_spec_yaml(*yaml);
+  request.set_validate_only(true);
+  v1::SubmitJobResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Status status = jobs_->stub()->SubmitJob(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.job().spec().evaluator().command().epochs(), 3);
+}
+
 TEST_F(CommandTrainerTest, AWorkerWithoutTheFlagFailsTheTrialForGoodNamingTheFlag) {
   StartWorker({});
   std::string job_id;
