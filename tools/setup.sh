@@ -14,6 +14,8 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
   libyaml-cpp-dev zlib1g-dev libgoogle-perftools-dev
   googletest libgtest-dev libgmock-dev
+  # nasctl's command line (issue 24): CLI11, header-only.
+  libcli11-dev
   # Data and tools the demo and tests use.
   dataset-fashion-mnist prometheus curl procps
   # Command evaluator: examples/trainers/pytorch_trainer.py and its test (issue 22).
