@@ -20,6 +20,7 @@
 #include "client/cli.h"
 #include "client/export.h"
 #include "client/local_cluster.h"
+#include "client/logs_command.h"
 #include "client/output.h"
 #include "client/watch_view.h"
 #include "common/file_util.h"
@@ -366,6 +367,27 @@ void AddTrialCommand(Cli& cli) {
   AddOutputFlag(cli, command, &options->output);
 }
 
+// ---- logs (client/logs_command.h) -------------------------------------------
+
+void AddLogsCommand(Cli& cli) {
+  auto options = std::make_shared<LogsOptions>();
+  CLI::App* command = cli.AddCommand(
+      cli.app(), "logs", "a trial's output (the command evaluator's stdout and stderr)", [&cli, options] {
+        if (options->trial_id.empty()) return UsageFail("logs: the TRIAL id is empty");
+        if (options->attempt < 0) return UsageFail("logs: --attempt must be >= 1 (0 = the latest)");
+        return cli.WithClient([&](Client& client) {
+          LogsOptions run = *options;
+          run.call_timeout = cli.globals().timeout;
+          absl::Status status = RunLogs(run, client.stub(), std::cout);
+          return status.ok() ? kOk : client.FailCall(status);
+        });
+      });
+  command->add_option("JOB", options->job_id, "the job id")->required();
+  command->add_option("TRIAL", options->trial_id, "the trial id")->required();
+  command->add_option("--attempt", options->attempt, "the attempt (default: the latest)");
+  command->add_flag("--follow,-f", options->follow, "keep printing until the attempt ends");
+}
+
 // ---- export ----------------------------------------------------------------
 
 struct ExportOptions {
@@ -599,6 +621,7 @@ int main(int argc, char** argv) {
   nas::client::AddTrialsCommand(cli);
   nas::client::AddTrialCommand(cli);
   nas::client::AddExportCommand(cli);
+  nas::client::AddLogsCommand(cli);
   nas::client::AddCancelCommand(cli);
   nas::client::AddLocalCommand(cli);
   nas::client::AddHealthCommand(cli);

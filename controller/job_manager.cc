@@ -638,6 +638,26 @@ absl::StatusOr<v1::Trial> JobManager::GetTrial(const std::string& job_id,
   return options_.store->GetTrial(job_id, trial_id);
 }
 
+absl::StatusOr<TrialLog> JobManager::GetTrialLog(const std::string& job_id, const std::string& trial_id,
+                                                 int attempt) {
+  if (FindJob(job_id) == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  absl::StatusOr<v1::Trial> trial = options_.store->GetTrial(job_id, trial_id);
+  if (!trial.ok()) return trial.status();
+  absl::StatusOr<TrialLog> log = options_.store->GetTrialLog(job_id, trial_id, attempt);
+  if (log.ok()) {
+    // An attempt that ended without its last chunk (its worker died, the
+    // lease went to another attempt) will get no more.
+    if (IsFinal(trial->state()) || log->attempt < trial->attempts()) log->complete = true;
+    return log;
+  }
+  if (!absl::IsNotFound(log.status())) return log;
+  // Nothing stored: the built-in evaluators write no log, or none came yet.
+  TrialLog empty;
+  empty.attempt = attempt > 0 ? attempt : trial->attempts();
+  empty.complete = IsFinal(trial->state()) || (attempt > 0 && attempt < trial->attempts());
+  return empty;
+}
+
 absl::StatusOr<std::vector<v1::Trial>> JobManager::TrialsAfter(const std::string& job_id,
                                                                 int64_t after_sequence,
                                                                 int limit) {

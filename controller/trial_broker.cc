@@ -492,6 +492,19 @@ absl::StatusOr<HeartbeatAnswer> TrialBroker::Heartbeat(
   return answer;
 }
 
+absl::Status TrialBroker::AppendLog(const std::string& task_id, const std::string& worker_id,
+                                    int64_t offset, std::string data, bool complete) {
+  absl::StatusOr<TaskIdParts> parts = ParseTaskId(task_id);
+  if (!parts.ok()) return parts.status();
+  if (!queue_.IsLeasedTo(task_id, worker_id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", worker_id, " holds no lease on task ", task_id));
+  }
+  options_.store->AppendLogAsync(parts->job_id, parts->trial_id, parts->attempt, offset, std::move(data),
+                                 complete);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> TrialBroker::CheckUnleasedReport(const TaskIdParts& parts,
                                                       const std::string& worker_id) {
   if (parts.trial_id.empty()) return absl::InvalidArgumentError("task_id: no trial id");

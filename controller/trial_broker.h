@@ -199,6 +199,10 @@ class TrialBroker {
   absl::StatusOr<HeartbeatAnswer> Heartbeat(const std::string& task_id, const std::string& worker_id,
                                  const std::vector<v1::EpochResult>& epochs)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores a chunk of the attempt's output (TrialStore::AppendLogAsync) for
+  // the worker holding the task's lease; FAILED_PRECONDITION for anyone else.
+  absl::Status AppendLog(const std::string& task_id, const std::string& worker_id, int64_t offset,
+                         std::string data, bool complete) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the reporter's attempt: `done` gets whether the report was a
   // duplicate (the holder's result for a trial already final), once the
   // outcome is committed (on the store's writer thread) or at once.

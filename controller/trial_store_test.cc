@@ -425,6 +425,48 @@ TEST(TrialStoreTest, CurvePointsAreReadInEpochOrderAndAResentEpochReplacesItsRow
   EXPECT_DOUBLE_EQ(a->curve(2).seconds(), 4.5);
 }
 
+TEST(TrialStoreTest, TrialLogsAppendInOrderKeepTheLastMebibyteAndSurviveAReopen) {
+  const std::string path = DbPath("trial_logs");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0)}).ok());
+    (*store)->AppendLogAsync("j", "a", 1, 0, "hello ", false);
+    (*store)->AppendLogAsync("j", "a", 1, 6, "world\n", false);
+    (*store)->AppendLogAsync("j", "a", 1, 6, "world\n", false);  // re-sent: skipped
+    (*store)->AppendLogAsync("j", "a", 1, 9, "ld\nmore", true);  // overlaps: the new part only
+    (*store)->AppendLogAsync("j", "a", 2, 0, "second attempt", false);
+    (*store)->AppendLogAsync("j", "zz", 1, 0, "unknown trial", false);  // dropped alone
+    // b: 1.5 MiB in three chunks, the last after a gap: the last MiB is kept.
+    const std::string mib(TrialStore::kMaxLogBytes, 'x');
+    (*store)->AppendLogAsync("j", "b", 1, 0, "0123456789", false);
+    (*store)->AppendLogAsync("j", "b", 1, 100, mib.substr(0, 1000), false);  // gap at 10..100
+    (*store)->AppendLogAsync("j", "b", 1, 1100, mib + "END", true);
+    ASSERT_TRUE((*store)->Flush().ok());
+  }
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<TrialLog> first = (*store)->GetTrialLog("j", "a", 1);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->data, "hello world\nmore");
+  EXPECT_EQ(first->first_offset, 0);
+  EXPECT_TRUE(first->complete);
+  absl::StatusOr<TrialLog> latest = (*store)->GetTrialLog("j", "a", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->attempt, 2);
+  EXPECT_EQ(latest->data, "second attempt");
+  EXPECT_FALSE(latest->complete);
+  absl::StatusOr<TrialLog> b = (*store)->GetTrialLog("j", "b", 1);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(static_cast<int64_t>(b->data.size()), TrialStore::kMaxLogBytes);
+  EXPECT_EQ(b->first_offset + static_cast<int64_t>(b->data.size()), 1100 + TrialStore::kMaxLogBytes + 3);
+  EXPECT_EQ(b->data.substr(b->data.size() - 4), "xEND");
+  EXPECT_TRUE(b->complete);
+  EXPECT_EQ((*store)->GetTrialLog("j", "a", 3).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*store)->GetTrialLog("j", "zz", 0).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST(TrialStoreTest, GetTrialReturnsTheCurveOfTheLatestAttempt) {
   auto store = TrialStore::Open({DbPath("curve_attempts"), false});
   ASSERT_TRUE(store.ok()) << store.status();

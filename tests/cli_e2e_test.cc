@@ -392,7 +392,8 @@ TEST_F(CliTest, BashCompletionCompletesCommandsFlagsAndValues) {
     return replies;
   };
   using Words = std::vector<std::string>;
-  EXPECT_EQ(complete("nasctl lo"), Words({"local"}));
+  EXPECT_EQ(complete("nasctl lo"), Words({"local", "logs"}));
+  EXPECT_EQ(complete("nasctl logs j t --fo"), Words({"--follow"}));
   EXPECT_EQ(complete("nasctl tr"), Words({"trial", "trials"}));
   EXPECT_EQ(complete("nasctl --server=x local ''"),
             Words({"address", "down", "prometheus-config", "restart", "status", "up"}));

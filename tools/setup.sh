@@ -18,6 +18,8 @@ PACKAGES=(
   libcli11-dev
   # Data and tools the demo and tests use.
   dataset-fashion-mnist prometheus curl procps
+  # Command evaluator: examples/trainers/pytorch_trainer.py and its test (issue 22).
+  python3-torch
 )
 
 die() { echo "setup: $*" >&2; exit 1; }
