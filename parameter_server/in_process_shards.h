@@ -15,8 +15,10 @@
 namespace nas::ps {
 
 struct InProcessShards {
-  // Shards without checkpoints or metrics, serving plaintext without auth.
-  static absl::StatusOr<std::unique_ptr<InProcessShards>> Start(int num_shards);
+  // Shards without checkpoints or metrics, serving plaintext without auth;
+  // max_message_bytes > 0 replaces the servers' default message limit.
+  static absl::StatusOr<std::unique_ptr<InProcessShards>> Start(int num_shards,
+                                                                int max_message_bytes = 0);
 
   // In this order, so that the servers stop before their services and shards go.
   std::vector<std::unique_ptr<Shard>> shards;

@@ -94,21 +94,6 @@ class MacroNetImpl : public ChildNetImpl {
   int64_t flops_ = 0;
 };
 
-// ReLU -> conv -> batch norm.
-struct ReluConvBnImpl : torch::nn::Module {
-  ReluConvBnImpl(int cin, int cout, int kernel, int stride) {
-    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(cin, cout, kernel)
-                                                         .stride(stride)
-                                                         .padding(kernel / 2)
-                                                         .bias(false)));
-    norm = register_module("norm", torch::nn::BatchNorm2d(cout));
-  }
-  torch::Tensor forward(torch::Tensor x) { return norm->forward(conv->forward(torch::relu(x))); }
-  torch::nn::Conv2d conv{nullptr};
-  torch::nn::BatchNorm2d norm{nullptr};
-};
-TORCH_MODULE(ReluConvBn);
-
 class CellNetImpl : public ChildNetImpl {
  public:
   CellNetImpl(const v1::CellArchitecture& cell, int cells_per_stage, int channels,
@@ -207,6 +192,18 @@ class CellNetImpl : public ChildNetImpl {
 };
 
 }  // namespace
+
+ReluConvBnImpl::ReluConvBnImpl(int cin, int cout, int kernel, int stride) {
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(cin, cout, kernel)
+                                                       .stride(stride)
+                                                       .padding(kernel / 2)
+                                                       .bias(false)));
+  norm = register_module("norm", torch::nn::BatchNorm2d(cout));
+}
+
+torch::Tensor ReluConvBnImpl::forward(torch::Tensor x) {
+  return norm->forward(conv->forward(torch::relu(x)));
+}
 
 int64_t ChildNetImpl::parameter_count() const {
   int64_t n = 0;

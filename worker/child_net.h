@@ -41,6 +41,16 @@ struct ChildLimits {
   int64_t max_memory_bytes = 0;
 };
 
+// ReLU -> conv (kernel x kernel, "same" padding, no bias) -> batch norm: the
+// cell networks' convolution, also the supernet's (worker/supernet.h).
+struct ReluConvBnImpl : torch::nn::Module {
+  ReluConvBnImpl(int cin, int cout, int kernel, int stride);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d norm{nullptr};
+};
+TORCH_MODULE(ReluConvBn);
+
 class ChildNetImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
