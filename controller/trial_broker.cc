@@ -127,7 +127,8 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
   task.set_lease_seconds(spec.evaluator().lease_seconds());
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());
   job.closed = false;
-  job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()));
+  job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()),
+                                       LowerIsBetter(spec.evaluator()));
   job.reuse_fingerprint = spec.evaluator().reuse_results() ? ReuseFingerprint(spec) : "";
 }
 
@@ -474,7 +475,7 @@ absl::StatusOr<HeartbeatAnswer> TrialBroker::Heartbeat(
     if (static_cast<int>(trial.curve.size()) < e.epoch()) {
       trial.curve.resize(e.epoch(), std::numeric_limits<double>::quiet_NaN());
     }
-    trial.curve[e.epoch() - 1] = e.validation_accuracy();
+    trial.curve[e.epoch() - 1] = CurvePoint(job->second.task_template.evaluator(), e);
   }
   // The rule judges the epochs known without a gap.
   std::vector<double> known;
@@ -711,7 +712,7 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
             outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
           std::vector<double> curve;
           for (const v1::EpochResult& e : outcome.metrics().epochs()) {
-            curve.push_back(e.validation_accuracy());
+            curve.push_back(CurvePoint(job->second.task_template.evaluator(), e));
           }
           job->second.stopping->Finished(outcome.trial_id(), curve);
         }

@@ -107,7 +107,10 @@ TEST(ChildNetTest, InvalidAndOversizedArchitecturesFailWithAClearMessage) {
       << huge.status();
   v1::Architecture recurrent;
   recurrent.mutable_recurrent_cell();
-  EXPECT_EQ(BuildChildNet(recurrent, space, {}).status().code(), absl::StatusCode::kUnimplemented);
+  // Recurrent cells are language models: BuildRecurrentLm (recurrent_net.h) builds them.
+  const absl::Status not_here = BuildChildNet(recurrent, space, {}).status();
+  EXPECT_EQ(not_here.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(not_here.message().find("EstimateRecurrentChildSize"), absl::string_view::npos) << not_here;
 }
 
 TEST(ChildNetTest, AChildOverTheLimitsIsRefusedBeforeAnythingIsAllocated) {
