@@ -283,5 +283,54 @@ TEST_F(CliTest, SubmitRefusesWhatIsNotASmallRegularFileOrNotAValidSpec) {
       << latin1.output;
 }
 
+// Issue 23, point 5: a recurrent-cell job's best trial, exported through
+// `nasctl export`, gives a model.py that python3-torch imports and runs
+// (tests/recurrent_export_check.py: forward and backward over token ids, the
+// spec's parameter count). The job uses the synthetic evaluator: only the
+// architecture matters to the export.
+TEST_F(CliTest, ARecurrentJobsBestCellExportsAModuleThatPyTorchRuns) {
+  Result up = Nasctl({"local", "up", "--shards=1", "--workers=1", "--controller_port=0",
+                      "--bin_dir=" + bin_dir_, "--device=cpu"},
+                     absl::Seconds(120));
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  Result address = Nasctl({"local", "address"});
+  ASSERT_EQ(address.exit_code, 0) << address.output;
+  server_ = std::string(absl::StripAsciiWhitespace(address.output));
+
+  const std::string spec = dir_ + "/recurrent.yaml";
+  ASSERT_TRUE(WriteFileAtomically(spec, R"(
+name: e2e-recurrent
+search_space:
+  recurrent_cell: {base: 8, combinations: [add, elem_mult],
+                   activations: [identity, tanh, sigmoid, relu], cell_inject: true}
+strategy: {name: random, seed: 23}
+budget: {max_trials: 4}
+evaluator: {synthetic: {duration_seconds: 0.01}}
+)").ok());
+  Result submit = Nasctl({"submit", spec, "--watch"}, absl::Seconds(120));
+  ASSERT_EQ(submit.exit_code, 0) << submit.output;
+  Result list = Nasctl({"list", "-o", "csv"});
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  std::vector<std::string> rows = absl::StrSplit(list.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(rows.size(), 2u) << list.output;
+  const std::string job = std::vector<std::string>(absl::StrSplit(rows[1], ','))[0];
+
+  const std::string out = dir_ + "/export-recurrent";
+  Result exported = Nasctl({"export", job, "--out", out});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  absl::StatusOr<std::string> summary = ReadFile(out + "/summary.txt");
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_NE(summary->find("c_{t-1} joins node "), std::string::npos) << *summary;
+  EXPECT_NE(summary->find("language model: vocabulary "), std::string::npos) << *summary;
+  Result checked = RunCommand({"/usr/bin/python3", BinaryPath("tests/recurrent_export_check.py"),
+                               "--model", out},
+                              dir_, absl::Seconds(120));
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_NE(checked.output.find("OK " + out + ": "), std::string::npos) << checked.output;
+
+  Result down = Nasctl({"local", "down"}, absl::Seconds(120));
+  EXPECT_EQ(down.exit_code, 0) << down.output;
+}
+
 }  // namespace
 }  // namespace nas
