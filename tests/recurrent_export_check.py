@@ -13,11 +13,17 @@ PyTorch (Debian's python3-torch); tests/recurrent_export_test.cc calls it.
                           nn.LSTMCell's weights split over its leaves, the
                           cell computes nn.LSTMCell's h and c, and RNNModel
                           the logits of embedding -> nn.LSTM -> decoder.
+  --logits DIR:FILE       FILE (JSON: tokens (steps x batch), logits (steps x
+                          batch x vocab, flat)) holds what the worker's C++
+                          network computed for the tokens with every parameter
+                          set by deterministic_fill() and dropout off; the
+                          module must compute the same logits.
 
 Prints one line per check; exits 1 naming the first failure.
 """
 import argparse
 import importlib.util
+import json
 import sys
 
 import torch
@@ -72,6 +78,38 @@ def check_model(directory, expected_parameters):
     if count != expected_parameters:
         fail("%s: %d parameters, want %d" % (directory, count, expected_parameters))
     print("OK %s: %d parameters, logits %s" % (directory, count, tuple(logits.shape)))
+
+
+# The order of the parameters in deterministic_fill (the C++ side fills the
+# same names the same way).
+FILL_ORDER = ["embedding.weight", "cell.w_x.weight", "cell.w_x.bias", "cell.w_h.weight",
+              "decoder.weight", "decoder.bias"]
+
+
+def deterministic_fill(model):
+    """Parameter j of FILL_ORDER, element k (row-major): 0.1 * sin(0.37 * k + j)."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            j = FILL_ORDER.index(name)
+            k = torch.arange(parameter.numel(), dtype=torch.float64)
+            parameter.copy_((0.1 * torch.sin(0.37 * k + j)).reshape(parameter.shape))
+
+
+def check_logits(directory, path):
+    m = load(directory)
+    with open(path) as f:
+        expected = json.load(f)
+    model = m.RNNModel(dropout=0.0)
+    deterministic_fill(model)
+    model.eval()
+    tokens = torch.tensor(expected["tokens"], dtype=torch.long)
+    with torch.no_grad():
+        logits, _ = model(tokens)
+    want = torch.tensor(expected["logits"], dtype=logits.dtype).reshape(logits.shape)
+    worst = (logits - want).abs().max().item()
+    if not worst <= 1e-4:
+        fail("%s: logits differ from the worker's network by %g" % (directory, worst))
+    print("OK %s: logits = the worker's network's (max difference %.3g)" % (directory, worst))
 
 
 def split_randomly(tensor, parts):
@@ -142,12 +180,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", action="append", default=[])
     parser.add_argument("--lstm", action="append", default=[])
+    parser.add_argument("--logits", action="append", default=[])
     args = parser.parse_args()
     for item in args.model:
         directory, _, parameters = item.partition(":")
         check_model(directory, int(parameters) if parameters else None)
     for directory in args.lstm:
         check_lstm(directory)
+    for item in args.logits:
+        directory, _, path = item.partition(":")
+        check_logits(directory, path)
 
 
 if __name__ == "__main__":
