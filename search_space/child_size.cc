@@ -320,7 +320,8 @@ absl::StatusOr<ChildSize> EstimateChildSize(const v1::Architecture& architecture
   if (architecture.has_macro_cnn()) return MacroSize(architecture.macro_cnn(), input, batch_size);
   if (architecture.has_cell()) return CellSize(architecture.cell(), space.cell(), input, batch_size);
   if (architecture.has_recurrent_cell()) {
-    return absl::UnimplementedError("training recurrent cells is not implemented yet");
+    return absl::InvalidArgumentError(
+        "a recurrent cell is trained in a language model: its size is EstimateRecurrentChildSize's");
   }
   return absl::InvalidArgumentError("architecture has no readable form");
 }
@@ -331,9 +332,119 @@ absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const I
   if (space.has_macro_cnn()) return LargestMacro(space.macro_cnn(), input, batch_size);
   if (space.has_cell()) return LargestCell(space.cell(), input, batch_size);
   if (space.has_recurrent_cell()) {
-    return absl::UnimplementedError("training recurrent cells is not implemented yet");
+    return absl::InvalidArgumentError(
+        "a recurrent cell is trained in a language model: its size is LargestRecurrentChildSize's");
   }
   return absl::InvalidArgumentError("search space has no kind");
+}
+
+namespace {
+
+bool ValidBase(int base) { return base == 2 || base == 4 || base == 8 || base == 16; }
+
+bool Known(const std::string& name, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
+bool KnownCombination(const std::string& name) { return Known(name, {"add", "elem_mult"}); }
+bool KnownActivation(const std::string& name) { return Known(name, {"identity", "tanh", "sigmoid", "relu"}); }
+
+int64_t SaturatingMul(int64_t a, int64_t b) { return a != 0 && b > kMax / a ? kMax : a * b; }
+
+// Floats one token keeps alive (see EstimateRecurrentChildSize).
+int64_t RecurrentFloatsPerToken(int base, bool inject, const LanguageModelShape& shape) {
+  const int64_t e = shape.embedding_size, h = shape.hidden_size, v = shape.vocabulary;
+  return 2 * e + 2 * base * h + (2 * base - 1) * 2 * h + (inject ? 2 * h : 0) + 2 * h + 2 * v;
+}
+
+ChildSize RecurrentSize(int base, bool inject, const LanguageModelShape& shape, int batch_size) {
+  const int64_t tokens = int64_t{shape.bptt_steps} * batch_size;
+  return ChildSize{RecurrentLmParameters(base, shape),
+                   SaturatingMul(SaturatingMul(RecurrentFloatsPerToken(base, inject, shape), tokens), 4)};
+}
+
+}  // namespace
+
+absl::Status CheckLanguageModelShape(int base, const LanguageModelShape& shape) {
+  if (!ValidBase(base)) return absl::InvalidArgumentError(absl::StrCat("base must be 2, 4, 8 or 16, got ", base));
+  if (shape.vocabulary < 1 || shape.vocabulary > kMaxVocabulary) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vocabulary must be in [1, ", kMaxVocabulary, "], got ", shape.vocabulary));
+  }
+  if (shape.embedding_size < 1 || shape.embedding_size > kMaxRecurrentSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("embedding_size must be in [1, ", kMaxRecurrentSize, "], got ", shape.embedding_size));
+  }
+  if (shape.hidden_size < 1 || shape.hidden_size > kMaxRecurrentSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hidden_size must be in [1, ", kMaxRecurrentSize, "], got ", shape.hidden_size));
+  }
+  if (shape.bptt_steps < 1 || shape.bptt_steps > kMaxBpttSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bptt_steps must be in [1, ", kMaxBpttSteps, "], got ", shape.bptt_steps));
+  }
+  if (shape.tie_weights && shape.embedding_size != shape.hidden_size) {
+    return absl::InvalidArgumentError(absl::StrCat("tie_weights needs embedding_size (", shape.embedding_size,
+                                                   ") == hidden_size (", shape.hidden_size, ")"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t RecurrentLmParameters(int base, const LanguageModelShape& shape) {
+  const int64_t v = shape.vocabulary, e = shape.embedding_size, h = shape.hidden_size, b = base;
+  return v * e + (e * b * h + b * h) + h * b * h + (shape.tie_weights ? 0 : v * h) + v;
+}
+
+absl::Status CheckRecurrentCell(const v1::RecurrentCellArchitecture& cell) {
+  const int nodes = cell.nodes_size();
+  if (!ValidBase((nodes + 1) / 2) || nodes % 2 == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recurrent cell has ", nodes, " tree nodes; a tree of base 2, 4, 8 or 16 has 3, 7, 15 or 31"));
+  }
+  for (int n = 0; n < nodes; ++n) {
+    if (!KnownCombination(cell.nodes(n).combination()) || !KnownActivation(cell.nodes(n).activation())) {
+      return absl::InvalidArgumentError(absl::StrCat("recurrent cell node ", n, " has combination '",
+                                                     cell.nodes(n).combination(), "' and activation '",
+                                                     cell.nodes(n).activation(),
+                                                     "'; known: add, elem_mult; identity, tanh, sigmoid, relu"));
+    }
+  }
+  const int inject = cell.cell_inject_node(), output = cell.cell_output_node();
+  if (inject == -1 && output == -1) return absl::OkStatus();
+  if (inject < 0 || inject >= nodes || output < 0 || output >= nodes) {
+    return absl::InvalidArgumentError(absl::StrCat("recurrent cell's cell_inject_node (", inject,
+                                                   ") and cell_output_node (", output,
+                                                   ") must both be -1 or both in [0, ", nodes, ")"));
+  }
+  if (!KnownCombination(cell.cell_inject_combination()) || !KnownActivation(cell.cell_inject_activation())) {
+    return absl::InvalidArgumentError(absl::StrCat("recurrent cell's injection has combination '",
+                                                   cell.cell_inject_combination(), "' and activation '",
+                                                   cell.cell_inject_activation(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ChildSize> EstimateRecurrentChildSize(const v1::Architecture& architecture,
+                                                     const LanguageModelShape& shape, int batch_size) {
+  if (!architecture.has_recurrent_cell()) return absl::InvalidArgumentError("architecture is not a recurrent cell");
+  const v1::RecurrentCellArchitecture& cell = architecture.recurrent_cell();
+  if (absl::Status s = CheckRecurrentCell(cell); !s.ok()) return s;
+  const int base = (cell.nodes_size() + 1) / 2;
+  if (absl::Status s = CheckLanguageModelShape(base, shape); !s.ok()) return s;
+  if (batch_size < 1) return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1, got ", batch_size));
+  return RecurrentSize(base, cell.cell_inject_node() >= 0, shape, batch_size);
+}
+
+absl::StatusOr<ChildSize> LargestRecurrentChildSize(const v1::SearchSpace& space, const LanguageModelShape& shape,
+                                                    int batch_size) {
+  if (!space.has_recurrent_cell()) return absl::InvalidArgumentError("search space is not a recurrent cell space");
+  const int base = space.recurrent_cell().base();
+  if (absl::Status s = CheckLanguageModelShape(base, shape); !s.ok()) return s;
+  if (batch_size < 1) return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1, got ", batch_size));
+  return RecurrentSize(base, space.recurrent_cell().cell_inject(), shape, batch_size);
 }
 
 }  // namespace nas::search_space

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proto/search_space.pb.h"
 
@@ -64,7 +65,7 @@ std::string FormatBytes(int64_t bytes);
 // width come from `space`, with their defaults) trained on `input` in
 // batches of `batch_size`. INVALID_ARGUMENT for a form no network is built
 // from (out-of-range layer, input from a later layer, unknown operation,
-// cell size out of range), UNIMPLEMENTED for recurrent cells.
+// cell size out of range or a recurrent cell: see EstimateRecurrentChildSize).
 absl::StatusOr<ChildSize> EstimateChildSize(const v1::Architecture& architecture,
                                             const v1::SearchSpace& space, const ImageShape& input,
                                             int batch_size);
@@ -77,6 +78,53 @@ absl::StatusOr<ChildSize> EstimateChildSize(const v1::Architecture& architecture
 // Same errors as EstimateChildSize for a space that does not validate.
 absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const ImageShape& input,
                                            int batch_size);
+
+// Recurrent cells are trained inside a word-level language model
+// (worker/recurrent_net.h, docs/search_spaces.md): embedding (V x E), the
+// cell (w_x: E -> base*H with bias, w_h: H -> base*H without), a decoder
+// H -> V with bias whose weight is the embedding's when tied (E == H).
+struct LanguageModelShape {
+  int vocabulary = 10000;
+  int embedding_size = 0;
+  int hidden_size = 0;
+  bool tie_weights = false;
+  // Truncated back-propagation length: the time steps one batch keeps alive.
+  int bptt_steps = 35;
+};
+
+// Upper limits LanguageModelShape is checked against (job_spec.cc too).
+inline constexpr int kMaxVocabulary = 1000000;
+inline constexpr int kMaxRecurrentSize = 65536;
+inline constexpr int kMaxBpttSteps = 10000;
+
+// INVALID_ARGUMENT naming the field when a size is out of range (base 2, 4,
+// 8 or 16; sizes >= 1 and under the limits above; tying with E != H).
+absl::Status CheckLanguageModelShape(int base, const LanguageModelShape& shape);
+
+// V*E + (E*base*H + base*H) + H*base*H + (tie ? 0 : V*H) + V: the language
+// model's parameter count, exact (worker/recurrent_net_test checks it
+// against the built module). Torch-free, for the controller and the export.
+int64_t RecurrentLmParameters(int base, const LanguageModelShape& shape);
+
+// INVALID_ARGUMENT when `cell` is not a tree the network is built from:
+// 2*base-1 nodes (base 2, 4, 8 or 16), known combinations and activations,
+// the inject and output nodes in range (both -1, or both set).
+absl::Status CheckRecurrentCell(const v1::RecurrentCellArchitecture& cell);
+
+// The size of a recurrent child's language model trained in batches of
+// `batch_size` sequences of shape.bptt_steps tokens. The activation estimate
+// counts, per token: the embedding and its dropout (output and mask), both
+// projections (base*H each), each tree node's combination and activation
+// (H each), the injection (2H), the output dropout (2H), the logits and
+// their log-softmax (V each).
+absl::StatusOr<ChildSize> EstimateRecurrentChildSize(const v1::Architecture& architecture,
+                                                     const LanguageModelShape& shape, int batch_size);
+
+// The largest of any child of a recurrent `space` (all children of a space
+// have the same parameter count; the activation estimate assumes injection
+// when the space has it).
+absl::StatusOr<ChildSize> LargestRecurrentChildSize(const v1::SearchSpace& space,
+                                                    const LanguageModelShape& shape, int batch_size);
 
 }  // namespace nas::search_space
 

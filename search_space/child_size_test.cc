@@ -147,7 +147,7 @@ TEST(ChildSizeTest, RefusesWhatNoNetworkIsBuiltFrom) {
   EXPECT_TRUE(absl::IsInvalidArgument(EstimateChildSize(cell, space, {}, 1).status()));
   v1::Architecture recurrent;
   recurrent.mutable_recurrent_cell();
-  EXPECT_TRUE(absl::IsUnimplemented(EstimateChildSize(recurrent, space, {}, 1).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(EstimateChildSize(recurrent, space, {}, 1).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(DatasetImageShape("imagenet").status()));
 }
 

@@ -214,6 +214,25 @@ int64_t ChildNetImpl::parameter_count() const {
   return n;
 }
 
+absl::Status CheckChildLimits(const search_space::ChildSize& size, const ChildLimits& limits) {
+  const std::string described = absl::StrCat("the child has ", size.ToString(), " of ", limits.batch_size);
+  if (size.parameters > limits.max_parameters) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(described, ": over evaluator.max_parameters (", limits.max_parameters, ")"));
+  }
+  if (size.activation_bytes > limits.max_activation_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(described, ": over evaluator.max_activation_bytes (",
+                                                     search_space::FormatBytes(limits.max_activation_bytes),
+                                                     ")"));
+  }
+  if (limits.max_memory_bytes > 0 && size.MemoryBytes() > limits.max_memory_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        described, "; training it takes about ", search_space::FormatBytes(size.MemoryBytes()),
+        ", over this worker's --max_child_bytes (", search_space::FormatBytes(limits.max_memory_bytes), ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architecture& architecture,
                                                             const v1::SearchSpace& space,
                                                             const InputShape& input,
@@ -223,21 +242,7 @@ absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architectu
   absl::StatusOr<search_space::ChildSize> size =
       search_space::EstimateChildSize(architecture, space, input, limits.batch_size);
   if (!size.ok()) return size.status();
-  const std::string described = absl::StrCat("the child has ", size->ToString(), " of ", limits.batch_size);
-  if (size->parameters > limits.max_parameters) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(described, ": over evaluator.max_parameters (", limits.max_parameters, ")"));
-  }
-  if (size->activation_bytes > limits.max_activation_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(described, ": over evaluator.max_activation_bytes (",
-                                                     search_space::FormatBytes(limits.max_activation_bytes),
-                                                     ")"));
-  }
-  if (limits.max_memory_bytes > 0 && size->MemoryBytes() > limits.max_memory_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        described, "; training it takes about ", search_space::FormatBytes(size->MemoryBytes()),
-        ", over this worker's --max_child_bytes (", search_space::FormatBytes(limits.max_memory_bytes), ")"));
-  }
+  if (absl::Status s = CheckChildLimits(*size, limits); !s.ok()) return s;
   try {
     if (architecture.has_macro_cnn()) {
       return std::shared_ptr<ChildNetImpl>(std::make_shared<MacroNetImpl>(architecture.macro_cnn(), input));

@@ -49,10 +49,13 @@ class ChildNetImpl : public torch::nn::Module {
   int64_t parameter_count() const;
 };
 
+// RESOURCE_EXHAUSTED naming the child's size when it is over `limits`.
+absl::Status CheckChildLimits(const search_space::ChildSize& size, const ChildLimits& limits);
+
 // Builds the child. INVALID_ARGUMENT for an architecture that does not make a
 // network (unknown operation, input from a later layer ...), RESOURCE_EXHAUSTED
 // naming the child's size when it is over `limits` (nothing is allocated
-// then), UNIMPLEMENTED for recurrent cells (not trainable yet).
+// then). Recurrent cells are built by BuildRecurrentLm (worker/recurrent_net.h).
 absl::StatusOr<std::shared_ptr<ChildNetImpl>> BuildChildNet(const v1::Architecture& architecture,
                                                             const v1::SearchSpace& space,
                                                             const InputShape& input,

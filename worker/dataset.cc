@@ -26,14 +26,13 @@ constexpr size_t kMaxDatasetFileBytes = size_t{1} << 30;
 
 bool Exists(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
-// path, or path + ".gz" if only that exists.
+}  // namespace
+
 std::string WithGz(const std::string& path) {
   if (Exists(path)) return path;
   if (Exists(path + ".gz")) return path + ".gz";
   return path;
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path, const std::vector<std::string>& roots) {
   absl::StatusOr<std::string> raw = ReadFileUnderRoots(path, roots, kMaxDatasetFileBytes);

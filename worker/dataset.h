@@ -32,6 +32,10 @@ struct ImageSet {
 absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path,
                                              const std::vector<std::string>& roots = {"/"});
 
+// path, or path + ".gz" if only that exists (check the directory against the
+// roots first: this probes the file system).
+std::string WithGz(const std::string& path);
+
 // Parses an IDX image file (magic 0x00000803) and label file (0x00000801).
 absl::StatusOr<ImageSet> ParseIdx(const std::string& images, const std::string& labels,
                                   const std::string& images_name, const std::string& labels_name);
