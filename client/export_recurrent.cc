@@ -1,22 +1,12 @@
 #include "client/export_recurrent.h"
 
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "client/output.h"
 
 namespace nas::client {
 namespace {
-
-constexpr int kMaxBase = 16;
-
-bool IsCombination(const std::string& name) { return name == "add" || name == "elem_mult"; }
-
-bool IsActivation(const std::string& name) {
-  return name == "identity" || name == "tanh" || name == "sigmoid" || name == "relu";
-}
 
 int Base(const v1::RecurrentCellArchitecture& cell) { return (cell.nodes_size() + 1) / 2; }
 
@@ -97,6 +87,13 @@ class RecurrentCell(nn.Module):
         self.output_node = output_node
         self.w_x = nn.Linear(input_size, self.base * hidden_size)
         self.w_h = nn.Linear(hidden_size, self.base * hidden_size, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # As the worker (and nn.LSTM): U(-1/sqrt(H), 1/sqrt(H)).
+        bound = 1.0 / self.hidden_size ** 0.5
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -bound, bound)
 
     def initial_state(self, batch_size):
         # Zeros of the weights' dtype, on their device.
@@ -147,6 +144,14 @@ class RNNModel(nn.Module):
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
             self.decoder.weight = self.embedding.weight
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # As the worker: the embedding and the decoder U(-0.1, 0.1), the
+        # decoder's bias 0 (the cell initialises its own).
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
 
     def initial_state(self, batch_size):
         return self.cell.initial_state(batch_size)
@@ -183,85 +188,30 @@ RecurrentLmSizes RecurrentSizesFor(const v1::JobSpec& spec) {
   // train evaluator): the sizes of the paper's small model.
   (void)spec;
   RecurrentLmSizes sizes;
-  sizes.embedding_size = 200;
-  sizes.hidden_size = 200;
+  sizes.shape.embedding_size = 200;
+  sizes.shape.hidden_size = 200;
   return sizes;
-}
-
-absl::Status CheckExportableCell(const v1::RecurrentCellArchitecture& cell) {
-  const int n = cell.nodes_size();
-  const int base = Base(cell);
-  if (n % 2 == 0 || base < 2 || base > kMaxBase) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "recurrent_cell.nodes: a tree of 2*base-1 nodes with 2 <= base <= ", kMaxBase,
-        " has an odd count from 3 to ", 2 * kMaxBase - 1, "; got ", n));
-  }
-  for (int k = 0; k < n; ++k) {
-    const v1::RecurrentTreeNode& node = cell.nodes(k);
-    if (!IsCombination(node.combination())) {
-      return absl::UnimplementedError(absl::StrCat(
-          "no PyTorch module for recurrent_cell.nodes[", k, "].combination '",
-          EscapeForTerminal(node.combination()), "' (model.py implements add, elem_mult)"));
-    }
-    if (!IsActivation(node.activation())) {
-      return absl::UnimplementedError(absl::StrCat(
-          "no PyTorch module for recurrent_cell.nodes[", k, "].activation '",
-          EscapeForTerminal(node.activation()),
-          "' (model.py implements identity, tanh, sigmoid, relu)"));
-    }
-  }
-  if (cell.cell_inject_node() < 0) return absl::OkStatus();
-  if (cell.cell_inject_node() >= n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("recurrent_cell.cell_inject_node: must be -1 or a node in [0, ", n,
-                     "); got ", cell.cell_inject_node()));
-  }
-  if (cell.cell_output_node() < 0 || cell.cell_output_node() >= n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("recurrent_cell.cell_output_node: must be a node in [0, ", n, "); got ",
-                     cell.cell_output_node()));
-  }
-  if (!IsCombination(cell.cell_inject_combination())) {
-    return absl::UnimplementedError(absl::StrCat(
-        "no PyTorch module for recurrent_cell.cell_inject_combination '",
-        EscapeForTerminal(cell.cell_inject_combination()),
-        "' (model.py implements add, elem_mult)"));
-  }
-  if (!IsActivation(cell.cell_inject_activation())) {
-    return absl::UnimplementedError(absl::StrCat(
-        "no PyTorch module for recurrent_cell.cell_inject_activation '",
-        EscapeForTerminal(cell.cell_inject_activation()),
-        "' (model.py implements identity, tanh, sigmoid, relu)"));
-  }
-  return absl::OkStatus();
-}
-
-int64_t RecurrentLmParameters(const v1::RecurrentCellArchitecture& cell,
-                              const RecurrentLmSizes& sizes) {
-  const int64_t v = sizes.vocab_size;
-  const int64_t e = sizes.embedding_size;
-  const int64_t h = sizes.hidden_size;
-  const int64_t base = Base(cell);
-  return v * e + (e * base * h + base * h) + h * base * h + (sizes.tie_weights ? 0 : v * h) + v;
 }
 
 absl::StatusOr<std::string> RecurrentPyTorchModule(const v1::Job& job, const v1::Trial& trial,
                                                    const RecurrentLmSizes& sizes) {
   const v1::RecurrentCellArchitecture& cell = trial.architecture().recurrent_cell();
-  if (absl::Status checked = CheckExportableCell(cell); !checked.ok()) return checked;
-  if (sizes.vocab_size <= 0 || sizes.embedding_size <= 0 || sizes.hidden_size <= 0 ||
-      !(sizes.dropout >= 0.0 && sizes.dropout < 1.0)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "language model sizes: vocabulary %d, embedding %d and hidden %d must be positive and "
-        "dropout %g in [0, 1)",
-        sizes.vocab_size, sizes.embedding_size, sizes.hidden_size, sizes.dropout));
+  if (absl::Status checked = search_space::CheckRecurrentCell(cell); !checked.ok()) {
+    return absl::UnimplementedError(
+        absl::StrCat("no PyTorch module for this recurrent cell: ",
+                     EscapeForTerminal(std::string(checked.message()))));
   }
-  if (sizes.tie_weights && sizes.embedding_size != sizes.hidden_size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "language model sizes: tied weights need embedding size == hidden size; got %d and %d",
-        sizes.embedding_size, sizes.hidden_size));
+  const search_space::LanguageModelShape& shape = sizes.shape;
+  if (absl::Status checked = search_space::CheckLanguageModelShape(Base(cell), shape);
+      !checked.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("language model: ", EscapeForTerminal(std::string(checked.message()))));
   }
-  // Only names CheckExportableCell accepted become Python strings.
+  if (!(sizes.dropout >= 0.0 && sizes.dropout < 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("language model: dropout must be in [0, 1), got %g", sizes.dropout));
+  }
+  // Only names CheckRecurrentCell knows become Python strings.
   std::string nodes;
   for (int k = 0; k < cell.nodes_size(); ++k) {
     absl::StrAppend(&nodes, absl::StrFormat("    (%s, %s),  # node %d\n",
@@ -277,17 +227,19 @@ absl::StatusOr<std::string> RecurrentPyTorchModule(const v1::Job& job, const v1:
       injects ? cell.cell_inject_node() : -1,
       injects ? Quoted(cell.cell_inject_combination()) : "None",
       injects ? Quoted(cell.cell_inject_activation()) : "None",
-      injects ? cell.cell_output_node() : -1, sizes.vocab_size, sizes.embedding_size,
-      sizes.hidden_size, PythonFloat(sizes.dropout), sizes.tie_weights ? "True" : "False");
+      injects ? cell.cell_output_node() : -1, shape.vocabulary, shape.embedding_size,
+      shape.hidden_size, PythonFloat(sizes.dropout), shape.tie_weights ? "True" : "False");
 }
 
 std::string RecurrentLmSummary(const v1::RecurrentCellArchitecture& cell,
                                const RecurrentLmSizes& sizes) {
+  const search_space::LanguageModelShape& shape = sizes.shape;
   return absl::StrFormat(
       "language model: vocabulary %d, embedding %d, hidden %d, dropout %g, %s weights, "
       "%d parameters (tree of %d leaves)\n",
-      sizes.vocab_size, sizes.embedding_size, sizes.hidden_size, sizes.dropout,
-      sizes.tie_weights ? "tied" : "untied", RecurrentLmParameters(cell, sizes), Base(cell));
+      shape.vocabulary, shape.embedding_size, shape.hidden_size, sizes.dropout,
+      shape.tie_weights ? "tied" : "untied",
+      search_space::RecurrentLmParameters(Base(cell), shape), Base(cell));
 }
 
 }  // namespace nas::client

@@ -46,11 +46,11 @@ v1::Trial TrialWith(const v1::RecurrentCellArchitecture& cell) {
 
 RecurrentLmSizes Sizes(int vocab, int embedding, int hidden, bool tied) {
   RecurrentLmSizes sizes;
-  sizes.vocab_size = vocab;
-  sizes.embedding_size = embedding;
-  sizes.hidden_size = hidden;
+  sizes.shape.vocabulary = vocab;
+  sizes.shape.embedding_size = embedding;
+  sizes.shape.hidden_size = hidden;
+  sizes.shape.tie_weights = tied;
   sizes.dropout = 0.25;
-  sizes.tie_weights = tied;
   return sizes;
 }
 
@@ -95,18 +95,17 @@ TEST(ExportRecurrentTest, ACellWithoutInjectionHasNoCellState) {
   EXPECT_TRUE(Contains(*module, "DROPOUT = 0.25\nTIE_WEIGHTS = False\n")) << *module;
 }
 
-TEST(ExportRecurrentTest, ParametersFollowTheFormula) {
+TEST(ExportRecurrentTest, TheSummaryGivesTheModelsSizesAndParameters) {
   // V*E + (E*base*H + base*H) + H*base*H + (tied ? 0 : V*H) + V, base 8.
-  EXPECT_EQ(RecurrentLmParameters(LstmCell(), Sizes(100, 16, 32, false)),
-            100 * 16 + (16 * 8 * 32 + 8 * 32) + 32 * 8 * 32 + 100 * 32 + 100);
-  EXPECT_EQ(RecurrentLmParameters(LstmCell(), Sizes(100, 16, 16, true)),
-            100 * 16 + (16 * 8 * 16 + 8 * 16) + 16 * 8 * 16 + 100);
-  EXPECT_TRUE(Contains(RecurrentLmSummary(LstmCell(), Sizes(100, 16, 16, true)),
-                       "language model: vocabulary 100, embedding 16, hidden 16, dropout 0.25, "
-                       "tied weights, 5924 parameters (tree of 8 leaves)"));
+  EXPECT_EQ(RecurrentLmSummary(LstmCell(), Sizes(100, 16, 16, true)),
+            "language model: vocabulary 100, embedding 16, hidden 16, dropout 0.25, "
+            "tied weights, 5924 parameters (tree of 8 leaves)\n");
+  EXPECT_TRUE(Contains(RecurrentLmSummary(LstmCell(), Sizes(100, 16, 32, false)),
+                       "untied weights, 17444 parameters"));
 }
 
-TEST(ExportRecurrentTest, UnknownNamesNeverBecomePython) {
+TEST(ExportRecurrentTest, CellsTheWorkerCannotBuildGetNoModule) {
+  // Unknown names never become Python; a malformed tree is refused too.
   v1::Job job;
   v1::RecurrentCellArchitecture cell = LstmCell();
   cell.mutable_nodes(3)->set_activation("tanh\")]\nimport os #");
@@ -114,49 +113,50 @@ TEST(ExportRecurrentTest, UnknownNamesNeverBecomePython) {
       RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
   EXPECT_EQ(module.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_TRUE(Contains(module.status().message(),
-                       "recurrent_cell.nodes[3].activation 'tanh\")]\\nimport os #'"))
+                       "no PyTorch module for this recurrent cell: recurrent cell node 3 has "
+                       "combination 'add' and activation 'tanh\")]\\nimport os #'"))
       << module.status();
 
   cell = LstmCell();
   cell.mutable_nodes(12)->set_combination("concat");
   module = RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
   EXPECT_EQ(module.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_TRUE(Contains(module.status().message(), "recurrent_cell.nodes[12].combination 'concat'"))
+  EXPECT_TRUE(Contains(module.status().message(), "node 12 has combination 'concat'"))
       << module.status();
 
   cell = LstmCell();
   cell.set_cell_inject_activation("x\"");
   module = RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
   EXPECT_EQ(module.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_TRUE(Contains(module.status().message(), "recurrent_cell.cell_inject_activation 'x\"'"))
-      << module.status();
-}
+  EXPECT_TRUE(Contains(module.status().message(), "activation 'x\"'")) << module.status();
 
-TEST(ExportRecurrentTest, AMalformedTreeOrSizesAreRefusedNamingTheField) {
-  v1::Job job;
-  v1::RecurrentCellArchitecture cell = LstmCell();
+  cell = LstmCell();
   cell.mutable_nodes()->RemoveLast();
-  absl::StatusOr<std::string> module =
-      RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
-  EXPECT_EQ(module.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(module.status().message(), "recurrent_cell.nodes: ")) << module.status();
-  EXPECT_TRUE(Contains(module.status().message(), "got 14")) << module.status();
+  module = RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
+  EXPECT_EQ(module.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(Contains(module.status().message(), "recurrent cell has 14 tree nodes"))
+      << module.status();
 
   cell = LstmCell();
   cell.set_cell_inject_node(15);
   module = RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
-  EXPECT_EQ(module.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(module.status().message(), "recurrent_cell.cell_inject_node: ")) << module.status();
+  EXPECT_EQ(module.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(Contains(module.status().message(), "cell_inject_node (15)")) << module.status();
+}
 
-  cell = LstmCell();
-  cell.set_cell_output_node(-1);
-  module = RecurrentPyTorchModule(job, TrialWith(cell), Sizes(10, 4, 4, false));
+TEST(ExportRecurrentTest, SizesNoNetworkIsBuiltFromAreRefused) {
+  v1::Job job;
+  absl::StatusOr<std::string> module =
+      RecurrentPyTorchModule(job, TrialWith(LstmCell()), Sizes(10, 4, 6, true));
   EXPECT_EQ(module.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(module.status().message(), "recurrent_cell.cell_output_node: ")) << module.status();
-
-  module = RecurrentPyTorchModule(job, TrialWith(LstmCell()), Sizes(10, 4, 6, true));
+  EXPECT_TRUE(Contains(module.status().message(),
+                       "language model: tie_weights needs embedding_size (4) == hidden_size (6)"))
+      << module.status();
+  RecurrentLmSizes sizes = Sizes(10, 4, 4, false);
+  sizes.dropout = 1.0;
+  module = RecurrentPyTorchModule(job, TrialWith(LstmCell()), sizes);
   EXPECT_EQ(module.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(module.status().message(), "tied weights need embedding size == hidden size"))
+  EXPECT_TRUE(Contains(module.status().message(), "dropout must be in [0, 1), got 1"))
       << module.status();
 }
 

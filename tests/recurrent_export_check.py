@@ -5,7 +5,8 @@ PyTorch (Debian's python3-torch); tests/recurrent_export_test.cc calls it.
                           job's sizes), runs two batches of token ids forward
                           and backward (the state of the first carried,
                           detached, into the second), checks the shapes, the
-                          parameter names and that the parameters number
+                          parameter names, the worker's initial ranges
+                          and that the parameters number
                           PARAMETERS (without it: the spec's formula
                           V*E + (E*base*H + base*H) + H*base*H
                           + (tied ? 0 : V*H) + V over the module's sizes).
@@ -69,6 +70,13 @@ def check_model(directory, expected_parameters):
                         ([] if m.TIE_WEIGHTS else ["decoder.weight"]))
     if names != want_names:
         fail("%s: parameters %s, want %s" % (directory, names, want_names))
+    fresh = m.ChildNet()
+    bound = 1.0 / m.HIDDEN_SIZE ** 0.5
+    for name, parameter in fresh.named_parameters():
+        low, high = ((-bound, bound) if name.startswith("cell.") else
+                     (0.0, 0.0) if name == "decoder.bias" else (-0.1, 0.1))
+        if parameter.min().item() < low or parameter.max().item() > high:
+            fail("%s: %s starts outside [%g, %g]" % (directory, name, low, high))
     if expected_parameters is None:
         v, e, h = m.VOCAB_SIZE, m.EMBEDDING_SIZE, m.HIDDEN_SIZE
         base = (len(m.NODES) + 1) // 2

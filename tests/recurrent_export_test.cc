@@ -1,25 +1,34 @@
-// `nasctl export`'s model.py for recurrent cells under real PyTorch (Debian's
-// python3-torch, /usr/bin/python3): cells sampled from several spaces (with
-// and without c_{t-1} injection, tied and untied language models) are
-// exported, imported by tests/recurrent_export_check.py, run forward and
-// backward on token ids, and their parameter count must equal the spec's
-// formula. The spec's LSTM arrangement must compute what nn.LSTMCell and
-// nn.LSTM compute.
+// `nasctl export`'s model.py for recurrent cells against the worker's network
+// (worker/recurrent_net), under real PyTorch (Debian's python3-torch,
+// /usr/bin/python3, running tests/recurrent_export_check.py): cells sampled
+// from several spaces (with and without c_{t-1} injection, tied and untied
+// language models) are exported, imported, run forward and backward on token
+// ids, and must have as many parameters as the worker's RecurrentLm of the
+// same cell and sizes (which must equal the spec's formula); with every
+// parameter set to the same deterministic values, model.py computes the
+// worker's logits; and the spec's LSTM arrangement computes what
+// nn.LSTMCell and nn.LSTM compute.
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "absl/strings/str_cat.h"
-#include "client/export.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/export_recurrent.h"
 #include "common/file_util.h"
 #include "common/subprocess.h"
 #include "gtest/gtest.h"
+#include "search_space/child_size.h"
 #include "search_space/search_space.h"
 #include "tests/test_util.h"
+#include "worker/recurrent_net.h"
 
 namespace nas {
 namespace {
@@ -62,12 +71,65 @@ v1::SearchSpace RecurrentSpace(int base, bool inject) {
 
 client::RecurrentLmSizes Sizes(int vocab, int embedding, int hidden, double dropout, bool tied) {
   client::RecurrentLmSizes sizes;
-  sizes.vocab_size = vocab;
-  sizes.embedding_size = embedding;
-  sizes.hidden_size = hidden;
+  sizes.shape.vocabulary = vocab;
+  sizes.shape.embedding_size = embedding;
+  sizes.shape.hidden_size = hidden;
+  sizes.shape.tie_weights = tied;
   sizes.dropout = dropout;
-  sizes.tie_weights = tied;
   return sizes;
+}
+
+// The worker's network for `architecture` with `sizes`.
+worker::RecurrentLm WorkersNetwork(const v1::Architecture& architecture,
+                                   const client::RecurrentLmSizes& sizes) {
+  worker::LanguageModelOptions options;
+  options.shape = sizes.shape;
+  options.dropout = sizes.dropout;
+  absl::StatusOr<worker::RecurrentLm> lm = worker::BuildRecurrentLm(architecture, options);
+  EXPECT_TRUE(lm.ok()) << lm.status();
+  return lm.value_or(worker::RecurrentLm(nullptr));
+}
+
+// Sets parameter j of this order, element k (row-major), to 0.1 sin(0.37 k +
+// j), as recurrent_export_check.py's deterministic_fill does.
+void DeterministicFill(worker::RecurrentLm& lm) {
+  const std::vector<std::string> order = {"embedding.weight", "cell.w_x.weight", "cell.w_x.bias",
+                                          "cell.w_h.weight",  "decoder.weight",  "decoder.bias"};
+  torch::NoGradGuard no_grad;
+  for (auto& item : lm->named_parameters()) {
+    const auto j = std::find(order.begin(), order.end(), item.key()) - order.begin();
+    ASSERT_LT(j, static_cast<int>(order.size())) << item.key();
+    torch::Tensor k = torch::arange(item.value().numel(), torch::kFloat64);
+    item.value().copy_((0.1 * torch::sin(0.37 * k + static_cast<double>(j)))
+                           .to(torch::kFloat32)
+                           .reshape(item.value().sizes()));
+  }
+}
+
+// Writes the worker's logits for random tokens (steps x batch) with the
+// deterministic parameters and dropout off, as JSON for --logits.
+std::string WriteWorkersLogits(worker::RecurrentLm& lm, int vocab, const std::string& path) {
+  DeterministicFill(lm);
+  lm->eval();
+  torch::manual_seed(5);
+  const torch::Tensor tokens = torch::randint(vocab, {6, 3}, torch::kLong);
+  worker::RecurrentState state = lm->cell->InitialState(3, torch::kCPU);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = lm->forward(tokens, &state).contiguous();
+  std::vector<std::string> rows;
+  for (int64_t t = 0; t < tokens.size(0); ++t) {
+    std::vector<int64_t> row(tokens[t].data_ptr<int64_t>(),
+                             tokens[t].data_ptr<int64_t>() + tokens.size(1));
+    rows.push_back(absl::StrCat("[", absl::StrJoin(row, ", "), "]"));
+  }
+  const float* data = logits.data_ptr<float>();
+  std::vector<std::string> values;
+  for (int64_t i = 0; i < logits.numel(); ++i) values.push_back(absl::StrFormat("%.9g", data[i]));
+  EXPECT_TRUE(WriteFileAtomically(path, absl::StrCat("{\"tokens\": [", absl::StrJoin(rows, ", "),
+                                                     "], \"logits\": [",
+                                                     absl::StrJoin(values, ", "), "]}\n"))
+                  .ok());
+  return path;
 }
 
 // Writes model.py for `cell` with `sizes` into a new directory; returns it.
@@ -85,7 +147,7 @@ std::string ExportModule(const v1::Architecture& architecture,
   return dir;
 }
 
-TEST(RecurrentExportTest, SampledCellsRunUnderPyTorchWithTheFormulasParameterCount) {
+TEST(RecurrentExportTest, SampledCellsMatchTheWorkersNetworkUnderPyTorch) {
   struct Case {
     int base;
     bool inject;
@@ -108,50 +170,36 @@ TEST(RecurrentExportTest, SampledCellsRunUnderPyTorchWithTheFormulasParameterCou
         search_space::SampleUniform(RecurrentSpace(c.base, c.inject), 0, rng);
     ASSERT_EQ(arch.recurrent_cell().nodes_size(), 2 * c.base - 1);
     ASSERT_EQ(arch.recurrent_cell().cell_inject_node() >= 0, c.inject) << arch.canonical();
-    const int64_t parameters = client::RecurrentLmParameters(arch.recurrent_cell(), c.sizes);
-    const int64_t v = c.sizes.vocab_size, e = c.sizes.embedding_size, h = c.sizes.hidden_size;
-    ASSERT_EQ(parameters, v * e + (e * c.base * h + c.base * h) + h * c.base * h +
-                              (c.sizes.tie_weights ? 0 : v * h) + v)
+    worker::RecurrentLm lm = WorkersNetwork(arch, c.sizes);
+    ASSERT_TRUE(lm) << arch.canonical();
+    const int64_t v = c.sizes.shape.vocabulary, e = c.sizes.shape.embedding_size,
+                  h = c.sizes.shape.hidden_size;
+    ASSERT_EQ(lm->parameter_count(), v * e + (e * c.base * h + c.base * h) + h * c.base * h +
+                                         (c.sizes.shape.tie_weights ? 0 : v * h) + v)
         << arch.canonical();
-    const std::string module_dir =
-        ExportModule(arch, c.sizes, absl::StrCat(dir, "/case", i));
+    const std::string module_dir = ExportModule(arch, c.sizes, absl::StrCat(dir, "/case", i));
     args.push_back("--model");
-    args.push_back(absl::StrCat(module_dir, ":", parameters));
+    args.push_back(absl::StrCat(module_dir, ":", lm->parameter_count()));
+    args.push_back("--logits");
+    args.push_back(absl::StrCat(module_dir, ":",
+                                WriteWorkersLogits(lm, c.sizes.shape.vocabulary,
+                                                   module_dir + "/logits.json")));
   }
   PythonResult checked = RunCheck(args, dir);
+  std::cout << checked.output;
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
   EXPECT_EQ(std::count(checked.output.begin(), checked.output.end(), '\n'),
-            static_cast<int>(cases.size()))
+            static_cast<int>(2 * cases.size()))
       << checked.output;
-}
-
-// The LSTM of docs/search_spaces.md (base 8, c_{t-1} injected at node 6).
-v1::Architecture LstmArchitecture() {
-  const char* kNodes[][2] = {
-      {"elem_mult", "identity"}, {"add", "sigmoid"},  {"add", "tanh"},
-      {"add", "identity"},       {"add", "identity"}, {"elem_mult", "identity"},
-      {"add", "sigmoid"},        {"add", "identity"}, {"add", "identity"},
-      {"add", "identity"},       {"add", "identity"}, {"add", "sigmoid"},
-      {"add", "tanh"},           {"add", "identity"}, {"add", "identity"}};
-  v1::Architecture arch;
-  v1::RecurrentCellArchitecture* cell = arch.mutable_recurrent_cell();
-  for (const auto& node : kNodes) {
-    v1::RecurrentTreeNode* n = cell->add_nodes();
-    n->set_combination(node[0]);
-    n->set_activation(node[1]);
-  }
-  cell->set_cell_inject_node(6);
-  cell->set_cell_inject_combination("elem_mult");
-  cell->set_cell_inject_activation("identity");
-  cell->set_cell_output_node(2);
-  return arch;
 }
 
 TEST(RecurrentExportTest, TheLstmArrangementComputesTorchsLstm) {
   const std::string dir = NewTempDir("recurrent_export_lstm");
-  const std::string module_dir =
-      ExportModule(LstmArchitecture(), Sizes(11, 5, 7, 0.0, false), dir + "/lstm");
+  v1::Architecture lstm;
+  *lstm.mutable_recurrent_cell() = worker::LstmCellArchitecture();
+  const std::string module_dir = ExportModule(lstm, Sizes(11, 5, 7, 0.0, false), dir + "/lstm");
   PythonResult checked = RunCheck({"--lstm", module_dir}, dir);
+  std::cout << checked.output;
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
   EXPECT_NE(checked.output.find("cell = nn.LSTMCell"), std::string::npos) << checked.output;
   EXPECT_NE(checked.output.find("RNNModel = embedding -> nn.LSTM -> decoder"), std::string::npos)
