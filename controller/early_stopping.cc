@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -11,7 +12,7 @@ namespace nas::controller {
 namespace {
 
 double BestOf(const std::vector<double>& curve, size_t epochs) {
-  double best = 0;
+  double best = -std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < epochs && i < curve.size(); ++i) best = std::max(best, curve[i]);
   return best;
 }
@@ -106,19 +107,47 @@ class SuccessiveHalving : public EarlyStopping {
   absl::flat_hash_map<std::string, std::set<int>> recorded_;
 };
 
+// A rule fed the negated curves: it keeps the higher-is-better view, so
+// lower values rank as better.
+class LowerIsBetterRule : public EarlyStopping {
+ public:
+  explicit LowerIsBetterRule(std::unique_ptr<EarlyStopping> rule) : rule_(std::move(rule)) {}
+  bool ShouldStop(const std::string& trial_id, const std::vector<double>& curve) override {
+    return rule_->ShouldStop(trial_id, Negated(curve));
+  }
+  void Finished(const std::string& trial_id, const std::vector<double>& curve) override {
+    rule_->Finished(trial_id, Negated(curve));
+  }
+
+ private:
+  static std::vector<double> Negated(std::vector<double> curve) {
+    for (double& v : curve) v = -v;
+    return curve;
+  }
+  const std::unique_ptr<EarlyStopping> rule_;
+};
+
 }  // namespace
 
-std::unique_ptr<EarlyStopping> EarlyStopping::Create(const v1::EarlyStoppingSpec& spec,
-                                                     int epochs) {
+std::unique_ptr<EarlyStopping> EarlyStopping::Create(const v1::EarlyStoppingSpec& spec, int epochs,
+                                                     bool lower_is_better) {
+  std::unique_ptr<EarlyStopping> rule;
   if (spec.rule() == "median") {
-    return std::make_unique<MedianRule>(std::max(1, spec.min_epochs()),
-                                        std::max(1, spec.min_trials()));
-  }
-  if (spec.rule() == "successive_halving") {
-    return std::make_unique<SuccessiveHalving>(std::max(1, spec.min_epochs()),
+    rule = std::make_unique<MedianRule>(std::max(1, spec.min_epochs()), std::max(1, spec.min_trials()));
+  } else if (spec.rule() == "successive_halving") {
+    rule = std::make_unique<SuccessiveHalving>(std::max(1, spec.min_epochs()),
                                                spec.eta() > 1 ? spec.eta() : 3.0, epochs);
   }
-  return nullptr;
+  if (rule != nullptr && lower_is_better) return std::make_unique<LowerIsBetterRule>(std::move(rule));
+  return rule;
+}
+
+bool LowerIsBetter(const v1::EvaluatorSpec& evaluator) {
+  return evaluator.has_train() && evaluator.train().dataset() == "ptb";
+}
+
+double CurvePoint(const v1::EvaluatorSpec& evaluator, const v1::EpochResult& epoch) {
+  return LowerIsBetter(evaluator) ? epoch.validation_perplexity() : epoch.validation_accuracy();
 }
 
 int EvaluatorEpochs(const v1::EvaluatorSpec& evaluator) {

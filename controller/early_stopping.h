@@ -18,15 +18,24 @@ class EarlyStopping {
  public:
   virtual ~EarlyStopping() = default;
   // `spec` validated, with defaults (WithDefaults); `epochs` the evaluator's
-  // epochs (0: unknown). Null when spec.rule is empty.
-  static std::unique_ptr<EarlyStopping> Create(const v1::EarlyStoppingSpec& spec, int epochs);
+  // epochs (0: unknown). Null when spec.rule is empty. With
+  // `lower_is_better` (perplexity curves) the rule ranks curves the other
+  // way round: the same rule, with that direction.
+  static std::unique_ptr<EarlyStopping> Create(const v1::EarlyStoppingSpec& spec, int epochs,
+                                               bool lower_is_better = false);
 
-  // `curve`: the trial's validation accuracy per epoch, epoch 1 first, every
-  // epoch it finished so far. True: stop it now.
+  // `curve`: the trial's curve metric per epoch (CurvePoint), epoch 1 first,
+  // every epoch it finished so far. True: stop it now.
   virtual bool ShouldStop(const std::string& trial_id, const std::vector<double>& curve) = 0;
   // The trial ended (succeeded, stopped or not) with `curve`.
   virtual void Finished(const std::string& trial_id, const std::vector<double>& curve) = 0;
 };
+
+// The curve's metric of an epoch: the validation perplexity for a language
+// model (train evaluator on ptb; lower is better), else the validation
+// accuracy (higher is better).
+bool LowerIsBetter(const v1::EvaluatorSpec& evaluator);
+double CurvePoint(const v1::EvaluatorSpec& evaluator, const v1::EpochResult& epoch);
 
 // The evaluator's epochs for a spec (train or synthetic); 0 when unknown.
 int EvaluatorEpochs(const v1::EvaluatorSpec& evaluator);

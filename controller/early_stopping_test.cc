@@ -1,5 +1,6 @@
 #include "controller/early_stopping.h"
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,37 @@ TEST(EarlyStoppingTest, SuccessiveHalvingJudgesEveryRungAHeartbeatSkipped) {
   EXPECT_FALSE(rule->ShouldStop("a", {0.9, 0.9, 0.9, 0.9}));
   // b reports 4 epochs at once: judged at rung 1 (2 trials, ceil(2/2)=1 go on) and stopped.
   EXPECT_TRUE(rule->ShouldStop("b", {0.1, 0.2, 0.3, 0.95}));
+}
+
+TEST(EarlyStoppingTest, PerplexityCurvesRankLowerAsBetterUnderBothRules) {
+  auto median = EarlyStopping::Create(Spec("median", 2, 3, 0), 4, /*lower_is_better=*/true);
+  ASSERT_NE(median, nullptr);
+  // Running averages at epoch 2: 450, 350, 250 -> median 350.
+  median->Finished("a", {500, 400});
+  median->Finished("b", {400, 300});
+  median->Finished("c", {300, 200});
+  EXPECT_TRUE(median->ShouldStop("x", {600, 360})) << "its best so far (360) is worse than 350";
+  EXPECT_FALSE(median->ShouldStop("y", {340, 900})) << "its best so far (340) beats the median";
+
+  auto halving = EarlyStopping::Create(Spec("successive_halving", 1, 0, 3), 9, true);
+  EXPECT_FALSE(halving->ShouldStop("a", {150}));
+  EXPECT_TRUE(halving->ShouldStop("b", {200})) << "a did better (lower)";
+  EXPECT_FALSE(halving->ShouldStop("c", {100}));
+  // A diverged child (infinite perplexity) ranks last.
+  EXPECT_TRUE(halving->ShouldStop("d", {std::numeric_limits<double>::infinity()}));
+}
+
+TEST(EarlyStoppingTest, LanguageModelJobsCurveIsTheValidationPerplexity) {
+  v1::EvaluatorSpec e;
+  e.mutable_train()->set_dataset("ptb");
+  v1::EpochResult epoch;
+  epoch.set_validation_accuracy(0.5);
+  epoch.set_validation_perplexity(120);
+  EXPECT_TRUE(LowerIsBetter(e));
+  EXPECT_EQ(CurvePoint(e, epoch), 120);
+  e.mutable_train()->set_dataset("cifar10");
+  EXPECT_FALSE(LowerIsBetter(e));
+  EXPECT_EQ(CurvePoint(e, epoch), 0.5);
 }
 
 TEST(EarlyStoppingTest, EvaluatorEpochsComeFromTrainOrSynthetic) {

@@ -122,16 +122,21 @@ void ValidateChildSize(const v1::JobSpec& spec, Problems& p) {
   p.Range<int64_t>("evaluator.max_parameters", e.max_parameters(), 1, JobLimits::kMaxParameters);
   p.Range<int64_t>("evaluator.max_activation_bytes", e.max_activation_bytes(), int64_t{1} << 20,
                    JobLimits::kMaxActivationBytes);
-  absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(e.train().dataset());
-  if (!shape.ok() || e.train().batch_size() < 1 || e.train().batch_size() > JobLimits::kMaxBatchSize ||
+  if (e.train().batch_size() < 1 || e.train().batch_size() > JobLimits::kMaxBatchSize ||
       !search_space::ValidateSearchSpace(spec.search_space()).ok()) {
     return;  // reported above
   }
-  absl::StatusOr<search_space::ChildSize> largest =
-      search_space::LargestChildSize(spec.search_space(), *shape, e.train().batch_size());
-  if (absl::IsUnimplemented(largest.status())) {
-    p.Add("evaluator.train", std::string(largest.status().message()));
-    return;
+  absl::StatusOr<search_space::ChildSize> largest;
+  if (e.train().dataset() == "ptb") {
+    const v1::LanguageModelSpec& lm = e.train().language_model();
+    if (!spec.search_space().has_recurrent_cell()) return;  // reported above
+    const search_space::LanguageModelShape shape{search_space::kPtbVocabulary, lm.embedding_size(), lm.hidden_size(),
+                                                 lm.tie_weights(), lm.bptt_steps()};
+    largest = search_space::LargestRecurrentChildSize(spec.search_space(), shape, e.train().batch_size());
+  } else {
+    absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(e.train().dataset());
+    if (!shape.ok() || spec.search_space().has_recurrent_cell()) return;  // reported above
+    largest = search_space::LargestChildSize(spec.search_space(), *shape, e.train().batch_size());
   }
   if (!largest.ok()) return;
   if (largest->parameters > e.max_parameters()) {
@@ -159,23 +164,75 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
   switch (e.kind_case()) {
     case v1::EvaluatorSpec::kTrain: {
       const v1::TrainEvaluatorSpec& t = e.train();
+      const bool ptb = t.dataset() == "ptb";
       if (t.dataset().empty()) {
-        p.Add("evaluator.train.dataset", "must be set: fashion_mnist, mnist or cifar10");
+        p.Add("evaluator.train.dataset", "must be set: fashion_mnist, mnist, cifar10 or ptb");
       } else if (t.dataset() != "fashion_mnist" && t.dataset() != "mnist" &&
-                 t.dataset() != "cifar10") {
+                 t.dataset() != "cifar10" && !ptb) {
         p.Add("evaluator.train.dataset",
-              absl::StrCat("unknown dataset '", t.dataset(), "' (known: fashion_mnist, mnist, cifar10)"));
+              absl::StrCat("unknown dataset '", t.dataset(), "' (known: fashion_mnist, mnist, cifar10, ptb)"));
       }
       if (t.dataset() == "cifar10" && t.data_dir().empty()) {
         p.Add("evaluator.train.data_dir",
               "must name the directory with CIFAR-10's data_batch_*.bin (no default location)");
       }
+      if (ptb && t.data_dir().empty()) {
+        p.Add("evaluator.train.data_dir",
+              "must name the directory with ptb.train.txt, ptb.valid.txt and ptb.test.txt (no default location)");
+      }
+      if (ptb && spec.search_space().space_case() != v1::SearchSpace::kRecurrentCell &&
+          spec.search_space().space_case() != v1::SearchSpace::SPACE_NOT_SET) {
+        p.Add("evaluator.train.dataset", "ptb trains language models: the search space must be recurrent_cell");
+      }
+      if (!ptb && !t.dataset().empty() && spec.search_space().has_recurrent_cell()) {
+        p.Add("evaluator.train.dataset",
+              absl::StrCat("a recurrent_cell space trains language models on ptb, not '", t.dataset(), "'"));
+      }
+      if (!ptb && t.has_language_model()) {
+        p.Add("evaluator.train.language_model", "is for dataset ptb only");
+      }
       p.Range("evaluator.train.epochs", t.epochs(), 1, JobLimits::kMaxEpochs);
       p.Range("evaluator.train.batch_size", t.batch_size(), 1, JobLimits::kMaxBatchSize);
-      p.Range("evaluator.train.train_size", t.train_size(), 0, 10'000'000);
-      p.Range("evaluator.train.validation_size", t.validation_size(), 1, 10'000'000);
-      if (!(t.learning_rate() > 0 && t.learning_rate() <= 10)) {
-        p.Add("evaluator.train.learning_rate", absl::StrCat("must be in (0, 10], got ", t.learning_rate()));
+      if (ptb) {
+        const v1::LanguageModelSpec& lm = t.language_model();
+        p.Range("evaluator.train.language_model.embedding_size", lm.embedding_size(), 1,
+                search_space::kMaxRecurrentSize);
+        p.Range("evaluator.train.language_model.hidden_size", lm.hidden_size(), 1, search_space::kMaxRecurrentSize);
+        p.Range("evaluator.train.language_model.bptt_steps", lm.bptt_steps(), 1, search_space::kMaxBpttSteps);
+        p.Range("evaluator.train.language_model.eval_batch_size", lm.eval_batch_size(), 1,
+                JobLimits::kMaxBatchSize);
+        p.Range("evaluator.train.language_model.train_tokens", lm.train_tokens(), 0, 100'000'000);
+        p.Range("evaluator.train.language_model.valid_tokens", lm.valid_tokens(), 0, 100'000'000);
+        if (!(lm.dropout() >= 0 && lm.dropout() < 1)) {
+          p.Add("evaluator.train.language_model.dropout", absl::StrCat("must be in [0, 1), got ", lm.dropout()));
+        }
+        if (!(lm.grad_clip() > 0 && lm.grad_clip() <= 1000)) {
+          p.Add("evaluator.train.language_model.grad_clip", absl::StrCat("must be in (0, 1000], got ", lm.grad_clip()));
+        }
+        if (lm.tie_weights() && lm.embedding_size() != lm.hidden_size()) {
+          p.Add("evaluator.train.language_model.tie_weights",
+                absl::StrCat("needs embedding_size (", lm.embedding_size(), ") == hidden_size (", lm.hidden_size(),
+                             ")"));
+        }
+        // A slice shorter than two rows of batch_size (eval_batch_size)
+        // sequences gives nothing to train on (measure).
+        if (lm.train_tokens() > 0 && lm.train_tokens() < 2 * t.batch_size()) {
+          p.Add("evaluator.train.language_model.train_tokens",
+                absl::StrCat("must be 0 (all) or at least 2 x batch_size (", 2 * t.batch_size(), ")"));
+        }
+        if (lm.valid_tokens() > 0 && lm.valid_tokens() < 2 * lm.eval_batch_size()) {
+          p.Add("evaluator.train.language_model.valid_tokens",
+                absl::StrCat("must be 0 (all) or at least 2 x eval_batch_size (", 2 * lm.eval_batch_size(), ")"));
+        }
+        if (!(t.learning_rate() > 0 && t.learning_rate() <= 100)) {
+          p.Add("evaluator.train.learning_rate", absl::StrCat("must be in (0, 100], got ", t.learning_rate()));
+        }
+      } else {
+        p.Range("evaluator.train.train_size", t.train_size(), 0, 10'000'000);
+        p.Range("evaluator.train.validation_size", t.validation_size(), 1, 10'000'000);
+        if (!(t.learning_rate() > 0 && t.learning_rate() <= 10)) {
+          p.Add("evaluator.train.learning_rate", absl::StrCat("must be in (0, 10], got ", t.learning_rate()));
+        }
       }
       if (!(t.momentum() >= 0 && t.momentum() < 1)) {
         p.Add("evaluator.train.momentum", absl::StrCat("must be in [0, 1), got ", t.momentum()));

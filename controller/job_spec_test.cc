@@ -226,6 +226,76 @@ evaluator: {train: {dataset: cifar10, data_dir: /data, epochs: 1, batch_size: 12
   EXPECT_EQ(WithDefaults(Parse(kMinimal)).evaluator().max_parameters(), 0);
 }
 
+constexpr char kPtb[] = R"(
+search_space:
+  recurrent_cell:
+    base: 8
+    combinations: [add, elem_mult]
+    activations: [identity, tanh, sigmoid, relu]
+    cell_inject: true
+budget: {max_trials: 10}
+evaluator:
+  train:
+    dataset: ptb
+    data_dir: /data/ptb
+    epochs: 2
+    language_model: {embedding_size: 64, hidden_size: 64, tie_weights: true}
+)";
+
+TEST(JobSpecTest, RecurrentCellsTrainOnPtbWithTheLanguageModelsDefaultsAndSize) {
+  const v1::JobSpec spec = WithDefaults(Parse(kPtb));
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  EXPECT_EQ(spec.evaluator().train().language_model().bptt_steps(), 35);
+  EXPECT_DOUBLE_EQ(spec.evaluator().train().learning_rate(), 20);
+  EXPECT_DOUBLE_EQ(spec.reward().perplexity_constant(), 6400);
+  // Every child has the same parameter count: V*E + E*8H + 8H + H*8H + V
+  // (tied) = 640,000 + 32,768 + 512 + 32,768 + 10,000 = 716,048.
+  v1::JobSpec tight = spec;
+  tight.mutable_evaluator()->set_max_parameters(716047);
+  EXPECT_NE(ValidateJobSpec(tight).message().find(
+                "evaluator.max_parameters: the search space's largest child has 716048 parameters"),
+            std::string::npos)
+      << ValidateJobSpec(tight);
+  tight.mutable_evaluator()->set_max_parameters(716048);
+  EXPECT_TRUE(ValidateJobSpec(tight).ok()) << ValidateJobSpec(tight);
+}
+
+TEST(JobSpecTest, LanguageModelFieldsAreCheckedWithTheirPaths) {
+  v1::JobSpec spec = WithDefaults(Parse(kPtb));
+  v1::TrainEvaluatorSpec* t = spec.mutable_evaluator()->mutable_train();
+  t->mutable_language_model()->set_hidden_size(32);
+  t->mutable_language_model()->set_bptt_steps(-1);
+  t->mutable_language_model()->set_dropout(1);
+  t->mutable_language_model()->set_train_tokens(5);
+  t->set_data_dir("");
+  std::string message(ValidateJobSpec(spec).message());
+  for (const char* expected :
+       {"evaluator.train.language_model.tie_weights: needs embedding_size (64) == hidden_size (32)",
+        "evaluator.train.language_model.bptt_steps: must be between 1 and 10000",
+        "evaluator.train.language_model.dropout: must be in [0, 1), got 1",
+        "evaluator.train.language_model.train_tokens: must be 0 (all) or at least 2 x batch_size (40)",
+        "evaluator.train.data_dir: must name the directory with ptb.train.txt"}) {
+    EXPECT_NE(message.find(expected), std::string::npos) << expected << "\n" << message;
+  }
+  // ptb needs a recurrent space, and a recurrent space needs ptb.
+  spec = WithDefaults(Parse(kPtb));
+  spec.mutable_search_space()->mutable_cell()->set_num_nodes(3);
+  spec.mutable_search_space()->mutable_cell()->add_operations("none");
+  message = std::string(ValidateJobSpec(spec).message());
+  EXPECT_NE(message.find("evaluator.train.dataset: ptb trains language models: the search space must be "
+                         "recurrent_cell"),
+            std::string::npos)
+      << message;
+  spec = WithDefaults(Parse(kPtb));
+  spec.mutable_evaluator()->mutable_train()->set_dataset("cifar10");
+  message = std::string(ValidateJobSpec(spec).message());
+  EXPECT_NE(message.find("evaluator.train.dataset: a recurrent_cell space trains language models on ptb, not "
+                         "'cifar10'"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("evaluator.train.language_model: is for dataset ptb only"), std::string::npos) << message;
+}
+
 TEST(JobSpecTest, NamesWithControlCharactersAreRefusedWithTheBytesEscaped) {
   v1::JobSpec spec = Parse(kMinimal);
   spec.set_name("\x1b[2J\x1b[31mPWNED\x1b[0m\r\nfake-job   running");

@@ -99,7 +99,8 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
   task.set_lease_seconds(spec.evaluator().lease_seconds());
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());
   job.closed = false;
-  job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()));
+  job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()),
+                                       LowerIsBetter(spec.evaluator()));
 }
 
 v1::Task TrialBroker::MakeTask(const JobTrials& job, const InFlight& trial) {
@@ -379,7 +380,7 @@ absl::StatusOr<HeartbeatAnswer> TrialBroker::Heartbeat(
     if (static_cast<int>(trial.curve.size()) < e.epoch()) {
       trial.curve.resize(e.epoch(), std::numeric_limits<double>::quiet_NaN());
     }
-    trial.curve[e.epoch() - 1] = e.validation_accuracy();
+    trial.curve[e.epoch() - 1] = CurvePoint(job->second.task_template.evaluator(), e);
   }
   // The rule judges the epochs known without a gap.
   std::vector<double> known;
@@ -602,7 +603,7 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
             outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
           std::vector<double> curve;
           for (const v1::EpochResult& e : outcome.metrics().epochs()) {
-            curve.push_back(e.validation_accuracy());
+            curve.push_back(CurvePoint(job->second.task_template.evaluator(), e));
           }
           job->second.stopping->Finished(outcome.trial_id(), curve);
         }

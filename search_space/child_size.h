@@ -92,6 +92,10 @@ struct LanguageModelShape {
   int bptt_steps = 35;
 };
 
+// Penn Treebank's vocabulary (Mikolov's: 9,999 words and <eos>), the
+// language models' V (worker/ptb_dataset.h).
+inline constexpr int kPtbVocabulary = 10000;
+
 // Upper limits LanguageModelShape is checked against (job_spec.cc too).
 inline constexpr int kMaxVocabulary = 1000000;
 inline constexpr int kMaxRecurrentSize = 65536;

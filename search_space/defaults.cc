@@ -22,6 +22,18 @@ v1::CellSpace WithCellDefaults(v1::CellSpace cell) {
 }
 
 v1::TrainEvaluatorSpec WithTrainDefaults(v1::TrainEvaluatorSpec train) {
+  if (train.dataset() == "ptb") {
+    NAS_DEFAULT(train, batch_size, kDefaultLmBatchSize);
+    NAS_DEFAULT(train, learning_rate, kDefaultLmLearningRate);
+    NAS_DEFAULT(train, lr_schedule, kDefaultLrSchedule);
+    v1::LanguageModelSpec* lm = train.mutable_language_model();
+    NAS_DEFAULT(*lm, embedding_size, kDefaultLmSize);
+    NAS_DEFAULT(*lm, hidden_size, kDefaultLmSize);
+    NAS_DEFAULT(*lm, bptt_steps, kDefaultBpttSteps);
+    NAS_DEFAULT(*lm, grad_clip, kDefaultGradClip);
+    NAS_DEFAULT(*lm, eval_batch_size, kDefaultLmEvalBatchSize);
+    return train;
+  }
   NAS_DEFAULT(train, batch_size, kDefaultBatchSize);
   NAS_DEFAULT(train, validation_size, kDefaultValidationSize);
   NAS_DEFAULT(train, learning_rate, kDefaultLearningRate);
@@ -40,6 +52,7 @@ v1::EvaluatorSpec WithEvaluatorLimitDefaults(v1::EvaluatorSpec evaluator) {
 v1::RewardSpec WithRewardDefaults(v1::RewardSpec reward) {
   NAS_DEFAULT(reward, last_epochs, kDefaultLastEpochs);
   NAS_DEFAULT(reward, power, kDefaultRewardPower);
+  NAS_DEFAULT(reward, perplexity_constant, kDefaultPerplexityConstant);
   return reward;
 }
 

@@ -30,6 +30,17 @@ inline constexpr double kDefaultMomentum = 0.9;
 inline constexpr double kDefaultWeightDecay = 1e-4;
 inline constexpr const char kDefaultLrSchedule[] = "cosine";
 
+// Train evaluator on "ptb" (a recurrent cell's language model): plain SGD
+// (momentum and weight decay 0) at 20, cosine schedule, 20 sequences of 35
+// steps, E = H = 200, gradient norm clipped at 0.25, evaluated in batches of
+// 10 sequences.
+inline constexpr int kDefaultLmBatchSize = 20;
+inline constexpr double kDefaultLmLearningRate = 20;
+inline constexpr int kDefaultLmSize = 200;
+inline constexpr int kDefaultBpttSteps = 35;
+inline constexpr double kDefaultGradClip = 0.25;
+inline constexpr int kDefaultLmEvalBatchSize = 10;
+
 // Evaluator: the largest child a train evaluator builds (fits a worker with
 // 24 GiB of memory: 16 GiB of activations plus 16 bytes per parameter).
 inline constexpr int64_t kDefaultMaxParameters = 50'000'000;
@@ -38,6 +49,8 @@ inline constexpr int64_t kDefaultMaxActivationBytes = int64_t{16} << 30;
 // Reward: R = (max validation accuracy over the last 5 epochs) ^ 3.
 inline constexpr int kDefaultLastEpochs = 5;
 inline constexpr double kDefaultRewardPower = 3.0;
+// Language models: R = c / perplexity^2 with c = 80^2.
+inline constexpr double kDefaultPerplexityConstant = 6400;
 
 // `space` with its unset defaulted fields filled in (a cell's, below). Other
 // kinds of space have no defaulted fields. Does not validate.
@@ -49,14 +62,17 @@ v1::CellSpace WithCellDefaults(v1::CellSpace cell);
 // `train` with batch_size, validation_size, learning_rate, momentum,
 // weight_decay and lr_schedule filled in where unset. epochs, dataset and
 // data_dir have no default here (epochs is required; data_dir's default is
-// the dataset's, worker/dataset.h).
+// the dataset's, worker/dataset.h). For dataset "ptb" the language model's
+// defaults instead (above; validation_size, momentum and weight_decay stay 0)
+// and language_model's fields.
 v1::TrainEvaluatorSpec WithTrainDefaults(v1::TrainEvaluatorSpec train);
 
 // `evaluator` with max_parameters and max_activation_bytes filled in where
 // unset (its other fields' defaults are the controller's).
 v1::EvaluatorSpec WithEvaluatorLimitDefaults(v1::EvaluatorSpec evaluator);
 
-// `reward` with last_epochs and power filled in where unset.
+// `reward` with last_epochs, power and perplexity_constant filled in where
+// unset.
 v1::RewardSpec WithRewardDefaults(v1::RewardSpec reward);
 
 }  // namespace nas::search_space

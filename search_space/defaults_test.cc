@@ -74,7 +74,29 @@ TEST(DefaultsTest, RewardDefaultsFillOnlyUnsetFields) {
   v1::RewardSpec set;
   set.set_last_epochs(2);
   set.set_power(1);
+  set.set_perplexity_constant(100);
   EXPECT_EQ(WithRewardDefaults(set).SerializeAsString(), set.SerializeAsString());
+  EXPECT_DOUBLE_EQ(filled.perplexity_constant(), 6400);
+}
+
+TEST(DefaultsTest, PtbTakesTheLanguageModelsDefaultsAndKeepsMomentumAndDecayOff) {
+  v1::TrainEvaluatorSpec train;
+  train.set_dataset("ptb");
+  train.set_epochs(2);
+  train.mutable_language_model()->set_hidden_size(64);
+  const v1::TrainEvaluatorSpec filled = WithTrainDefaults(train);
+  EXPECT_EQ(filled.batch_size(), 20);
+  EXPECT_DOUBLE_EQ(filled.learning_rate(), 20);
+  EXPECT_DOUBLE_EQ(filled.momentum(), 0);
+  EXPECT_DOUBLE_EQ(filled.weight_decay(), 0);
+  EXPECT_EQ(filled.validation_size(), 0);
+  EXPECT_EQ(filled.lr_schedule(), "cosine");
+  EXPECT_EQ(filled.language_model().embedding_size(), 200);
+  EXPECT_EQ(filled.language_model().hidden_size(), 64);
+  EXPECT_EQ(filled.language_model().bptt_steps(), 35);
+  EXPECT_DOUBLE_EQ(filled.language_model().grad_clip(), 0.25);
+  EXPECT_EQ(filled.language_model().eval_batch_size(), 10);
+  EXPECT_DOUBLE_EQ(filled.language_model().dropout(), 0);
 }
 
 }  // namespace

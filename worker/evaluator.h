@@ -65,6 +65,13 @@ double ComputeReward(const v1::RewardSpec& reward, double accuracy, const v1::Tr
 // The max validation accuracy over the last `last_epochs` epochs.
 double RecentAccuracy(const v1::TrialMetrics& metrics, int last_epochs);
 
+// Language models (dataset ptb): the lowest validation perplexity over the
+// last `last_epochs` epochs, and R = c / perplexity^2 (the paper's; c =
+// reward.perplexity_constant), times the objective factor as above; 0 for a
+// perplexity that is not a positive finite number (a diverged child).
+double RecentPerplexity(const v1::TrialMetrics& metrics, int last_epochs);
+double ComputePerplexityReward(const v1::RewardSpec& reward, double perplexity, const v1::TrialMetrics& metrics);
+
 // What a worker lets its evaluators do (its flags, docs/worker.md).
 struct EvaluatorOptions {
   // LibTorch device of the train evaluator.

@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "search_space/child_size.h"
 
 namespace nas::worker {
 
-inline constexpr int kPtbVocabulary = 10000;
+using search_space::kPtbVocabulary;
 
 struct TextCorpus {
   // Word of each id.

@@ -204,6 +204,14 @@ class TrainEvaluator : public Evaluator {
   explicit TrainEvaluator(EvaluatorOptions options) : options_(std::move(options)) {}
   absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task& task, const EvaluationContext& context) override {
     const v1::TrainEvaluatorSpec& spec = task.evaluator().train();
+    if (spec.dataset() == "ptb") {
+      absl::StatusOr<std::shared_ptr<const TextCorpus>> corpus = LoadPtb(spec.data_dir(), options_.data_roots);
+      if (absl::IsPermissionDenied(corpus.status())) {
+        return absl::FailedPreconditionError(std::string(corpus.status().message()));
+      }
+      if (!corpus.ok()) return absl::UnavailableError(std::string(corpus.status().message()));
+      return TrainOnText(task, **corpus, options_.device, context, options_.max_child_bytes);
+    }
     absl::StatusOr<std::shared_ptr<const ImageSet>> set =
         LoadTrainingSet(spec.dataset(), spec.data_dir(), options_.data_roots);
     if (absl::IsPermissionDenied(set.status())) {

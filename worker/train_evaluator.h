@@ -1,7 +1,8 @@
 // The train evaluator: builds the child with LibTorch and trains it on a
 // dataset (Nesterov SGD, cosine or step schedule), holding a validation split
 // out of the training set. Reports the per-epoch curve, parameters, FLOPs,
-// inference latency and training time.
+// inference latency and training time. Recurrent cells train as language
+// models on Penn Treebank (dataset "ptb", TrainOnText).
 #ifndef NAS_WORKER_TRAIN_EVALUATOR_H_
 #define NAS_WORKER_TRAIN_EVALUATOR_H_
 
@@ -10,6 +11,7 @@
 
 #include "worker/dataset.h"
 #include "worker/evaluator.h"
+#include "worker/ptb_dataset.h"
 
 namespace nas::worker {
 
@@ -24,6 +26,15 @@ std::unique_ptr<Evaluator> NewTrainEvaluator(const EvaluatorOptions& options);
 absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& images,
                                                const std::string& device, const EvaluationContext& context,
                                                int64_t max_child_bytes = 0);
+
+// Trains a recurrent cell's language model on `corpus` (dataset ptb,
+// worker/train_lm.cc): truncated back-propagation through time over the
+// training tokens in batch_size sequences, gradient norm clipping, SGD;
+// after each epoch the perplexity on the validation tokens (the curve, and
+// the reward c / perplexity^2).
+absl::StatusOr<v1::TrialMetrics> TrainOnText(const v1::Task& task, const TextCorpus& corpus,
+                                             const std::string& device, const EvaluationContext& context,
+                                             int64_t max_child_bytes = 0);
 
 }  // namespace nas::worker
 
