@@ -211,7 +211,8 @@ std::string Summary(const v1::Job& job, const v1::Trial& trial) {
   absl::StrAppend(&out, FormatArchitecture(trial.architecture()));
   if (trial.architecture().has_recurrent_cell()) {
     absl::StrAppend(&out, RecurrentLmSummary(trial.architecture().recurrent_cell(),
-                                             RecurrentSizesFor(job.spec())));
+                                             RecurrentSizesFor(job.spec())),
+                    absl::StrFormat("perplexity %.2f (validation)\n", trial.metrics().perplexity()));
   }
   if (!trial.metrics().epochs().empty()) {
     absl::StrAppend(&out, "\nepoch  train_loss  train_acc  val_acc  seconds\n");

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/output.h"
+#include "search_space/defaults.h"
 
 namespace nas::client {
 namespace {
@@ -184,12 +185,20 @@ if __name__ == "__main__":
 }  // namespace
 
 RecurrentLmSizes RecurrentSizesFor(const v1::JobSpec& spec) {
-  // The job spec has no language-model sizes yet (issue 23 adds them to the
-  // train evaluator): the sizes of the paper's small model.
-  (void)spec;
+  // As the worker reads them (worker/train_lm.cc): the train evaluator's
+  // language model with the ptb defaults filled in; a job with another
+  // evaluator (synthetic, lookup) gets the defaults alone.
+  v1::TrainEvaluatorSpec train = spec.evaluator().train();
+  train.set_dataset("ptb");
+  train = search_space::WithTrainDefaults(train);
+  const v1::LanguageModelSpec& lm = train.language_model();
   RecurrentLmSizes sizes;
-  sizes.shape.embedding_size = 200;
-  sizes.shape.hidden_size = 200;
+  sizes.shape.vocabulary = search_space::kPtbVocabulary;
+  sizes.shape.embedding_size = lm.embedding_size();
+  sizes.shape.hidden_size = lm.hidden_size();
+  sizes.shape.tie_weights = lm.tie_weights();
+  sizes.shape.bptt_steps = lm.bptt_steps();
+  sizes.dropout = lm.dropout();
   return sizes;
 }
 

@@ -26,7 +26,9 @@ struct RecurrentLmSizes {
   double dropout = 0.0;
 };
 
-// The sizes of the model `spec` trains.
+// The sizes of the model `spec` trains: evaluator.train.language_model with
+// its defaults (E = H = 200, no dropout, untied), vocabulary 10,000 (PTB's;
+// model.py's RNNModel takes another as vocab_size).
 RecurrentLmSizes RecurrentSizesFor(const v1::JobSpec& spec);
 
 // model.py for a trial whose architecture is a recurrent cell. UNIMPLEMENTED

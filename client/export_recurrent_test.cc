@@ -160,6 +160,33 @@ TEST(ExportRecurrentTest, SizesNoNetworkIsBuiltFromAreRefused) {
       << module.status();
 }
 
+TEST(ExportRecurrentTest, SizesComeFromTheJobsLanguageModel) {
+  v1::Job job;
+  v1::TrainEvaluatorSpec* train = job.mutable_spec()->mutable_evaluator()->mutable_train();
+  train->set_dataset("ptb");
+  train->mutable_language_model()->set_embedding_size(48);
+  train->mutable_language_model()->set_hidden_size(48);
+  train->mutable_language_model()->set_tie_weights(true);
+  train->mutable_language_model()->set_dropout(0.3);
+  absl::StatusOr<std::string> module = PyTorchModule(job, TrialWith(LstmCell()));
+  ASSERT_TRUE(module.ok()) << module.status();
+  EXPECT_TRUE(Contains(*module, "VOCAB_SIZE = 10000\nEMBEDDING_SIZE = 48\nHIDDEN_SIZE = 48\n"
+                                "DROPOUT = 0.3\nTIE_WEIGHTS = True\n"))
+      << *module;
+
+  // Unset fields, or no train evaluator at all: the worker's defaults.
+  train->mutable_language_model()->set_hidden_size(0);
+  train->mutable_language_model()->set_embedding_size(0);
+  train->mutable_language_model()->set_tie_weights(false);
+  for (int i = 0; i < 2; ++i) {
+    module = PyTorchModule(job, TrialWith(LstmCell()));
+    ASSERT_TRUE(module.ok()) << module.status();
+    EXPECT_TRUE(Contains(*module, "VOCAB_SIZE = 10000\nEMBEDDING_SIZE = 200\nHIDDEN_SIZE = 200\n"))
+        << *module;
+    job.mutable_spec()->mutable_evaluator()->mutable_synthetic();
+  }
+}
+
 TEST(ExportRecurrentTest, ServerTextStaysInsideComments) {
   v1::Job job;
   job.set_job_id("j1\r\nimport os; os.system('echo PWNED')\n#");
@@ -176,8 +203,9 @@ TEST(ExportRecurrentTest, ExportTrialWritesModelPyAndTheSummaryDescribesTheModel
   const std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/export_recurrent";
   v1::Job job;
   job.set_job_id("j1");
-  absl::StatusOr<std::vector<std::string>> written =
-      ExportTrial(job, TrialWith(LstmCell()), dir);
+  v1::Trial trial = TrialWith(LstmCell());
+  trial.mutable_metrics()->set_perplexity(123.456);
+  absl::StatusOr<std::vector<std::string>> written = ExportTrial(job, trial, dir);
   ASSERT_TRUE(written.ok()) << written.status();
   ASSERT_EQ(written->size(), 3u);
   absl::StatusOr<std::string> model = ReadFile(dir + "/model.py");
@@ -187,7 +215,9 @@ TEST(ExportRecurrentTest, ExportTrialWritesModelPyAndTheSummaryDescribesTheModel
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(Contains(*summary, "c_{t-1} joins node 6 (elem_mult, identity); c_t is node 2\n"))
       << *summary;
-  EXPECT_TRUE(Contains(*summary, "language model: vocabulary 10000, ")) << *summary;
+  EXPECT_TRUE(Contains(*summary, "language model: vocabulary 10000, embedding 200, hidden 200, "))
+      << *summary;
+  EXPECT_TRUE(Contains(*summary, "\nperplexity 123.46 (validation)\n")) << *summary;
 }
 
 }  // namespace
