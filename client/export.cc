@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/export_recurrent.h"
 #include "client/output.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -208,6 +209,11 @@ std::string Summary(const v1::Job& job, const v1::Trial& trial) {
       trial.metrics().device().empty() ? "?" : EscapeForTerminal(trial.metrics().device()),
       EscapeForTerminal(trial.architecture().canonical()));
   absl::StrAppend(&out, FormatArchitecture(trial.architecture()));
+  if (trial.architecture().has_recurrent_cell()) {
+    absl::StrAppend(&out, RecurrentLmSummary(trial.architecture().recurrent_cell(),
+                                             RecurrentSizesFor(job.spec())),
+                    absl::StrFormat("perplexity %.2f (validation)\n", trial.metrics().perplexity()));
+  }
   if (!trial.metrics().epochs().empty()) {
     absl::StrAppend(&out, "\nepoch  train_loss  train_acc  val_acc  seconds\n");
     for (const v1::EpochResult& e : trial.metrics().epochs()) {
@@ -262,8 +268,12 @@ absl::StatusOr<std::string> PyTorchModule(const v1::Job& job, const v1::Trial& t
                            shape.classes, channels, cells, shape.channels, shape.height,
                            shape.width);
   }
+  if (arch.has_recurrent_cell()) {
+    return RecurrentPyTorchModule(job, trial, RecurrentSizesFor(job.spec()));
+  }
   return absl::UnimplementedError(
-      "export of a PyTorch module is available for macro CNN and cell architectures; "
+      "export of a PyTorch module is available for macro CNN, cell and recurrent-cell "
+      "architectures; "
       "architecture.json and summary.txt describe this one");
 }
 

@@ -7,6 +7,7 @@
 // docs/cli.md says, and the bash completion script completes commands,
 // flags and their values.
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -404,6 +405,78 @@ TEST_F(CliTest, BashCompletionCompletesCommandsFlagsAndValues) {
   EXPECT_EQ(complete("nasctl list --state r"), Words({"running"}));
   EXPECT_EQ(complete("nasctl trials j-1 --state q"), Words({"queued"}));
   EXPECT_EQ(complete("nasctl completion ''"), Words({"bash"}));
+}
+
+// Issue 23, point 5: a recurrent-cell job's best trial, trained by a worker
+// on a slice of Penn Treebank (@ptb) and exported through `nasctl export`,
+// gives a model.py that python3-torch imports and runs with the job's sizes
+// (tests/recurrent_export_check.py: forward and backward over token ids, the
+// spec's parameter count).
+TEST_F(CliTest, ARecurrentJobsBestCellExportsAModuleThatPyTorchRuns) {
+  char* real = ::realpath(BinaryPath("../ptb/ptb.train.txt.gz").c_str(), nullptr);
+  ASSERT_NE(real, nullptr) << BinaryPath("../ptb/ptb.train.txt.gz");
+  const std::string ptb = std::string(real).substr(0, std::string(real).rfind('/'));
+  ::free(real);
+  Result up = Nasctl({"local", "up", "--shards=1", "--workers=1", "--controller_port=0",
+                      "--bin_dir=" + bin_dir_, "--device=cpu", "--data_roots=" + ptb},
+                     absl::Seconds(120));
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  Result address = Nasctl({"local", "address"});
+  ASSERT_EQ(address.exit_code, 0) << address.output;
+  server_ = std::string(absl::StripAsciiWhitespace(address.output));
+
+  const std::string spec = dir_ + "/recurrent.yaml";
+  ASSERT_TRUE(WriteFileAtomically(spec, absl::StrCat(R"(
+name: e2e-recurrent
+search_space:
+  recurrent_cell: {base: 8, combinations: [add, elem_mult],
+                   activations: [identity, tanh, sigmoid, relu], cell_inject: true}
+strategy: {name: random, seed: 23}
+budget: {max_trials: 2}
+evaluator:
+  train:
+    dataset: ptb
+    data_dir: )", ptb, R"(
+    epochs: 1
+    batch_size: 4
+    language_model: {embedding_size: 8, hidden_size: 8, tie_weights: true, bptt_steps: 5,
+                     train_tokens: 2000, valid_tokens: 400}
+)")).ok());
+  Result submit = Nasctl({"submit", spec, "--watch"}, absl::Seconds(120));
+  ASSERT_EQ(submit.exit_code, 0) << submit.output;
+  Result list = Nasctl({"list", "-o", "csv"});
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  std::vector<std::string> rows = absl::StrSplit(list.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(rows.size(), 2u) << list.output;
+  const std::string job = std::vector<std::string>(absl::StrSplit(rows[1], ','))[0];
+
+  const std::string out = dir_ + "/export-recurrent";
+  Result exported = Nasctl({"export", job, "--out", out});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  absl::StatusOr<std::string> summary = ReadFile(out + "/summary.txt");
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_NE(summary->find("c_{t-1} joins node "), std::string::npos) << *summary;
+  EXPECT_NE(summary->find("language model: vocabulary 10000, embedding 8, hidden 8, dropout 0, "
+                          "tied weights, "),
+            std::string::npos)
+      << *summary;
+  // Trained: a perplexity, neither 0 (none) nor above the vocabulary (worse than chance).
+  const size_t at = summary->find("\nperplexity ");
+  ASSERT_NE(at, std::string::npos) << *summary;
+  double perplexity = 0;
+  ASSERT_TRUE(absl::SimpleAtod(summary->substr(at + 12, summary->find(' ', at + 12) - at - 12),
+                               &perplexity))
+      << *summary;
+  EXPECT_GT(perplexity, 1.0) << *summary;
+  EXPECT_LT(perplexity, 10000.0) << *summary;
+  Result checked = RunCommand({"/usr/bin/python3", BinaryPath("tests/recurrent_export_check.py"),
+                               "--model", out},
+                              dir_, absl::Seconds(120));
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_NE(checked.output.find("OK " + out + ": "), std::string::npos) << checked.output;
+
+  Result down = Nasctl({"local", "down"}, absl::Seconds(120));
+  EXPECT_EQ(down.exit_code, 0) << down.output;
 }
 
 }  // namespace
