@@ -227,6 +227,17 @@ TEST(NumpyTest, EachBadArrayIsAnErrorNamingTheFileAndTheProblem) {
   EXPECT_TRUE(absl::IsPermissionDenied(LoadNumpy(dir + "/other.npz", {"/nonexistent-root"}).status()));
 }
 
+TEST(NumpyTest, AnNpzMemberClaimingMoreThanDeflateCanProduceIsRefusedBeforeAllocating) {
+  std::string zip = ZipBytes({{"images.npy", std::string(4096, 'a')}}, true);
+  // The central directory entry's uncompressed size (offset 24) to 1 GiB.
+  const size_t central = static_cast<uint8_t>(zip[zip.size() - 6]) |
+                         static_cast<size_t>(static_cast<uint8_t>(zip[zip.size() - 5])) << 8;
+  const char gib[] = {0, 0, 0, 0x40};
+  std::memcpy(zip.data() + central + 24, gib, 4);
+  auto members = ReadNpzMembers(zip, "bomb.npz", size_t{2} << 30);
+  EXPECT_THAT(members.status().message(), HasSubstr("bomb.npz: member images.npy claims 1073741824 bytes"));
+}
+
 TEST(NumpyTest, LoadTrainingSetReadsBothNewDatasetsAndCachesPerFolderSize) {
   const std::string dir = NewDir("cached");
   ASSERT_TRUE(WriteImageFolder(dir, 2, 2, 6, 6));

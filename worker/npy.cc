@@ -191,6 +191,12 @@ absl::StatusOr<std::map<std::string, std::string>> ReadNpzMembers(const std::str
     if (data > bytes.size() || packed > bytes.size() - data) {
       return Bad(name, absl::StrCat("member ", member, " is truncated"));
     }
+    // Deflate expands at most about 1032:1: a member claiming more is corrupt,
+    // refused before its claimed size is allocated.
+    if (size > packed * 1032 + 1024) {
+      return Bad(name, absl::StrCat("member ", member, " claims ", size, " bytes from ", packed,
+                                    " packed ones (corrupt archive)"));
+    }
     std::string out;
     if (method == 0) {
       if (packed != size) return Bad(name, absl::StrCat("member ", member, ": stored sizes disagree"));
