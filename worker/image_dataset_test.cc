@@ -1,6 +1,8 @@
 // The image_folder and numpy datasets (worker/dataset.h): fixtures written
 // in the test (libpng, libjpeg-turbo, hand-made .npy and .npz bytes), and
 // an error naming the field or file for each kind of bad input.
+#include <zlib.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -131,12 +133,17 @@ TEST(ImageFolderTest, EachBadInputIsAnErrorNamingTheFieldOrFile) {
 
 TEST(ImageFolderTest, AnImageWhoseHeaderClaimsAHugeSizeIsRefusedBeforeDecoding) {
   std::string png = PngBytes(2, 2, 1, {1, 2, 3, 4});
-  // IHDR width and height (bytes 16..23) to 20000 x 20000.
+  // IHDR width and height (bytes 16..23) to 20000 x 20000, and the chunk's
+  // CRC (over type and data, bytes 12..28) to match.
   const char big[] = {0, 0, 0x4e, 0x20};
   std::memcpy(png.data() + 16, big, 4);
   std::memcpy(png.data() + 20, big, 4);
+  const uint32_t crc = crc32(0L, reinterpret_cast<const Bytef*>(png.data() + 12), 17);
+  const char crc_bytes[] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16),
+                            static_cast<char>(crc >> 8), static_cast<char>(crc)};
+  std::memcpy(png.data() + 29, crc_bytes, 4);
   auto image = DecodeImage(png, "huge.png", 3);
-  EXPECT_FALSE(image.ok());
+  EXPECT_THAT(image.status().message(), HasSubstr("huge.png: a 20000x20000 image is too large"));
 }
 
 std::string Bytes(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
