@@ -16,12 +16,32 @@
 //
 // Goal (issue 19): a stopping rule reaches the no-stopping result (the mean
 // over seeds of the best final accuracy) with at most 50 % of the epochs.
+//
+// Then the result cache, through the real service: a nas_parameter_server,
+// the nas_controller and --reinforce_workers nas_worker processes on
+// 127.0.0.1 with the lookup evaluator, on a table written by
+// tools/make_lookup_table (the default structured NAS-Bench-201-style table,
+// with learning curves of --reinforce_epochs epochs, replayed at time_scale
+// 0: the worker-seconds are the table's simulated seconds). One REINFORCE job per seed (--reinforce_seeds,
+// all submitted at once) with the example's settings (learning rate 0.01,
+// K = 2, m = 4) and --reinforce_samples samples; from each job's trials:
+// samples, evaluations (worker runs), cache hits, distinct architectures,
+// the worker-seconds spent on repeats (worker runs of an architecture the
+// job had already run) and the worker-seconds the cache saved (what each
+// cache hit's evaluation cost). Goal: 0 worker-seconds on repeats, every
+// job SUCCEEDED, and the job's ledger (worker_seconds, cache_hits) agreeing
+// with its trials.
 // Prints `name value unit` lines; exits 1 naming the figure that misses.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,7 +49,13 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/file_util.h"
+#include "common/subprocess.h"
 #include "controller/early_stopping.h"
+#include "tests/job_client.h"
+#include "tests/test_util.h"
 
 ABSL_FLAG(int, seeds, 20, "Seeds (independent streams of children).");
 ABSL_FLAG(int, trials, 500, "Children trained in full without stopping (the reference).");
@@ -42,6 +68,14 @@ ABSL_FLAG(int, asha_min_epochs, 2, "successive_halving: early_stopping.min_epoch
 ABSL_FLAG(double, asha_eta, 3, "successive_halving: early_stopping.eta.");
 ABSL_FLAG(double, budget_fraction, 0.5,
           "Epochs a stopping rule may spend, as a fraction of the reference's.");
+ABSL_FLAG(int, reinforce_seeds, 20,
+          "REINFORCE jobs (seeds 1000, 1001, ...) run through the service for the result cache's "
+          "figures; 0 skips them.");
+ABSL_FLAG(int, reinforce_samples, 500, "budget.max_samples (and max_trials) of each REINFORCE job.");
+ABSL_FLAG(int, reinforce_epochs, 10, "Epochs of the lookup table's learning curves.");
+ABSL_FLAG(int, reinforce_workers, 3, "nas_worker processes.");
+ABSL_FLAG(std::string, runfiles, "",
+          "Runfiles directory holding the binaries (default: $TEST_SRCDIR, else <argv[0]>.runfiles).");
 
 namespace nas::bench {
 namespace {
@@ -138,6 +172,167 @@ Result Simulate(uint64_t seed, const v1::EarlyStoppingSpec& rule_spec, int64_t m
   return result;
 }
 
+// One REINFORCE job's figures, from its trials.
+struct CacheFigures {
+  int64_t samples = 0;
+  int64_t evaluations = 0;   // worker runs (trials without cached_from)
+  int64_t cache_hits = 0;    // trials with cached_from
+  int64_t distinct = 0;      // architectures
+  int64_t repeats = 0;       // worker runs of an architecture the job had already run
+  double repeat_worker_seconds = 0;
+  double worker_seconds = 0;        // of every worker run
+  double saved_worker_seconds = 0;  // what the cache hits' evaluations cost
+};
+
+CacheFigures Figures(const std::vector<v1::Trial>& trials) {
+  CacheFigures f;
+  std::map<std::string, const v1::Trial*> by_id;
+  for (const v1::Trial& t : trials) by_id[t.trial_id()] = &t;
+  std::set<std::string> architectures, evaluated;
+  for (const v1::Trial& t : trials) {
+    ++f.samples;
+    const std::string& canonical = t.architecture().canonical();
+    architectures.insert(canonical);
+    if (!t.cached_from().empty()) {
+      ++f.cache_hits;
+      auto source = by_id.find(t.cached_from());
+      if (source != by_id.end()) f.saved_worker_seconds += source->second->metrics().train_seconds();
+      continue;
+    }
+    ++f.evaluations;
+    f.worker_seconds += t.metrics().train_seconds();
+    if (!evaluated.insert(canonical).second) {
+      ++f.repeats;
+      f.repeat_worker_seconds += t.metrics().train_seconds();
+    }
+  }
+  f.distinct = static_cast<int64_t>(architectures.size());
+  return f;
+}
+
+// Starts the service, runs the REINFORCE jobs and prints their figures;
+// appends a line to `missed` for each goal missed.
+void RunReinforce(std::vector<std::string>* missed) {
+  const int seeds = absl::GetFlag(FLAGS_reinforce_seeds);
+  const int samples = absl::GetFlag(FLAGS_reinforce_samples);
+  const std::string dir = testing::NewTempDir("economy-bench");
+  auto fail = [&](const std::string& what) { missed->push_back(what); };
+  // The table, with learning curves, where the workers may read it.
+  const std::string table = dir + "/table.csv";
+  {
+    absl::StatusOr<Subprocess> writer = Subprocess::Start(
+        {testing::BinaryPath("tools/make_lookup_table"), "--out=" + table,
+         absl::StrCat("--curve_epochs=", absl::GetFlag(FLAGS_reinforce_epochs))},
+        dir + "/make_lookup_table.log");
+    absl::StatusOr<int> status =
+        writer.ok() ? writer->Wait(absl::Minutes(2)) : absl::StatusOr<int>(writer.status());
+    if (!status.ok() || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+      return fail(absl::StrCat("reinforce: make_lookup_table failed: ",
+                               testing::LogTail(dir + "/make_lookup_table.log")));
+    }
+  }
+  (void)MakeDirectories(dir + "/ps");
+  auto ps = testing::StartServer("parameter_server/nas_parameter_server",
+                                 {"--shard_index=0", "--num_shards=1", "--data_dir=" + dir + "/ps",
+                                  "--log_level=warning"},
+                                 dir + "/ps");
+  if (!ps.ok()) return fail(absl::StrCat("reinforce: ", ps.status().message()));
+  auto controller = testing::StartServer(
+      "controller/nas_controller",
+      {"--data_dir=" + dir + "/controller",
+       absl::StrCat("--parameter_servers=127.0.0.1:", ps->ready.grpc_port),
+       "--sync_every_commit=false", absl::StrCat("--max_running_jobs=", seeds),
+       "--log_level=warning"},
+      dir);
+  if (!controller.ok()) return fail(absl::StrCat("reinforce: ", controller.status().message()));
+  std::vector<testing::RunningServer> workers;
+  for (int w = 0; w < absl::GetFlag(FLAGS_reinforce_workers); ++w) {
+    const std::string worker_dir = testing::NewTempDir(absl::StrCat("economy-bench-worker-", w));
+    auto worker = testing::StartServer(
+        "worker/nas_worker",
+        {absl::StrCat("--controller=127.0.0.1:", controller->ready.grpc_port), "--device=cpu",
+         absl::StrCat("--worker_id=w", w), "--data_roots=" + dir, "--log_level=warning"},
+        worker_dir, "worker_ready_file");
+    if (!worker.ok()) return fail(absl::StrCat("reinforce: ", worker.status().message()));
+    workers.push_back(*std::move(worker));
+  }
+  testing::JobClient jobs(controller->ready.grpc_port);
+  const absl::Time start = absl::Now();
+  std::vector<std::string> ids;
+  for (int s = 0; s < seeds; ++s) {
+    std::string id;
+    grpc::Status submitted = jobs.Submit(absl::StrCat(R"(
+name: economy-reinforce-)", 1000 + s, R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]}
+strategy: {name: reinforce, seed: )", 1000 + s, R"(}
+controller: {learning_rate: 0.01}
+parallelism: {num_replicas: 2, children_per_replica: 4}
+budget: {max_trials: )", samples, ", max_samples: ", samples, R"(}
+evaluator: {lookup: {table_path: )", table, R"(, time_scale: 0}}
+)"), &id);
+    if (!submitted.ok()) {
+      return fail(absl::StrCat("reinforce: submit: ", submitted.error_message()));
+    }
+    ids.push_back(id);
+  }
+  CacheFigures sum;
+  int64_t hits_min = INT64_MAX, hits_max = 0;
+  for (const std::string& id : ids) {
+    const v1::Job job = jobs.WaitForEnd(id, absl::Minutes(10));
+    if (job.state() != v1::JOB_STATE_SUCCEEDED) {
+      fail(absl::StrCat("reinforce: job ", id, " ended ", v1::JobState_Name(job.state()), " ",
+                        job.error(), "\n", testing::LogTail(controller->log_path)));
+      continue;
+    }
+    std::vector<v1::Trial> trials;
+    if (grpc::Status listed = jobs.Trials(id, &trials); !listed.ok()) {
+      fail(absl::StrCat("reinforce: trials of ", id, ": ", listed.error_message()));
+      continue;
+    }
+    const CacheFigures f = Figures(trials);
+    if (f.samples != job.samples() || f.cache_hits != job.cache_hits() ||
+        std::abs(f.worker_seconds - job.worker_seconds()) > 1e-6 * (1 + f.worker_seconds)) {
+      fail(absl::StrFormat(
+          "reinforce: job %s's ledger disagrees with its trials: samples %d/%d, cache hits "
+          "%d/%d, worker-seconds %.1f/%.1f",
+          id, job.samples(), f.samples, job.cache_hits(), f.cache_hits, job.worker_seconds(),
+          f.worker_seconds));
+    }
+    sum.samples += f.samples;
+    sum.evaluations += f.evaluations;
+    sum.cache_hits += f.cache_hits;
+    sum.distinct += f.distinct;
+    sum.repeats += f.repeats;
+    sum.repeat_worker_seconds += f.repeat_worker_seconds;
+    sum.worker_seconds += f.worker_seconds;
+    sum.saved_worker_seconds += f.saved_worker_seconds;
+    hits_min = std::min(hits_min, f.cache_hits);
+    hits_max = std::max(hits_max, f.cache_hits);
+  }
+  const double n = static_cast<double>(ids.size());
+  std::printf("reinforce_jobs %d jobs (%d samples each, %.0f s)\n", seeds, samples,
+              absl::ToDoubleSeconds(absl::Now() - start));
+  std::printf("reinforce_samples %.1f samples/job\n", sum.samples / n);
+  std::printf("reinforce_evaluations %.1f worker runs/job\n", sum.evaluations / n);
+  std::printf("reinforce_cache_hits %.1f hits/job (%.1f %% of samples; min %lld, max %lld)\n",
+              sum.cache_hits / n, sum.samples > 0 ? 100.0 * sum.cache_hits / sum.samples : 0.0,
+              static_cast<long long>(hits_min == INT64_MAX ? 0 : hits_min),
+              static_cast<long long>(hits_max));
+  std::printf("reinforce_distinct_architectures %.1f architectures/job\n", sum.distinct / n);
+  std::printf("reinforce_worker_seconds %.0f worker-seconds/job (simulated)\n",
+              sum.worker_seconds / n);
+  std::printf("reinforce_worker_seconds_saved %.0f worker-seconds/job (the cache hits' evaluations)\n",
+              sum.saved_worker_seconds / n);
+  std::printf("reinforce_repeat_evaluations %lld worker runs\n",
+              static_cast<long long>(sum.repeats));
+  std::printf("reinforce_repeat_worker_seconds %.1f worker-seconds\n", sum.repeat_worker_seconds);
+  if (sum.repeat_worker_seconds > 0 || sum.repeats > 0) {
+    fail(absl::StrFormat("reinforce_repeat_worker_seconds %.1f (%lld repeated worker runs): goal 0",
+                         sum.repeat_worker_seconds, static_cast<long long>(sum.repeats)));
+  }
+}
+
 }  // namespace
 }  // namespace nas::bench
 
@@ -150,10 +345,28 @@ int main(int argc, char** argv) {
   const int epochs = absl::GetFlag(FLAGS_epochs);
   const double fraction = absl::GetFlag(FLAGS_budget_fraction);
   if (seeds < 1 || trials < 1 || epochs < 2 || absl::GetFlag(FLAGS_workers) < 1 ||
-      !(fraction > 0 && fraction <= 1)) {
+      !(fraction > 0 && fraction <= 1) || absl::GetFlag(FLAGS_reinforce_seeds) < 0 ||
+      absl::GetFlag(FLAGS_reinforce_samples) < 1 || absl::GetFlag(FLAGS_reinforce_epochs) < 1 ||
+      absl::GetFlag(FLAGS_reinforce_workers) < 1) {
     std::fprintf(stderr, "economy_bench: --seeds, --trials, --workers >= 1, --epochs >= 2, "
-                         "--budget_fraction in (0, 1]\n");
+                         "--budget_fraction in (0, 1], --reinforce_seeds >= 0, "
+                         "--reinforce_samples, --reinforce_epochs, --reinforce_workers >= 1\n");
     return 2;
+  }
+  if (absl::GetFlag(FLAGS_reinforce_seeds) > 0) {
+    // test_util starts the binaries from $TEST_SRCDIR (a runfiles tree).
+    if (const std::string runfiles = absl::GetFlag(FLAGS_runfiles); !runfiles.empty()) {
+      setenv("TEST_SRCDIR", runfiles.c_str(), 1);
+    } else if (std::getenv("TEST_SRCDIR") == nullptr) {
+      const std::string beside = absl::StrCat(argv[0], ".runfiles");
+      struct stat st;
+      if (stat(beside.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        std::fprintf(stderr, "no runfiles at %s: pass --runfiles or set TEST_SRCDIR\n",
+                     beside.c_str());
+        return 2;
+      }
+      setenv("TEST_SRCDIR", beside.c_str(), 1);
+    }
   }
   struct Rule {
     std::string name;
@@ -202,6 +415,7 @@ int main(int argc, char** argv) {
         "no stopping rule reached none_best_final_accuracy %.4f with %.0f %% of its epochs",
         reference_best, 100 * fraction));
   }
+  if (absl::GetFlag(FLAGS_reinforce_seeds) > 0) nas::bench::RunReinforce(&missed);
   for (const std::string& m : missed) std::printf("GOAL MISSED: %s\n", m.c_str());
   if (!missed.empty()) return 1;
   std::printf("all goals met\n");

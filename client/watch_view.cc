@@ -18,7 +18,7 @@ std::string Bar(double fraction, int width) {
 
 std::string TrialLine(const v1::Trial& trial) {
   const std::string hit =
-      trial.cached_from().empty() ? "" : absl::StrCat("  (cache hit of ", trial.cached_from(), ")");
+      trial.cached_from().empty() ? "" : absl::StrCat("  (cache hit of ", CacheSource(trial), ")");
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
     return absl::StrFormat("trial %s succeeded  reward %.4f  accuracy %.4f  %s%s",
                            trial.trial_id(), trial.metrics().reward(), trial.metrics().accuracy(),

@@ -42,6 +42,11 @@ TEST(WatchViewTest, ProgressCountsEvaluationsAndCacheHitsAreShown) {
   view.OnTrial(hit);
   EXPECT_NE(out.str().find("trial t000009 succeeded"), std::string::npos) << out.str();
   EXPECT_NE(out.str().find("(cache hit of t000002)"), std::string::npos) << out.str();
+  // Another job's shared result (evaluator.reuse_results) names that job too.
+  hit.set_trial_id("t000010");
+  hit.set_cached_from_job("job-a");
+  view.OnTrial(hit);
+  EXPECT_NE(out.str().find("(cache hit of job-a/t000002)"), std::string::npos) << out.str();
 }
 
 TEST(WatchViewTest, EndedJobHasNoEta) {

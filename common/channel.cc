@@ -85,9 +85,19 @@ absl::Status ValidateChannelOptions(const ChannelOptions& options) {
 }
 
 absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags(const std::string& tls_ca_env) {
+  TlsClientFiles files;
+  files.ca = absl::GetFlag(FLAGS_tls_ca);
+  files.client_cert = absl::GetFlag(FLAGS_tls_client_cert);
+  files.client_key = absl::GetFlag(FLAGS_tls_client_key);
+  files.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  return ChannelOptionsFromTlsFiles(files, tls_ca_env);
+}
+
+absl::StatusOr<ChannelOptions> ChannelOptionsFromTlsFiles(const TlsClientFiles& files,
+                                                          const std::string& tls_ca_env) {
   ChannelOptions options;
   std::string ca_source = "--tls_ca";
-  std::string ca_path = absl::GetFlag(FLAGS_tls_ca);
+  std::string ca_path = files.ca;
   if (ca_path.empty() && !tls_ca_env.empty()) {
     const char* env = std::getenv(tls_ca_env.c_str());
     if (env != nullptr && *env != '\0') {
@@ -100,8 +110,8 @@ absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags(const std::string& tls_ca
     if (!pem.ok()) return pem.status();
     options.tls_ca_pem = *std::move(pem);
   }
-  const std::string cert_path = absl::GetFlag(FLAGS_tls_client_cert);
-  const std::string key_path = absl::GetFlag(FLAGS_tls_client_key);
+  const std::string& cert_path = files.client_cert;
+  const std::string& key_path = files.client_key;
   if (cert_path.empty() != key_path.empty()) {
     return absl::InvalidArgumentError(
         "--tls_client_cert and --tls_client_key: give both (mutual TLS) or neither");
@@ -115,7 +125,7 @@ absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags(const std::string& tls_ca
     options.tls_client_cert_pem = *std::move(cert);
     options.tls_client_key_pem = *std::move(key);
   }
-  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options.tls_server_name = files.server_name;
   if (absl::Status valid = ValidateChannelOptions(options); !valid.ok()) return valid;
   return options;
 }

@@ -46,6 +46,19 @@ struct ChannelOptions {
 // The token is left empty.
 absl::StatusOr<ChannelOptions> ChannelOptionsFromFlags(const std::string& tls_ca_env = "");
 
+// The client TLS settings as a command line gives them (file paths and a
+// name): what ChannelOptionsFromFlags reads from the --tls_* absl flags, for a
+// binary with its own command-line parser (nasctl). Errors name the flags as
+// --tls_ca, --tls_client_cert, --tls_client_key.
+struct TlsClientFiles {
+  std::string ca;
+  std::string client_cert;
+  std::string client_key;
+  std::string server_name;
+};
+absl::StatusOr<ChannelOptions> ChannelOptionsFromTlsFiles(const TlsClientFiles& files,
+                                                          const std::string& tls_ca_env = "");
+
 // ChannelOptionsFromFlags(), plus the one token of `token_path` (read with
 // ReadClientToken; errors name `token_flag`) when the path is not empty: what
 // a server binary that dials another (controller, worker) needs.

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -66,26 +69,91 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     return absl::NotFoundError(absl::StrCat("cannot execute ", argv[0], ": ",
                                             std::strerror(errno)));
   }
+  SubprocessOptions options;
+  options.argv = argv;
+  options.log_path = log_path;
+  // argv[0] is a path here, relative to the working directory even without a '/'.
+  return StartInternal(options, new_session, /*search_path=*/false);
+}
+
+absl::StatusOr<Subprocess> Subprocess::Start(const SubprocessOptions& options) {
+  return StartInternal(options, /*new_session=*/false, /*search_path=*/true);
+}
+
+absl::StatusOr<Subprocess> Subprocess::StartInternal(const SubprocessOptions& options,
+                                                     bool new_session, bool search_path) {
+  if (options.argv.empty() || options.argv[0].empty()) {
+    return absl::InvalidArgumentError("empty command line");
+  }
+  // Resolved here: after fork only async-signal-safe calls are allowed.
+  std::string program = options.argv[0];
+  if (search_path && program.find('/') == std::string::npos) {
+    const char* path_env = std::getenv("PATH");
+    std::string found;
+    for (absl::string_view dir : absl::StrSplit(path_env != nullptr ? path_env : "/usr/bin:/bin", ':')) {
+      const std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", program);
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        found = candidate;
+        break;
+      }
+    }
+    if (found.empty()) {
+      return absl::NotFoundError(absl::StrCat("cannot execute ", program, ": not found on PATH (",
+                                              path_env != nullptr ? path_env : "", ")"));
+    }
+    program = found;
+  } else if (::access(program.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot execute ", program, ": ", std::strerror(errno)));
+  }
+  if (!options.working_dir.empty() && ::access(options.working_dir.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat("working directory ", options.working_dir, ": ",
+                                            std::strerror(errno)));
+  }
   int log_fd = -1;
-  if (!log_path.empty()) {
-    log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int fd : {log_fd, out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  if (options.pipe_output) {
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+      const int error = errno;
+      close_all();
+      return absl::ResourceExhaustedError(absl::StrCat("pipe: ", std::strerror(error)));
+    }
+  } else if (!options.log_path.empty()) {
+    log_fd = ::open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0) {
-      return absl::PermissionDeniedError(absl::StrCat("cannot open log ", log_path, ": ",
+      return absl::PermissionDeniedError(absl::StrCat("cannot open log ", options.log_path, ": ",
                                                       std::strerror(errno)));
     }
   }
   std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : options.argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> env;
+  if (options.env.has_value()) {
+    for (const std::string& entry : *options.env) env.push_back(const_cast<char*>(entry.c_str()));
+    env.push_back(nullptr);
+  }
+  const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();
   if (pid < 0) {
-    if (log_fd >= 0) ::close(log_fd);
-    return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
+    const int error = errno;
+    close_all();
+    return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(error)));
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls from here on.
     if (new_session) ::setsid();
+    if (options.process_group) ::setpgid(0, 0);
+    if (options.kill_with_parent_thread) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) _exit(127);  // the parent died already
+    }
     sigset_t all;
     sigemptyset(&all);
     ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -94,30 +162,77 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
       ::dup2(log_fd, STDOUT_FILENO);
       ::dup2(log_fd, STDERR_FILENO);
     }
+    if (out_pipe[1] >= 0) {
+      ::dup2(out_pipe[1], STDOUT_FILENO);
+      ::dup2(err_pipe[1], STDERR_FILENO);
+    }
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-    ::execv(args[0], args.data());
+    if (options.max_address_space > 0) {
+      struct rlimit limit;
+      limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(options.max_address_space);
+      ::setrlimit(RLIMIT_AS, &limit);
+    }
+    if (!options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) _exit(127);
+    if (options.env.has_value()) {
+      ::execve(program.c_str(), args.data(), env.data());
+    } else {
+      ::execv(program.c_str(), args.data());
+    }
     _exit(127);
   }
+  if (options.process_group) ::setpgid(pid, pid);  // also here: no race with SignalGroup
+  Subprocess process(pid);
+  process.group_ = options.process_group;
   if (log_fd >= 0) ::close(log_fd);
-  return Subprocess(pid);
+  if (options.pipe_output) {
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    process.stdout_fd_ = out_pipe[0];
+    process.stderr_fd_ = err_pipe[0];
+    for (int fd : {out_pipe[0], err_pipe[0]}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+  return process;
 }
 
 Subprocess::Subprocess(Subprocess&& other) noexcept { *this = std::move(other); }
 
 Subprocess& Subprocess::operator=(Subprocess&& other) noexcept {
+  if (this == &other) return *this;
+  CloseFds();
   pid_ = other.pid_;
+  group_ = other.group_;
   reaped_ = other.reaped_;
   wait_status_ = other.wait_status_;
+  stdout_fd_ = other.stdout_fd_;
+  stderr_fd_ = other.stderr_fd_;
   other.pid_ = -1;
+  other.stdout_fd_ = other.stderr_fd_ = -1;
   return *this;
+}
+
+void Subprocess::CloseFds() {
+  for (int* fd : {&stdout_fd_, &stderr_fd_}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
 }
 
 Subprocess::~Subprocess() {
   if (pid_ > 0 && !reaped_) {
-    ::kill(pid_, SIGKILL);
+    ::kill(group_ ? -pid_ : pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
+  CloseFds();
+}
+
+absl::Status Subprocess::SignalGroup(int signal_number) {
+  if (pid_ <= 0 || !group_) return absl::FailedPreconditionError("process leads no process group");
+  // Also after the leader was reaped: what it started may still run.
+  if (::kill(-pid_, signal_number) != 0 && errno != ESRCH) {
+    return absl::InternalError(absl::StrCat("kill(-", pid_, "): ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Subprocess::Signal(int signal_number) {

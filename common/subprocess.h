@@ -1,12 +1,14 @@
-// Child processes for supervisors (`nasctl local`) and cross-process tests:
-// start a binary with arguments, its stdout and stderr going to a log file,
-// signal it and wait for it with a deadline.
+// Child processes for supervisors (`nasctl local`), cross-process tests and
+// the worker's command evaluator: start a binary with arguments, its stdout
+// and stderr going to a log file or to pipes, signal it (or its whole process
+// group) and wait for it with a deadline.
 #ifndef NAS_COMMON_SUBPROCESS_H_
 #define NAS_COMMON_SUBPROCESS_H_
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +18,33 @@
 
 namespace nas {
 
+// What Subprocess::Start(SubprocessOptions) runs, and how.
+struct SubprocessOptions {
+  // argv[0] is a path, or a name without '/' looked up on $PATH (before the
+  // fork, so a missing program is NOT_FOUND naming it).
+  std::vector<std::string> argv;
+  // The child's whole environment ("NAME=value"); unset: the parent's.
+  std::optional<std::vector<std::string>> env;
+  // The child's working directory; empty: the parent's.
+  std::string working_dir;
+  // The child leads a new process group, so SignalGroup reaches everything
+  // it starts (unless those leave the group).
+  bool process_group = false;
+  // RLIMIT_AS of the child in bytes; 0: inherited.
+  int64_t max_address_space = 0;
+  // stdout and stderr go to two pipes read through stdout_fd()/stderr_fd()
+  // (non-blocking) instead of a log file.
+  bool pipe_output = false;
+  // When not piped: appended to this file; empty: inherited.
+  std::string log_path;
+  // The child gets SIGKILL when the thread that started it exits (Linux
+  // PR_SET_PDEATHSIG), e.g. when the parent dies.
+  bool kill_with_parent_thread = false;
+};
+
 class Subprocess {
  public:
+  static absl::StatusOr<Subprocess> Start(const SubprocessOptions& options);
   // Starts argv[0] (a path) with argv. Output goes to `log_path` (appended;
   // empty = inherit). With `new_session` the child leads its own session so a
   // terminal's Ctrl-C does not reach it (the supervisor decides).
@@ -33,6 +60,13 @@ class Subprocess {
 
   pid_t pid() const { return pid_; }
   absl::Status Signal(int signal_number);
+  // Signals the child's process group (process_group): the child and what it
+  // started. FAILED_PRECONDITION when the child does not lead one.
+  absl::Status SignalGroup(int signal_number);
+  // The read ends of the output pipes (pipe_output), else -1. Owned: closed
+  // by the destructor.
+  int stdout_fd() const { return stdout_fd_; }
+  int stderr_fd() const { return stderr_fd_; }
 
   // Waits until the child exits or `timeout` passes. Returns the raw wait
   // status (use WIFEXITED etc.); DEADLINE_EXCEEDED if still running.
@@ -45,8 +79,14 @@ class Subprocess {
 
  private:
   explicit Subprocess(pid_t pid) : pid_(pid) {}
+  static absl::StatusOr<Subprocess> StartInternal(const SubprocessOptions& options, bool new_session,
+                                                  bool search_path);
+  void CloseFds();
 
   pid_t pid_ = -1;
+  bool group_ = false;
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;
   bool reaped_ = false;
   int wait_status_ = 0;
 };

@@ -124,6 +124,7 @@ std::unique_ptr<EarlyStopping> EarlyStopping::Create(const v1::EarlyStoppingSpec
 int EvaluatorEpochs(const v1::EvaluatorSpec& evaluator) {
   if (evaluator.has_train()) return evaluator.train().epochs();
   if (evaluator.has_synthetic()) return std::max(1, evaluator.synthetic().epochs());
+  if (evaluator.has_command()) return evaluator.command().epochs();
   return 0;
 }
 

@@ -28,7 +28,8 @@ class EarlyStopping {
   virtual void Finished(const std::string& trial_id, const std::vector<double>& curve) = 0;
 };
 
-// The evaluator's epochs for a spec (train or synthetic); 0 when unknown.
+// The evaluator's epochs for a spec (train, synthetic or command); 0 when
+// unknown.
 int EvaluatorEpochs(const v1::EvaluatorSpec& evaluator);
 
 }  // namespace nas::controller

@@ -70,12 +70,14 @@ TEST(EarlyStoppingTest, SuccessiveHalvingJudgesEveryRungAHeartbeatSkipped) {
   EXPECT_TRUE(rule->ShouldStop("b", {0.1, 0.2, 0.3, 0.95}));
 }
 
-TEST(EarlyStoppingTest, EvaluatorEpochsComeFromTrainOrSynthetic) {
+TEST(EarlyStoppingTest, EvaluatorEpochsComeFromTrainSyntheticOrCommand) {
   v1::EvaluatorSpec e;
   e.mutable_train()->set_epochs(7);
   EXPECT_EQ(EvaluatorEpochs(e), 7);
   e.mutable_synthetic()->set_epochs(4);
   EXPECT_EQ(EvaluatorEpochs(e), 4);
+  e.mutable_command()->set_epochs(5);
+  EXPECT_EQ(EvaluatorEpochs(e), 5);
   e.mutable_lookup();
   EXPECT_EQ(EvaluatorEpochs(e), 0);
 }

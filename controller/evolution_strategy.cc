@@ -89,10 +89,10 @@ namespace {
 class EvolutionStrategy : public SearchStrategy {
  public:
   EvolutionStrategy(const v1::JobSpec& spec, int replica_index,
-                    std::shared_ptr<EvolutionPopulation> population)
+                    std::shared_ptr<EvolutionPopulation> population, int64_t rounds_before)
       : space_(spec.search_space()),
         population_(std::move(population)),
-        rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {}
+        rng_(ReplicaSeed(spec.strategy().seed(), replica_index, rounds_before)) {}
 
   std::vector<FlatTensor> InitialParameters() override { return {}; }
   absl::Status LoadParameters(const std::vector<FlatTensor>& parameters) override {
@@ -133,11 +133,13 @@ std::shared_ptr<JobStrategyState> NewEvolutionPopulation(const v1::JobSpec& spec
 }
 
 std::unique_ptr<SearchStrategy> NewEvolutionStrategy(const v1::JobSpec& spec, int replica_index,
-                                                     std::shared_ptr<JobStrategyState> population) {
+                                                     std::shared_ptr<JobStrategyState> population,
+                                                     int64_t rounds_before) {
   std::shared_ptr<EvolutionPopulation> shared =
       std::dynamic_pointer_cast<EvolutionPopulation>(population);
   if (shared == nullptr) shared = std::make_shared<EvolutionPopulation>(spec);
-  return std::make_unique<EvolutionStrategy>(spec, replica_index, std::move(shared));
+  return std::make_unique<EvolutionStrategy>(spec, replica_index, std::move(shared),
+                                             rounds_before);
 }
 
 }  // namespace nas::controller

@@ -86,9 +86,11 @@ class EvolutionPopulation final : public JobStrategyState {
 
 // The evolution strategy of replica loop `replica_index` of a job whose spec
 // is valid, drawing from `population` (the job's; when null, a population of
-// its own, as for a probe or a single-loop benchmark).
+// its own, as for a probe or a single-loop benchmark). Its stream is
+// ReplicaSeed(seed, replica_index, rounds_before).
 std::unique_ptr<SearchStrategy> NewEvolutionStrategy(const v1::JobSpec& spec, int replica_index,
-                                                     std::shared_ptr<JobStrategyState> population);
+                                                     std::shared_ptr<JobStrategyState> population,
+                                                     int64_t rounds_before = 0);
 
 // The job's population (a JobStrategyState) for a valid spec.
 std::shared_ptr<JobStrategyState> NewEvolutionPopulation(const v1::JobSpec& spec);

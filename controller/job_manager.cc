@@ -201,6 +201,26 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerO
   broker_options.metrics = manager->metrics_.get();
   ASSIGN_OR_RETURN(manager->broker_, TrialBroker::Create(broker_options));
   ASSIGN_OR_RETURN(std::vector<v1::Job> records, options.store->LoadJobs());
+  // Results shared across jobs (evaluator.reuse_results), ended jobs' too,
+  // before any job dispatches (oldest job first: its evaluations stand).
+  std::vector<const v1::Job*> sharing;
+  for (const v1::Job& record : records) {
+    if (record.has_spec() && record.spec().evaluator().reuse_results()) sharing.push_back(&record);
+  }
+  std::sort(sharing.begin(), sharing.end(), [](const v1::Job* a, const v1::Job* b) {
+    return a->create_time_unix_ms() < b->create_time_unix_ms();
+  });
+  for (const v1::Job* record : sharing) {
+    absl::StatusOr<std::vector<v1::Trial>> evaluated =
+        options.store->EvaluatedTrials(record->job_id());
+    if (!evaluated.ok()) {
+      // A job whose rows cannot be read shares nothing; StartJob says why.
+      NAS_LOG(Warning) << "job " << record->job_id()
+                       << ": its results are not shared with other jobs: " << evaluated.status();
+      continue;
+    }
+    manager->broker_->AddSharedResults(record->spec(), *evaluated);
+  }
   for (v1::Job& record : records) {
     const std::string id = record.job_id();
     if (record.state() == v1::JOB_STATE_FAILED && !record.has_spec()) {
@@ -616,6 +636,26 @@ absl::StatusOr<v1::Trial> JobManager::GetTrial(const std::string& job_id,
                                                const std::string& trial_id) {
   if (FindJob(job_id) == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
   return options_.store->GetTrial(job_id, trial_id);
+}
+
+absl::StatusOr<TrialLog> JobManager::GetTrialLog(const std::string& job_id, const std::string& trial_id,
+                                                 int attempt) {
+  if (FindJob(job_id) == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  absl::StatusOr<v1::Trial> trial = options_.store->GetTrial(job_id, trial_id);
+  if (!trial.ok()) return trial.status();
+  absl::StatusOr<TrialLog> log = options_.store->GetTrialLog(job_id, trial_id, attempt);
+  if (log.ok()) {
+    // An attempt that ended without its last chunk (its worker died, the
+    // lease went to another attempt) will get no more.
+    if (IsFinal(trial->state()) || log->attempt < trial->attempts()) log->complete = true;
+    return log;
+  }
+  if (!absl::IsNotFound(log.status())) return log;
+  // Nothing stored: the built-in evaluators write no log, or none came yet.
+  TrialLog empty;
+  empty.attempt = attempt > 0 ? attempt : trial->attempts();
+  empty.complete = IsFinal(trial->state()) || (attempt > 0 && attempt < trial->attempts());
+  return empty;
 }
 
 absl::StatusOr<std::vector<v1::Trial>> JobManager::TrialsAfter(const std::string& job_id,

@@ -106,6 +106,11 @@ class JobManager final : private TrialListener {
   // One trial with its learning curve (empty id: the best); NOT_FOUND if none.
   absl::StatusOr<v1::Trial> GetTrial(const std::string& job_id, const std::string& trial_id)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // An attempt's stored output (0: the latest attempt with one). A known
+  // trial without a stored log gets an empty one (its latest attempt,
+  // complete once the trial is final); NOT_FOUND for an unknown job or trial.
+  absl::StatusOr<TrialLog> GetTrialLog(const std::string& job_id, const std::string& trial_id, int attempt)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Finished trials in completion order after `after_sequence`, at most `limit`.
   absl::StatusOr<std::vector<v1::Trial>> TrialsAfter(const std::string& job_id,
                                                       int64_t after_sequence, int limit)

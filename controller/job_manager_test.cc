@@ -761,6 +761,101 @@ TEST_F(ControllerFixture, RestartResumesRunningJobWithoutLosingOrRepeatingTrials
   for (const auto& [canonical, n] : evaluations) EXPECT_EQ(n, 1) << canonical;
 }
 
+// A restarted job's replicas continue their random streams instead of
+// starting them again: random search in a space of millions of
+// architectures draws no architecture twice across a restart. (With each
+// replica re-seeded as at the job's start, its first rounds after the
+// restart redrew the samples of its first rounds before it: cache hits that
+// wasted samples.)
+TEST_F(ControllerFixture, RestartedReplicasContinueTheirStreamsAndRedrawNothing) {
+  StartWorkers(2);
+  v1::JobSpec spec = MacroSpec(120);
+  spec.mutable_strategy()->set_name("random");
+  spec.clear_controller();
+  spec.mutable_parallelism()->clear_num_shards();
+  spec.mutable_budget()->set_max_samples(120);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  while (reports_ < 40) absl::SleepFor(absl::Milliseconds(5));
+  Stop();
+  const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
+  reports_ = 0;
+  Start();
+  StartWorkers(2);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 120u);
+  std::set<std::string> canonicals;
+  int sampled_after_restart = 0;
+  for (const v1::Trial& t : trials) {
+    canonicals.insert(t.architecture().canonical());
+    EXPECT_TRUE(t.cached_from().empty()) << t.trial_id() << " redrew " << t.cached_from();
+    sampled_after_restart += t.create_time_unix_ms() >= restart_ms ? 1 : 0;
+  }
+  EXPECT_GE(sampled_after_restart, 8) << "every replica sampled after the restart";
+  EXPECT_EQ(canonicals.size(), 120u);
+  EXPECT_EQ(done.cache_hits(), 0);
+}
+
+// Cross-job reuse survives a restart: the shared results are reloaded from
+// the store, so a job submitted after it is answered by the earlier job's
+// evaluations without a worker run.
+TEST_F(ControllerFixture, SharedResultsOfAnEndedJobAnswerANewJobAfterARestart) {
+  v1::JobSpec spec = MacroSpec(4);
+  spec.mutable_strategy()->set_name("random");
+  spec.clear_controller();
+  spec.mutable_parallelism()->clear_num_shards();
+  spec.mutable_parallelism()->set_num_replicas(1);
+  v1::MacroCnnSpace* space = spec.mutable_search_space()->mutable_macro_cnn();
+  space->clear_filter_heights();
+  space->add_filter_heights(3);
+  space->add_filter_heights(5);
+  space->clear_filter_widths();
+  space->add_filter_widths(3);
+  space->clear_num_filters();
+  space->add_num_filters(24);
+  space->set_skip_connections(false);
+  space->mutable_depth()->set_initial_layers(2);
+  space->mutable_depth()->set_max_layers(2);  // 4 architectures
+  spec.mutable_budget()->set_max_samples(60);
+  spec.mutable_evaluator()->set_reuse_results(true);
+  StartWorkers(2);
+  v1::Job first;
+  ASSERT_TRUE(Submit(spec, &first).ok());
+  v1::Job done = WaitUntilDone(first.job_id(), absl::Minutes(1));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::set<std::string> evaluations;  // "trial canonical" of the first job's worker runs
+  for (const v1::Trial& t : AllTrials(first.job_id(), v1::ListTrialsRequest::ORDER_TIME)) {
+    if (t.cached_from().empty()) evaluations.insert(t.trial_id() + " " + t.architecture().canonical());
+  }
+  ASSERT_EQ(evaluations.size(), 4u) << "the first job evaluated every architecture";
+  Stop();
+  Start();
+  StartWorkers(2);
+  const int reports_before = reports_;
+  spec.mutable_strategy()->set_seed(11);
+  spec.mutable_evaluator()->set_lease_seconds(30);  // not in the fingerprint
+  v1::Job second;
+  ASSERT_TRUE(Submit(spec, &second).ok());
+  done = WaitUntilDone(second.job_id(), absl::Minutes(1));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  const std::vector<v1::Trial> trials =
+      AllTrials(second.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 60u);
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id() << " " << t.error();
+    EXPECT_EQ(t.cached_from_job(), first.job_id()) << t.trial_id();
+    EXPECT_TRUE(evaluations.count(t.cached_from() + " " + t.architecture().canonical()))
+        << t.trial_id() << " names " << t.cached_from();
+    EXPECT_EQ(t.metrics().reward(), SyntheticReward(t.architecture())) << t.trial_id();
+    EXPECT_TRUE(t.worker_id().empty()) << t.trial_id();
+  }
+  EXPECT_EQ(done.cache_hits(), 60);
+  EXPECT_EQ(done.worker_seconds(), 0);
+  EXPECT_EQ(reports_ - reports_before, 0) << "no worker ran a trial of the second job";
+}
+
 v1::JobSpec EvolutionSpec(int max_trials) {
   v1::JobSpec spec = MacroSpec(max_trials);
   spec.mutable_strategy()->set_name("evolution");

@@ -1,9 +1,12 @@
 #include "controller/job_spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -158,6 +161,58 @@ void ValidateChildSize(const v1::JobSpec& spec, Problems& p) {
   }
 }
 
+// An environment variable's name: a C identifier, not one of the NAS_*
+// names the worker sets itself.
+bool ValidEnvName(const std::string& name) {
+  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+void ValidateCommand(const v1::CommandEvaluatorSpec& c, Problems& p) {
+  const std::string path = "evaluator.command";
+  if (c.argv().empty()) {
+    p.Add(path + ".argv", "must not be empty: the program to run and its arguments");
+  }
+  for (int i = 0; i < c.argv_size(); ++i) {
+    if (i == 0 && c.argv(i).empty()) p.Add(absl::StrCat(path, ".argv[0]"), "must name the program");
+    if (c.argv(i).find('\0') != std::string::npos) {
+      p.Add(absl::StrCat(path, ".argv[", i, "]"), "must not contain a NUL character");
+    }
+  }
+  std::vector<std::string> names;
+  for (int i = 0; i < c.env_size(); ++i) {
+    const std::string& name = c.env(i).name();
+    const std::string at = absl::StrCat(path, ".env[", i, "]");
+    if (!ValidEnvName(name)) {
+      p.Add(at + ".name", absl::StrCat("'", name, "' is not a variable name (letters, digits, _)"));
+    } else if (absl::StartsWith(name, "NAS_")) {
+      p.Add(at + ".name", absl::StrCat("'", name, "': NAS_* variables are set by the worker"));
+    } else if (std::find(names.begin(), names.end(), name) != names.end()) {
+      p.Add(at + ".name", absl::StrCat("'", name, "' is set twice"));
+    }
+    names.push_back(name);
+    if (c.env(i).value().find('\0') != std::string::npos) {
+      p.Add(at + ".value", "must not contain a NUL character");
+    }
+  }
+  if (!(c.timeout_seconds() >= 0 && c.timeout_seconds() <= 30 * 86400)) {
+    p.Add(path + ".timeout_seconds", absl::StrCat("must be in [0, 2592000] (0 = none), got ", c.timeout_seconds()));
+  }
+  if (c.max_memory_bytes() < 0) {
+    p.Add(path + ".max_memory_bytes", absl::StrCat("must not be negative (0 = none), got ", c.max_memory_bytes()));
+  }
+  if (c.max_output_bytes() < 0) {
+    p.Add(path + ".max_output_bytes", absl::StrCat("must not be negative, got ", c.max_output_bytes()));
+  }
+  p.Range(path + ".epochs", c.epochs(), 1, JobLimits::kMaxEpochs);
+  if (!(c.grace_seconds() >= 0 && c.grace_seconds() <= 3600)) {
+    p.Add(path + ".grace_seconds", absl::StrCat("must be in [0, 3600], got ", c.grace_seconds()));
+  }
+}
+
 void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
   const v1::EvaluatorSpec& e = spec.evaluator();
   p.Range("evaluator.max_attempts", e.max_attempts(), 1, JobLimits::kMaxAttempts);
@@ -243,8 +298,11 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       }
       break;
     }
+    case v1::EvaluatorSpec::kCommand:
+      ValidateCommand(e.command(), p);
+      break;
     case v1::EvaluatorSpec::KIND_NOT_SET:
-      p.Add("evaluator", "one of train, lookup or synthetic must be set");
+      p.Add("evaluator", "one of train, lookup, synthetic or command must be set");
       break;
   }
 }
@@ -332,6 +390,10 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   }
   NAS_DEFAULT(*e, max_attempts, 3);
   NAS_DEFAULT(*e, lease_seconds, 60.0);
+  if (e->has_command()) {
+    NAS_DEFAULT(*e->mutable_command(), max_output_bytes, int64_t{64} << 20);
+    NAS_DEFAULT(*e->mutable_command(), grace_seconds, 10.0);
+  }
   if (e->has_train()) {
     *e->mutable_train() = search_space::WithTrainDefaults(e->train());
     *e = search_space::WithEvaluatorLimitDefaults(*e);

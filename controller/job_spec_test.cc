@@ -153,7 +153,8 @@ TEST(JobSpecTest, BundledExamplesAreValid) {
   // The examples directory is checked by the end-to-end tests too; here the
   // minimal spec with every evaluator kind validates.
   for (const char* evaluator : {"synthetic: {}", "lookup: {table_path: t.csv}",
-                                "train: {dataset: fashion_mnist, epochs: 1}"}) {
+                                "train: {dataset: fashion_mnist, epochs: 1}",
+                                "command: {argv: [python3, train.py], epochs: 2}"}) {
     v1::JobSpec spec = Parse(std::string("search_space:\n  cell: {num_nodes: 3, operations: [none, skip_connect]}\n"
                                          "budget: {max_wall_seconds: 60}\nevaluator: {") +
                              evaluator + "}\n");
@@ -398,6 +399,42 @@ evaluator:
   EXPECT_NE(big.find("evaluator.max_activation_bytes: the search space's largest child needs about"),
             std::string::npos)
       << big;
+}
+
+TEST(JobSpecTest, CommandEvaluatorGetsDefaultsAndEveryBadFieldIsNamed) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+early_stopping: {rule: median, min_epochs: 1}
+)";
+  v1::JobSpec ok = WithDefaults(Parse(
+      base + "evaluator: {command: {argv: [python3, t.py], env: [{name: A_B, value: x}], epochs: 3}}\n"));
+  EXPECT_TRUE(ValidateJobSpec(ok).ok()) << ValidateJobSpec(ok);
+  EXPECT_EQ(ok.evaluator().command().max_output_bytes(), int64_t{64} << 20);
+  EXPECT_EQ(ok.evaluator().command().grace_seconds(), 10.0);
+
+  const absl::Status bad = ValidateJobSpec(WithDefaults(Parse(base + R"(evaluator:
+  command:
+    env: [{name: NAS_TRIAL_ID, value: x}, {name: 1x, value: y}, {name: OK, value: a}, {name: OK, value: b}]
+    timeout_seconds: -1
+    max_memory_bytes: -5
+    max_output_bytes: -1
+    grace_seconds: 4000
+)")));
+  EXPECT_EQ(bad.message(),
+            "evaluator.command.argv: must not be empty: the program to run and its arguments\n"
+            "evaluator.command.env[0].name: 'NAS_TRIAL_ID': NAS_* variables are set by the worker\n"
+            "evaluator.command.env[1].name: '1x' is not a variable name (letters, digits, _)\n"
+            "evaluator.command.env[3].name: 'OK' is set twice\n"
+            "evaluator.command.timeout_seconds: must be in [0, 2592000] (0 = none), got -1\n"
+            "evaluator.command.max_memory_bytes: must not be negative (0 = none), got -5\n"
+            "evaluator.command.max_output_bytes: must not be negative, got -1\n"
+            "evaluator.command.epochs: must be between 1 and 1000, got 0\n"
+            "evaluator.command.grace_seconds: must be in [0, 3600], got 4000");
+  const absl::Status no_program = ValidateJobSpec(
+      WithDefaults(Parse(base + "evaluator: {command: {argv: [''], epochs: 2}}\n")));
+  EXPECT_EQ(std::string(no_program.message()), "evaluator.command.argv[0]: must name the program");
 }
 
 }  // namespace

@@ -9,8 +9,9 @@ namespace {
 
 class RandomStrategy : public SearchStrategy {
  public:
-  RandomStrategy(const v1::JobSpec& spec, int replica_index)
-      : space_(spec.search_space()), rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {}
+  RandomStrategy(const v1::JobSpec& spec, int replica_index, int64_t rounds_before)
+      : space_(spec.search_space()),
+        rng_(ReplicaSeed(spec.strategy().seed(), replica_index, rounds_before)) {}
 
   std::vector<FlatTensor> InitialParameters() override { return {}; }
   absl::Status LoadParameters(const std::vector<FlatTensor>& parameters) override {
@@ -37,8 +38,9 @@ class RandomStrategy : public SearchStrategy {
 
 }  // namespace
 
-std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index) {
-  return std::make_unique<RandomStrategy>(spec, replica_index);
+std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index,
+                                                  int64_t rounds_before) {
+  return std::make_unique<RandomStrategy>(spec, replica_index, rounds_before);
 }
 
 }  // namespace nas::controller

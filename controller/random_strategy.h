@@ -5,6 +5,7 @@
 #ifndef NAS_CONTROLLER_RANDOM_STRATEGY_H_
 #define NAS_CONTROLLER_RANDOM_STRATEGY_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "controller/strategy.h"
@@ -13,8 +14,10 @@
 namespace nas::controller {
 
 // The random strategy for replica `replica_index` of a job whose spec is
-// valid (its stream is ReplicaSeed(spec.strategy().seed(), replica_index)).
-std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index);
+// valid (its stream is ReplicaSeed(spec.strategy().seed(), replica_index,
+// rounds_before)).
+std::unique_ptr<SearchStrategy> NewRandomStrategy(const v1::JobSpec& spec, int replica_index,
+                                                  int64_t rounds_before = 0);
 
 }  // namespace nas::controller
 

@@ -24,6 +24,20 @@ TEST(RandomStrategyTest, SameSeedGivesSameSamples) {
   EXPECT_NE(ca, cc) << "replicas must draw different streams";
 }
 
+// A replica resumed after a restart (rounds already stored) continues from a
+// stream of its own, the same for the same stored history.
+TEST(RandomStrategyTest, AResumedReplicaContinuesFromAStreamOfItsOwn) {
+  const v1::JobSpec spec = MacroJob("random", 42);
+  const std::string fresh = SampledCanonicals(*NewRandomStrategy(spec, 0), 8);
+  const std::string resumed = SampledCanonicals(*NewRandomStrategy(spec, 0, 5), 8);
+  ASSERT_FALSE(fresh.empty() || resumed.empty());
+  EXPECT_NE(fresh, resumed) << "a resumed replica must not redraw its first samples";
+  EXPECT_EQ(resumed, SampledCanonicals(*NewRandomStrategy(spec, 0, 5), 8));
+  EXPECT_NE(resumed, SampledCanonicals(*NewRandomStrategy(spec, 0, 6), 8));
+  EXPECT_NE(resumed, SampledCanonicals(*NewRandomStrategy(spec, 1, 5), 8));
+  EXPECT_EQ(ReplicaSeed(42, 3, 0), ReplicaSeed(42, 3)) << "a new job keeps the plain stream";
+}
+
 TEST(RandomStrategyTest, SamplesValidArchitecturesAtTheScheduledDepth) {
   v1::JobSpec spec = MacroJob("random", 3, 4);
   v1::DepthSchedule* depth = spec.mutable_search_space()->mutable_macro_cnn()->mutable_depth();

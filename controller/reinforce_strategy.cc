@@ -14,11 +14,11 @@ namespace {
 
 class ReinforceStrategy : public SearchStrategy {
  public:
-  ReinforceStrategy(const v1::JobSpec& spec, int replica_index)
+  ReinforceStrategy(const v1::JobSpec& spec, int replica_index, int64_t rounds_before)
       : spec_(spec),
         policy_(spec.search_space(), spec.controller(),
                 static_cast<uint64_t>(spec.strategy().seed())),
-        rng_(ReplicaSeed(spec.strategy().seed(), replica_index)) {
+        rng_(ReplicaSeed(spec.strategy().seed(), replica_index, rounds_before)) {
     // A round's gradient covers the children it sampled: keep their traces.
     policy_.KeepSampleTraces(std::max(1, spec.parallelism().children_per_replica()));
   }
@@ -101,8 +101,9 @@ class ReinforceStrategy : public SearchStrategy {
 
 }  // namespace
 
-std::unique_ptr<SearchStrategy> NewReinforceStrategy(const v1::JobSpec& spec, int replica_index) {
-  return std::make_unique<ReinforceStrategy>(spec, replica_index);
+std::unique_ptr<SearchStrategy> NewReinforceStrategy(const v1::JobSpec& spec, int replica_index,
+                                                     int64_t rounds_before) {
+  return std::make_unique<ReinforceStrategy>(spec, replica_index, rounds_before);
 }
 
 }  // namespace nas::controller

@@ -5,6 +5,7 @@
 #ifndef NAS_CONTROLLER_REINFORCE_STRATEGY_H_
 #define NAS_CONTROLLER_REINFORCE_STRATEGY_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "controller/strategy.h"
@@ -14,8 +15,10 @@ namespace nas::controller {
 
 // The REINFORCE strategy for replica `replica_index` of a job whose spec is
 // valid. Every replica starts from the same weights (the job's seed) and
-// samples from its own stream (ReplicaSeed).
-std::unique_ptr<SearchStrategy> NewReinforceStrategy(const v1::JobSpec& spec, int replica_index);
+// samples from its own stream (ReplicaSeed, continued past `rounds_before`
+// on a resumed replica).
+std::unique_ptr<SearchStrategy> NewReinforceStrategy(const v1::JobSpec& spec, int replica_index,
+                                                     int64_t rounds_before = 0);
 
 }  // namespace nas::controller
 

@@ -45,6 +45,7 @@ Replica::~Replica() = default;
 
 absl::StatusOr<std::vector<AdoptedTrial>> Replica::LoadInterruptedRound(int64_t last_round) {
   round_ = last_round + 1;
+  rounds_before_ = last_round + 1;
   if (last_round < 0) return std::vector<AdoptedTrial>();
   absl::StatusOr<std::vector<v1::Trial>> trials =
       options_.store->RoundTrials(job_->id(), index_, last_round);
@@ -141,7 +142,10 @@ absl::Status Replica::Pull() {
 }
 
 bool Replica::Start() {
-  absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(job_->spec(), index_, job_->strategy_state());
+  // A resumed replica continues from a stream of its own: the plain one
+  // would redraw its first rounds' samples (cache hits that waste samples).
+  absl::StatusOr<std::unique_ptr<SearchStrategy>> created =
+      CreateStrategy(job_->spec(), index_, job_->strategy_state(), rounds_before_);
   if (!created.ok()) {
     job_->Fail(created.status());
     return false;

@@ -86,6 +86,8 @@ class Replica {
   // round this replica stored (-1: none). Loads that round if the restart
   // interrupted it and returns its unfinished trials, for the broker to
   // adopt with this replica's RoundOutcomes; the next RunOnce finishes it.
+  // Start then seeds the strategy's random stream from the rounds stored
+  // (ReplicaSeed), so the replica does not redraw its earlier samples.
   absl::StatusOr<std::vector<AdoptedTrial>> LoadInterruptedRound(int64_t last_round)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -126,6 +128,9 @@ class Replica {
   const int children_per_round_;
   bool learns_ = false;
   int64_t round_ = 0;
+  // Rounds this replica had stored when this process took it over (0 for a
+  // new job): where its random stream continues (ReplicaSeed).
+  int64_t rounds_before_ = 0;
   // The shard versions of θ this round sampled from (unset: the round was
   // sampled by an earlier process, and is scored under the current θ).
   std::optional<std::vector<int64_t>> sampled_versions_;

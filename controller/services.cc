@@ -199,6 +199,40 @@ grpc::Status JobServiceImpl::GetTrial(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status JobServiceImpl::GetTrialLogs(grpc::ServerContext* context, const v1::GetTrialLogsRequest* request,
+                                          v1::GetTrialLogsResponse* response) {
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
+  if (grpc::Status s = CheckId("job_id", request->job_id()); !s.ok()) return s;
+  if (grpc::Status s = CheckId("trial_id", request->trial_id()); !s.ok()) return s;
+  if (request->attempt() < 0) return Invalid("attempt: must be 0 (the latest) or an attempt number");
+  if (request->offset() < 0) return Invalid("offset: must not be negative");
+  absl::StatusOr<TrialLog> log = manager_->GetTrialLog(request->job_id(), request->trial_id(), request->attempt());
+  if (!log.ok()) return ToGrpcStatus(log.status());
+  const int64_t end = log->first_offset + static_cast<int64_t>(log->data.size());
+  const int64_t from = std::min(end, std::max(request->offset(), log->first_offset));
+  response->set_data(log->data.substr(static_cast<size_t>(from - log->first_offset)));
+  response->set_offset(from);
+  response->set_next_offset(end);
+  response->set_complete(log->complete);
+  response->set_attempt(log->attempt);
+  response->set_first_offset(log->first_offset);
+  return grpc::Status::OK;
+}
+
+grpc::Status TaskServiceImpl::AppendTrialLog(grpc::ServerContext* context, const v1::AppendTrialLogRequest* request,
+                                             v1::AppendTrialLogResponse* response) {
+  (void)response;
+  if (grpc::Status s = Authenticate(auth_, *context); !s.ok()) return s;
+  if (grpc::Status s = CheckId("worker_id", request->worker_id()); !s.ok()) return s;
+  if (grpc::Status s = CheckId("task_id", request->task_id()); !s.ok()) return s;
+  if (request->offset() < 0) return Invalid("offset: must not be negative");
+  if (static_cast<int64_t>(request->data().size()) > TrialStore::kMaxLogBytes) {
+    return Invalid(absl::StrCat("data: at most ", TrialStore::kMaxLogBytes, " bytes per chunk"));
+  }
+  return ToGrpcStatus(broker_->AppendLog(request->task_id(), request->worker_id(), request->offset(),
+                                         request->data(), request->complete()));
+}
+
 namespace {
 
 // One AcquireTask call. Finish is called exactly once: by the task queue's

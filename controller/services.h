@@ -36,6 +36,8 @@ class JobServiceImpl final : public v1::JobService::Service {
                           v1::ListTrialsResponse* response) override;
   grpc::Status GetTrial(grpc::ServerContext* context, const v1::GetTrialRequest* request,
                         v1::Trial* response) override;
+  grpc::Status GetTrialLogs(grpc::ServerContext* context, const v1::GetTrialLogsRequest* request,
+                            v1::GetTrialLogsResponse* response) override;
 
  private:
   JobManager* const manager_;
@@ -66,6 +68,8 @@ class TaskServiceImpl final
   grpc::ServerUnaryReactor* ReportResult(grpc::CallbackServerContext* context,
                                          const grpc::ByteBuffer* request,
                                          grpc::ByteBuffer* response) override;
+  grpc::Status AppendTrialLog(grpc::ServerContext* context, const v1::AppendTrialLogRequest* request,
+                              v1::AppendTrialLogResponse* response) override;
 
  private:
   TrialBroker* const broker_;

@@ -95,9 +95,20 @@ class SearchStrategy {
 
 // The random stream of replica `replica_index` of a job with `seed`: the same
 // seed gives the same samples, and different replicas draw different streams.
-inline uint64_t ReplicaSeed(int64_t seed, int replica_index) {
-  return static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(replica_index) * 7919ULL +
-         1;
+// `rounds_before` is how many rounds the replica had stored when this process
+// took it over (0 for a new job, which keeps the plain stream): a replica
+// resumed after a controller restart continues from a seed of its own
+// instead of redrawing its first samples (which the result cache would
+// answer, wasting samples), and the same stored history gives the same seed.
+inline uint64_t ReplicaSeed(int64_t seed, int replica_index, int64_t rounds_before = 0) {
+  const uint64_t plain = static_cast<uint64_t>(seed) * 1000003ULL +
+                         static_cast<uint64_t>(replica_index) * 7919ULL + 1;
+  if (rounds_before <= 0) return plain;
+  // splitmix64 of the plain seed and the stream position.
+  uint64_t z = plain + static_cast<uint64_t>(rounds_before) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
 }
 
 }  // namespace nas::controller

@@ -16,15 +16,17 @@ struct Registration {
   const char* name;
   StrategyTraits traits;
   std::unique_ptr<SearchStrategy> (*create)(const v1::JobSpec& spec, int replica_index,
-                                            std::shared_ptr<JobStrategyState> state);
+                                            std::shared_ptr<JobStrategyState> state,
+                                            int64_t rounds_before);
   // Null when the job's replicas share nothing.
   std::shared_ptr<JobStrategyState> (*create_state)(const v1::JobSpec& spec);
 };
 
-template <std::unique_ptr<SearchStrategy> (*New)(const v1::JobSpec&, int)>
+template <std::unique_ptr<SearchStrategy> (*New)(const v1::JobSpec&, int, int64_t)>
 std::unique_ptr<SearchStrategy> Unshared(const v1::JobSpec& spec, int replica_index,
-                                         std::shared_ptr<JobStrategyState>) {
-  return New(spec, replica_index);
+                                         std::shared_ptr<JobStrategyState>,
+                                         int64_t rounds_before) {
+  return New(spec, replica_index, rounds_before);
 }
 
 // Every strategy the controller can run; one line each.
@@ -80,13 +82,14 @@ absl::StatusOr<std::shared_ptr<JobStrategyState>> CreateJobStrategyState(const v
 }
 
 absl::StatusOr<std::unique_ptr<SearchStrategy>> CreateStrategy(
-    const v1::JobSpec& spec, int replica_index, std::shared_ptr<JobStrategyState> state) {
+    const v1::JobSpec& spec, int replica_index, std::shared_ptr<JobStrategyState> state,
+    int64_t rounds_before) {
   if (absl::Status valid = search_space::ValidateSearchSpace(spec.search_space()); !valid.ok()) {
     return valid;
   }
   absl::StatusOr<const Registration*> found = Find(spec.strategy().name());
   if (!found.ok()) return found.status();
-  return (*found)->create(spec, replica_index, std::move(state));
+  return (*found)->create(spec, replica_index, std::move(state), rounds_before);
 }
 
 }  // namespace nas::controller

@@ -54,9 +54,12 @@ absl::StatusOr<std::shared_ptr<JobStrategyState>> CreateJobStrategyState(const v
 // already be valid (ValidateJobSpec); the search space is checked again
 // here, and an unknown name is the LookupStrategy error. Different replicas
 // get different random streams derived from the job's seed and the index
-// (ReplicaSeed).
+// (ReplicaSeed); a replica resumed after a restart with `rounds_before`
+// rounds stored continues from a stream of its own (ReplicaSeed's third
+// argument), so it does not redraw the samples of its first rounds.
 absl::StatusOr<std::unique_ptr<SearchStrategy>> CreateStrategy(
-    const v1::JobSpec& spec, int replica_index, std::shared_ptr<JobStrategyState> state = nullptr);
+    const v1::JobSpec& spec, int replica_index, std::shared_ptr<JobStrategyState> state = nullptr,
+    int64_t rounds_before = 0);
 
 }  // namespace nas::controller
 

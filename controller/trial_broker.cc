@@ -9,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "controller/controller_metrics.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace nas::controller {
 namespace {
@@ -43,7 +45,33 @@ v1::Trial CacheHitOutcome(const std::string& trial_id, const v1::Trial& source) 
   return hit;
 }
 
+// The key of a shared result.
+std::string ReuseKey(const std::string& fingerprint, const std::string& canonical) {
+  return absl::StrCat(fingerprint.size(), ":", fingerprint, canonical);
+}
+
 }  // namespace
+
+std::string ReuseFingerprint(const v1::JobSpec& spec) {
+  v1::JobSpec key;
+  *key.mutable_search_space() = spec.search_space();
+  *key.mutable_reward() = spec.reward();
+  v1::EvaluatorSpec* evaluator = key.mutable_evaluator();
+  *evaluator = spec.evaluator();
+  evaluator->clear_max_attempts();
+  evaluator->clear_lease_seconds();
+  evaluator->clear_max_parameters();
+  evaluator->clear_max_activation_bytes();
+  evaluator->clear_reuse_results();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    key.SerializeToCodedStream(&coded);
+  }
+  return bytes;
+}
 
 void RoundOutcomes::Add(v1::Trial trial) {
   absl::MutexLock lock(&mu_);
@@ -100,6 +128,57 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());
   job.closed = false;
   job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()));
+  job.reuse_fingerprint = spec.evaluator().reuse_results() ? ReuseFingerprint(spec) : "";
+}
+
+void TrialBroker::AddSharedResults(const v1::JobSpec& spec,
+                                   const std::vector<v1::Trial>& evaluated) {
+  if (!spec.evaluator().reuse_results()) return;
+  const std::string fingerprint = ReuseFingerprint(spec);
+  absl::MutexLock lock(&mu_);
+  for (const v1::Trial& t : evaluated) ShareLocked(fingerprint, t);
+}
+
+void TrialBroker::ShareLocked(const std::string& fingerprint, const v1::Trial& evaluation) {
+  const std::string& canonical = evaluation.architecture().canonical();
+  if (canonical.empty() || evaluation.state() != v1::TRIAL_STATE_SUCCEEDED ||
+      !evaluation.cached_from().empty() || evaluation.metrics().stopped_early()) {
+    return;
+  }
+  // The first evaluation stands.
+  shared_results_.try_emplace(ReuseKey(fingerprint, canonical),
+                              SharedResult{evaluation.job_id(), evaluation.trial_id(),
+                                           evaluation.metrics()});
+}
+
+bool TrialBroker::ReuseLocked(JobTrials& job, InFlight& in_flight,
+                              std::vector<v1::Trial>* answered) {
+  const std::string& canonical = in_flight.trial.architecture().canonical();
+  if (job.reuse_fingerprint.empty() || canonical.empty()) return false;
+  auto shared = shared_results_.find(ReuseKey(job.reuse_fingerprint, canonical));
+  // The job's own evaluations are its own cache's.
+  if (shared == shared_results_.end() || shared->second.job_id == job.task_template.job_id()) {
+    return false;
+  }
+  const SharedResult& source = shared->second;
+  // A hit adopted after a restart is answered by the evaluation its row names.
+  if (in_flight.inserted && (source.job_id != in_flight.trial.cached_from_job() ||
+                             source.trial_id != in_flight.trial.cached_from())) {
+    return false;
+  }
+  const std::string id = in_flight.trial.trial_id();
+  in_flight.trial.set_cached_from(source.trial_id);
+  in_flight.trial.set_cached_from_job(source.job_id);
+  v1::Trial hit;
+  hit.set_job_id(job.task_template.job_id());
+  hit.set_trial_id(id);
+  hit.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  hit.set_cached_from(source.trial_id);
+  hit.set_cached_from_job(source.job_id);
+  *hit.mutable_metrics() = source.metrics;
+  job.trials[id] = std::move(in_flight);
+  AnswerLocked(job, id, std::move(hit), answered);
+  return true;
 }
 
 v1::Task TrialBroker::MakeTask(const JobTrials& job, const InFlight& trial) {
@@ -179,6 +258,15 @@ bool TrialBroker::RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1
   const std::string canonical = in_flight.trial.architecture().canonical();
   const bool stored_hit = !in_flight.trial.cached_from().empty();
   auto entry = canonical.empty() ? job.cache.end() : job.cache.find(canonical);
+  // Another job's result (evaluator.reuse_results): for a fresh sample its
+  // own cache does not know, or a hit of another job's adopted after a
+  // restart (the shared results are reloaded before any job dispatches).
+  const bool other_jobs_hit = stored_hit && !in_flight.trial.cached_from_job().empty();
+  if (((!stored_hit && entry == job.cache.end() && !in_flight.inserted) || other_jobs_hit) &&
+      ReuseLocked(job, in_flight, answered)) {
+    return true;
+  }
+  if (other_jobs_hit) entry = job.cache.end();  // its source is gone: it fails below
   if (!stored_hit && (entry == job.cache.end() || in_flight.inserted)) {
     // An evaluation: new to the cache, or adopted as one.
     if (!canonical.empty() && entry == job.cache.end()) job.cache[canonical].trial_id = id;
@@ -194,9 +282,16 @@ bool TrialBroker::RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1
     failed.set_trial_id(id);
     failed.set_state(v1::TRIAL_STATE_FAILED);
     failed.set_cached_from(in_flight.trial.cached_from());
-    failed.set_error(absl::StrCat("the evaluation this sample reuses, trial ",
-                                  in_flight.trial.cached_from(),
-                                  ", ended without a result before the controller restarted"));
+    failed.set_cached_from_job(in_flight.trial.cached_from_job());
+    failed.set_error(
+        other_jobs_hit
+            ? absl::StrCat("the evaluation this sample reuses, trial ",
+                           in_flight.trial.cached_from(), " of job ",
+                           in_flight.trial.cached_from_job(),
+                           ", is no longer a shared result after the controller restarted")
+            : absl::StrCat("the evaluation this sample reuses, trial ",
+                           in_flight.trial.cached_from(),
+                           ", ended without a result before the controller restarted"));
     job.trials[id] = std::move(in_flight);
     AnswerLocked(job, id, std::move(failed), answered);
     return true;
@@ -395,6 +490,19 @@ absl::StatusOr<HeartbeatAnswer> TrialBroker::Heartbeat(
     }
   }
   return answer;
+}
+
+absl::Status TrialBroker::AppendLog(const std::string& task_id, const std::string& worker_id,
+                                    int64_t offset, std::string data, bool complete) {
+  absl::StatusOr<TaskIdParts> parts = ParseTaskId(task_id);
+  if (!parts.ok()) return parts.status();
+  if (!queue_.IsLeasedTo(task_id, worker_id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", worker_id, " holds no lease on task ", task_id));
+  }
+  options_.store->AppendLogAsync(parts->job_id, parts->trial_id, parts->attempt, offset, std::move(data),
+                                 complete);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> TrialBroker::CheckUnleasedReport(const TaskIdParts& parts,
@@ -598,6 +706,7 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
       if (it != job->second.trials.end()) {
         const std::string canonical = it->second.trial.architecture().canonical();
         outcome.set_cached_from(it->second.trial.cached_from());
+        outcome.set_cached_from_job(it->second.trial.cached_from_job());
         if (job->second.stopping != nullptr && outcome.cached_from().empty() &&
             outcome.state() == v1::TRIAL_STATE_SUCCEEDED) {
           std::vector<double> curve;
@@ -626,6 +735,10 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
           for (const std::string& waiter : waiters) {
             AnswerLocked(job->second, waiter, CacheHitOutcome(waiter, outcome), &answered);
           }
+        }
+        // Committed: other jobs with reuse on may reuse it from now on.
+        if (!job->second.reuse_fingerprint.empty()) {
+          ShareLocked(job->second.reuse_fingerprint, outcome);
         }
       }
     }

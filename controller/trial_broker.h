@@ -25,6 +25,14 @@
 // and gets its metrics at once, or when the evaluation in flight ends (its
 // failure or cancellation ends the sample the same way, and a failed
 // architecture leaves the cache so that a later sample evaluates it again).
+//
+// Across jobs (evaluator.reuse_results): the broker also keeps the shared
+// results, the first succeeded, full (not stopped early) evaluation of each
+// architecture by any job with reuse on, by ReuseFingerprint. A sample of a
+// job with reuse on that its own cache does not know, whose architecture
+// and fingerprint have a shared result from another job, is answered with
+// that result's metrics at once: a cache hit with Trial.cached_from_job and
+// cached_from naming the source.
 #ifndef NAS_CONTROLLER_TRIAL_BROKER_H_
 #define NAS_CONTROLLER_TRIAL_BROKER_H_
 
@@ -54,6 +62,15 @@
 namespace nas::controller {
 
 class ControllerMetrics;
+
+// What must be equal for one job's evaluation to answer another's sample
+// (evaluator.reuse_results), besides the canonical architecture: the search
+// space, the reward (the worker computes it, and reward.last_epochs picks
+// the accuracy) and the evaluator spec less max_attempts, lease_seconds,
+// max_parameters, max_activation_bytes and reuse_results, which do not
+// change a measurement. Bytes (deterministic serialization), compared, never
+// stored. `spec` with defaults applied.
+std::string ReuseFingerprint(const v1::JobSpec& spec);
 
 // The final outcomes of the trials one replica round waits for. The broker
 // adds them as they are stored; the replica waits for all of them, or until
@@ -141,6 +158,13 @@ class TrialBroker {
   // again.
   void Adopt(const std::string& job_id, std::vector<AdoptedTrial> trials,
              std::vector<v1::Trial> evaluated) ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes `evaluated` (a job's succeeded evaluations, TrialStore::
+  // EvaluatedTrials) shared results for other jobs when `spec` (the job's,
+  // with defaults) has evaluator.reuse_results; does nothing otherwise. The
+  // owner calls it for every stored job after a restart, before any job
+  // dispatches; while the broker runs, evaluations are shared as they end.
+  void AddSharedResults(const v1::JobSpec& spec, const std::vector<v1::Trial>& evaluated)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Stops dispatching the job: queued trials are stored CANCELLED, leases
   // answer "cancel" at the next heartbeat, and attempts that end from now on
   // (other than successes) are stored CANCELLED. Does not wait for the
@@ -175,6 +199,10 @@ class TrialBroker {
   absl::StatusOr<HeartbeatAnswer> Heartbeat(const std::string& task_id, const std::string& worker_id,
                                  const std::vector<v1::EpochResult>& epochs)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores a chunk of the attempt's output (TrialStore::AppendLogAsync) for
+  // the worker holding the task's lease; FAILED_PRECONDITION for anyone else.
+  absl::Status AppendLog(const std::string& task_id, const std::string& worker_id, int64_t offset,
+                         std::string data, bool complete) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the reporter's attempt: `done` gets whether the report was a
   // duplicate (the holder's result for a trial already final), once the
   // outcome is committed (on the store's writer thread) or at once.
@@ -225,6 +253,14 @@ class TrialBroker {
     absl::flat_hash_map<std::string, InFlight> trials;
     // By canonical architecture.
     absl::flat_hash_map<std::string, CacheEntry> cache;
+    // ReuseFingerprint of the job's spec when it has evaluator.reuse_results;
+    // empty otherwise.
+    std::string reuse_fingerprint;
+  };
+  // A shared result (evaluator.reuse_results): the evaluation and its metrics.
+  struct SharedResult {
+    std::string job_id, trial_id;
+    v1::TrialMetrics metrics;
   };
   // How an attempt that did not succeed ends.
   struct AttemptFailure {
@@ -259,6 +295,16 @@ class TrialBroker {
   // stored, else kept for Dispatch to finish after the insert.
   void AnswerLocked(JobTrials& job, const std::string& waiter, v1::Trial outcome,
                     std::vector<v1::Trial>* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers fresh sample `in_flight` from another job's shared result when
+  // the job has reuse on and one matches: sets cached_from(_job), keeps the
+  // trial in flight and hands its outcome to AnswerLocked. False (nothing
+  // changed) otherwise.
+  bool ReuseLocked(JobTrials& job, InFlight& in_flight, std::vector<v1::Trial>* answered)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shares `evaluation` (of a job with fingerprint `fingerprint`) when it
+  // succeeded in full and its key has no shared result yet.
+  void ShareLocked(const std::string& fingerprint, const v1::Trial& evaluation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Undoes RouteLocked for a trial whose row could not be inserted.
   void ForgetLocked(JobTrials& job, const std::string& trial_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -297,6 +343,8 @@ class TrialBroker {
   std::map<std::string, JobTrials> jobs_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<UncommittedOutcome> uncommitted_ ABSL_GUARDED_BY(mu_);
+  // By ReuseFingerprint and canonical architecture.
+  absl::flat_hash_map<std::string, SharedResult> shared_results_ ABSL_GUARDED_BY(mu_);
   std::thread lease_checks_;
 };
 

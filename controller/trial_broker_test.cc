@@ -474,6 +474,79 @@ TEST_F(TrialBrokerTest, AnEvaluatedArchitectureIsAnsweredFromTheCacheWithoutATas
   EXPECT_EQ(listener_.finals().size(), 3u);
 }
 
+// The reuse fingerprint: what changes a measurement is in it, the attempt,
+// lease and size limits (and the flag itself) are not.
+TEST(ReuseFingerprintTest, HoldsWhatChangesAMeasurementOnly) {
+  v1::JobSpec base;
+  base.mutable_search_space()->mutable_cell()->set_num_nodes(4);
+  base.mutable_evaluator()->mutable_synthetic()->set_epochs(3);
+  base.mutable_evaluator()->set_reuse_results(true);
+  base.mutable_reward()->set_power(1);
+  const std::string fingerprint = ReuseFingerprint(base);
+  v1::JobSpec same = base;
+  same.mutable_evaluator()->set_max_attempts(7);
+  same.mutable_evaluator()->set_lease_seconds(99);
+  same.mutable_evaluator()->set_max_parameters(5);
+  same.mutable_evaluator()->set_max_activation_bytes(5);
+  same.mutable_evaluator()->set_reuse_results(false);
+  same.mutable_strategy()->set_seed(42);
+  same.mutable_budget()->set_max_trials(3);
+  EXPECT_EQ(ReuseFingerprint(same), fingerprint);
+  v1::JobSpec epochs = base;
+  epochs.mutable_evaluator()->mutable_synthetic()->set_epochs(4);
+  v1::JobSpec reward = base;
+  reward.mutable_reward()->set_power(2);
+  v1::JobSpec space = base;
+  space.mutable_search_space()->mutable_cell()->set_num_nodes(5);
+  for (const v1::JobSpec& changed : {epochs, reward, space}) {
+    EXPECT_NE(ReuseFingerprint(changed), fingerprint) << changed.DebugString();
+  }
+}
+
+// Another job's shared result answers a sample of a job with reuse on at
+// once, naming that job and trial; an evaluation stopped early is never
+// shared, and a job with reuse off takes nothing.
+TEST_F(TrialBrokerTest, SharedResultsAnswerAJobWithReuseOnButNeverAStoppedEvaluation) {
+  spec_.mutable_evaluator()->set_reuse_results(true);
+  auto evaluation = [](const std::string& trial_id, const std::string& canonical, bool stopped) {
+    v1::Trial t;
+    t.set_job_id("earlier");
+    t.set_trial_id(trial_id);
+    t.set_state(v1::TRIAL_STATE_SUCCEEDED);
+    t.mutable_architecture()->set_canonical(canonical);
+    t.mutable_metrics()->set_reward(0.7);
+    t.mutable_metrics()->set_train_seconds(12);
+    t.mutable_metrics()->set_stopped_early(stopped);
+    return t;
+  };
+  broker_->AddSharedResults(spec_, {evaluation("t000004", "A", false),
+                                    evaluation("t000005", "B", true)});
+  broker_->OpenJob(kJob, spec_);
+  int hits = -1;
+  auto round = DispatchArchs({"t000000", "t000001"}, {"A", "B"}, &hits);
+  EXPECT_EQ(hits, 1);
+  RunOne("t000001", 0.4);  // B, whose shared evaluation was stopped, is trained
+  EXPECT_FALSE(broker_->TryAcquire("w").has_value());
+  ASSERT_TRUE(round->Wait().ok());
+  const v1::Trial hit = Stored("t000000");
+  EXPECT_EQ(hit.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(hit.cached_from_job(), "earlier");
+  EXPECT_EQ(hit.cached_from(), "t000004");
+  EXPECT_EQ(hit.attempts(), 0);
+  EXPECT_DOUBLE_EQ(hit.metrics().reward(), 0.7);
+  EXPECT_EQ(store_->CountTrials(kJob)->cache_hits, 1);
+  EXPECT_EQ(store_->CountTrials(kJob)->worker_seconds, 0);
+
+  // With reuse off the job takes nothing: A goes to a worker.
+  spec_.mutable_evaluator()->set_reuse_results(false);
+  broker_->OpenJob(kJob, spec_);
+  round = DispatchArchs({"t000002"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 0);
+  RunOne("t000002", 0.2);
+  ASSERT_TRUE(round->Wait().ok());
+  EXPECT_EQ(Stored("t000002").cached_from_job(), "");
+}
+
 TEST_F(TrialBrokerTest, ASampleOfAnArchitectureInFlightWaitsForItsEvaluation) {
   int hits = -1;
   auto round = DispatchArchs({"t000000", "t000001"}, {"A", "A"}, &hits);

@@ -27,7 +27,7 @@
 namespace nas::controller {
 namespace {
 
-// Version 1 gained the curves table without a new number: adding a table
+// Version 1 gained the curves and trial_logs tables without a new number: adding a table
 // keeps the file readable by controllers that do not know it (they ignore
 // it), and CREATE TABLE IF NOT EXISTS adds it to a database made before it.
 // Likewise trials.cached_from: a column with a default, which Open adds to a
@@ -46,6 +46,7 @@ constexpr AddedColumn kAddedColumns[] = {
     {"trials", "worker_seconds", "REAL NOT NULL DEFAULT 0"},
     {"trials", "epochs_trained", "INTEGER NOT NULL DEFAULT 0"},
     {"trials", "stopped_early", "INTEGER NOT NULL DEFAULT 0"},
+    {"trials", "cached_from_job", "TEXT NOT NULL DEFAULT ''"},
 };
 
 constexpr char kSchema[] = R"sql(
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS trials (
   worker_seconds    REAL NOT NULL DEFAULT 0,
   epochs_trained    INTEGER NOT NULL DEFAULT 0,
   stopped_early     INTEGER NOT NULL DEFAULT 0,
+  cached_from_job   TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (job_id, trial_id)
 );
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
@@ -99,6 +101,16 @@ CREATE TABLE IF NOT EXISTS curves (
   validation_accuracy REAL,
   seconds             REAL,
   PRIMARY KEY (job_id, trial_id, attempt, epoch),
+  FOREIGN KEY (job_id, trial_id) REFERENCES trials(job_id, trial_id)
+);
+CREATE TABLE IF NOT EXISTS trial_logs (
+  job_id       TEXT NOT NULL,
+  trial_id     TEXT NOT NULL,
+  attempt      INTEGER NOT NULL,
+  first_offset INTEGER NOT NULL,
+  data         BLOB NOT NULL,
+  complete     INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (job_id, trial_id, attempt),
   FOREIGN KEY (job_id, trial_id) REFERENCES trials(job_id, trial_id)
 );
 )sql";
@@ -176,6 +188,15 @@ class Statement {
   // NaN as NULL: SQLite would store NULL for it anyway; see Real.
   Statement& BindReal(int index, double value) {
     return std::isnan(value) ? BindNull(index) : Bind(index, value);
+  }
+  Statement& BindBlob(int index, const std::string& bytes) {
+    sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  std::string Blob(int column) {
+    const void* bytes = sqlite3_column_blob(stmt_, column);
+    return bytes == nullptr ? std::string()
+                            : std::string(static_cast<const char*>(bytes), sqlite3_column_bytes(stmt_, column));
   }
   Statement& BindNull(int index) {
     sqlite3_bind_null(stmt_, index);
@@ -256,7 +277,7 @@ v1::TrialState TrialStateFromName(const std::string& name) {
 
 constexpr char kTrialColumns[] =
     "trial_id, job_id, replica, state, architecture_json, metrics_json, attempts, worker_id, "
-    "error, create_time_ms, end_time_ms, sequence, round, cached_from";
+    "error, create_time_ms, end_time_ms, sequence, round, cached_from, cached_from_job";
 
 absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   v1::Trial trial;
@@ -273,6 +294,7 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   trial.set_end_time_unix_ms(row.Int(10));
   if (!row.IsNull(11)) trial.set_sequence(row.Int(11));
   trial.set_cached_from(row.Text(13));
+  trial.set_cached_from_job(row.Text(14));
   return trial;
 }
 
@@ -667,8 +689,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
     const v1::Trial& trial = pending.trial;
     Statement insert(statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
-                     "architecture_json, attempts, create_time_ms, cached_from) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?)");
+                     "architecture_json, attempts, create_time_ms, cached_from, "
+                     "cached_from_job) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(insert.prepared());
     insert.Bind(1, trial.job_id())
         .Bind(2, trial.trial_id())
@@ -679,7 +701,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
         .Bind(7, ArchitectureJson(trial.architecture()))
         .Bind(8, trial.attempts())
         .Bind(9, trial.create_time_unix_ms())
-        .Bind(10, trial.cached_from());
+        .Bind(10, trial.cached_from())
+        .Bind(11, trial.cached_from_job());
     RETURN_IF_ERROR(insert.Run());
   }
   return absl::OkStatus();
@@ -734,6 +757,88 @@ void TrialStore::AppendCurveAsync(std::string job_id, std::string trial_id, int 
   write->curve = std::move(epochs);
   write->has_curve = true;
   SubmitAsync(std::move(write));
+}
+
+void TrialStore::AppendLogAsync(std::string job_id, std::string trial_id, int attempt, int64_t offset,
+                                std::string data, bool complete) {
+  if (data.empty() && !complete) return;  // nothing to store
+  auto write = std::make_unique<QueuedWrite>();
+  write->job_id = std::move(job_id);
+  write->trial_id = std::move(trial_id);
+  write->attempt = attempt;
+  write->has_log = true;
+  write->log_offset = offset;
+  write->log_data = std::move(data);
+  write->log_complete = complete;
+  SubmitAsync(std::move(write));
+}
+
+absl::Status TrialStore::AppendLogLocked(const QueuedWrite& write) {
+  if (write.attempt < 1 || write.log_offset < 0) {
+    return absl::InvalidArgumentError("a log needs an attempt >= 1 and an offset >= 0");
+  }
+  int64_t first = write.log_offset;
+  std::string data;
+  bool complete = false;
+  {
+    Statement select(statements_.get(),
+                     "SELECT first_offset, data, complete FROM trial_logs "
+                     "WHERE job_id=? AND trial_id=? AND attempt=?");
+    RETURN_IF_ERROR(select.prepared());
+    select.Bind(1, write.job_id).Bind(2, write.trial_id).Bind(3, write.attempt);
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (row) {
+      first = select.Int(0);
+      data = select.Blob(1);
+      complete = select.Int(2) != 0;
+    }
+  }
+  const int64_t end = first + static_cast<int64_t>(data.size());
+  if (write.log_offset > end) {
+    // A gap: the worker dropped output. The log starts again here.
+    first = write.log_offset;
+    data = write.log_data;
+  } else if (write.log_offset + static_cast<int64_t>(write.log_data.size()) > end) {
+    data.append(write.log_data, static_cast<size_t>(end - write.log_offset), std::string::npos);
+  }
+  if (static_cast<int64_t>(data.size()) > kMaxLogBytes) {
+    const int64_t drop = static_cast<int64_t>(data.size()) - kMaxLogBytes;
+    data.erase(0, static_cast<size_t>(drop));
+    first += drop;
+  }
+  Statement upsert(statements_.get(),
+                   "INSERT OR REPLACE INTO trial_logs (job_id, trial_id, attempt, first_offset, data, "
+                   "complete) VALUES (?,?,?,?,?,?)");
+  RETURN_IF_ERROR(upsert.prepared());
+  upsert.Bind(1, write.job_id)
+      .Bind(2, write.trial_id)
+      .Bind(3, write.attempt)
+      .Bind(4, first)
+      .BindBlob(5, data)
+      .Bind(6, (complete || write.log_complete) ? 1 : 0);
+  return upsert.Run();  // an unknown trial fails its foreign key
+}
+
+absl::StatusOr<TrialLog> TrialStore::GetTrialLog(const std::string& job_id, const std::string& trial_id,
+                                                 int attempt) {
+  absl::MutexLock lock(&mu_);
+  Statement select(statements_.get(),
+                   "SELECT attempt, first_offset, data, complete FROM trial_logs "
+                   "WHERE job_id=?1 AND trial_id=?2 AND attempt = CASE WHEN ?3 > 0 THEN ?3 ELSE "
+                   "(SELECT MAX(attempt) FROM trial_logs WHERE job_id=?1 AND trial_id=?2) END");
+  RETURN_IF_ERROR(select.prepared());
+  select.Bind(1, job_id).Bind(2, trial_id).Bind(3, attempt);
+  ASSIGN_OR_RETURN(bool row, select.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat("no log stored for trial '", trial_id, "' of job '", job_id, "'",
+                                            attempt > 0 ? absl::StrCat(" attempt ", attempt) : ""));
+  }
+  TrialLog log;
+  log.attempt = static_cast<int>(select.Int(0));
+  log.first_offset = select.Int(1);
+  log.data = select.Blob(2);
+  log.complete = select.Int(3) != 0;
+  return log;
 }
 
 absl::Status TrialStore::AppendCurveLocked(const QueuedWrite& write) {
@@ -863,6 +968,16 @@ void TrialStore::ApplyWrites(const std::vector<QueuedWrite*>& batch) {
       absl::Status stored = AppendCurveLocked(*write);
       if (!stored.ok()) failed = ExecCached("ROLLBACK TO append_curve");
       if (failed.ok()) failed = ExecCached("RELEASE append_curve");
+      write->result = stored.ok() ? absl::StatusOr<bool>(true) : stored;
+      continue;
+    }
+    if (write->has_log) {
+      // Output, like a curve: one that cannot be stored is dropped alone.
+      failed = ExecCached("SAVEPOINT append_log");
+      if (!failed.ok()) break;
+      absl::Status stored = AppendLogLocked(*write);
+      if (!stored.ok()) failed = ExecCached("ROLLBACK TO append_log");
+      if (failed.ok()) failed = ExecCached("RELEASE append_log");
       write->result = stored.ok() ? absl::StatusOr<bool>(true) : stored;
       continue;
     }

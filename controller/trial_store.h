@@ -63,8 +63,22 @@ struct PendingTrial {
   int64_t round = 0;
 };
 
+// One attempt's stored output (the command evaluator's stdout and stderr).
+struct TrialLog {
+  int attempt = 0;
+  // Where `data` starts in the attempt's output: the bytes before it were
+  // dropped (the store keeps the last TrialStore::kMaxLogBytes).
+  int64_t first_offset = 0;
+  std::string data;
+  // The worker sent the attempt's last chunk.
+  bool complete = false;
+};
+
 class TrialStore {
  public:
+  // The most of one attempt's output a store keeps (the last bytes).
+  static constexpr int64_t kMaxLogBytes = int64_t{1} << 20;
+
   // DATA_LOSS naming the file and the restore procedure when it is too
   // damaged to open (not a database, unreadable schema).
   static absl::StatusOr<std::unique_ptr<TrialStore>> Open(const TrialStoreOptions& options);
@@ -136,6 +150,19 @@ class TrialStore {
   void AppendCurveAsync(std::string job_id, std::string trial_id, int attempt,
                         std::vector<v1::EpochResult> epochs) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
 
+  // Appends a chunk of an attempt's output starting at `offset` of it (see
+  // v1::AppendTrialLogRequest): bytes already stored are skipped, a chunk
+  // after a gap starts the log again, and only the last kMaxLogBytes are
+  // kept. `complete` marks the attempt's output as ended. Queued for the
+  // next group commit without waiting, like AppendCurveAsync (a log that
+  // cannot be stored, e.g. of an unknown trial, is dropped alone).
+  void AppendLogAsync(std::string job_id, std::string trial_id, int attempt, int64_t offset,
+                      std::string data, bool complete) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+  // The stored output of `attempt` (0: the highest attempt that has one).
+  // NOT_FOUND when none is stored.
+  absl::StatusOr<TrialLog> GetTrialLog(const std::string& job_id, const std::string& trial_id,
+                                       int attempt) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Returns once every write queued before it has committed and the
   // callbacks of the asynchronous ones have returned.
   absl::Status Flush() ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
@@ -198,7 +225,7 @@ class TrialStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // One InsertTrials, FinishTrial, AppendCurveAsync or MarkRunning waiting
+  // One InsertTrials, FinishTrial, AppendCurveAsync, AppendLogAsync or MarkRunning waiting
   // for its group commit. A blocking call's write lives on its caller's
   // stack; an asynchronous one is owned by the queue and deleted after its
   // callback.
@@ -208,6 +235,10 @@ class TrialStore {
     bool has_finish = false;
     std::vector<v1::EpochResult> curve;  // AppendCurveAsync if has_curve
     bool has_curve = false;
+    bool has_log = false;  // AppendLogAsync: offset, bytes, complete
+    int64_t log_offset = 0;
+    std::string log_data;
+    bool log_complete = false;
     std::string job_id, trial_id, worker_id;  // else MarkRunning (and the curve's trial)
     int attempt = 0;
     absl::StatusOr<bool> result = false;
@@ -244,6 +275,8 @@ class TrialStore {
   absl::StatusOr<bool> FinishLocked(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertLocked(const std::vector<PendingTrial>& trials)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Merges the chunk of an AppendLogAsync write into its attempt's row.
+  absl::Status AppendLogLocked(const QueuedWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Upserts the epochs of an AppendCurveAsync write.
   absl::Status AppendCurveLocked(const QueuedWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills trial->curve (see GetTrial).

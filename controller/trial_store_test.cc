@@ -425,6 +425,48 @@ TEST(TrialStoreTest, CurvePointsAreReadInEpochOrderAndAResentEpochReplacesItsRow
   EXPECT_DOUBLE_EQ(a->curve(2).seconds(), 4.5);
 }
 
+TEST(TrialStoreTest, TrialLogsAppendInOrderKeepTheLastMebibyteAndSurviveAReopen) {
+  const std::string path = DbPath("trial_logs");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0), MakeTrial("j", "b", 0, 0)}).ok());
+    (*store)->AppendLogAsync("j", "a", 1, 0, "hello ", false);
+    (*store)->AppendLogAsync("j", "a", 1, 6, "world\n", false);
+    (*store)->AppendLogAsync("j", "a", 1, 6, "world\n", false);  // re-sent: skipped
+    (*store)->AppendLogAsync("j", "a", 1, 9, "ld\nmore", true);  // overlaps: the new part only
+    (*store)->AppendLogAsync("j", "a", 2, 0, "second attempt", false);
+    (*store)->AppendLogAsync("j", "zz", 1, 0, "unknown trial", false);  // dropped alone
+    // b: 1.5 MiB in three chunks, the last after a gap: the last MiB is kept.
+    const std::string mib(TrialStore::kMaxLogBytes, 'x');
+    (*store)->AppendLogAsync("j", "b", 1, 0, "0123456789", false);
+    (*store)->AppendLogAsync("j", "b", 1, 100, mib.substr(0, 1000), false);  // gap at 10..100
+    (*store)->AppendLogAsync("j", "b", 1, 1100, mib + "END", true);
+    ASSERT_TRUE((*store)->Flush().ok());
+  }
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<TrialLog> first = (*store)->GetTrialLog("j", "a", 1);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->data, "hello world\nmore");
+  EXPECT_EQ(first->first_offset, 0);
+  EXPECT_TRUE(first->complete);
+  absl::StatusOr<TrialLog> latest = (*store)->GetTrialLog("j", "a", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->attempt, 2);
+  EXPECT_EQ(latest->data, "second attempt");
+  EXPECT_FALSE(latest->complete);
+  absl::StatusOr<TrialLog> b = (*store)->GetTrialLog("j", "b", 1);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(static_cast<int64_t>(b->data.size()), TrialStore::kMaxLogBytes);
+  EXPECT_EQ(b->first_offset + static_cast<int64_t>(b->data.size()), 1100 + TrialStore::kMaxLogBytes + 3);
+  EXPECT_EQ(b->data.substr(b->data.size() - 4), "xEND");
+  EXPECT_TRUE(b->complete);
+  EXPECT_EQ((*store)->GetTrialLog("j", "a", 3).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*store)->GetTrialLog("j", "zz", 0).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST(TrialStoreTest, GetTrialReturnsTheCurveOfTheLatestAttempt) {
   auto store = TrialStore::Open({DbPath("curve_attempts"), false});
   ASSERT_TRUE(store.ok()) << store.status();
@@ -585,22 +627,31 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials
   // What the previous version left: the trials table without cached_from.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE trials DROP COLUMN cached_from", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(db);
+  for (const char* column : {"cached_from", "cached_from_job"}) {
+    ASSERT_EQ(sqlite3_exec(db, absl::StrCat("ALTER TABLE trials DROP COLUMN ", column).c_str(),
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+  }
   sqlite3_close(db);
 
   auto store = TrialStore::Open({path, false});
   ASSERT_TRUE(store.ok()) << store.status();
   PendingTrial hit = MakeTrial("j", "b", 0, 0);
   hit.trial.set_cached_from("a");
-  ASSERT_TRUE((*store)->InsertTrials({hit}).ok());
+  PendingTrial other_jobs_hit = MakeTrial("j", "c", 0, 0);
+  other_jobs_hit.trial.set_cached_from("t000007");
+  other_jobs_hit.trial.set_cached_from_job("earlier");
+  ASSERT_TRUE((*store)->InsertTrials({hit, other_jobs_hit}).ok());
   ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "a", 0.5)).ok());
   ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "b", 0.5)).ok());
+  ASSERT_TRUE((*store)->FinishTrial(Succeeded("j", "c", 0.5)).ok());
   EXPECT_EQ((*store)->GetTrial("j", "a")->cached_from(), "");
   EXPECT_EQ((*store)->GetTrial("j", "b")->cached_from(), "a");
-  EXPECT_EQ((*store)->CountTrials("j")->cache_hits, 1);
+  EXPECT_EQ((*store)->GetTrial("j", "b")->cached_from_job(), "");
+  EXPECT_EQ((*store)->GetTrial("j", "c")->cached_from(), "t000007");
+  EXPECT_EQ((*store)->GetTrial("j", "c")->cached_from_job(), "earlier");
+  EXPECT_EQ((*store)->CountTrials("j")->cache_hits, 2);
   absl::StatusOr<std::vector<v1::Trial>> evaluated = (*store)->EvaluatedTrials("j");
   ASSERT_TRUE(evaluated.ok()) << evaluated.status();
   ASSERT_EQ(evaluated->size(), 1u);

@@ -1,18 +1,23 @@
 // End to end through the CLI, as a user runs it: `nasctl local up` starts a
 // real cluster of processes, a job is submitted and watched to completion,
-// its trials are listed in every output format, one is shown in detail
-// (`nasctl trial`), the best one is exported (the PyTorch module must
-// compile), and `nasctl local down` leaves no process behind.
+// its trials are listed in every output format, filtered by state and
+// sorted, one is shown in detail (`nasctl trial`), the best one is exported
+// (the PyTorch module must compile), and `nasctl local down` leaves no
+// process behind. Without a cluster: --help and usage errors exit as
+// docs/cli.md says, and the bash completion script completes commands,
+// flags and their values.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -56,7 +61,7 @@ class CliTest : public ::testing::Test {
   Result Nasctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
     std::vector<std::string> argv = {nasctl_};
     argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--data_dir=" + data_);
+    if (!args.empty() && args[0] == "local") argv.push_back("--data_dir=" + data_);
     if (!server_.empty()) argv.push_back("--server=" + server_);
     return RunCommand(argv, dir_, timeout);
   }
@@ -139,7 +144,42 @@ evaluator:
   EXPECT_EQ(trial_rows.size(), 31u);
   EXPECT_EQ(trial_rows[0],
             "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,attempts,"
-            "worker_id,canonical,error,cached_from");
+            "worker_id,canonical,error,cached_from,sequence,created,ended,duration_seconds");
+
+  // -o name, --no-headers, state filters (one spelling, any case) and --sort-by.
+  Result names = Nasctl({"list", "-o", "name"});
+  ASSERT_EQ(names.exit_code, 0) << names.output;
+  EXPECT_EQ(names.output, absl::StrCat(rows[1].substr(0, rows[1].find(',')), "\n",
+                                       rows[2].substr(0, rows[2].find(',')), "\n"));
+  Result succeeded = Nasctl({"list", "--state=SUCCEEDED", "-o", "csv", "--no-headers"});
+  ASSERT_EQ(succeeded.exit_code, 0) << succeeded.output;
+  EXPECT_EQ(succeeded.output, absl::StrCat(rows[1], "\n", rows[2], "\n"));
+  Result none = Nasctl({"list", "--state", "running,failed", "-o", "name"});
+  ASSERT_EQ(none.exit_code, 0) << none.output;
+  EXPECT_EQ(none.output, "");
+  Result wide = Nasctl({"list", "-o", "wide"});
+  ASSERT_EQ(wide.exit_code, 0) << wide.output;
+  EXPECT_NE(wide.output.find("SAMPLES"), std::string::npos) << wide.output;
+  EXPECT_EQ(std::count(wide.output.begin(), wide.output.end(), '\n'), 3) << wide.output;
+  Result by_sequence = Nasctl({"trials", synthetic_job, "--sort-by", "sequence", "-o", "json"});
+  ASSERT_EQ(by_sequence.exit_code, 0) << by_sequence.output;
+  const std::string sequence_path = dir_ + "/by_sequence.json";
+  ASSERT_TRUE(WriteFileAtomically(sequence_path, by_sequence.output).ok());
+  Result in_order = RunCommand(
+      {"/usr/bin/python3", "-c",
+       "import json,sys; t=json.load(open(sys.argv[1])); assert len(t)==30, len(t); "
+       "s=[x['sequence'] for x in t]; assert s==sorted(s) and s[0]>=1, s; "
+       "assert all(x['end_time_unix_ms']>=x['create_time_unix_ms']>0 for x in t)",
+       sequence_path},
+      dir_, absl::Seconds(30));
+  EXPECT_EQ(in_order.exit_code, 0) << by_sequence.output << in_order.output;
+  Result ended = Nasctl({"trials", synthetic_job, "--state=succeeded,failed", "-o", "name",
+                         "--sort-by=-reward"});
+  ASSERT_EQ(ended.exit_code, 0) << ended.output;
+  EXPECT_EQ(std::count(ended.output.begin(), ended.output.end(), '\n'), 30) << ended.output;
+  Result queued = Nasctl({"trials", synthetic_job, "--state=queued", "-o", "name"});
+  ASSERT_EQ(queued.exit_code, 0) << queued.output;
+  EXPECT_EQ(queued.output, "");
 
   // One trial in detail. Its curve may be empty: only its id and state are checked.
   const std::string best_trial = std::vector<std::string>(absl::StrSplit(trial_rows[1], ','))[0];
@@ -157,7 +197,7 @@ evaluator:
       RunCommand({"/usr/bin/python3", "-c",
                   "import json,sys; t=json.load(open(sys.argv[1])); "
                   "assert t['trial_id']==sys.argv[2], t['trial_id']; "
-                  "assert t['state']=='TRIAL_STATE_SUCCEEDED', t['state']; "
+                  "assert t['state']=='succeeded', t['state']; "
                   "assert isinstance(t['curve'], list)",
                   trial_json_path, best_trial},
                  dir_, absl::Seconds(30));
@@ -181,13 +221,13 @@ evaluator:
   ASSERT_TRUE(WriteFileAtomically(json_path, json.output).ok());
   Result parsed = RunCommand({"/usr/bin/python3", "-c",
                        "import json,sys; t=json.load(open(sys.argv[1])); assert len(t)==1; "
-                       "assert t[0]['state']=='TRIAL_STATE_SUCCEEDED'; assert t[0]['metrics']['accuracy']>0",
+                       "assert t[0]['state']=='succeeded'; assert t[0]['metrics']['accuracy']>0",
                        json_path},
                       dir_, absl::Seconds(30));
   EXPECT_EQ(parsed.exit_code, 0) << json.output << parsed.output;
   Result yaml = Nasctl({"get", trained_job, "-o", "yaml"});
   ASSERT_EQ(yaml.exit_code, 0);
-  EXPECT_NE(yaml.output.find("state: job_state_succeeded"), std::string::npos) << yaml.output;
+  EXPECT_NE(yaml.output.find("state: succeeded\n"), std::string::npos) << yaml.output;
 
   const std::string out = dir_ + "/export";
   Result exported = Nasctl({"export", trained_job, "--out", out});
@@ -225,6 +265,7 @@ evaluator: {synthetic: {}}
   EXPECT_NE(unknown.output.find("no job 'no-such-job'"), std::string::npos) << unknown.output;
   Result usage = Nasctl({"trials"});
   EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_NE(usage.output.find("JOB is required"), std::string::npos) << usage.output;
 
   Result down = Nasctl({"local", "down"}, absl::Seconds(120));
   ASSERT_EQ(down.exit_code, 0) << down.output;
@@ -281,6 +322,88 @@ TEST_F(CliTest, SubmitRefusesWhatIsNotASmallRegularFileOrNotAValidSpec) {
   EXPECT_NE(latin1.output.find("name: not valid UTF-8 (byte 0xe9 at offset 1): \"r\\xe9seau\""),
             std::string::npos)
       << latin1.output;
+}
+
+// docs/cli.md: --help exits 0 with the command's own flags; a usage error
+// (unknown flag, a flag of another command, missing argument, bad value)
+// exits 2 with a message naming it. No controller is needed: each is decided
+// before any call.
+TEST_F(CliTest, HelpExitsZeroAndUsageErrorsExitTwoNamingTheProblem) {
+  Result help = Nasctl({"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("trials"), std::string::npos) << help.output;
+  EXPECT_EQ(help.output.find("nasctl: nasctl:"), std::string::npos) << help.output;
+  Result list_help = Nasctl({"list", "--help"});
+  EXPECT_EQ(list_help.exit_code, 0) << list_help.output;
+  EXPECT_NE(list_help.output.find("--sort-by"), std::string::npos) << list_help.output;
+  EXPECT_EQ(list_help.output.find("--top"), std::string::npos) << list_help.output;
+  Result up_help = Nasctl({"local", "up", "--help"});
+  EXPECT_EQ(up_help.exit_code, 0) << up_help.output;
+  EXPECT_NE(up_help.output.find("--data_roots"), std::string::npos) << up_help.output;
+
+  const struct {
+    std::vector<std::string> args;
+    std::string message;
+  } usage[] = {
+      {{"list", "--top", "5"}, "--top"},
+      {{"list", "--bogus"}, "--bogus"},
+      {{"trials"}, "JOB is required"},
+      {{"trial", "j-1"}, "TRIAL is required"},
+      {{"get", "j-1", "-o", "xml"}, "--output: xml not in {table,wide,name,json,yaml,csv}"},
+      {{"list", "--state=job_state_running"},
+       "--state: unknown job state 'job_state_running'; one of pending, running, succeeded, "
+       "cancelled, failed"},
+      {{"trials", "j-1", "--state=pending"}, "unknown trial state 'pending'"},
+      {{"trials", "j-1", "--sort-by=rewrd"}, "--sort-by: unknown field 'rewrd'"},
+      {{"trials", "j-1", "--top=-1"}, "--top"},
+      {{"list", "--timeout=soon"}, "--timeout: must be a positive duration"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"local", "sideways"}, "unknown command 'local sideways'"},
+      {{"local"}, "local: no subcommand given"},
+      {{}, "no command given"},
+      {{"completion", "fish"}, "fish not in {bash}"},
+  };
+  for (const auto& c : usage) {
+    Result result = Nasctl(c.args);
+    EXPECT_EQ(result.exit_code, 2) << absl::StrJoin(c.args, " ") << "\n" << result.output;
+    EXPECT_NE(result.output.find(c.message), std::string::npos)
+        << absl::StrJoin(c.args, " ") << "\n" << result.output;
+  }
+}
+
+// `nasctl completion bash` prints a script bash accepts that completes
+// commands, subcommands, flags (a command's and the global ones) and the
+// values of -o and --state.
+TEST_F(CliTest, BashCompletionCompletesCommandsFlagsAndValues) {
+  Result script = Nasctl({"completion", "bash"});
+  ASSERT_EQ(script.exit_code, 0) << script.output;
+  const std::string path = dir_ + "/nasctl.bash";
+  ASSERT_TRUE(WriteFileAtomically(path, script.output).ok());
+  Result syntax = RunCommand({"/bin/bash", "-n", path}, dir_, absl::Seconds(30));
+  ASSERT_EQ(syntax.exit_code, 0) << syntax.output;
+  auto complete = [&](const std::string& words) {
+    const std::string line = absl::StrCat(
+        "source '", path, "'; COMP_WORDS=(", words, "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+        "_nasctl; printf '%s\\n' \"${COMPREPLY[@]}\"");
+    Result result = RunCommand({"/bin/bash", "-c", line}, dir_, absl::Seconds(30));
+    EXPECT_EQ(result.exit_code, 0) << words << "\n" << result.output;
+    std::vector<std::string> replies = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+    std::sort(replies.begin(), replies.end());
+    return replies;
+  };
+  using Words = std::vector<std::string>;
+  EXPECT_EQ(complete("nasctl lo"), Words({"local", "logs"}));
+  EXPECT_EQ(complete("nasctl logs j t --fo"), Words({"--follow"}));
+  EXPECT_EQ(complete("nasctl tr"), Words({"trial", "trials"}));
+  EXPECT_EQ(complete("nasctl --server=x local ''"),
+            Words({"address", "down", "prometheus-config", "restart", "status", "up"}));
+  EXPECT_EQ(complete("nasctl local up --sh"), Words({"--shards"}));
+  EXPECT_EQ(complete("nasctl list --s"), Words({"--server", "--sort-by", "--sort_by", "--state"}));
+  EXPECT_EQ(complete("nasctl trials j-1 --st"), Words({"--state"}));
+  EXPECT_EQ(complete("nasctl list -o ''"), Words({"csv", "json", "name", "table", "wide", "yaml"}));
+  EXPECT_EQ(complete("nasctl list --state r"), Words({"running"}));
+  EXPECT_EQ(complete("nasctl trials j-1 --state q"), Words({"queued"}));
+  EXPECT_EQ(complete("nasctl completion ''"), Words({"bash"}));
 }
 
 }  // namespace

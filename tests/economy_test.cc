@@ -172,5 +172,95 @@ evaluator: {synthetic: {duration_seconds: 0.6, epochs: 6}}
   }
 }
 
+// evaluator.reuse_results across jobs: a second job with reuse on, in the
+// same space with the same evaluator settings (all but lease_seconds and
+// max_attempts, which are not in the fingerprint), is answered by the first
+// job's evaluations with no worker run; a job whose evaluator differs in a
+// setting that changes the result, and a job with reuse off, evaluate
+// afresh.
+TEST_F(EconomyTest, ReuseResultsAnswersALaterJobFromAnEarlierJobsEvaluations) {
+  const std::string space = R"(
+search_space:
+  macro_cnn: {filter_heights: [3, 5], filter_widths: [3], num_filters: [24],
+              skip_connections: false, depth: {initial_layers: 2, max_layers: 2}}
+parallelism: {num_replicas: 2, children_per_replica: 2}
+)";
+  const std::string first = Submit(space + R"(
+name: reuse-first
+strategy: {name: random, seed: 3}
+budget: {max_trials: 4}
+evaluator: {synthetic: {duration_seconds: 0.05}, reuse_results: true}
+)");
+  const v1::Job first_job = WaitUntilDone(first);
+  ASSERT_EQ(first_job.state(), v1::JOB_STATE_SUCCEEDED)
+      << first_job.error() << LogTail(controller_->log_path);
+  std::map<std::string, v1::Trial> evaluated;  // the worker runs, by trial id
+  for (const v1::Trial& t : Trials(first)) {
+    if (t.cached_from().empty() && t.state() == v1::TRIAL_STATE_SUCCEEDED) {
+      evaluated[t.trial_id()] = t;
+    }
+  }
+  ASSERT_EQ(evaluated.size(), 4u) << "the first job evaluated the whole space";
+
+  const std::string second = Submit(space + R"(
+name: reuse-second
+strategy: {name: reinforce, seed: 9}
+budget: {max_trials: 4, max_samples: 40}
+evaluator: {synthetic: {duration_seconds: 0.05}, reuse_results: true, lease_seconds: 30,
+            max_attempts: 2}
+)");
+  // Differs in a setting that changes the result: not answered by the first.
+  const std::string other_evaluator = Submit(space + R"(
+name: reuse-other-evaluator
+strategy: {name: random, seed: 3}
+budget: {max_trials: 4, max_samples: 12}
+evaluator: {synthetic: {duration_seconds: 0.05, epochs: 2}, reuse_results: true}
+)");
+  // Reuse off: takes nothing.
+  const std::string without = Submit(space + R"(
+name: reuse-off
+strategy: {name: random, seed: 3}
+budget: {max_trials: 4, max_samples: 12}
+evaluator: {synthetic: {duration_seconds: 0.05}}
+)");
+
+  const v1::Job second_job = WaitUntilDone(second);
+  ASSERT_EQ(second_job.state(), v1::JOB_STATE_SUCCEEDED)
+      << second_job.error() << LogTail(controller_->log_path);
+  const std::vector<v1::Trial> trials = Trials(second);
+  ASSERT_EQ(trials.size(), 40u);
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id() << " " << t.error();
+    EXPECT_EQ(t.cached_from_job(), first) << t.trial_id();
+    auto source = evaluated.find(t.cached_from());
+    ASSERT_NE(source, evaluated.end()) << t.trial_id() << " names " << t.cached_from();
+    EXPECT_EQ(source->second.architecture().canonical(), t.architecture().canonical())
+        << t.trial_id();
+    EXPECT_TRUE(t.worker_id().empty()) << t.trial_id();
+    EXPECT_EQ(t.attempts(), 0) << t.trial_id();
+    // The source's metrics, as measured.
+    EXPECT_EQ(t.metrics().reward(), source->second.metrics().reward()) << t.trial_id();
+    EXPECT_EQ(t.metrics().accuracy(), source->second.metrics().accuracy()) << t.trial_id();
+    EXPECT_EQ(t.metrics().train_seconds(), source->second.metrics().train_seconds())
+        << t.trial_id();
+  }
+  // Counted like same-job hits: every sample a hit, no worker-second spent.
+  EXPECT_EQ(second_job.cache_hits(), 40);
+  EXPECT_EQ(second_job.worker_seconds(), 0);
+  EXPECT_EQ(second_job.epochs_trained(), 0);
+
+  for (const std::string& job_id : {other_evaluator, without}) {
+    const v1::Job job = WaitUntilDone(job_id);
+    ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+    int runs = 0;
+    for (const v1::Trial& t : Trials(job_id)) {
+      EXPECT_TRUE(t.cached_from_job().empty()) << job.spec().name() << " " << t.trial_id();
+      runs += t.cached_from().empty() ? 1 : 0;
+    }
+    EXPECT_GT(runs, 0) << job.spec().name();
+    EXPECT_GT(job.worker_seconds(), 0) << job.spec().name();
+  }
+}
+
 }  // namespace
 }  // namespace nas::testing

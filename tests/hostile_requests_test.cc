@@ -284,6 +284,22 @@ evaluator: {synthetic: {}}
                      v1::Trial out;
                      return jobs_->GetTrial(c, r, &out);
                    }});
+  auto trial_logs = [this, job_id](std::string trial, int attempt, int64_t offset) {
+    return [=](grpc::ClientContext* c) {
+      v1::GetTrialLogsRequest r;
+      r.set_job_id(job_id);
+      r.set_trial_id(trial);
+      r.set_attempt(attempt);
+      r.set_offset(offset);
+      v1::GetTrialLogsResponse out;
+      return jobs_->GetTrialLogs(c, r, &out);
+    };
+  };
+  cases.push_back({"GetTrialLogs", "unknown trial", Code::NOT_FOUND, trial_logs("t999999", 0, 0)});
+  cases.push_back({"GetTrialLogs", "negative attempt", Code::INVALID_ARGUMENT, trial_logs(trial_id, -1, 0)});
+  cases.push_back({"GetTrialLogs", "negative offset", Code::INVALID_ARGUMENT, trial_logs(trial_id, 0, -5)});
+  cases.push_back({"GetTrialLogs", "offset 2^62 (past the end)", Code::OK,
+                   trial_logs(trial_id, 0, int64_t{1} << 62)});
   // --- TaskService
   auto acquire = [this](std::string worker, double wait) {
     return [=](grpc::ClientContext* c) {
@@ -332,6 +348,22 @@ evaluator: {synthetic: {}}
                    Code::FAILED_PRECONDITION, report(real_task, 0.5, "")});
   cases.push_back({"ReportResult", "a failure for a queued task nobody leased",
                    Code::FAILED_PRECONDITION, report(real_task, 0, "out of memory")});
+  auto append_log = [this](std::string task, int64_t offset, std::string data) {
+    return [=](grpc::ClientContext* c) {
+      v1::AppendTrialLogRequest r;
+      r.set_worker_id("w");
+      r.set_task_id(task);
+      r.set_offset(offset);
+      r.set_data(data);
+      v1::AppendTrialLogResponse out;
+      return tasks_->AppendTrialLog(c, r, &out);
+    };
+  };
+  cases.push_back({"AppendTrialLog", "malformed task_id", Code::INVALID_ARGUMENT, append_log("x#y", 0, "a")});
+  cases.push_back({"AppendTrialLog", "negative offset", Code::INVALID_ARGUMENT, append_log(real_task, -1, "a")});
+  cases.push_back({"AppendTrialLog", "a 2 MiB chunk", Code::INVALID_ARGUMENT, append_log(real_task, 0, huge)});
+  cases.push_back({"AppendTrialLog", "a task nobody leased", Code::FAILED_PRECONDITION,
+                   append_log(real_task, 0, "forged output")});
   // The callback-API methods reject an unparsable request as the synchronous ones do.
   cases.push_back({"ReportResult", "non-UTF-8 task_id", Code::INTERNAL, report(kNotUtf8, 0.5, "")});
   cases.push_back({"AcquireTask", "non-UTF-8 worker_id", Code::INTERNAL, acquire(kNotUtf8, 0)});

@@ -73,7 +73,7 @@ YAML
 "$nasctl" submit "$work/job.yaml" --server="$server" > "$work/submit.txt"
 job=$("$nasctl" list -o csv --server="$server" | sed -n 2p | cut -d, -f1)
 [[ -n "$job" ]] || fail "no job listed after submit: $(cat "$work/submit.txt")"
-state() { "$nasctl" get "$job" -o json --server="$server" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"].removeprefix("JOB_STATE_"))'; }
+state() { "$nasctl" get "$job" -o json --server="$server" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
 value() { query "$1" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else -1)'; }
 
 # Prometheus has seen trials of both kinds finish and rates over a full window.
@@ -84,7 +84,7 @@ until [[ $(value "sum(nas_controller_trials_total{job_id=\"$job\",status=\"succe
   (( SECONDS < deadline )) || fail "Prometheus never saw 20 succeeded and 2 failed trials of $job"
   sleep 0.5
 done
-[[ "$(state)" == "RUNNING" ]] || fail "job $job is $(state) before the dashboard check, expected RUNNING"
+[[ "$(state)" == "running" ]] || fail "job $job is $(state) before the dashboard check, expected running"
 echo "[${SECONDS}s] job $job running, Prometheus has its trials; checking the dashboard"
 
 # Every dashboard query returns data while the job runs: $__rate_interval as
@@ -109,7 +109,7 @@ while IFS= read -r expr; do
   if [[ "$n" -eq 0 ]]; then echo "FAIL: dashboard query returns nothing: $expr" >&2; empty=$((empty + 1)); fi
 done < "$work/exprs.txt"
 [[ $empty -eq 0 ]] || fail "$empty of $total dashboard queries return no data"
-[[ "$(state)" == "RUNNING" ]] || fail "job $job ended during the dashboard check: the data was not live"
+[[ "$(state)" == "running" ]] || fail "job $job ended during the dashboard check: the data was not live"
 
 echo "[${SECONDS}s] $total dashboard queries return data"
 # The dashboard agrees with nasctl once the job is cancelled and Prometheus

@@ -16,8 +16,12 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev
   # The image_folder dataset's PNG and JPEG decoders (worker/image_decode).
   libpng-dev libjpeg62-turbo-dev
+  # nasctl's command line (issue 24): CLI11, header-only.
+  libcli11-dev
   # Data and tools the demo and tests use.
   dataset-fashion-mnist prometheus curl procps
+  # Command evaluator: examples/trainers/pytorch_trainer.py and its test (issue 22).
+  python3-torch
 )
 
 die() { echo "setup: $*" >&2; exit 1; }

@@ -1,5 +1,5 @@
-// How a worker turns a task into metrics. One interface, three
-// implementations (train, lookup, synthetic), each in its own target.
+// How a worker turns a task into metrics. One interface, four
+// implementations (train, lookup, synthetic, command), each in its own target.
 // Torch-free so the worker loop does not pay for LibTorch headers.
 #ifndef NAS_WORKER_EVALUATOR_H_
 #define NAS_WORKER_EVALUATOR_H_
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "proto/job.pb.h"
 #include "proto/task_service.pb.h"
 
@@ -20,6 +21,9 @@ namespace nas::worker {
 struct EvaluationContext {
   // Called after every epoch (from the evaluating thread).
   std::function<void(const v1::EpochResult&)> on_epoch = [](const v1::EpochResult&) {};
+  // Called with the evaluation's output as it arrives (the command
+  // evaluator's stdout and stderr), from the evaluating thread.
+  std::function<void(absl::string_view)> on_output = [](absl::string_view) {};
   // Set (by the heartbeat thread or a signal) to stop the evaluation; checked
   // at least once per batch. Not owned; may be null.
   const std::atomic<bool>* cancelled = nullptr;
@@ -77,13 +81,21 @@ struct EvaluatorOptions {
   std::vector<std::string> data_roots = DefaultDataRoots();
   // The largest lookup table read.
   size_t max_table_bytes = size_t{256} << 20;
+  // Whether job specs may run their own commands here (--allow_command_evaluator).
+  bool allow_command = false;
+  // Where each command attempt gets its working directory; empty:
+  // $TMPDIR/nas-worker-trials (/tmp when TMPDIR is unset).
+  std::string command_work_dir;
+  // Keep a command attempt's working directory (and its output/) after it
+  // ends; by default it is removed.
+  bool keep_command_dirs = false;
 
   // The packaged datasets' directory and /data (docs/worker.md).
   static std::vector<std::string> DefaultDataRoots();
 };
 
-// The evaluator for a task's EvaluatorSpec: train (LibTorch), lookup or
-// synthetic.
+// The evaluator for a task's EvaluatorSpec: train (LibTorch), lookup,
+// synthetic or command.
 absl::StatusOr<std::unique_ptr<Evaluator>> CreateEvaluator(const v1::EvaluatorSpec& spec,
                                                            const EvaluatorOptions& options);
 

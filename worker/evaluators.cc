@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "worker/command_evaluator.h"
 #include "worker/evaluator.h"
 #include "worker/lookup_evaluator.h"
 #include "worker/synthetic_evaluator.h"
@@ -15,8 +16,10 @@ absl::StatusOr<std::unique_ptr<Evaluator>> CreateEvaluator(const v1::EvaluatorSp
       return NewLookupEvaluator(options);
     case v1::EvaluatorSpec::kSynthetic:
       return NewSyntheticEvaluator();
+    case v1::EvaluatorSpec::kCommand:
+      return NewCommandEvaluator(options);
     default:
-      return absl::InvalidArgumentError("task has no evaluator (train, lookup or synthetic)");
+      return absl::InvalidArgumentError("task has no evaluator (train, lookup, synthetic or command)");
   }
 }
 

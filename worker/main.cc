@@ -54,6 +54,16 @@ ABSL_FLAG(std::string, token_file, "",
           "File holding the one bearer token this worker presents to the controller (one of "
           "its --worker_tokens_file). Empty: none is sent.");
 
+ABSL_FLAG(bool, allow_command_evaluator, false,
+          "Let job specs with an evaluator.command run their command on this worker (as this "
+          "worker's user, docs/command_evaluator.md). Off: such trials fail permanently with an "
+          "error naming this flag.");
+ABSL_FLAG(std::string, command_work_dir, "",
+          "Directory under which each command-evaluator attempt gets its working directory; empty: "
+          "$TMPDIR/nas-worker-trials.");
+ABSL_FLAG(bool, keep_command_dirs, false,
+          "Keep each command-evaluator attempt's working directory (and its output/) instead of "
+          "removing it when the attempt ends.");
 ABSL_FLAG(std::string, progress_file, "",
           "If set, holds the Unix time of this worker's last progress (a poll of the "
           "controller or a finished epoch), rewritten at most every 10 s: the Kubernetes "
@@ -118,6 +128,9 @@ int main(int argc, char** argv) {
   const int64_t max_child_bytes = absl::GetFlag(FLAGS_max_child_bytes);
   options.evaluator.max_child_bytes = max_child_bytes == 0 ? DefaultMaxChildBytes() : std::max<int64_t>(0, max_child_bytes);
   options.evaluator.data_roots = absl::StrSplit(absl::GetFlag(FLAGS_data_roots), ',', absl::SkipEmpty());
+  options.evaluator.allow_command = absl::GetFlag(FLAGS_allow_command_evaluator);
+  options.evaluator.command_work_dir = absl::GetFlag(FLAGS_command_work_dir);
+  options.evaluator.keep_command_dirs = absl::GetFlag(FLAGS_keep_command_dirs);
   options.stall_timeout = absl::GetFlag(FLAGS_evaluator_stall_timeout);
   options.cancel_grace = absl::GetFlag(FLAGS_cancel_grace);
   const int threads = absl::GetFlag(FLAGS_threads);
@@ -145,7 +158,8 @@ int main(int argc, char** argv) {
   NAS_LOG(Info) << "nas_worker " << worker_id << " on " << *device << ", children up to "
                 << (options.evaluator.max_child_bytes > 0 ? absl::StrCat(options.evaluator.max_child_bytes >> 20, " MiB")
                                                           : std::string("any size"))
-                << ", data under " << absl::StrJoin(options.evaluator.data_roots, ",") << ", controller "
+                << ", data under " << absl::StrJoin(options.evaluator.data_roots, ",")
+                << (options.evaluator.allow_command ? ", command evaluator allowed" : "") << ", controller "
                 << absl::GetFlag(FLAGS_controller) << " over "
                 << nas::DescribeChannelSecurity(*channel)
                 << (channel->token.empty() ? "" : " with a bearer token") << ", /metrics on port "

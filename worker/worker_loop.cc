@@ -173,8 +173,6 @@ absl::StatusOr<bool> WorkerLoop::RunOnce() {
   return true;
 }
 
-namespace {
-
 // One evaluation, shared by the loop, the heartbeat thread and the
 // evaluating thread; the last may outlive the others when abandoned.
 struct Evaluation {
@@ -194,9 +192,58 @@ struct Evaluation {
   int64_t epoch_events ABSL_GUARDED_BY(mu) = 0;
   int last_epoch ABSL_GUARDED_BY(mu) = 0;
   bool heartbeats_done ABSL_GUARDED_BY(mu) = false;
+  // The attempt's output not yet sent to the controller (AppendTrialLog):
+  // bytes [log_offset, log_offset + log_pending.size()) of it, at most the
+  // last kMaxPendingLog (older ones are dropped, leaving a gap).
+  std::string log_pending ABSL_GUARDED_BY(mu);
+  int64_t log_offset ABSL_GUARDED_BY(mu) = 0;
+  int64_t log_total ABSL_GUARDED_BY(mu) = 0;
 };
 
+namespace {
+
+// The most output a worker holds for the controller per attempt (the
+// controller keeps as much per attempt, TrialStore::kMaxLogBytes).
+constexpr size_t kMaxPendingLog = size_t{1} << 20;
+
 }  // namespace
+
+void WorkerLoop::SendLog(const std::shared_ptr<Evaluation>& ev, bool complete) {
+  v1::AppendTrialLogRequest request;
+  {
+    absl::MutexLock lock(&ev->mu);
+    if (ev->log_total == 0) return;  // no output: no log (the built-in evaluators)
+    if (ev->log_pending.empty() && !complete) return;
+    request.set_offset(ev->log_offset);
+    request.set_data(std::move(ev->log_pending));
+    ev->log_pending.clear();
+    ev->log_offset += static_cast<int64_t>(request.data().size());
+  }
+  request.set_task_id(ev->task.task_id());
+  request.set_worker_id(options_.worker_id);
+  request.set_complete(complete);
+  v1::AppendTrialLogResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+  grpc::Status status = stub_->AppendTrialLog(&context, request, &response);
+  if (status.ok()) return;
+  // Output is not a result: a chunk the controller did not take is put back
+  // for the next try while the controller is away, else dropped.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    absl::MutexLock lock(&ev->mu);
+    ev->log_pending.insert(0, request.data());
+    ev->log_offset = request.offset();
+    if (ev->log_pending.size() > kMaxPendingLog) {
+      const size_t drop = ev->log_pending.size() - kMaxPendingLog;
+      ev->log_pending.erase(0, drop);
+      ev->log_offset += static_cast<int64_t>(drop);
+    }
+    return;
+  }
+  NAS_LOG(Warning) << "task " << ev->task.task_id() << ": the controller refused its log ("
+                   << status.error_message() << ")";
+}
 
 absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Task& task) {
   std::shared_ptr<Evaluator> evaluator = EvaluatorFor(task);
@@ -235,6 +282,7 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
         NAS_LOG(Info) << "task " << ev->task.task_id() << ": stopped early (" << response.reason()
                       << ")";
       }
+      SendLog(ev, /*complete=*/false);
     }
   });
   // The evaluating thread touches only `ev` (and what it owns): it may be
@@ -252,6 +300,16 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
       raw->last_epoch = epoch.epoch();
       ++raw->epoch_events;
     };
+    context.on_output = [raw](absl::string_view chunk) {
+      absl::MutexLock lock(&raw->mu);
+      raw->log_pending.append(chunk.data(), chunk.size());
+      raw->log_total += static_cast<int64_t>(chunk.size());
+      if (raw->log_pending.size() > kMaxPendingLog) {
+        const size_t drop = raw->log_pending.size() - kMaxPendingLog;
+        raw->log_pending.erase(0, drop);
+        raw->log_offset += static_cast<int64_t>(drop);
+      }
+    };
     absl::StatusOr<v1::TrialMetrics> result = ev->evaluator->Evaluate(ev->task, context);
     absl::MutexLock lock(&ev->mu);
     ev->result = std::move(result);
@@ -260,6 +318,13 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
   // The watchdog: wait for the result, passing a cancel on, and give up on
   // an evaluation that ignores a cancel or stops making progress.
   const absl::Duration tick = std::min(options_.heartbeat_interval, absl::Milliseconds(100));
+  // A command gets its own grace between SIGTERM and SIGKILL to end its
+  // process group; the watchdog waits for that before abandoning it.
+  absl::Duration cancel_grace = options_.cancel_grace;
+  if (task.evaluator().has_command()) {
+    const double seconds = task.evaluator().command().grace_seconds();
+    cancel_grace = std::max(cancel_grace, absl::Seconds(seconds > 0 ? seconds : 10) + absl::Seconds(5));
+  }
   int64_t progress = -1, epochs_seen = 0;
   absl::Time last_progress = absl::Now(), cancelled_at = absl::InfiniteFuture();
   absl::Status abandon;
@@ -283,9 +348,9 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
     }
     const absl::Time now = absl::Now();
     if (cancel_current_ && !ev->cancelled.exchange(true)) cancelled_at = now;
-    if (now - cancelled_at > options_.cancel_grace) {
+    if (now - cancelled_at > cancel_grace) {
       abandon = absl::CancelledError(absl::StrCat("cancelled; the evaluator did not stop within ",
-                                                  absl::FormatDuration(options_.cancel_grace),
+                                                  absl::FormatDuration(cancel_grace),
                                                   " and was abandoned"));
       break;
     }
@@ -313,6 +378,8 @@ absl::StatusOr<v1::TrialMetrics> WorkerLoop::EvaluateWithHeartbeats(const v1::Ta
     return abandon;
   }
   evaluating.join();
+  // The rest of the output, marked complete, before the report ends the lease.
+  SendLog(ev, /*complete=*/true);
   absl::StatusOr<v1::TrialMetrics> result;
   {
     absl::MutexLock lock(&ev->mu);

@@ -69,6 +69,9 @@ struct WorkerLoopOptions {
   std::function<void()> on_progress;
 };
 
+// One running evaluation (worker_loop.cc).
+struct Evaluation;
+
 class WorkerLoop {
  public:
   WorkerLoop(WorkerLoopOptions options, std::shared_ptr<v1::TaskService::StubInterface> stub);
@@ -94,6 +97,9 @@ class WorkerLoop {
   struct Metrics;
 
   absl::StatusOr<v1::TrialMetrics> EvaluateWithHeartbeats(const v1::Task& task);
+  // Sends the evaluation's output not yet sent (AppendTrialLog), marked
+  // `complete` for the last chunk; nothing for an evaluation without output.
+  void SendLog(const std::shared_ptr<Evaluation>& ev, bool complete);
   void Report(const v1::Task& task, const absl::StatusOr<v1::TrialMetrics>& result)
       ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<Evaluator> EvaluatorFor(const v1::Task& task);

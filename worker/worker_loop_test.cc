@@ -71,6 +71,22 @@ class FakeTaskService final : public v1::TaskService::Service {
     }
     return grpc::Status::OK;
   }
+  grpc::Status AppendTrialLog(grpc::ServerContext*, const v1::AppendTrialLogRequest* request,
+                              v1::AppendTrialLogResponse*) override {
+    absl::MutexLock lock(&mu_);
+    logs_.push_back(*request);
+    reports_at_log_.push_back(reports_.size());
+    return grpc::Status::OK;
+  }
+  std::vector<v1::AppendTrialLogRequest> logs() {
+    absl::MutexLock lock(&mu_);
+    return logs_;
+  }
+  // Reports received before each log chunk.
+  std::vector<size_t> reports_at_log() {
+    absl::MutexLock lock(&mu_);
+    return reports_at_log_;
+  }
   // The next `n` reports are answered RESOURCE_EXHAUSTED (and recorded).
   void RefuseReports(int n) {
     absl::MutexLock lock(&mu_);
@@ -118,6 +134,8 @@ class FakeTaskService final : public v1::TaskService::Service {
   const std::atomic<int>* progress_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<int> progress_at_report_ ABSL_GUARDED_BY(mu_);
   bool cancel_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<v1::AppendTrialLogRequest> logs_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> reports_at_log_ ABSL_GUARDED_BY(mu_);
   int refuse_reports_ ABSL_GUARDED_BY(mu_) = 0;
   int stop_after_epochs_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -204,6 +222,45 @@ TEST_F(WorkerLoopTest, AcquiresEvaluatesHeartbeatsEveryEpochAndReports) {
   EXPECT_EQ(reports[0].worker_id(), "w-test");
   EXPECT_GE(service_.epochs(), 3);
   EXPECT_GE(service_.heartbeats(), 3);
+}
+
+class CommandWorkerLoopTest : public WorkerLoopTest {
+ protected:
+  void Configure(WorkerLoopOptions& options) override {
+    options.evaluator.allow_command = true;
+    options.evaluator.command_work_dir = ::testing::TempDir() + "/command_worker_loop";
+  }
+};
+
+TEST_F(CommandWorkerLoopTest, TheCommandsOutputGoesToTheControllerInOrderAndCompleteBeforeTheReport) {
+  v1::Task task = SyntheticTask("t1", 0, 1);
+  v1::CommandEvaluatorSpec* command = task.mutable_evaluator()->mutable_command();
+  command->add_argv("/bin/sh");
+  command->add_argv("-c");
+  // Two epochs apart, so that heartbeats carry output while it runs.
+  command->add_argv(
+      "echo start; echo '{\"epoch\": 1, \"accuracy\": 0.5}'; echo err >&2; "
+      "sleep 0.5; "
+      "echo '{\"epoch\": 2, \"accuracy\": 0.6}'; echo end");
+  command->set_epochs(2);
+  service_.Add(task);
+  service_.Add(SyntheticTask("t2", 0, 1));  // no output: no log
+  ASSERT_TRUE(service_.WaitForReports(2, absl::Seconds(30)));
+  const std::vector<v1::AppendTrialLogRequest> logs = service_.logs();
+  ASSERT_GE(logs.size(), 1u);
+  std::string output;
+  for (size_t i = 0; i < logs.size(); ++i) {
+    EXPECT_EQ(logs[i].task_id(), "job/t1#1");
+    EXPECT_EQ(logs[i].worker_id(), "w-test");
+    EXPECT_EQ(logs[i].offset(), static_cast<int64_t>(output.size())) << "chunk " << i;
+    EXPECT_EQ(logs[i].complete(), i + 1 == logs.size()) << "chunk " << i;
+    output += logs[i].data();
+  }
+  for (const char* line : {"start\n", "err\n", "end\n", "\"epoch\": 2"}) {
+    EXPECT_NE(output.find(line), std::string::npos) << line << " in " << output;
+  }
+  EXPECT_EQ(service_.reports_at_log().back(), 0u) << "the last chunk came after the report";
+  EXPECT_TRUE(service_.reports()[0].error().empty()) << service_.reports()[0].error();
 }
 
 TEST_F(WorkerLoopTest, AReportRefusedWithResourceExhaustedIsRetriedUntilAccepted) {
