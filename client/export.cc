@@ -20,9 +20,23 @@ struct InputShape {
   int classes = 10;
 };
 
-InputShape ShapeFor(const v1::JobSpec& spec) {
+// The input the trial's child was built for: what its worker reported
+// (TrialMetrics.input_shape, from the data it loaded), else the packaged
+// datasets' fixed shapes. image_folder and numpy shapes come from the data
+// alone, so a trial without a reported shape gets no model.py.
+absl::StatusOr<InputShape> ShapeFor(const v1::JobSpec& spec, const v1::Trial& trial) {
+  const v1::ImageShape& reported = trial.metrics().input_shape();
+  if (reported.channels() > 0 && reported.height() > 0 && reported.width() > 0 && reported.classes() > 0) {
+    return InputShape{reported.channels(), reported.height(), reported.width(), reported.classes()};
+  }
   InputShape shape;
-  if (spec.evaluator().has_train() && spec.evaluator().train().dataset() == "cifar10") {
+  const std::string& dataset = spec.evaluator().train().dataset();
+  if (spec.evaluator().has_train() && (dataset == "image_folder" || dataset == "numpy")) {
+    return absl::UnimplementedError(
+        absl::StrCat("model.py needs the input shape a worker reports with the trial's result (", dataset,
+                     " takes it from the data); trial ", EscapeForTerminal(trial.trial_id()), " has none"));
+  }
+  if (spec.evaluator().has_train() && dataset == "cifar10") {
     shape.channels = 3;
     shape.height = 32;
     shape.width = 32;
@@ -226,7 +240,9 @@ std::string Summary(const v1::Job& job, const v1::Trial& trial) {
 }
 
 absl::StatusOr<std::string> PyTorchModule(const v1::Job& job, const v1::Trial& trial) {
-  const InputShape shape = ShapeFor(job.spec());
+  absl::StatusOr<InputShape> input = ShapeFor(job.spec(), trial);
+  if (!input.ok()) return input.status();
+  const InputShape& shape = *input;
   const v1::Architecture& arch = trial.architecture();
   if (arch.has_macro_cnn()) {
     std::string layers;

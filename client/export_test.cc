@@ -3,8 +3,12 @@
 // character, and a CR or newline must not end a Python comment and start code.
 #include "client/export.h"
 
+#include <cstdlib>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/subprocess.h"
 #include "gtest/gtest.h"
 
 namespace nas::client {
@@ -53,6 +57,65 @@ TEST(ExportTest, UnknownCellOperationsGetNoPythonModule) {
   EXPECT_NE(module.status().message().find("no PyTorch module for cell operation 'x\"]\\nimport"),
             std::string::npos)
       << module.status();
+}
+
+// Runs model.py's module under Debian's python3-torch on a batch of the
+// given shape; returns "first conv in_channels, output shape" or the error.
+std::string RunModule(const std::string& module, const std::string& name, int c, int h, int w) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
+  EXPECT_TRUE(MakeDirectories(dir).ok());
+  EXPECT_TRUE(WriteFileAtomically(dir + "/model.py", module).ok());
+  const std::string script = absl::StrCat(
+      "import sys, torch; sys.path.insert(0, sys.argv[1]); import model; net = model.ChildNet(); "
+      "conv = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][0]; net.eval(); "
+      "print('RESULT', conv.in_channels, tuple(net(torch.zeros(1, ",
+      c, ", ", h, ", ", w, ")).shape))");
+  const std::string log = dir + "/python.log";
+  absl::StatusOr<Subprocess> python = Subprocess::Start({"/usr/bin/python3", "-c", script, dir}, log);
+  if (!python.ok()) return python.status().ToString();
+  absl::StatusOr<int> rc = python->Wait(absl::Seconds(120));
+  const std::string output = ReadFile(log).value_or("");
+  const size_t at = output.find("RESULT ");
+  if (!rc.ok() || *rc != 0 || at == std::string::npos) return absl::StrCat("python3 failed:\n", output);
+  return output.substr(at + 7, output.find('\n', at) - at - 7);
+}
+
+TEST(ExportTest, TheModuleFollowsTheInputShapeTheWorkerReportedFromTheData) {
+  v1::Job job;
+  job.set_job_id("j1");
+  job.mutable_spec()->mutable_evaluator()->mutable_train()->set_dataset("image_folder");
+  v1::Trial macro;
+  macro.set_trial_id("t1");
+  for (int i = 0; i < 2; ++i) {
+    v1::MacroCnnLayer* layer = macro.mutable_architecture()->mutable_macro_cnn()->add_layers();
+    layer->set_filter_height(3);
+    layer->set_filter_width(3);
+    layer->set_num_filters(4);
+    if (i > 0) layer->add_inputs(0);
+  }
+  // No reported shape: an image folder's shape is the data's, so no module.
+  EXPECT_EQ(PyTorchModule(job, macro).status().code(), absl::StatusCode::kUnimplemented);
+  v1::ImageShape* shape = macro.mutable_metrics()->mutable_input_shape();
+  shape->set_channels(3);
+  shape->set_height(20);
+  shape->set_width(12);
+  shape->set_classes(5);
+  absl::StatusOr<std::string> module = PyTorchModule(job, macro);
+  ASSERT_TRUE(module.ok()) << module.status();
+  EXPECT_NE(module->find("def __init__(self, in_channels=3, num_classes=5):"), std::string::npos) << *module;
+  EXPECT_EQ(RunModule(*module, "macro", 3, 20, 12), "3 (1, 5)");
+
+  job.mutable_spec()->mutable_evaluator()->mutable_train()->set_dataset("numpy");
+  v1::Trial cell = CellTrial("nor_conv_3x3");
+  cell.set_trial_id("t2");
+  cell.mutable_architecture()->set_canonical("|nor_conv_3x3~0|");
+  cell.mutable_metrics()->set_device("cpu");
+  *cell.mutable_metrics()->mutable_input_shape() = *shape;
+  cell.mutable_metrics()->mutable_input_shape()->set_channels(1);
+  cell.mutable_metrics()->mutable_input_shape()->set_classes(7);
+  module = PyTorchModule(job, cell);
+  ASSERT_TRUE(module.ok()) << module.status();
+  EXPECT_EQ(RunModule(*module, "cell", 1, 20, 12), "1 (1, 7)");
 }
 
 }  // namespace

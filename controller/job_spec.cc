@@ -138,6 +138,14 @@ void ValidateChildSize(const v1::JobSpec& spec, Problems& p) {
     largest = search_space::LargestRecurrentChildSize(spec.search_space(), shape, e.train().batch_size());
   } else {
     absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(e.train().dataset());
+    if (e.train().dataset() == "image_folder" && e.train().image_height() > 0 && e.train().image_width() > 0) {
+      // The size and colour are the spec's; the class count is known only to
+      // the worker, which checks the child again with it: 2 (the fewest) here.
+      shape = search_space::ImageShape{e.train().color() == "gray" ? 1 : 3, e.train().image_height(),
+                                       e.train().image_width(), 2};
+    }
+    // numpy, and image_folder at the images' own size: the shape comes from
+    // the data, and only the worker checks the child.
     if (!shape.ok() || spec.search_space().has_recurrent_cell()) return;  // reported above
     largest = search_space::LargestChildSize(spec.search_space(), *shape, e.train().batch_size());
   }
@@ -221,11 +229,12 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       const v1::TrainEvaluatorSpec& t = e.train();
       const bool ptb = t.dataset() == "ptb";
       if (t.dataset().empty()) {
-        p.Add("evaluator.train.dataset", "must be set: fashion_mnist, mnist, cifar10 or ptb");
-      } else if (t.dataset() != "fashion_mnist" && t.dataset() != "mnist" &&
-                 t.dataset() != "cifar10" && !ptb) {
+        p.Add("evaluator.train.dataset", "must be set: fashion_mnist, mnist, cifar10, image_folder, numpy or ptb");
+      } else if (t.dataset() != "fashion_mnist" && t.dataset() != "mnist" && t.dataset() != "cifar10" &&
+                 t.dataset() != "image_folder" && t.dataset() != "numpy" && !ptb) {
         p.Add("evaluator.train.dataset",
-              absl::StrCat("unknown dataset '", t.dataset(), "' (known: fashion_mnist, mnist, cifar10, ptb)"));
+              absl::StrCat("unknown dataset '", t.dataset(),
+                           "' (known: fashion_mnist, mnist, cifar10, image_folder, numpy, ptb)"));
       }
       if (t.dataset() == "cifar10" && t.data_dir().empty()) {
         p.Add("evaluator.train.data_dir",
@@ -245,6 +254,31 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       }
       if (!ptb && t.has_language_model()) {
         p.Add("evaluator.train.language_model", "is for dataset ptb only");
+      }
+      if (t.dataset() == "image_folder" && t.data_dir().empty()) {
+        p.Add("evaluator.train.data_dir", "must name the directory of class subdirectories (DIR/<class>/*.png)");
+      }
+      if (t.dataset() == "numpy" && t.data_dir().empty()) {
+        p.Add("evaluator.train.data_dir",
+              "must name a directory with images.npy and labels.npy, or an .npz file");
+      }
+      if (t.dataset() == "image_folder") {
+        p.Range("evaluator.train.image_height", t.image_height(), 0, JobLimits::kMaxImageSide);
+        p.Range("evaluator.train.image_width", t.image_width(), 0, JobLimits::kMaxImageSide);
+        if ((t.image_height() == 0) != (t.image_width() == 0)) {
+          p.Add(t.image_height() == 0 ? "evaluator.train.image_height" : "evaluator.train.image_width",
+                "set image_height and image_width together (or neither, to keep the images' own size)");
+        }
+        if (!t.color().empty() && t.color() != "rgb" && t.color() != "gray") {
+          p.Add("evaluator.train.color", absl::StrCat("must be rgb or gray, not '", t.color(), "'"));
+        }
+      } else {
+        // The other datasets' files fix their size and colour.
+        const std::string why = absl::StrCat("is for dataset image_folder only (", t.dataset(),
+                                             " takes its image size from its files)");
+        if (t.image_height() != 0) p.Add("evaluator.train.image_height", why);
+        if (t.image_width() != 0) p.Add("evaluator.train.image_width", why);
+        if (!t.color().empty()) p.Add("evaluator.train.color", why);
       }
       p.Range("evaluator.train.epochs", t.epochs(), 1, JobLimits::kMaxEpochs);
       p.Range("evaluator.train.batch_size", t.batch_size(), 1, JobLimits::kMaxBatchSize);

@@ -24,6 +24,8 @@ struct JobLimits {
   static constexpr int64_t kDefaultSamplesPerTrial = 10;
   static constexpr int kMaxEpochs = 1000;
   static constexpr int kMaxBatchSize = 4096;
+  // evaluator.train.image_height and image_width (image_folder).
+  static constexpr int kMaxImageSide = 4096;
   static constexpr int64_t kMaxParameters = 10'000'000'000;
   static constexpr int64_t kMaxActivationBytes = int64_t{1} << 40;
   static constexpr int kMaxAttempts = 100;

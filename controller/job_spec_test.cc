@@ -415,6 +415,62 @@ early_stopping: {rule: successive_halving, min_epochs: 4}
   EXPECT_EQ(bad.message(), "evaluator.lookup.time_scale: must be between 0 and 1000, got -1");
 }
 
+TEST(JobSpecTest, ImageFolderAndNumpyDatasetsAreAcceptedAndTheirBadFieldsAreNamed) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 3, operations: [none, nor_conv_3x3]}
+budget: {max_trials: 10}
+)";
+  auto problems = [&](const std::string& train) {
+    return std::string(ValidateJobSpec(WithDefaults(Parse(base + "evaluator: {train: {" + train + "}}\n"))).message());
+  };
+  EXPECT_EQ(problems("dataset: image_folder, data_dir: /data/flowers, image_height: 64, image_width: 48, "
+                     "color: gray, epochs: 1"),
+            "");
+  EXPECT_EQ(problems("dataset: image_folder, data_dir: /data/flowers, epochs: 1"), "");
+  EXPECT_EQ(problems("dataset: numpy, data_dir: /data/arrays.npz, epochs: 1"), "");
+  EXPECT_NE(problems("dataset: image_folder, epochs: 1").find("evaluator.train.data_dir: must name the directory "
+                                                              "of class subdirectories"),
+            std::string::npos);
+  EXPECT_NE(problems("dataset: numpy, epochs: 1").find("evaluator.train.data_dir: must name a directory with "
+                                                       "images.npy and labels.npy, or an .npz file"),
+            std::string::npos);
+  EXPECT_NE(problems("dataset: image_folder, data_dir: /d, image_height: 32, epochs: 1")
+                .find("evaluator.train.image_width: set image_height and image_width together"),
+            std::string::npos);
+  EXPECT_NE(problems("dataset: image_folder, data_dir: /d, image_height: -1, image_width: 5000, epochs: 1")
+                .find("evaluator.train.image_height: must be between 0 and 4096, got -1"),
+            std::string::npos);
+  EXPECT_NE(problems("dataset: image_folder, data_dir: /d, image_height: 8, image_width: 5000, epochs: 1")
+                .find("evaluator.train.image_width: must be between 0 and 4096, got 5000"),
+            std::string::npos);
+  EXPECT_NE(problems("dataset: image_folder, data_dir: /d, color: cmyk, epochs: 1")
+                .find("evaluator.train.color: must be rgb or gray, not 'cmyk'"),
+            std::string::npos);
+  const std::string numpy_size = problems("dataset: numpy, data_dir: /d, image_height: 8, color: rgb, epochs: 1");
+  EXPECT_NE(numpy_size.find("evaluator.train.image_height: is for dataset image_folder only (numpy takes its "
+                            "image size from its files)"),
+            std::string::npos)
+      << numpy_size;
+  EXPECT_NE(numpy_size.find("evaluator.train.color: is for dataset image_folder only"), std::string::npos);
+  EXPECT_NE(problems("dataset: imagenet, data_dir: /d, epochs: 1")
+                .find("(known: fashion_mnist, mnist, cifar10, image_folder, numpy)"),
+            std::string::npos);
+  // The folder's size and colour are known at submit: a child too large for
+  // them is refused here (the class count only the worker learns).
+  const std::string big = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  macro_cnn: {filter_heights: [7], filter_widths: [7], num_filters: [512], depth: {initial_layers: 12, max_layers: 12}}
+budget: {max_trials: 10}
+evaluator:
+  max_activation_bytes: 1073741824
+  train: {dataset: image_folder, data_dir: /d, image_height: 512, image_width: 512, epochs: 1}
+)"))).ToString();
+  EXPECT_NE(big.find("evaluator.max_activation_bytes: the search space's largest child needs about"),
+            std::string::npos)
+      << big;
+}
+
 TEST(JobSpecTest, CommandEvaluatorGetsDefaultsAndEveryBadFieldIsNamed) {
   const std::string base = R"(
 search_space:

@@ -14,9 +14,14 @@
 #      overlay's flags name files its Secret volumes mount, and the
 #      NetworkPolicies name real ports and let workers reach the controller
 #      and the controller reach the shards;
+#      a worker run from a bundle (overlays/user-image) runs DEST/bin/nas_worker
+#      from the volume its init container's nas-bundle-worker DEST writes;
 #   d. the PrometheusRule's groups pass `promtool check rules`, and
 #      `promtool test rules` with deploy/validate/alerts_test.yml proves every
-#      alert fires when it should and not otherwise.
+#      alert fires when it should and not otherwise;
+#   e. deploy/docker/bundle_worker.sh bundles the built nas_worker so that it
+#      runs and loads every library from the bundle (none from the system),
+#      and the check notices a library missing from a bundle.
 #   bash tools/check_deploy.sh [BAZEL_BIN]     (default: bazel-bin, after a build)
 # Needs kubectl, node, promtool and deploy/validate/node_modules (tools/setup.sh installs
 # them). Ends with "check_deploy: all N checks passed", or exits 1 naming
@@ -115,6 +120,38 @@ else
   fail "promtool test rules $validate_dir/alerts_test.yml"
 fi
 
+# e. The worker bundle for other images: the wrapper runs, and the loader
+# takes every library of nas_worker from the bundle.
+echo "== nas_worker bundled for the user's own image (deploy/docker/bundle_worker.sh)"
+# Prints the libraries the bundled nas_worker loads from outside the bundle.
+libraries_outside() {
+  local bundle="$1" loader
+  loader="$(basename "$(ls "$bundle"/lib/ld-linux*)")"
+  LD_DEBUG=libs "$bundle/lib/$loader" --library-path "$bundle/lib" "$bundle/lib/nas_worker" --version 2>&1 >/dev/null |
+    sed -n 's/^ *[0-9]*:[[:space:]]*calling init: //p' | grep -v "^$bundle/lib/" || true
+}
+if deploy/docker/bundle_worker.sh "$work/bundle" "$bin_dir/worker/nas_worker" >"$work/bundle.log" 2>&1 &&
+    "$work/bundle/bin/nas_worker" --version 2>&1 | grep -q '^nas_worker'; then
+  outside="$(libraries_outside "$work/bundle")"
+  if [[ -z "$outside" ]]; then
+    pass "bundle: $(tail -n 1 "$work/bundle.log" | sed 's/^nas-bundle-worker: //; s/; run .*//'), every library loaded from it"
+  else
+    fail "bundle: nas_worker loads libraries from outside the bundle: $outside"
+  fi
+  # A library missing from the bundle must show.
+  victim="$(ls "$work/bundle/lib" | grep -v -e '^ld-linux' -e '^nas_worker$' | grep '^libc\.so' || ls "$work/bundle/lib" | grep '^lib' | head -n 1)"
+  rm "$work/bundle/lib/$victim"
+  if libraries_outside "$work/bundle" | grep -q "/$victim$"; then
+    pass "bundle: a bundle without $victim is noticed"
+  else
+    fail "bundle: removing $victim from the bundle went unnoticed"
+  fi
+else
+  cat "$work/bundle.log"
+  fail "bundle: deploy/docker/bundle_worker.sh or the bundled nas_worker --version failed"
+fi
+rm -rf "$work/bundle"
+
 echo "== the dev overlay in another namespace"
 mkdir -p "$work/elsewhere"
 printf 'namespace: nas-elsewhere\nbases:\n  - %s\n' "$(realpath --relative-to="$work/elsewhere" deploy/k8s/overlays/dev)" \
@@ -206,6 +243,16 @@ if [[ -s "$work/tls.yaml" ]]; then
   expect_rejected "a TLS probe asking the wrong port (tls)" check_flags.js --overlay tls-broken --bin_dir "$bin_dir" <"$work/broken.yaml"
 else
   fail "negative tls checks: overlay tls did not render"
+fi
+if [[ -s "$work/user-image.yaml" ]]; then
+  expected_message='command /opt/nasx/bin/nas_worker is neither /usr/local/bin/nas_worker nor DEST/bin/nas_worker'
+  sed 's|- /opt/nas/bin/nas_worker$|- /opt/nasx/bin/nas_worker|' "$work/user-image.yaml" >"$work/broken.yaml"
+  expect_rejected "a worker command outside its bundle (user-image)" check_flags.js --overlay user-image-broken --bin_dir "$bin_dir" <"$work/broken.yaml"
+  expected_message='nas-bundle-worker writes /opt/other, which is not a writable volumeMount'
+  sed 's|^        - /opt/nas$|        - /opt/other|' "$work/user-image.yaml" >"$work/broken.yaml"
+  expect_rejected "a bundle written where no volume is mounted (user-image)" check_flags.js --overlay user-image-broken --bin_dir "$bin_dir" <"$work/broken.yaml"
+else
+  fail "negative bundle checks: overlay user-image did not render"
 fi
 if [[ -s "$work/rules/rules.yml" ]]; then
   sed 's/> 1800/> 999999/' "$work/rules/rules.yml" >"$work/rules/broken.yml"

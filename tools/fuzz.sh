@@ -5,7 +5,7 @@
 #
 # Usage: tools/fuzz.sh [seconds_per_target] [target ...]
 #   seconds_per_target  default 60; 0 only builds and replays the regressions.
-#   target              job_spec search_space idx cifar lookup_csv (default: all)
+#   target              job_spec search_space idx cifar lookup_csv numpy image (default: all)
 # Environment:
 #   FUZZ_OUT   build and work directory (default /tmp/nas-fuzz); objects are
 #              cached there, so a re-run only recompiles what changed.
@@ -21,7 +21,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
 shift || true
-all_targets=(job_spec search_space idx cifar lookup_csv)
+all_targets=(job_spec search_space idx cifar lookup_csv numpy image)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 out="${FUZZ_OUT:-/tmp/nas-fuzz}"
@@ -39,17 +39,22 @@ protos=(job search_space task_service parameter_server)
 # registry, which links the (torch-free) strategies it creates; it also sizes
 # the largest child (child_size) and checks early_stopping's epochs.
 strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/evolution_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
+# dataset.cc reads image folders (image_decode: libpng, libjpeg) and NumPy files (npy).
+dataset_sources="worker/dataset.cc worker/image_decode.cc worker/npy.cc common/file_util.cc"
 declare -A sources=(
   [job_spec]="common/printable.cc common/proto_yaml.cc controller/job_spec.cc controller/early_stopping.cc search_space/search_space.cc search_space/defaults.cc search_space/child_size.cc $strategy_sources"
   [search_space]="search_space/search_space.cc search_space/defaults.cc"
-  [idx]="worker/dataset.cc common/file_util.cc"
-  [cifar]="worker/dataset.cc common/file_util.cc"
+  [idx]="$dataset_sources"
+  [cifar]="$dataset_sources"
+  [numpy]="$dataset_sources"
+  [image]="worker/image_decode.cc"
   [lookup_csv]="worker/lookup_evaluator.cc worker/reward.cc common/file_util.cc search_space/search_space.cc search_space/defaults.cc"
 )
 # Largest input per target: the parsers see whole files, but bigger inputs
 # only slow the search down. CIFAR needs room for a few 3073-byte records.
 declare -A max_len=(
-  [job_spec]=16384 [search_space]=8192 [idx]=65536 [cifar]=65536 [lookup_csv]=16384
+  [job_spec]=16384 [search_space]=8192 [idx]=65536 [cifar]=65536 [lookup_csv]=16384 [numpy]=65536
+  [image]=65536
 )
 for t in "${targets[@]}"; do
   [[ -n "${sources[$t]:-}" ]] || die "unknown target '$t' (known: ${all_targets[*]})"
@@ -79,7 +84,7 @@ done
 # shellcheck disable=SC2054  # the commas belong to -fsanitize=
 cxxflags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
   -fno-omit-frame-pointer -I"$repo" -I"$out/gen" -w)
-pkgs=(protobuf yaml-cpp zlib absl_status absl_statusor absl_strings absl_str_format absl_synchronization absl_hash absl_raw_hash_set)
+pkgs=(protobuf yaml-cpp zlib libpng libjpeg absl_status absl_statusor absl_strings absl_str_format absl_synchronization absl_hash absl_raw_hash_set)
 # shellcheck disable=SC2207
 ldlibs=($(pkg-config --libs "${pkgs[@]}")) || die "pkg-config cannot find ${pkgs[*]}: bash tools/setup.sh"
 flags_sum="$(echo "$cxx ${cxxflags[*]}" | sha256sum | cut -c1-16)"

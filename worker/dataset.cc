@@ -1,13 +1,24 @@
 #include "worker/dataset.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
 #include <map>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
+#include "worker/image_decode.h"
+#include "worker/npy.h"
 
 namespace nas::worker {
 namespace {
@@ -32,6 +43,254 @@ std::string WithGz(const std::string& path) {
   if (Exists(path)) return path;
   if (Exists(path + ".gz")) return path + ".gz";
   return path;
+}
+
+// The largest decoded dataset (count x channels x height x width bytes).
+constexpr uint64_t kMaxPixelBytes = uint64_t{2} << 30;
+// The largest single image file of an image folder.
+constexpr size_t kMaxImageFileBytes = size_t{64} << 20;
+
+constexpr char kDataDir[] = "evaluator.train.data_dir";
+
+// The entries of a directory (no "." or ".."; hidden names skipped), sorted,
+// with whether each is a directory (following symlinks).
+struct Entry {
+  std::string name;
+  bool directory = false;
+};
+absl::StatusOr<std::vector<Entry>> ListDirectory(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(kDataDir, ": cannot list ", dir, ": ", std::strerror(errno)));
+  }
+  std::vector<Entry> entries;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    Entry entry{e->d_name};
+    struct stat st;
+    entry.directory = ::stat((dir + "/" + entry.name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    entries.push_back(std::move(entry));
+  }
+  ::closedir(d);
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  return entries;
+}
+
+bool IsImageName(const std::string& name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  return absl::EndsWith(lower, ".png") || absl::EndsWith(lower, ".jpg") || absl::EndsWith(lower, ".jpeg");
+}
+
+// A directory the job names: lexically under a root, then (symlinks
+// resolved) still under one, then existing. Nothing outside the roots is
+// probed or listed.
+absl::StatusOr<std::string> CheckDataDirectory(const std::string& dir, const std::vector<std::string>& roots) {
+  if (dir.empty()) return absl::InvalidArgumentError(absl::StrCat(kDataDir, ": must name the dataset's directory"));
+  if (absl::Status s = CheckUnderRoots(dir, roots); !s.ok()) return s;
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(kDataDir, ": ", dir, ": ", std::strerror(errno)));
+  }
+  if (absl::Status s = CheckUnderRoots(resolved, roots); !s.ok()) return s;
+  struct stat st;
+  if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(kDataDir, ": ", dir, " is not a directory"));
+  }
+  return std::string(resolved);
+}
+
+}  // namespace
+
+absl::StatusOr<ImageSet> LoadImageFolder(const std::string& dir, const ImageFolderOptions& options,
+                                         const std::vector<std::string>& roots) {
+  if (options.channels != 1 && options.channels != 3) {
+    return absl::InvalidArgumentError("evaluator.train.color: must be gray or rgb");
+  }
+  if ((options.height == 0) != (options.width == 0) || options.height < 0 || options.width < 0) {
+    return absl::InvalidArgumentError(
+        "evaluator.train.image_height, image_width: set both (> 0) or neither");
+  }
+  absl::StatusOr<std::string> base = CheckDataDirectory(dir, roots);
+  if (!base.ok()) return base.status();
+  absl::StatusOr<std::vector<Entry>> top = ListDirectory(*base);
+  if (!top.ok()) return top.status();
+  ImageSet set;
+  set.channels = options.channels;
+  set.height = options.height;
+  set.width = options.width;
+  std::string first_file;  // the image that fixed the size when not resizing
+  for (const Entry& class_entry : *top) {
+    if (!class_entry.directory) continue;  // a README beside the classes
+    const std::string class_dir = *base + "/" + class_entry.name;
+    if (set.class_names.size() == kMaxClasses) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kDataDir, ": ", dir, " has more than ", kMaxClasses, " class directories"));
+    }
+    const int label = static_cast<int>(set.class_names.size());
+    set.class_names.push_back(class_entry.name);
+    absl::StatusOr<std::vector<Entry>> files = ListDirectory(class_dir);
+    if (!files.ok()) return files.status();
+    int images = 0;
+    for (const Entry& file : *files) {
+      if (file.directory || !IsImageName(file.name)) continue;
+      const std::string path = class_dir + "/" + file.name;
+      absl::StatusOr<std::string> bytes = ReadFileUnderRoots(path, roots, kMaxImageFileBytes);
+      if (!bytes.ok()) return bytes.status();
+      absl::StatusOr<DecodedImage> image = DecodeImage(*bytes, path, options.channels);
+      if (!image.ok()) return image.status();
+      if (set.height == 0) {
+        set.height = image->height;
+        set.width = image->width;
+        first_file = path;
+      }
+      if (options.height == 0 && (image->height != set.height || image->width != set.width)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": is ", image->width, "x", image->height, " but ", first_file, " is ", set.width, "x",
+            set.height, " (set evaluator.train.image_height and image_width to resize them all)"));
+      }
+      if ((uint64_t{static_cast<uint64_t>(set.count)} + 1) * set.channels * set.height * set.width >
+          kMaxPixelBytes) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(kDataDir, ": ", dir, " holds more than 2 GiB of pixels at the requested size"));
+      }
+      std::vector<uint8_t> planes = ResizeToPlanes(*image, set.height, set.width);
+      set.pixels.insert(set.pixels.end(), planes.begin(), planes.end());
+      set.labels.push_back(static_cast<uint8_t>(label));
+      ++set.count;
+      ++images;
+    }
+    if (images == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(kDataDir, ": class '", class_entry.name, "' (", class_dir,
+                                                     ") has no .png, .jpg or .jpeg images"));
+    }
+  }
+  if (set.class_names.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kDataDir, ": ", dir, " has no class subdirectories (expected ",
+                                                   dir, "/<class>/*.png|*.jpg|*.jpeg)"));
+  }
+  set.classes = static_cast<int>(set.class_names.size());
+  return set;
+}
+
+absl::StatusOr<ImageSet> ParseNumpy(const std::string& images_npy, const std::string& labels_npy,
+                                    const std::string& images_name, const std::string& labels_name) {
+  absl::StatusOr<NpyArray> images = ParseNpy(images_npy, images_name);
+  if (!images.ok()) return images.status();
+  absl::StatusOr<NpyArray> labels = ParseNpy(labels_npy, labels_name);
+  if (!labels.ok()) return labels.status();
+  auto shape_text = [](const std::vector<int64_t>& shape) {
+    return absl::StrCat("(", absl::StrJoin(shape, ", "), shape.size() == 1 ? ",)" : ")");
+  };
+  if (images->descr != "|u1" && images->descr != "<f4") {
+    return absl::InvalidArgumentError(absl::StrCat(images_name, ": images of dtype '", images->descr,
+                                                   "' are not supported (uint8 0..255 or float32 0..1)"));
+  }
+  const std::vector<int64_t>& shape = images->shape;
+  if ((shape.size() != 3 && shape.size() != 4) || shape[0] < 1 || shape[1] < 1 || shape[2] < 1 ||
+      (shape.size() == 4 && (shape[3] < 1 || shape[3] > 64)) || shape[1] > 4096 || shape[2] > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        images_name, ": images of shape ", shape_text(shape),
+        " (need N x H x W or N x H x W x C, N >= 1, sides up to 4096, C up to 64)"));
+  }
+  ImageSet set;
+  set.count = static_cast<int>(shape[0]);
+  set.height = static_cast<int>(shape[1]);
+  set.width = static_cast<int>(shape[2]);
+  set.channels = shape.size() == 4 ? static_cast<int>(shape[3]) : 1;
+  const int item = NpyItemSize(labels->descr);
+  const bool integer = labels->descr != "<f2" && labels->descr != "<f4" && labels->descr != "<f8" &&
+                       labels->descr != "|b1";
+  if (!integer) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_name, ": labels of dtype '", labels->descr,
+                                                   "' are not supported (an integer dtype)"));
+  }
+  if (labels->shape.empty() || labels->shape.size() > 2 ||
+      (labels->shape.size() == 2 && labels->shape[1] != 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(labels_name, ": labels of shape ", shape_text(labels->shape), " (need N or N x 1)"));
+  }
+  if (labels->shape[0] != shape[0]) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_name, ": ", labels->shape[0], " labels for ",
+                                                   images_name, "'s ", shape[0], " images"));
+  }
+  const bool is_signed = labels->descr[1] == 'i';
+  int max_label = 0;
+  for (int i = 0; i < set.count; ++i) {
+    int64_t v = 0;
+    const char* p = labels->data.data() + int64_t{i} * item;
+    uint64_t raw = 0;
+    for (int b = item - 1; b >= 0; --b) raw = (raw << 8) | static_cast<uint8_t>(p[b]);
+    if (is_signed && item < 8 && (raw >> (item * 8 - 1)) & 1) raw |= ~uint64_t{0} << (item * 8);
+    v = static_cast<int64_t>(raw);
+    if (v < 0 || v >= kMaxClasses || (!is_signed && raw >= kMaxClasses)) {
+      return absl::InvalidArgumentError(absl::StrCat(labels_name, ": label ", i, " is ",
+                                                     is_signed ? absl::StrCat(v) : absl::StrCat(raw),
+                                                     ", not in 0..", kMaxClasses - 1));
+    }
+    max_label = std::max(max_label, static_cast<int>(v));
+    set.labels.push_back(static_cast<uint8_t>(v));
+  }
+  set.classes = max_label + 1;
+  // Channel-last to channel-major.
+  const int64_t plane = int64_t{set.height} * set.width;
+  const int64_t per_image = plane * set.channels;
+  if (static_cast<uint64_t>(per_image) * set.count > kMaxPixelBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(images_name, ": more than 2 GiB of pixels"));
+  }
+  set.pixels.resize(per_image * set.count);
+  const bool floats = images->descr == "<f4";
+  for (int64_t i = 0; i < set.count; ++i) {
+    for (int64_t p = 0; p < plane; ++p) {
+      for (int c = 0; c < set.channels; ++c) {
+        const int64_t src = i * per_image + p * set.channels + c;
+        uint8_t value;
+        if (floats) {
+          float f;
+          std::memcpy(&f, images->data.data() + src * 4, 4);
+          if (!(f >= 0.f && f <= 1.f)) {
+            return absl::InvalidArgumentError(absl::StrCat(images_name, ": image ", i, " has the value ", f,
+                                                           " (float32 images must be in 0..1)"));
+          }
+          value = static_cast<uint8_t>(std::lround(f * 255.f));
+        } else {
+          value = static_cast<uint8_t>(images->data[src]);
+        }
+        set.pixels[i * per_image + c * plane + p] = value;
+      }
+    }
+  }
+  return set;
+}
+
+absl::StatusOr<ImageSet> LoadNumpy(const std::string& path, const std::vector<std::string>& roots) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kDataDir, ": must name a directory with images.npy and labels.npy, or an .npz file"));
+  }
+  if (absl::EndsWith(path, ".npz")) {
+    absl::StatusOr<std::string> bytes = ReadFileUnderRoots(path, roots, kMaxDatasetFileBytes);
+    if (!bytes.ok()) return bytes.status();
+    absl::StatusOr<std::map<std::string, std::string>> members = ReadNpzMembers(*bytes, path, kMaxFileBytes);
+    if (!members.ok()) return members.status();
+    for (const auto& [x, y] : {std::pair<std::string, std::string>{"images", "labels"}, {"x_train", "y_train"}}) {
+      auto images = members->find(x);
+      auto labels = members->find(y);
+      if (images != members->end() && labels != members->end()) {
+        return ParseNumpy(images->second, labels->second, path + ":" + x, path + ":" + y);
+      }
+    }
+    std::vector<std::string> names;
+    for (const auto& [name, unused] : *members) names.push_back(name);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": holds [", absl::StrJoin(names, ", "),
+                                                   "], not images and labels or x_train and y_train"));
+  }
+  absl::StatusOr<std::string> base = CheckDataDirectory(path, roots);
+  if (!base.ok()) return base.status();
+  absl::StatusOr<std::string> images = ReadFileUnderRoots(*base + "/images.npy", roots, kMaxDatasetFileBytes);
+  if (!images.ok()) return images.status();
+  absl::StatusOr<std::string> labels = ReadFileUnderRoots(*base + "/labels.npy", roots, kMaxDatasetFileBytes);
+  if (!labels.ok()) return labels.status();
+  return ParseNumpy(*images, *labels, *base + "/images.npy", *base + "/labels.npy");
 }
 
 absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path, const std::vector<std::string>& roots) {
@@ -165,10 +424,14 @@ absl::StatusOr<ImageSet> LoadCifar(const std::vector<std::string>& paths, const 
 
 absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::string& dataset,
                                                                 const std::string& dir,
-                                                                const std::vector<std::string>& roots) {
+                                                                const std::vector<std::string>& roots,
+                                                                const ImageFolderOptions& folder) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* cache ABSL_PT_GUARDED_BY(mu) = new std::map<std::string, std::shared_ptr<const ImageSet>>();
-  const std::string key = dataset + "|" + dir;
+  const std::string key = dataset == "image_folder"
+                              ? absl::StrCat(dataset, "|", dir, "|", folder.height, "x", folder.width, "x",
+                                             folder.channels)
+                              : dataset + "|" + dir;
   absl::MutexLock lock(&mu);
   auto it = cache->find(key);
   if (it != cache->end()) return it->second;
@@ -188,6 +451,10 @@ absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::strin
     std::vector<std::string> paths;
     for (int i = 1; i <= 5; ++i) paths.push_back(absl::StrCat(dir, "/data_batch_", i, ".bin"));
     set = LoadCifar(paths, roots);
+  } else if (dataset == "image_folder") {
+    set = LoadImageFolder(dir, folder, roots);
+  } else if (dataset == "numpy") {
+    set = LoadNumpy(dir, roots);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown dataset '", dataset, "'"));
   }

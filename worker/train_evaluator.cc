@@ -74,7 +74,7 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
   }
   try {
     const torch::Device device(device_name);
-    InputShape input{set.channels, set.height, set.width, 10};
+    InputShape input{set.channels, set.height, set.width, set.classes};
     const v1::EvaluatorSpec limits_spec = search_space::WithEvaluatorLimitDefaults(task.evaluator());
     ChildLimits limits;
     limits.max_parameters = limits_spec.max_parameters();
@@ -173,6 +173,11 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
     metrics.set_parameters(net->parameter_count());
     metrics.set_flops(net->flops());
     metrics.set_device(device.str());
+    v1::ImageShape* shape = metrics.mutable_input_shape();
+    shape->set_channels(input.channels);
+    shape->set_height(input.height);
+    shape->set_width(input.width);
+    shape->set_classes(input.classes);
     {
       torch::NoGradGuard no_grad;
       net->eval();
@@ -212,8 +217,12 @@ class TrainEvaluator : public Evaluator {
       if (!corpus.ok()) return absl::UnavailableError(std::string(corpus.status().message()));
       return TrainOnText(task, **corpus, options_.device, context, options_.max_child_bytes);
     }
+    ImageFolderOptions folder;
+    folder.height = spec.image_height();
+    folder.width = spec.image_width();
+    folder.channels = spec.color() == "gray" ? 1 : 3;
     absl::StatusOr<std::shared_ptr<const ImageSet>> set =
-        LoadTrainingSet(spec.dataset(), spec.data_dir(), options_.data_roots);
+        LoadTrainingSet(spec.dataset(), spec.data_dir(), options_.data_roots, folder);
     if (absl::IsPermissionDenied(set.status())) {
       // Outside this worker's --data_roots: the spec's problem.
       return absl::FailedPreconditionError(std::string(set.status().message()));

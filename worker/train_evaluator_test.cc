@@ -3,9 +3,14 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <random>
 
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "worker/dataset.h"
+#include "worker/dataset_fixtures.h"
 
 namespace nas::worker {
 namespace {
@@ -68,6 +73,95 @@ TEST(TrainEvaluatorTest, CancelStopsWithinOneBatch) {
   context.cancelled = &cancelled;
   auto metrics = TrainOnImages(SmallCnnTask(6000, 50), **set, "cpu", context);
   EXPECT_EQ(metrics.status().code(), absl::StatusCode::kCancelled);
+}
+
+// A two-layer child on `dataset` in data_dir, one epoch, through the
+// evaluator the worker runs (the spec's fields reach the loader).
+v1::Task TinyTask(const std::string& dataset, const std::string& data_dir) {
+  v1::Task task;
+  task.set_job_id("own-data");
+  task.set_trial_id("t0");
+  v1::MacroCnnArchitecture* arch = task.mutable_architecture()->mutable_macro_cnn();
+  for (int i = 0; i < 2; ++i) {
+    v1::MacroCnnLayer* l = arch->add_layers();
+    l->set_filter_height(3);
+    l->set_filter_width(3);
+    l->set_num_filters(8);
+    l->set_stride(1);
+    if (i > 0) l->add_inputs(0);
+  }
+  v1::TrainEvaluatorSpec* spec = task.mutable_evaluator()->mutable_train();
+  spec->set_dataset(dataset);
+  spec->set_data_dir(data_dir);
+  spec->set_epochs(1);
+  spec->set_batch_size(8);
+  spec->set_validation_size(12);
+  spec->set_learning_rate(0.05);
+  task.mutable_reward()->set_last_epochs(1);
+  task.mutable_reward()->set_power(1);
+  return task;
+}
+
+absl::StatusOr<v1::TrialMetrics> Evaluate(const v1::Task& task) {
+  EvaluatorOptions options;
+  options.data_roots = {std::getenv("TEST_TMPDIR")};
+  EvaluationContext context;
+  return NewTrainEvaluator(options)->Evaluate(task, context);
+}
+
+TEST(TrainEvaluatorTest, TrainsAnEpochOnAThreeClassRgbImageFolderResizedToTheSpecsSize) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/folder");
+  ASSERT_TRUE(testing::WriteImageFolder(dir, 3, 20, 20, 24));
+  v1::Task task = TinyTask("image_folder", dir);
+  task.mutable_evaluator()->mutable_train()->set_image_height(12);
+  task.mutable_evaluator()->mutable_train()->set_image_width(10);
+  auto metrics = Evaluate(task);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_EQ(metrics->epochs_size(), 1);
+  EXPECT_EQ(metrics->input_shape().channels(), 3);
+  EXPECT_EQ(metrics->input_shape().height(), 12);
+  EXPECT_EQ(metrics->input_shape().width(), 10);
+  EXPECT_EQ(metrics->input_shape().classes(), 3);
+  // conv 3->8 and 8->8 (3x3, no bias), two batch norms, an 8 x 3 classifier
+  // on layer 1 (the only layer nothing consumes).
+  EXPECT_EQ(metrics->parameters(), 3 * 9 * 8 + 8 * 9 * 8 + 2 * 2 * 8 + 8 * 3 + 3);
+  std::printf("image folder, 1 epoch: validation accuracy %.3f\n", metrics->accuracy());
+
+  task.mutable_evaluator()->mutable_train()->set_color("gray");
+  auto gray = Evaluate(task);
+  ASSERT_TRUE(gray.ok()) << gray.status();
+  EXPECT_EQ(gray->input_shape().channels(), 1);
+}
+
+TEST(TrainEvaluatorTest, TrainsAnEpochOnANumpyNpzWithShapeAndClassesFromTheArrays) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/npz");
+  ASSERT_TRUE(MakeDirectories(dir).ok());
+  // 48 gray 9 x 7 float32 images of 4 classes: class k is brightness k / 4.
+  std::vector<float> images;
+  std::string labels;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> noise(0, 0.1f);
+  for (int i = 0; i < 48; ++i) {
+    for (int p = 0; p < 63; ++p) images.push_back((i % 4) / 4.f + noise(rng));
+    labels.push_back(static_cast<char>(i % 4));
+  }
+  const std::string path = dir + "/data.npz";
+  ASSERT_TRUE(WriteFileAtomically(
+                  path, testing::ZipBytes({{"x_train.npy", testing::NpyBytes("<f4", {48, 9, 7},
+                                                                             std::string(reinterpret_cast<char*>(
+                                                                                             images.data()),
+                                                                                         images.size() * 4))},
+                                           {"y_train.npy", testing::NpyBytes("|u1", {48}, labels)}},
+                                          true))
+                  .ok());
+  auto metrics = Evaluate(TinyTask("numpy", path));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_EQ(metrics->epochs_size(), 1);
+  EXPECT_EQ(metrics->input_shape().channels(), 1);
+  EXPECT_EQ(metrics->input_shape().height(), 9);
+  EXPECT_EQ(metrics->input_shape().width(), 7);
+  EXPECT_EQ(metrics->input_shape().classes(), 4);
+  EXPECT_EQ(metrics->parameters(), 1 * 9 * 8 + 8 * 9 * 8 + 2 * 2 * 8 + 8 * 4 + 4);
 }
 
 }  // namespace

@@ -24,6 +24,10 @@
 //    and the controller reach the parameter servers' --port (egress of the
 //    caller and ingress of the callee both).
 // 7. Every emptyDir has a sizeLimit (an unbounded /tmp can fill the node's disk).
+// 8. A binary run from outside the image's /usr/local/bin (a worker in the
+//    user's own image, overlays/user-image) is DEST/bin/<binary> of a bundle an
+//    init container of the same pod writes with nas-bundle-worker DEST
+//    (deploy/docker/bundle_worker.sh), from a volume both mount at DEST.
 // Before the checks, $(VAR) in command and args is expanded as the kubelet does,
 // from the container's env (plain values and the fieldRef metadata.namespace,
 // which is the object's rendered namespace); a reference to an undefined
@@ -43,6 +47,8 @@ const BINARIES = {
   nas_worker: 'worker/nas_worker',
   nasctl: 'client/nasctl',
 };
+// The init container command that copies nas_worker into a volume (rule 8).
+const BUNDLER = 'nas-bundle-worker';
 const DEFAULT_PORTS = { nas_parameter_server: 7080, nas_controller: 7070 };
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job']);
 
@@ -207,6 +213,7 @@ function main() {
 
   // Every container of every workload, with its binary and effective flags.
   const runs = [];
+  const bundles = [];
   for (const object of objects.filter((o) => WORKLOAD_KINDS.has(o.kind))) {
     const template = object.spec && object.spec.template;
     const podSpec = template && template.spec;
@@ -222,6 +229,10 @@ function main() {
         continue;
       }
       const binary = path.posix.basename(command[0]);
+      if (binary === BUNDLER && (podSpec.initContainers || []).includes(container)) {
+        bundles.push({ object, podSpec, container, dest: command[1] || (container.args || [])[0] || '', where });
+        continue;
+      }
       if (!BINARIES[binary]) {
         fail(where, `command ${command[0]} is not one of ${Object.keys(BINARIES).join(', ')}`);
         continue;
@@ -231,6 +242,36 @@ function main() {
     }
   }
   const runsOf = (binary) => runs.filter((r) => r.binary === binary);
+
+  // Bundles: written by an init container into a mounted volume, run from
+  // the same volume at the same path.
+  const mountAt = (container, dir) => (container.volumeMounts || []).find((m) => m.mountPath === dir);
+  for (const bundle of bundles) {
+    if (!bundle.dest.startsWith('/')) {
+      fail(bundle.where, `${BUNDLER} needs an absolute DEST, got '${bundle.dest}'`);
+    } else if (!mountAt(bundle.container, bundle.dest) || mountAt(bundle.container, bundle.dest).readOnly) {
+      fail(bundle.where, `${BUNDLER} writes ${bundle.dest}, which is not a writable volumeMount of the container`);
+    }
+  }
+  let bundled = 0;
+  for (const run of runs) {
+    const command = run.container.command[0];
+    if (command === `/usr/local/bin/${run.binary}`) continue;
+    const bundle = bundles.find((b) => b.object === run.object && command === `${b.dest}/bin/${run.binary}`);
+    if (!bundle) {
+      fail(run.where, `command ${command} is neither /usr/local/bin/${run.binary} nor DEST/bin/${run.binary} ` +
+           `of a bundle an init container writes with ${BUNDLER} DEST`);
+      continue;
+    }
+    const written = mountAt(bundle.container, bundle.dest);
+    const read = mountAt(run.container, bundle.dest);
+    if (!read || !written || read.name !== written.name) {
+      fail(run.where, `runs ${command}, but does not mount volume ${written ? written.name : '?'} at ` +
+           `${bundle.dest}, where init container ${bundle.container.name} writes the bundle`);
+      continue;
+    }
+    ++bundled;
+  }
 
   // Every emptyDir is bounded.
   let emptyDirs = 0;
@@ -443,7 +484,7 @@ function main() {
     for (const problem of problems) console.error(problem);
     return 1;
   }
-  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers; ${emptyDirs} emptyDirs bounded; ${policies.length} NetworkPolicies pass the gRPC flows`);
+  console.log(`check_flags (${overlay}): ${runs.length} containers, ${checkedFlags} flags known to their binaries; S = ${shards} agrees in replicas, --num_shards and --parameter_servers; ${emptyDirs} emptyDirs bounded; ${bundled ? `${bundled} containers run a bundle an init container writes; ` : ''}${policies.length} NetworkPolicies pass the gRPC flows`);
   return 0;
 }
 
