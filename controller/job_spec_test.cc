@@ -454,7 +454,7 @@ budget: {max_trials: 10}
       << numpy_size;
   EXPECT_NE(numpy_size.find("evaluator.train.color: is for dataset image_folder only"), std::string::npos);
   EXPECT_NE(problems("dataset: imagenet, data_dir: /d, epochs: 1")
-                .find("(known: fashion_mnist, mnist, cifar10, image_folder, numpy)"),
+                .find("(known: fashion_mnist, mnist, cifar10, image_folder, numpy, ptb)"),
             std::string::npos);
   // The folder's size and colour are known at submit: a child too large for
   // them is refused here (the class count only the worker learns).
