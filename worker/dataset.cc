@@ -45,6 +45,8 @@ std::string WithGz(const std::string& path) {
   return path;
 }
 
+namespace {
+
 // The largest decoded dataset (count x channels x height x width bytes).
 constexpr uint64_t kMaxPixelBytes = uint64_t{2} << 30;
 // The largest single image file of an image folder.
