@@ -89,4 +89,28 @@ if [[ "$deploy_checks" == "1" ]]; then
     echo "$lock_sum" >"$stamp"
   fi
 fi
+
+# Penn Treebank (Mikolov's split, gzipped; no Debian package) for the recurrent-cell tests and
+# benchmarks: copied from the project's shared data into /usr/share/datasets/ptb, where the
+# WORKSPACE's @ptb repository and examples/ptb_*.yaml look. Found in $NAS_PTB_DIR, beside the
+# repository (../shared/data/ptb) or in /work/shared/data/ptb.
+ptb_dest=/usr/share/datasets/ptb
+repo_root="$(cd "$(dirname "$0")/.." && pwd)"
+ptb_src=""
+for d in "${NAS_PTB_DIR:-}" "$repo_root/../shared/data/ptb" /work/shared/data/ptb; do
+  if [[ -n "$d" && -r "$d/ptb.train.txt.gz" && -r "$d/ptb.valid.txt.gz" && -r "$d/ptb.test.txt.gz" ]]; then
+    ptb_src="$d"
+    break
+  fi
+done
+if [[ -n "$ptb_src" ]]; then
+  for f in ptb.train.txt.gz ptb.valid.txt.gz ptb.test.txt.gz; do
+    if ! cmp -s "$ptb_src/$f" "$ptb_dest/$f"; then
+      $SUDO install -D -m 0644 "$ptb_src/$f" "$ptb_dest/$f"
+    fi
+  done
+  echo "setup: Penn Treebank in $ptb_dest"
+elif [[ ! -r "$ptb_dest/ptb.train.txt.gz" ]]; then
+  die "Penn Treebank not found: put ptb.{train,valid,test}.txt.gz in $ptb_dest, or name their directory in NAS_PTB_DIR (the tests and benchmarks of recurrent cells read them)."
+fi
 echo "setup: ok"

@@ -184,7 +184,8 @@ absl::StatusOr<std::map<std::string, std::string>> ReadNpzMembers(const std::str
       return Bad(name, absl::StrCat("member ", member, " unpacks to ", size, " bytes, over the limit of ",
                                     max_member_bytes));
     }
-    if (local + 30 > bytes.size() || Little(bytes, local, 4) != kLocal) {
+    // `local` may be any 64-bit value (a zip64 field): compare without adding to it.
+    if (local > bytes.size() || bytes.size() - local < 30 || Little(bytes, local, 4) != kLocal) {
       return Bad(name, absl::StrCat("corrupt zip: member ", member, "'s local header is missing"));
     }
     const uint64_t data = local + 30 + Little(bytes, local + 26, 2) + Little(bytes, local + 28, 2);
