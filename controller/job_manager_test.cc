@@ -120,6 +120,18 @@ class ControllerFixture : public ::testing::Test {
     return ::testing::UnitTest::GetInstance()->current_test_info()->name();
   }
 
+  // Stops the controller once `reports` results came in, starts a new one on
+  // the same store with `workers` workers; returns when the restart began (ms).
+  int64_t RestartAfterReports(int reports, int workers) {
+    while (reports_ < reports) absl::SleepFor(absl::Milliseconds(5));
+    Stop();
+    const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
+    reports_ = 0;
+    Start();
+    StartWorkers(workers);
+    return restart_ms;
+  }
+
   // Workers that acquire, score with SyntheticReward and report; the tasks
   // of every `fail_every`-th trial (by trial index; 1 = all, 0 = none) they
   // report as failed with `error` (permanently).
@@ -776,12 +788,7 @@ TEST_F(ControllerFixture, RestartedReplicasContinueTheirStreamsAndRedrawNothing)
   spec.mutable_budget()->set_max_samples(120);
   v1::Job job;
   ASSERT_TRUE(Submit(spec, &job).ok());
-  while (reports_ < 40) absl::SleepFor(absl::Milliseconds(5));
-  Stop();
-  const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
-  reports_ = 0;
-  Start();
-  StartWorkers(2);
+  const int64_t restart_ms = RestartAfterReports(40, 2);
   v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
   ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
   std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
@@ -923,12 +930,7 @@ TEST_F(ControllerFixture, RestartRebuildsTheEvolutionPopulationFromTheTrialStore
   StartWorkers(2);
   v1::Job job;
   ASSERT_TRUE(Submit(EvolutionSpec(100), &job).ok());
-  while (reports_ < 40) absl::SleepFor(absl::Milliseconds(5));
-  Stop();
-  const int64_t restart_ms = absl::ToUnixMillis(absl::Now());
-  reports_ = 0;
-  Start();
-  StartWorkers(2);
+  const int64_t restart_ms = RestartAfterReports(40, 2);
   v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(2));
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
   std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
