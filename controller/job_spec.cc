@@ -358,6 +358,11 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
     case v1::EvaluatorSpec::kCommand:
       ValidateCommand(e.command(), p);
       break;
+    case v1::EvaluatorSpec::kShared:
+      // The one-shot evaluator's protocol is defined; its controller and
+      // worker sides are not there yet.
+      p.Add("evaluator.shared", "one-shot search is not implemented yet");
+      break;
     case v1::EvaluatorSpec::KIND_NOT_SET:
       p.Add("evaluator", "one of train, lookup, synthetic or command must be set");
       break;
