@@ -209,6 +209,15 @@ class PsWeightsClient : public WeightsClient {
     });
   }
 
+  // Interface placeholders until the sparse calls land (issue 21, h25a).
+  absl::StatusOr<PulledWeights> PullSome(const std::string&, const std::vector<std::string>&) override {
+    return absl::UnimplementedError("PullSome: sparse tensor sets are not implemented yet");
+  }
+  absl::StatusOr<SparsePushResult> PushSparse(const std::string&, const std::vector<int64_t>&,
+                                              const std::vector<FlatTensor>&) override {
+    return absl::UnimplementedError("PushSparse: sparse tensor sets are not implemented yet");
+  }
+
   absl::StatusOr<PulledWeights> Pull(const std::string& job_id) override {
     v1::PullRequest request;
     request.set_job_id(job_id);

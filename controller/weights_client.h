@@ -1,4 +1,5 @@
-// What the controller's replica loops need from the parameter servers, as an
+// What the controller's replica loops (and, for one-shot search, the
+// workers: docs/one_shot.md) need from the parameter servers, as an
 // interface: the real implementation talks gRPC to S shards
 // (controller/ps_weights_client.h); tests can use an in-process one.
 #ifndef NAS_CONTROLLER_WEIGHTS_CLIENT_H_
@@ -20,6 +21,20 @@ struct PulledWeights {
   std::vector<FlatTensor> tensors;
   // The version of each shard the tensors came from (index = shard).
   std::vector<int64_t> versions;
+};
+
+// What a sparse push did (PushSparse).
+struct SparsePushResult {
+  // Each shard's version after the push; -1 where nothing was sent to it.
+  std::vector<int64_t> versions;
+  int shards_applied = 0;
+  // Shards that refused the push as staler than the set's max_staleness:
+  // not an error, the caller pulls again.
+  int shards_refused_stale = 0;
+  // The largest staleness of an applied shard push.
+  int64_t max_staleness = 0;
+  // Gradient bytes sent.
+  int64_t bytes = 0;
 };
 
 // Thread-safe. Every call has its own deadline; UNAVAILABLE / DEADLINE_EXCEEDED
@@ -44,6 +59,20 @@ class WeightsClient {
                             const std::vector<int64_t>& base_versions,
                             const std::vector<FlatTensor>& gradients,
                             PulledWeights* updated = nullptr) = 0;
+
+  // Sparse tensor sets (one-shot ω, OptimizerConfig.sparse): only the
+  // tensors `names` (all when empty), each fetched from the shard that
+  // holds it; PulledWeights.versions has every shard's version (-1 for a
+  // shard asked for nothing).
+  virtual absl::StatusOr<PulledWeights> PullSome(const std::string& job_id,
+                                                 const std::vector<std::string>& names) = 0;
+  // Gradients of any subset of a sparse set's tensors, each sent to its
+  // shard with that shard's base version (base_versions[shard]). A shard
+  // refusing as too stale counts in shards_refused_stale; any other refusal
+  // is an error.
+  virtual absl::StatusOr<SparsePushResult> PushSparse(const std::string& job_id,
+                                                      const std::vector<int64_t>& base_versions,
+                                                      const std::vector<FlatTensor>& gradients) = 0;
 };
 
 }  // namespace nas::controller
