@@ -914,6 +914,7 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
   row("reward", succeeded ? Reward(m.reward()) : "-");
   row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");
+  if (succeeded && m.test_accuracy() > 0) row("test accuracy", absl::StrFormat("%.4f", m.test_accuracy()));
   if (succeeded) {
     row("parameters", absl::StrCat(m.parameters()));
     row("flops", absl::StrCat(m.flops()));

@@ -87,6 +87,14 @@ TEST(FormatTrialTest, TableShowsTheDetailsAndTheCurveOneRowPerEpoch) {
   EXPECT_EQ(header[3], "3      0.1250      0.8750     0.6875   7.50");
 }
 
+TEST(FormatTrialTest, TableShowsTheTestAccuracyOnlyWhenItWasMeasured) {
+  v1::Trial trial = TrialWithCurve();
+  EXPECT_EQ(FormatTrial(trial, OutputFormat::kTable).find("test accuracy"), std::string::npos);
+  trial.mutable_metrics()->set_test_accuracy(0.9312);
+  const std::string out = FormatTrial(trial, OutputFormat::kTable);
+  EXPECT_NE(out.find("test accuracy:     0.9312\n"), std::string::npos) << out;
+}
+
 TEST(FormatTrialTest, TableOfAFailedTrialWithoutCurveSaysSoAndShowsTheError) {
   v1::Trial trial = TrialWithCurve();
   trial.set_state(v1::TRIAL_STATE_FAILED);

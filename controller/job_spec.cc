@@ -255,6 +255,11 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       if (!ptb && t.has_language_model()) {
         p.Add("evaluator.train.language_model", "is for dataset ptb only");
       }
+      if (t.test_accuracy() && t.dataset() != "fashion_mnist" && t.dataset() != "mnist" &&
+          t.dataset() != "cifar10") {
+        p.Add("evaluator.train.test_accuracy",
+              absl::StrCat("dataset '", t.dataset(), "' has no test split (fashion_mnist, mnist and cifar10 have)"));
+      }
       if (t.dataset() == "image_folder" && t.data_dir().empty()) {
         p.Add("evaluator.train.data_dir", "must name the directory of class subdirectories (DIR/<class>/*.png)");
       }

@@ -453,6 +453,11 @@ budget: {max_trials: 10}
             std::string::npos)
       << numpy_size;
   EXPECT_NE(numpy_size.find("evaluator.train.color: is for dataset image_folder only"), std::string::npos);
+  // The test split exists for the packaged datasets only.
+  EXPECT_EQ(problems("dataset: fashion_mnist, epochs: 1, test_accuracy: true"), "");
+  EXPECT_NE(problems("dataset: numpy, data_dir: /d, epochs: 1, test_accuracy: true")
+                .find("evaluator.train.test_accuracy: dataset 'numpy' has no test split"),
+            std::string::npos);
   EXPECT_NE(problems("dataset: imagenet, data_dir: /d, epochs: 1")
                 .find("(known: fashion_mnist, mnist, cifar10, image_folder, numpy, ptb)"),
             std::string::npos);

@@ -424,16 +424,26 @@ absl::StatusOr<ImageSet> LoadCifar(const std::vector<std::string>& paths, const 
   return all;
 }
 
-absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::string& dataset,
-                                                                const std::string& dir,
-                                                                const std::vector<std::string>& roots,
-                                                                const ImageFolderOptions& folder) {
+namespace {
+
+enum class Split { kTrain, kTest };
+
+// Both splits, loaded once per process and cached.
+absl::StatusOr<std::shared_ptr<const ImageSet>> LoadSplit(const std::string& dataset, const std::string& dir,
+                                                          const std::vector<std::string>& roots,
+                                                          const ImageFolderOptions& folder, Split split) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* cache ABSL_PT_GUARDED_BY(mu) = new std::map<std::string, std::shared_ptr<const ImageSet>>();
-  const std::string key = dataset == "image_folder"
-                              ? absl::StrCat(dataset, "|", dir, "|", folder.height, "x", folder.width, "x",
-                                             folder.channels)
-                              : dataset + "|" + dir;
+  const bool test = split == Split::kTest;
+  if (test && dataset != "fashion_mnist" && dataset != "mnist" && dataset != "cifar10") {
+    return absl::InvalidArgumentError(absl::StrCat("evaluator.train.test_accuracy: dataset '", dataset,
+                                                   "' has no test split (fashion_mnist, mnist and cifar10 have)"));
+  }
+  const std::string key = absl::StrCat(
+      test ? "test|" : "train|",
+      dataset == "image_folder"
+          ? absl::StrCat(dataset, "|", dir, "|", folder.height, "x", folder.width, "x", folder.channels)
+          : dataset + "|" + dir);
   absl::MutexLock lock(&mu);
   auto it = cache->find(key);
   if (it != cache->end()) return it->second;
@@ -448,10 +458,15 @@ absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::strin
     }
     // Checked before WithGz looks for files, so nothing outside is probed.
     if (absl::Status s = CheckUnderRoots(base, roots); !s.ok()) return s;
-    set = LoadIdx(WithGz(base + "/train-images-idx3-ubyte"), WithGz(base + "/train-labels-idx1-ubyte"), roots);
+    const std::string prefix = base + (test ? "/t10k" : "/train");
+    set = LoadIdx(WithGz(prefix + "-images-idx3-ubyte"), WithGz(prefix + "-labels-idx1-ubyte"), roots);
   } else if (dataset == "cifar10") {
     std::vector<std::string> paths;
-    for (int i = 1; i <= 5; ++i) paths.push_back(absl::StrCat(dir, "/data_batch_", i, ".bin"));
+    if (test) {
+      paths.push_back(dir + "/test_batch.bin");
+    } else {
+      for (int i = 1; i <= 5; ++i) paths.push_back(absl::StrCat(dir, "/data_batch_", i, ".bin"));
+    }
     set = LoadCifar(paths, roots);
   } else if (dataset == "image_folder") {
     set = LoadImageFolder(dir, folder, roots);
@@ -464,6 +479,20 @@ absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::strin
   auto shared = std::make_shared<const ImageSet>(*std::move(set));
   (*cache)[key] = shared;
   return shared;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::string& dataset,
+                                                                const std::string& dir,
+                                                                const std::vector<std::string>& roots,
+                                                                const ImageFolderOptions& folder) {
+  return LoadSplit(dataset, dir, roots, folder, Split::kTrain);
+}
+
+absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTestSet(const std::string& dataset, const std::string& dir,
+                                                            const std::vector<std::string>& roots) {
+  return LoadSplit(dataset, dir, roots, ImageFolderOptions(), Split::kTest);
 }
 
 }  // namespace nas::worker

@@ -92,6 +92,13 @@ absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTrainingSet(const std::strin
                                                                 const std::vector<std::string>& roots,
                                                                 const ImageFolderOptions& folder = {});
 
+// The test split of fashion_mnist / mnist (DIR/t10k-images-idx3-ubyte[.gz]
+// and its labels) or cifar10 (DIR/test_batch.bin), which training never
+// sees (evaluator.train.test_accuracy); INVALID_ARGUMENT for datasets without
+// one. Cached like the training set.
+absl::StatusOr<std::shared_ptr<const ImageSet>> LoadTestSet(const std::string& dataset, const std::string& dir,
+                                                            const std::vector<std::string>& roots);
+
 }  // namespace nas::worker
 
 #endif  // NAS_WORKER_DATASET_H_

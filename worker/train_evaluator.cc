@@ -58,7 +58,8 @@ double Accuracy(ChildNetImpl& net, const Tensors& data, int batch, const torch::
 
 absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& set,
                                                const std::string& device_name,
-                                               const EvaluationContext& context, int64_t max_child_bytes) {
+                                               const EvaluationContext& context, int64_t max_child_bytes,
+                                               const ImageSet* test_set) {
   // The controller sends specs with defaults filled in; the same defaults
   // again cover a task built without them (tests, benchmarks).
   const v1::TrainEvaluatorSpec spec = search_space::WithTrainDefaults(task.evaluator().train());
@@ -68,6 +69,14 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
   if (epochs < 1) return absl::InvalidArgumentError("evaluator.train.epochs: must be >= 1");
   if (batch < 1) return absl::InvalidArgumentError("evaluator.train.batch_size: must be >= 1");
   if (validation < 1) return absl::InvalidArgumentError("evaluator.train.validation_size: must be >= 1");
+  if (spec.test_accuracy() && test_set == nullptr) {
+    return absl::InvalidArgumentError("evaluator.train.test_accuracy: no test split was loaded");
+  }
+  if (test_set != nullptr && (test_set->channels != set.channels || test_set->height != set.height ||
+                              test_set->width != set.width || test_set->classes > set.classes)) {
+    return absl::InvalidArgumentError("evaluator.train.test_accuracy: the test split's images differ in shape "
+                                      "or classes from the training images");
+  }
   if (validation >= set.count) {
     return absl::InvalidArgumentError(absl::StrCat("evaluator.train.validation_size ", validation,
                                                    " leaves no training images of ", set.count));
@@ -192,6 +201,11 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
       std::sort(times.begin(), times.end());
       metrics.set_latency_seconds(times[times.size() / 2]);
     }
+    if (test_set != nullptr && spec.test_accuracy()) {
+      std::vector<int> all(test_set->count);
+      std::iota(all.begin(), all.end(), 0);
+      metrics.set_test_accuracy(Accuracy(*net, ToTensors(*test_set, all, mean, stddev), 256, device));
+    }
     metrics.set_accuracy(
         RecentAccuracy(metrics, search_space::WithRewardDefaults(task.reward()).last_epochs()));
     metrics.set_reward(ComputeReward(task.reward(), metrics.accuracy(), metrics));
@@ -231,7 +245,17 @@ class TrainEvaluator : public Evaluator {
       // A missing or broken dataset is this worker's problem, not the architecture's.
       return absl::UnavailableError(std::string(set.status().message()));
     }
-    return TrainOnImages(task, **set, options_.device, context, options_.max_child_bytes);
+    std::shared_ptr<const ImageSet> test;
+    if (spec.test_accuracy()) {
+      absl::StatusOr<std::shared_ptr<const ImageSet>> loaded =
+          LoadTestSet(spec.dataset(), spec.data_dir(), options_.data_roots);
+      if (absl::IsPermissionDenied(loaded.status()) || absl::IsInvalidArgument(loaded.status())) {
+        return absl::FailedPreconditionError(std::string(loaded.status().message()));
+      }
+      if (!loaded.ok()) return absl::UnavailableError(std::string(loaded.status().message()));
+      test = *std::move(loaded);
+    }
+    return TrainOnImages(task, **set, options_.device, context, options_.max_child_bytes, test.get());
   }
 
  private:

@@ -22,10 +22,12 @@ namespace nas::worker {
 std::unique_ptr<Evaluator> NewTrainEvaluator(const EvaluatorOptions& options);
 
 // Trains on an in-memory set (tests, benchmarks): same as Evaluate, with
-// `images` instead of the task's dataset.
+// `images` instead of the task's dataset and `test_set` as its test split
+// (required when the spec asks for test_accuracy; ignored otherwise).
 absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const ImageSet& images,
                                                const std::string& device, const EvaluationContext& context,
-                                               int64_t max_child_bytes = 0);
+                                               int64_t max_child_bytes = 0,
+                                               const ImageSet* test_set = nullptr);
 
 // Trains a recurrent cell's language model on `corpus` (dataset ptb,
 // worker/train_lm.cc): truncated back-propagation through time over the

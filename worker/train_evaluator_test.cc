@@ -164,5 +164,46 @@ TEST(TrainEvaluatorTest, TrainsAnEpochOnANumpyNpzWithShapeAndClassesFromTheArray
   EXPECT_EQ(metrics->parameters(), 1 * 9 * 8 + 8 * 9 * 8 + 2 * 2 * 8 + 8 * 4 + 4);
 }
 
+// evaluator.train.test_accuracy: after training, the accuracy on the t10k
+// images (which training never sees) is reported beside the validation
+// accuracy; datasets without a test split refuse it, naming the field.
+TEST(TrainEvaluatorTest, TestAccuracyIsMeasuredOnTheTestSplitAndRefusedWithoutOne) {
+  torch::set_num_threads(2);
+  v1::Task task = TinyTask("fashion_mnist", "");
+  v1::TrainEvaluatorSpec* spec = task.mutable_evaluator()->mutable_train();
+  spec->set_train_size(3000);
+  spec->set_validation_size(500);
+  spec->set_batch_size(32);
+  EvaluatorOptions options;
+  options.data_roots = {"/usr/share/datasets"};
+  EvaluationContext context;
+  auto plain = NewTrainEvaluator(options)->Evaluate(task, context);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->test_accuracy(), 0);
+
+  spec->set_test_accuracy(true);
+  auto tested = NewTrainEvaluator(options)->Evaluate(task, context);
+  ASSERT_TRUE(tested.ok()) << tested.status();
+  std::printf("validation %.4f, test %.4f\n", tested->accuracy(), tested->test_accuracy());
+  // One epoch of a tiny child on 3,000 images (about 0.35 validation
+  // accuracy): above chance (0.1) on the 10,000 test images, near the
+  // validation figure but measured apart from it.
+  EXPECT_GT(tested->test_accuracy(), 0.2);
+  EXPECT_NEAR(tested->test_accuracy(), tested->accuracy(), 0.1);
+  EXPECT_NE(tested->test_accuracy(), tested->accuracy());
+  auto test_set = LoadTestSet("fashion_mnist", "", {"/usr/share/datasets"});
+  ASSERT_TRUE(test_set.ok()) << test_set.status();
+  EXPECT_EQ((*test_set)->count, 10000);
+
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/folder-test");
+  ASSERT_TRUE(testing::WriteImageFolder(dir, 3, 20, 20, 24));
+  v1::Task folder = TinyTask("image_folder", dir);
+  folder.mutable_evaluator()->mutable_train()->set_test_accuracy(true);
+  auto refused = Evaluate(folder);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("evaluator.train.test_accuracy"), std::string::npos)
+      << refused.status();
+}
+
 }  // namespace
 }  // namespace nas::worker
