@@ -54,8 +54,7 @@
 #include "common/file_util.h"
 #include "common/subprocess.h"
 #include "controller/early_stopping.h"
-#include "tests/job_client.h"
-#include "tests/test_util.h"
+#include "tests/cluster.h"
 
 ABSL_FLAG(int, seeds, 20, "Seeds (independent streams of children).");
 ABSL_FLAG(int, trials, 500, "Children trained in full without stopping (the reference).");
@@ -231,32 +230,16 @@ void RunReinforce(std::vector<std::string>* missed) {
                                testing::LogTail(dir + "/make_lookup_table.log")));
     }
   }
-  (void)MakeDirectories(dir + "/ps");
-  auto ps = testing::StartServer("parameter_server/nas_parameter_server",
-                                 {"--shard_index=0", "--num_shards=1", "--data_dir=" + dir + "/ps",
-                                  "--log_level=warning"},
-                                 dir + "/ps");
-  if (!ps.ok()) return fail(absl::StrCat("reinforce: ", ps.status().message()));
-  auto controller = testing::StartServer(
-      "controller/nas_controller",
-      {"--data_dir=" + dir + "/controller",
-       absl::StrCat("--parameter_servers=127.0.0.1:", ps->ready.grpc_port),
-       "--sync_every_commit=false", absl::StrCat("--max_running_jobs=", seeds),
-       "--log_level=warning"},
-      dir);
-  if (!controller.ok()) return fail(absl::StrCat("reinforce: ", controller.status().message()));
-  std::vector<testing::RunningServer> workers;
-  for (int w = 0; w < absl::GetFlag(FLAGS_reinforce_workers); ++w) {
-    const std::string worker_dir = testing::NewTempDir(absl::StrCat("economy-bench-worker-", w));
-    auto worker = testing::StartServer(
-        "worker/nas_worker",
-        {absl::StrCat("--controller=127.0.0.1:", controller->ready.grpc_port), "--device=cpu",
-         absl::StrCat("--worker_id=w", w), "--data_roots=" + dir, "--log_level=warning"},
-        worker_dir, "worker_ready_file");
-    if (!worker.ok()) return fail(absl::StrCat("reinforce: ", worker.status().message()));
-    workers.push_back(*std::move(worker));
-  }
-  testing::JobClient jobs(controller->ready.grpc_port);
+  testing::ClusterOptions options;
+  options.name = "economy-bench";
+  options.workers = absl::GetFlag(FLAGS_reinforce_workers);
+  options.ps_flags = {"--log_level=warning"};
+  options.controller_flags = {"--sync_every_commit=false", absl::StrCat("--max_running_jobs=", seeds),
+                              "--log_level=warning"};
+  options.worker_flags = {"--data_roots=" + dir, "--log_level=warning"};
+  absl::StatusOr<std::unique_ptr<testing::Cluster>> cluster = testing::Cluster::Start(options);
+  if (!cluster.ok()) return fail(absl::StrCat("reinforce: ", cluster.status().message()));
+  testing::JobClient& jobs = (*cluster)->jobs();
   const absl::Time start = absl::Now();
   std::vector<std::string> ids;
   for (int s = 0; s < seeds; ++s) {
@@ -282,7 +265,7 @@ evaluator: {lookup: {table_path: )", table, R"(, time_scale: 0}}
     const v1::Job job = jobs.WaitForEnd(id, absl::Minutes(10));
     if (job.state() != v1::JOB_STATE_SUCCEEDED) {
       fail(absl::StrCat("reinforce: job ", id, " ended ", v1::JobState_Name(job.state()), " ",
-                        job.error(), "\n", testing::LogTail(controller->log_path)));
+                        job.error(), "\n", (*cluster)->Logs()));
       continue;
     }
     std::vector<v1::Trial> trials;

@@ -27,8 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
-#include "tests/job_client.h"
-#include "tests/test_util.h"
+#include "tests/cluster.h"
 
 ABSL_FLAG(std::string, strategy, "reinforce", "reinforce (ENAS) or darts.");
 ABSL_FLAG(int, shards, 2, "Parameter-server shards S.");
@@ -82,40 +81,19 @@ int Run() {
     ++failures;
     return 1;
   };
-  const std::string dir = testing::NewTempDir("oneshot-bench");
-  const int shards = absl::GetFlag(FLAGS_shards);
-  std::vector<testing::RunningServer> servers;
-  std::vector<std::string> addresses;
-  for (int s = 0; s < shards; ++s) {
-    const std::string ps_dir = absl::StrCat(dir, "/ps", s);
-    (void)MakeDirectories(ps_dir);
-    auto ps = testing::StartServer("parameter_server/nas_parameter_server",
-                                   {absl::StrCat("--shard_index=", s), absl::StrCat("--num_shards=", shards),
-                                    "--data_dir=" + ps_dir, "--log_level=warning"},
-                                   ps_dir);
-    if (!ps.ok()) return fail(std::string(ps.status().message()));
-    addresses.push_back(absl::StrCat("127.0.0.1:", ps->ready.grpc_port));
-    servers.push_back(*std::move(ps));
-  }
-  const std::string shard_list = absl::StrJoin(addresses, ",");
-  auto controller = testing::StartServer(
-      "controller/nas_controller",
-      {"--data_dir=" + dir + "/controller", "--parameter_servers=" + shard_list, "--log_level=warning"}, dir);
-  if (!controller.ok()) return fail(std::string(controller.status().message()));
-  for (int w = 0; w < absl::GetFlag(FLAGS_workers); ++w) {
-    const std::string worker_dir = testing::NewTempDir(absl::StrCat("oneshot-bench-worker-", w));
-    auto worker = testing::StartServer(
-        "worker/nas_worker",
-        {absl::StrCat("--controller=127.0.0.1:", controller->ready.grpc_port), "--device=cpu",
-         "--parameter_servers=" + shard_list, absl::StrCat("--worker_id=w", w),
-         absl::StrCat("--threads=", absl::GetFlag(FLAGS_worker_threads)), "--log_level=warning"},
-        worker_dir, "worker_ready_file");
-    if (!worker.ok()) return fail(std::string(worker.status().message()));
-    servers.push_back(*std::move(worker));
-  }
+  testing::ClusterOptions options;
+  options.name = "oneshot-bench";
+  options.shards = absl::GetFlag(FLAGS_shards);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.ps_flags = {"--log_level=warning"};
+  options.controller_flags = {"--log_level=warning"};
+  options.worker_flags = {absl::StrCat("--threads=", absl::GetFlag(FLAGS_worker_threads)), "--log_level=warning"};
+  options.workers_reach_parameter_servers = true;  // for ω (docs/one_shot.md)
+  absl::StatusOr<std::unique_ptr<testing::Cluster>> cluster = testing::Cluster::Start(options);
+  if (!cluster.ok()) return fail(std::string(cluster.status().message()));
   const std::string spec = JobSpec();
   if (!absl::GetFlag(FLAGS_spec_out).empty()) (void)WriteFileAtomically(absl::GetFlag(FLAGS_spec_out), spec);
-  testing::JobClient jobs(controller->ready.grpc_port);
+  testing::JobClient& jobs = (*cluster)->jobs();
   const absl::Time start = absl::Now();
   std::string id;
   if (grpc::Status submitted = jobs.Submit(spec, &id); !submitted.ok()) {
@@ -125,7 +103,7 @@ int Run() {
   const double minutes = absl::ToDoubleMinutes(absl::Now() - start);
   if (job.state() != v1::JOB_STATE_SUCCEEDED) {
     return fail(absl::StrCat("job ", id, " ended ", v1::JobState_Name(job.state()), " ", job.error(), "\n",
-                             testing::LogTail(controller->log_path)));
+                             (*cluster)->Logs()));
   }
   std::vector<v1::Trial> trials;
   if (grpc::Status listed = jobs.Trials(id, &trials); !listed.ok()) {

@@ -18,8 +18,7 @@
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
-#include "tests/job_client.h"
-#include "tests/test_util.h"
+#include "tests/cluster.h"
 
 namespace nas::testing {
 namespace {
@@ -27,29 +26,18 @@ namespace {
 class CommandTrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = NewTempDir("command");
-    auto ps = StartServer("parameter_server/nas_parameter_server",
-                          {"--shard_index=0", "--num_shards=1", "--data_dir=" + dir_ + "/ps"},
-                          NewTempDir("command-ps"));
-    ASSERT_TRUE(ps.ok()) << ps.status();
-    ps_ = std::make_unique<RunningServer>(*std::move(ps));
-    auto controller = StartServer(
-        "controller/nas_controller",
-        {"--data_dir=" + dir_ + "/controller",
-         absl::StrCat("--parameter_servers=127.0.0.1:", ps_->ready.grpc_port)},
-        NewTempDir("command-controller"));
-    ASSERT_TRUE(controller.ok()) << controller.status();
-    controller_ = std::make_unique<RunningServer>(*std::move(controller));
-    jobs_ = std::make_unique<JobClient>(controller_->ready.grpc_port);
+    ClusterOptions options;
+    options.name = "command";
+    options.worker_flags = {"--heartbeat_interval=100ms"};
+    auto cluster = Cluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *std::move(cluster);
+    dir_ = cluster_->dir();
   }
 
-  void StartWorker(std::vector<std::string> flags) {
-    flags.push_back(absl::StrCat("--controller=127.0.0.1:", controller_->ready.grpc_port));
-    flags.push_back("--device=cpu");
-    flags.push_back("--heartbeat_interval=100ms");
-    auto worker = StartServer("worker/nas_worker", flags, NewTempDir("command-worker"), "worker_ready_file");
-    ASSERT_TRUE(worker.ok()) << worker.status();
-    worker_ = std::make_unique<RunningServer>(*std::move(worker));
+  void StartWorker(const std::vector<std::string>& flags) {
+    absl::Status started = cluster_->StartWorker(flags);
+    ASSERT_TRUE(started.ok()) << started;
   }
 
   // One trial of a one-layer space, trained by the example script.
@@ -75,21 +63,20 @@ reward: {last_epochs: 1, power: 1}
   }
 
   std::string dir_;
-  std::unique_ptr<RunningServer> ps_, controller_, worker_;
-  std::unique_ptr<JobClient> jobs_;
+  std::unique_ptr<Cluster> cluster_;
 };
 
 TEST_F(CommandTrainerTest, TheExampleTrainerTrainsAChildAndItsCurveAndAccuracyArrive) {
   const std::string work_dir = NewTempDir("command-trials");
   StartWorker({"--allow_command_evaluator", "--command_work_dir=" + work_dir, "--keep_command_dirs"});
   std::string job_id;
-  grpc::Status submitted = jobs_->Submit(JobYaml(), &job_id);
+  grpc::Status submitted = cluster_->jobs().Submit(JobYaml(), &job_id);
   ASSERT_TRUE(submitted.ok()) << submitted.error_message();
-  const v1::Job job = jobs_->WaitForEnd(job_id, absl::Seconds(150));
+  const v1::Job job = cluster_->jobs().WaitForEnd(job_id, absl::Seconds(150));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED)
-      << job.error() << LogTail(worker_->log_path) << LogTail(controller_->log_path);
+      << job.error() << cluster_->Logs();
   std::vector<v1::Trial> trials;
-  ASSERT_TRUE(jobs_->Trials(job_id, &trials).ok());
+  ASSERT_TRUE(cluster_->jobs().Trials(job_id, &trials).ok());
   ASSERT_EQ(trials.size(), 1u);
   ASSERT_EQ(trials[0].state(), v1::TRIAL_STATE_SUCCEEDED) << trials[0].error();
 
@@ -100,7 +87,7 @@ TEST_F(CommandTrainerTest, TheExampleTrainerTrainsAChildAndItsCurveAndAccuracyAr
   v1::Trial trial;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  ASSERT_TRUE(jobs_->stub()->GetTrial(&context, request, &trial).ok());
+  ASSERT_TRUE(cluster_->jobs().stub()->GetTrial(&context, request, &trial).ok());
   ASSERT_EQ(trial.curve_size(), 1);
   EXPECT_EQ(trial.curve(0).epoch(), 1);
   EXPECT_GT(trial.curve(0).validation_accuracy(), 0);
@@ -121,7 +108,7 @@ TEST_F(CommandTrainerTest, TheExampleTrainerTrainsAChildAndItsCurveAndAccuracyAr
   v1::GetTrialLogsResponse logs;
   grpc::ClientContext logs_context;
   logs_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Status got_logs = jobs_->stub()->GetTrialLogs(&logs_context, logs_request, &logs);
+  grpc::Status got_logs = cluster_->jobs().stub()->GetTrialLogs(&logs_context, logs_request, &logs);
   ASSERT_TRUE(got_logs.ok()) << got_logs.error_message();
   EXPECT_EQ(logs.attempt(), 1);
   EXPECT_TRUE(logs.complete());
@@ -133,7 +120,7 @@ TEST_F(CommandTrainerTest, TheExampleTrainerTrainsAChildAndItsCurveAndAccuracyAr
   const std::string nasctl_log = dir_ + "/nasctl-logs.txt";
   absl::StatusOr<Subprocess> nasctl = Subprocess::Start(
       {BinaryPath("client/nasctl"), "logs", job_id, trials[0].trial_id(), "--follow",
-       absl::StrCat("--server=127.0.0.1:", controller_->ready.grpc_port)},
+       absl::StrCat("--server=127.0.0.1:", cluster_->controller_port())},
       nasctl_log);
   ASSERT_TRUE(nasctl.ok()) << nasctl.status();
   absl::StatusOr<int> exited = nasctl->Wait(absl::Seconds(30));
@@ -164,7 +151,7 @@ TEST_F(CommandTrainerTest, TheExampleJobSpecIsValid) {
   v1::SubmitJobResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Status status = jobs_->stub()->SubmitJob(&context, request, &response);
+  grpc::Status status = cluster_->jobs().stub()->SubmitJob(&context, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.job().spec().evaluator().command().epochs(), 3);
 }
@@ -172,11 +159,11 @@ TEST_F(CommandTrainerTest, TheExampleJobSpecIsValid) {
 TEST_F(CommandTrainerTest, AWorkerWithoutTheFlagFailsTheTrialForGoodNamingTheFlag) {
   StartWorker({});
   std::string job_id;
-  grpc::Status submitted = jobs_->Submit(JobYaml(), &job_id);
+  grpc::Status submitted = cluster_->jobs().Submit(JobYaml(), &job_id);
   ASSERT_TRUE(submitted.ok()) << submitted.error_message();
-  jobs_->WaitForEnd(job_id, absl::Seconds(60));
+  cluster_->jobs().WaitForEnd(job_id, absl::Seconds(60));
   std::vector<v1::Trial> trials;
-  ASSERT_TRUE(jobs_->Trials(job_id, &trials).ok());
+  ASSERT_TRUE(cluster_->jobs().Trials(job_id, &trials).ok());
   ASSERT_EQ(trials.size(), 1u);
   EXPECT_EQ(trials[0].state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(trials[0].attempts(), 1) << "a permanent failure is not retried";

@@ -16,8 +16,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
-#include "tests/job_client.h"
-#include "tests/test_util.h"
+#include "tests/cluster.h"
 
 namespace nas::testing {
 namespace {
@@ -25,53 +24,34 @@ namespace {
 class EconomyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = NewTempDir("economy");
-    auto ps = StartServer("parameter_server/nas_parameter_server",
-                          {"--shard_index=0", "--num_shards=1", "--data_dir=" + dir_ + "/ps"},
-                          NewTempDir("economy-ps"));
-    ASSERT_TRUE(ps.ok()) << ps.status();
-    ps_ = std::make_unique<RunningServer>(*std::move(ps));
-    auto controller = StartServer(
-        "controller/nas_controller",
-        {"--data_dir=" + dir_ + "/controller",
-         absl::StrCat("--parameter_servers=127.0.0.1:", ps_->ready.grpc_port)},
-        NewTempDir("economy-controller"));
-    ASSERT_TRUE(controller.ok()) << controller.status();
-    controller_ = std::make_unique<RunningServer>(*std::move(controller));
-    for (int i = 0; i < 3; ++i) {
-      auto worker = StartServer(
-          "worker/nas_worker",
-          {absl::StrCat("--controller=127.0.0.1:", controller_->ready.grpc_port), "--device=cpu",
-           absl::StrCat("--worker_id=w", i), "--heartbeat_interval=20ms"},
-          NewTempDir(absl::StrCat("economy-worker-", i)), "worker_ready_file");
-      ASSERT_TRUE(worker.ok()) << worker.status();
-      workers_.push_back(std::make_unique<RunningServer>(*std::move(worker)));
-    }
-    jobs_ = std::make_unique<JobClient>(controller_->ready.grpc_port);
+    ClusterOptions options;
+    options.name = "economy";
+    options.workers = 3;
+    options.worker_flags = {"--heartbeat_interval=20ms"};
+    auto cluster = Cluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *std::move(cluster);
   }
 
   std::string Submit(const std::string& yaml) {
     std::string job_id;
-    grpc::Status status = jobs_->Submit(yaml, &job_id);
+    grpc::Status status = cluster_->jobs().Submit(yaml, &job_id);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return job_id;
   }
 
   v1::Job WaitUntilDone(const std::string& job_id) {
-    return jobs_->WaitForEnd(job_id, absl::Seconds(150));
+    return cluster_->jobs().WaitForEnd(job_id, absl::Seconds(150));
   }
 
   std::vector<v1::Trial> Trials(const std::string& job_id) {
     std::vector<v1::Trial> trials;
-    grpc::Status status = jobs_->Trials(job_id, &trials);
+    grpc::Status status = cluster_->jobs().Trials(job_id, &trials);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return trials;
   }
 
-  std::string dir_;
-  std::unique_ptr<RunningServer> ps_, controller_;
-  std::vector<std::unique_ptr<RunningServer>> workers_;
-  std::unique_ptr<JobClient> jobs_;
+  std::unique_ptr<Cluster> cluster_;
 };
 
 TEST_F(EconomyTest, ReinforceInASmallSpaceSpendsNoWorkerRunOnRepeats) {
@@ -87,7 +67,7 @@ budget: {max_trials: 10}
 evaluator: {synthetic: {duration_seconds: 0.05}}
 )");
   const v1::Job job = WaitUntilDone(job_id);
-  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << LogTail(controller_->log_path);
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << cluster_->Logs();
   EXPECT_EQ(job.samples(), 100) << "budget.max_samples defaults to 10 x max_trials";
   const std::vector<v1::Trial> trials = Trials(job_id);
   ASSERT_EQ(trials.size(), 100u);
@@ -159,7 +139,7 @@ evaluator: {synthetic: {duration_seconds: 0.6, epochs: 6}}
   for (const std::string& job_id : {median, asha}) {
     const v1::Job job = WaitUntilDone(job_id);
     ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED)
-        << job.error() << LogTail(controller_->log_path);
+        << job.error() << cluster_->Logs();
     const std::vector<v1::Trial> trials = Trials(job_id);
     const int stopped = CheckStoppedTrials(trials, 6, 2.0);
     EXPECT_GT(stopped, 0) << job.spec().name() << ": nothing was stopped";
@@ -193,7 +173,7 @@ evaluator: {synthetic: {duration_seconds: 0.05}, reuse_results: true}
 )");
   const v1::Job first_job = WaitUntilDone(first);
   ASSERT_EQ(first_job.state(), v1::JOB_STATE_SUCCEEDED)
-      << first_job.error() << LogTail(controller_->log_path);
+      << first_job.error() << cluster_->Logs();
   std::map<std::string, v1::Trial> evaluated;  // the worker runs, by trial id
   for (const v1::Trial& t : Trials(first)) {
     if (t.cached_from().empty() && t.state() == v1::TRIAL_STATE_SUCCEEDED) {
@@ -226,7 +206,7 @@ evaluator: {synthetic: {duration_seconds: 0.05}}
 
   const v1::Job second_job = WaitUntilDone(second);
   ASSERT_EQ(second_job.state(), v1::JOB_STATE_SUCCEEDED)
-      << second_job.error() << LogTail(controller_->log_path);
+      << second_job.error() << cluster_->Logs();
   const std::vector<v1::Trial> trials = Trials(second);
   ASSERT_EQ(trials.size(), 40u);
   for (const v1::Trial& t : trials) {
