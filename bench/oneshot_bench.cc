@@ -11,7 +11,16 @@
 // --goal_minutes or the best final trial's test accuracy is below
 // --goal_accuracy.
 //
+// --strategy=full is the reference the issue compares with: full-training
+// REINFORCE as examples/fashion_mnist_quick.yaml searches (its space and
+// proxy training) for --full_search_minutes through the same processes,
+// then its best child retrained here, in this process, with exactly the
+// final training a one-shot job's final trial gets (the train evaluator's
+// code, the same spec, the test split), the retraining counted in the wall
+// time. Its goals are the same two figures.
+//
 //   bazel run -c opt //bench:oneshot_bench -- --strategy=reinforce
+//   bazel run -c opt //bench:oneshot_bench -- --strategy=full
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -28,11 +37,17 @@
 #include "absl/time/time.h"
 #include "common/file_util.h"
 #include "tests/cluster.h"
+#include "worker/dataset.h"
+#include "worker/device.h"
+#include "worker/evaluator.h"
+#include "worker/train_evaluator.h"
 
-ABSL_FLAG(std::string, strategy, "reinforce", "reinforce (ENAS) or darts.");
+ABSL_FLAG(std::string, strategy, "reinforce",
+          "reinforce (ENAS), darts, or full (the full-training REINFORCE reference).");
+ABSL_FLAG(double, full_search_minutes, 10, "--strategy=full: the search's wall budget before retraining.");
 ABSL_FLAG(int, shards, 2, "Parameter-server shards S.");
 ABSL_FLAG(int, workers, 2, "Workers W (each uses --worker_threads LibTorch threads).");
-ABSL_FLAG(int, worker_threads, 1, "LibTorch threads per worker.");
+ABSL_FLAG(int, worker_threads, 2, "LibTorch threads per worker (and of the reference's retraining).");
 ABSL_FLAG(int, search_trials, 60, "One-shot search tasks (budget.max_trials).");
 ABSL_FLAG(int, train_steps, 20, "Training minibatches per search task.");
 ABSL_FLAG(int, cells_per_stage, 1, "Cells per stage of the space.");
@@ -47,7 +62,73 @@ ABSL_FLAG(std::string, spec_out, "", "Also write the job spec used here (for doc
 namespace nas {
 namespace {
 
+// The final training every mode ends with: as a spec (the reference's
+// in-process retraining) and as the job spec's YAML (one-shot jobs).
+v1::TrainEvaluatorSpec FinalTrainingSpec() {
+  v1::TrainEvaluatorSpec spec;
+  spec.set_dataset("fashion_mnist");
+  spec.set_epochs(absl::GetFlag(FLAGS_final_epochs));
+  spec.set_batch_size(64);
+  spec.set_validation_size(absl::GetFlag(FLAGS_final_validation));
+  spec.set_learning_rate(0.05);
+  spec.set_test_accuracy(true);
+  return spec;
+}
+
+std::string FinalTraining() {
+  const v1::TrainEvaluatorSpec spec = FinalTrainingSpec();
+  return absl::StrCat("{dataset: ", spec.dataset(), ", epochs: ", spec.epochs(), ", batch_size: ", spec.batch_size(),
+                      ", validation_size: ", spec.validation_size(), ", learning_rate: ", spec.learning_rate(),
+                      ", test_accuracy: true}");
+}
+
+// --strategy=full: `searched` retrained from scratch with the final
+// training, on this process's CPU with the workers' thread count.
+absl::StatusOr<v1::TrialMetrics> Retrain(const v1::Job& job, const v1::Trial& searched) {
+  v1::Task task;
+  task.set_job_id(job.job_id());
+  task.set_trial_id("retrain");
+  *task.mutable_architecture() = searched.architecture();
+  *task.mutable_search_space() = job.spec().search_space();
+  *task.mutable_evaluator()->mutable_train() = FinalTrainingSpec();
+  task.mutable_reward()->set_last_epochs(1);
+  task.mutable_reward()->set_power(1);
+  const std::vector<std::string> roots = {"/usr/share/datasets"};
+  auto set = worker::LoadTrainingSet("fashion_mnist", "", roots);
+  if (!set.ok()) return set.status();
+  auto test = worker::LoadTestSet("fashion_mnist", "", roots);
+  if (!test.ok()) return test.status();
+  worker::SetTorchThreads(absl::GetFlag(FLAGS_worker_threads));
+  return worker::TrainOnImages(task, **set, "cpu", worker::EvaluationContext(), 0, test->get());
+}
+
+// examples/fashion_mnist_quick.yaml with a wall budget.
+std::string FullTrainingSpec() {
+  return absl::StrCat(R"(
+name: oneshot-bench-full-reference
+search_space:
+  macro_cnn:
+    filter_heights: [3, 5]
+    filter_widths: [3, 5]
+    num_filters: [24, 36, 48, 64]
+    strides: [2]
+    skip_connections: true
+    depth: {initial_layers: 4, max_layers: 4}
+strategy: {name: reinforce, seed: 7}
+controller: {learning_rate: 0.006}
+parallelism: {num_replicas: 2, children_per_replica: 2}
+budget: {max_trials: 1000, max_wall_seconds: )", static_cast<int>(absl::GetFlag(FLAGS_full_search_minutes) * 60),
+                      R"(}
+evaluator:
+  train: {dataset: fashion_mnist, epochs: 3, batch_size: 32, train_size: 20000, validation_size: 2000,
+          learning_rate: 0.05}
+  lease_seconds: 120
+reward: {last_epochs: 3, power: 1}
+)");
+}
+
 std::string JobSpec() {
+  if (absl::GetFlag(FLAGS_strategy) == "full") return FullTrainingSpec();
   const bool darts = absl::GetFlag(FLAGS_strategy) == "darts";
   return absl::StrCat(R"(
 name: oneshot-bench
@@ -65,9 +146,7 @@ evaluator:
     train_steps: )", absl::GetFlag(FLAGS_train_steps), R"(
     reward_batches: 2
     final_top_k: )", absl::GetFlag(FLAGS_top_k), R"(
-    final_training: {dataset: fashion_mnist, epochs: )", absl::GetFlag(FLAGS_final_epochs), R"(, batch_size: 64,
-                     validation_size: )", absl::GetFlag(FLAGS_final_validation), R"(, learning_rate: 0.05,
-                     test_accuracy: true}
+    final_training: )", FinalTraining(), R"(
   max_attempts: 2
   lease_seconds: 600
 reward: {last_epochs: 1, power: 1}
@@ -108,6 +187,37 @@ int Run() {
   std::vector<v1::Trial> trials;
   if (grpc::Status listed = jobs.Trials(id, &trials); !listed.ok()) {
     return fail(absl::StrCat("trials: ", listed.error_message()));
+  }
+  if (absl::GetFlag(FLAGS_strategy) == "full") {
+    const v1::Trial* searched = nullptr;
+    for (const v1::Trial& t : trials) {
+      if (t.state() == v1::TRIAL_STATE_SUCCEEDED &&
+          (searched == nullptr || t.metrics().reward() > searched->metrics().reward())) {
+        searched = &t;
+      }
+    }
+    if (searched == nullptr) return fail("the reference search had no succeeded trial");
+    const double search_minutes = minutes;
+    absl::StatusOr<v1::TrialMetrics> retrained = Retrain(job, *searched);
+    if (!retrained.ok()) return fail(absl::StrCat("retraining: ", retrained.status().message()));
+    const double total = absl::ToDoubleMinutes(absl::Now() - start);
+    std::printf("full_search_trials %zu trials\n", trials.size());
+    std::printf("full_search_minutes %.2f min\n", search_minutes);
+    std::printf("full_retrain_minutes %.2f min\n", total - search_minutes);
+    std::printf("full_total_minutes %.2f min (goal <= %.1f)\n", total, absl::GetFlag(FLAGS_goal_minutes));
+    std::printf("full_best_architecture %s\n", searched->architecture().canonical().c_str());
+    std::printf("full_search_validation_accuracy %.4f\n", searched->metrics().accuracy());
+    std::printf("full_final_test_accuracy %.4f (goal >= %.3f)\n", retrained->test_accuracy(),
+                absl::GetFlag(FLAGS_goal_accuracy));
+    if (total > absl::GetFlag(FLAGS_goal_minutes)) {
+      fail(absl::StrFormat("GOAL MISSED: full_total_minutes %.2f > %.1f", total, absl::GetFlag(FLAGS_goal_minutes)));
+    }
+    if (retrained->test_accuracy() < absl::GetFlag(FLAGS_goal_accuracy)) {
+      fail(absl::StrFormat("GOAL MISSED: full_final_test_accuracy %.4f < %.3f", retrained->test_accuracy(),
+                           absl::GetFlag(FLAGS_goal_accuracy)));
+    }
+    if (failures == 0) std::printf("all goals met\n");
+    return failures == 0 ? 0 : 1;
   }
   // The search ends when its last task ends; the final phase from there.
   int64_t search_end_ms = 0;
