@@ -554,7 +554,8 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
        [](const T& t) { return TrialDuration(t); },
        [](const T& t) { return SecondsCell(TrialDuration(t)); }},
       // One-shot jobs' final trials (trained from scratch; docs/one_shot.md).
-      {"final", "FINAL", [](const T& t) { return std::string(t.final_training() ? "final" : "-"); }, nullptr,
+      {"final", "FINAL",
+       [](const T& t) { return std::string(t.final_training() ? "final" : "-"); }, nullptr,
        [](const T& t) { return std::string(t.final_training() ? "true" : "false"); }},
       {"one_shot_score", "ONE-SHOT",
        [](const T& t) { return t.final_training() ? Reward(t.one_shot_score()) : std::string("-"); },
@@ -568,7 +569,8 @@ const std::vector<std::string> kTrialTable = {
     "trial_id",   "sequence",   "state",         "final",    "reward",           "accuracy",
     "parameters", "train_seconds", "attempts", "duration_seconds", "canonical"};
 const std::vector<std::string> kTrialWide = {
-    "trial_id",   "sequence",    "state",           "final",         "one_shot_score", "reward", "accuracy",
+    "trial_id",   "sequence",    "state",           "final",         "one_shot_score",
+    "reward",     "accuracy",
     "parameters", "flops",       "latency_seconds", "train_seconds", "attempts",
     "worker_id",  "cached_from", "created",         "ended",         "duration_seconds",
     "canonical"};
@@ -922,7 +924,8 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   if (trial.final_training()) {
     // One-shot jobs (docs/one_shot.md): trained from scratch; its reward is
     // not comparable with the search trials' one-shot rewards.
-    row("final trial", absl::StrCat("trained from scratch; one-shot score ", Reward(trial.one_shot_score())));
+    row("final trial",
+        absl::StrCat("trained from scratch; one-shot score ", Reward(trial.one_shot_score())));
   }
   row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
   row("reward", succeeded ? Reward(m.reward()) : "-");

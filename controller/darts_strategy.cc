@@ -11,7 +11,8 @@ namespace {
 
 class DartsStrategy : public SearchStrategy {
  public:
-  explicit DartsStrategy(const v1::JobSpec& spec) : space_(spec.search_space()), seed_(spec.strategy().seed()) {
+  explicit DartsStrategy(const v1::JobSpec& spec)
+      : space_(spec.search_space()), seed_(spec.strategy().seed()) {
     alpha_ = Initial();
   }
 
@@ -64,7 +65,9 @@ class DartsStrategy : public SearchStrategy {
 
 absl::StatusOr<v1::Architecture> DartsArgmax(const v1::SearchSpace& space, const FlatTensor& alpha,
                                              double* mean_weight) {
-  if (!space.has_cell()) return absl::InvalidArgumentError("darts: the search space must be a cell space");
+  if (!space.has_cell()) {
+    return absl::InvalidArgumentError("darts: the search space must be a cell space");
+  }
   const int nodes = space.cell().num_nodes();
   const int64_t edges = int64_t{nodes} * (nodes - 1) / 2;
   const int64_t ops = space.cell().operations_size();

@@ -527,7 +527,8 @@ void JobManager::OnReplicaDone(Job* job) {
   if (final_phase) {
     absl::Status started = StartFinalTrials(job);
     if (!started.ok()) {
-      EndJob(job, v1::JOB_STATE_FAILED, absl::StrCat("cannot start the final trials: ", started.ToString()));
+      EndJob(job, v1::JOB_STATE_FAILED,
+             absl::StrCat("cannot start the final trials: ", started.ToString()));
       return;
     }
     absl::MutexLock lock(&job->mu_);
@@ -562,7 +563,9 @@ absl::Status JobManager::StartFinalTrials(Job* job) {
     std::vector<v1::Trial> finals;
     if (job->spec_.strategy().name() == "darts") {
       // The argmax of the latest α.
-      if (options_.weights == nullptr) return absl::FailedPreconditionError("darts needs parameter servers");
+      if (options_.weights == nullptr) {
+        return absl::FailedPreconditionError("darts needs parameter servers");
+      }
       ASSIGN_OR_RETURN(PulledWeights alpha, options_.weights->Pull(job->id_));
       for (const FlatTensor& t : alpha.tensors) {
         if (t.name != kDartsAlpha) continue;

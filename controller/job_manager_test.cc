@@ -159,7 +159,8 @@ class ControllerFixture : public ::testing::Test {
           if (on_task) on_task(response.task());
           // A one-shot job's final trial (no shared weights, trained from
           // scratch) left unreported: its lease runs out.
-          if (hold_final_tasks_ && response.task().evaluator().has_train() && !response.task().has_shared()) {
+          if (hold_final_tasks_ && response.task().evaluator().has_train() &&
+              !response.task().has_shared()) {
             ++held_final_tasks_;
             continue;
           }
