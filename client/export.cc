@@ -30,13 +30,21 @@ absl::StatusOr<InputShape> ShapeFor(const v1::JobSpec& spec, const v1::Trial& tr
     return InputShape{reported.channels(), reported.height(), reported.width(), reported.classes()};
   }
   InputShape shape;
-  const std::string& dataset = spec.evaluator().train().dataset();
-  if (spec.evaluator().has_train() && (dataset == "image_folder" || dataset == "numpy")) {
+  // The data the child trained on: the train evaluator's, or a one-shot job's
+  // (docs/one_shot.md): final_training for a final trial, the supernet's data
+  // for a search trial.
+  const bool trained = spec.evaluator().has_train() || spec.evaluator().has_shared();
+  const v1::TrainEvaluatorSpec& train =
+      !spec.evaluator().has_shared() ? spec.evaluator().train()
+      : trial.final_training()       ? spec.evaluator().shared().final_training()
+                                     : spec.evaluator().shared().data();
+  const std::string& dataset = train.dataset();
+  if (trained && (dataset == "image_folder" || dataset == "numpy")) {
     return absl::UnimplementedError(
         absl::StrCat("model.py needs the input shape a worker reports with the trial's result (", dataset,
                      " takes it from the data); trial ", EscapeForTerminal(trial.trial_id()), " has none"));
   }
-  if (spec.evaluator().has_train() && dataset == "cifar10") {
+  if (trained && dataset == "cifar10") {
     shape.channels = 3;
     shape.height = 32;
     shape.width = 32;

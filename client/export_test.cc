@@ -118,5 +118,25 @@ TEST(ExportTest, TheModuleFollowsTheInputShapeTheWorkerReportedFromTheData) {
   EXPECT_EQ(RunModule(*module, "cell", 1, 20, 12), "1 (1, 7)");
 }
 
+// A one-shot job's final trial was trained with final_training's data, its
+// search trials with the supernet's.
+TEST(ExportTest, AOneShotJobsFinalTrialTakesTheShapeOfFinalTraining) {
+  v1::Job job;
+  job.set_job_id("j1");
+  v1::SharedEvaluatorSpec* shared = job.mutable_spec()->mutable_evaluator()->mutable_shared();
+  shared->mutable_data()->set_dataset("image_folder");
+  shared->mutable_final_training()->set_dataset("cifar10");
+  v1::Trial trial = CellTrial("nor_conv_3x3");
+  trial.set_trial_id("t2");
+  trial.mutable_architecture()->set_canonical("|nor_conv_3x3~0|");
+  trial.mutable_metrics()->set_device("cpu");
+  EXPECT_EQ(PyTorchModule(job, trial).status().code(), absl::StatusCode::kUnimplemented);
+  trial.set_final_training(true);
+  absl::StatusOr<std::string> module = PyTorchModule(job, trial);
+  ASSERT_TRUE(module.ok()) << module.status();
+  EXPECT_NE(module->find("in_channels=3"), std::string::npos) << *module;
+  EXPECT_EQ(RunModule(*module, "one_shot_cell", 3, 32, 32), "3 (1, 10)");
+}
+
 }  // namespace
 }  // namespace nas::client

@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/printable.h"
+#include "search_space/child_size.h"
 #include "google/protobuf/descriptor.h"
 
 namespace nas::client {
@@ -552,15 +553,24 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
       {"duration_seconds", "DURATION", [](const T& t) { return FormatDuration(TrialDuration(t)); },
        [](const T& t) { return TrialDuration(t); },
        [](const T& t) { return SecondsCell(TrialDuration(t)); }},
+      // One-shot jobs' final trials (trained from scratch; docs/one_shot.md).
+      {"final", "FINAL",
+       [](const T& t) { return std::string(t.final_training() ? "final" : "-"); }, nullptr,
+       [](const T& t) { return std::string(t.final_training() ? "true" : "false"); }},
+      {"one_shot_score", "ONE-SHOT",
+       [](const T& t) { return t.final_training() ? Reward(t.one_shot_score()) : std::string("-"); },
+       [](const T& t) { return t.one_shot_score(); },
+       [](const T& t) { return t.final_training() ? Reward(t.one_shot_score()) : std::string(""); }},
   };
   return *columns;
 }
 
 const std::vector<std::string> kTrialTable = {
-    "trial_id",   "sequence",      "state",    "reward",           "accuracy",
+    "trial_id",   "sequence",   "state",         "final",    "reward",           "accuracy",
     "parameters", "train_seconds", "attempts", "duration_seconds", "canonical"};
 const std::vector<std::string> kTrialWide = {
-    "trial_id",   "sequence",    "state",           "reward",        "accuracy",
+    "trial_id",   "sequence",    "state",           "final",         "one_shot_score",
+    "reward",     "accuracy",
     "parameters", "flops",       "latency_seconds", "train_seconds", "attempts",
     "worker_id",  "cached_from", "created",         "ended",         "duration_seconds",
     "canonical"};
@@ -911,6 +921,12 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   row("attempts", absl::StrCat(trial.attempts()));
   row("worker", trial.worker_id().empty() ? "-" : trial.worker_id());
   if (!trial.cached_from().empty()) row("cache hit of", CacheSource(trial));
+  if (trial.final_training()) {
+    // One-shot jobs (docs/one_shot.md): trained from scratch; its reward is
+    // not comparable with the search trials' one-shot rewards.
+    row("final trial",
+        absl::StrCat("trained from scratch; one-shot score ", Reward(trial.one_shot_score())));
+  }
   row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
   row("reward", succeeded ? Reward(m.reward()) : "-");
   row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");
@@ -921,6 +937,16 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
     row("latency", absl::StrFormat("%.6f s", m.latency_seconds()));
     row("training",
         absl::StrFormat("%.1f s on %s", m.train_seconds(), m.device().empty() ? "?" : m.device()));
+  }
+  if (m.has_shared()) {
+    // A one-shot search task: what it did with the shared weights.
+    const v1::SharedStats& s = m.shared();
+    row("shared weights", absl::StrFormat("version %d, %d steps, %d pushes applied, %d refused as stale",
+                                          s.omega_version(), s.train_steps(), s.pushes_applied(),
+                                          s.pushes_refused_stale()));
+    row("staleness", absl::StrCat("at most ", s.max_staleness(), " versions behind"));
+    row("weights traffic", absl::StrCat(search_space::FormatBytes(s.bytes_pulled()), " pulled, ",
+                                  search_space::FormatBytes(s.bytes_pushed()), " pushed"));
   }
   row("created", Time(trial.create_time_unix_ms()));
   row("ended", Time(trial.end_time_unix_ms()));

@@ -469,9 +469,9 @@ TEST(ListTest, TrialsShowSequenceAndTimesInEveryFormat) {
   EXPECT_EQ(csv[0],
             "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,"
             "attempts,worker_id,canonical,error,cached_from,sequence,created,ended,"
-            "duration_seconds");
+            "duration_seconds,final,one_shot_score");
   EXPECT_TRUE(absl::StrContains(csv[1], ",7,")) << csv[1];
-  EXPECT_TRUE(absl::EndsWith(csv[1], ",65.000")) << csv[1];
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",65.000,false,")) << csv[1];
   const std::string json = FormatTrials(trials, ListOptions{OutputFormat::kJson});
   EXPECT_TRUE(absl::StrContains(json, "\"sequence\": 7,")) << json;
   EXPECT_TRUE(absl::StrContains(json, "\"create_time_unix_ms\": 1000000,")) << json;
@@ -527,6 +527,47 @@ TEST(SortTest, SortsByAnyFieldNumbersAsNumbersAndDescendingWithAMinus) {
   ASSERT_TRUE(SortJobs("name", &jobs).ok());
   EXPECT_EQ(jobs[0].job_id(), "j-a");
   EXPECT_FALSE(SortJobs("sequence", &jobs).ok());
+}
+
+// One-shot jobs (docs/one_shot.md): final trials are marked in the list and
+// the detail; a search task's use of the shared weights is shown.
+TEST(OutputTest, FinalTrialsAreMarkedAndSharedStatsShown) {
+  v1::Trial search;
+  search.set_trial_id("t000001");
+  search.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  search.mutable_metrics()->set_reward(0.5);
+  v1::SharedStats* stats = search.mutable_metrics()->mutable_shared();
+  stats->set_omega_version(1234);
+  stats->set_train_steps(10);
+  stats->set_pushes_applied(9);
+  stats->set_pushes_refused_stale(1);
+  stats->set_max_staleness(3);
+  stats->set_bytes_pulled(int64_t{3} << 20);
+  stats->set_bytes_pushed(int64_t{2} << 20);
+  v1::Trial final_trial = search;
+  final_trial.set_trial_id("t000002");
+  final_trial.mutable_metrics()->clear_shared();
+  final_trial.set_final_training(true);
+  final_trial.set_one_shot_score(0.625);
+  const std::vector<std::string> table = Lines(FormatTrials({search, final_trial}, ListOptions{}));
+  ASSERT_EQ(table.size(), 3u);
+  EXPECT_TRUE(absl::StrContains(table[0], "FINAL")) << table[0];
+  EXPECT_FALSE(absl::StrContains(table[1], "final")) << table[1];
+  EXPECT_TRUE(absl::StrContains(table[2], "final")) << table[2];
+  const std::vector<std::string> csv =
+      Lines(FormatTrials({search, final_trial}, ListOptions{OutputFormat::kCsv}));
+  EXPECT_TRUE(absl::EndsWith(csv[0], ",final,one_shot_score")) << csv[0];
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",false,")) << csv[1];
+  EXPECT_TRUE(absl::EndsWith(csv[2], ",true,0.6250")) << csv[2];
+  const std::string detail = FormatTrial(final_trial, OutputFormat::kTable);
+  EXPECT_TRUE(absl::StrContains(detail, "final trial:       trained from scratch; one-shot score 0.6250"))
+      << detail;
+  const std::string search_detail = FormatTrial(search, OutputFormat::kTable);
+  EXPECT_FALSE(absl::StrContains(search_detail, "final trial")) << search_detail;
+  EXPECT_TRUE(absl::StrContains(search_detail, "version 1234, 10 steps, 9 pushes applied, 1 refused as stale"))
+      << search_detail;
+  EXPECT_TRUE(absl::StrContains(search_detail, "at most 3 versions behind")) << search_detail;
+  EXPECT_TRUE(absl::StrContains(search_detail, "3.0 MiB pulled, 2.0 MiB pushed")) << search_detail;
 }
 
 }  // namespace

@@ -17,8 +17,9 @@ std::string Bar(double fraction, int width) {
 }
 
 std::string TrialLine(const v1::Trial& trial) {
-  const std::string hit =
+  std::string hit =
       trial.cached_from().empty() ? "" : absl::StrCat("  (cache hit of ", CacheSource(trial), ")");
+  if (trial.final_training()) absl::StrAppend(&hit, "  (final: trained from scratch)");
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
     return absl::StrFormat("trial %s succeeded  reward %.4f  accuracy %.4f  %s%s",
                            trial.trial_id(), trial.metrics().reward(), trial.metrics().accuracy(),

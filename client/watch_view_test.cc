@@ -47,6 +47,14 @@ TEST(WatchViewTest, ProgressCountsEvaluationsAndCacheHitsAreShown) {
   hit.set_cached_from_job("job-a");
   view.OnTrial(hit);
   EXPECT_NE(out.str().find("(cache hit of job-a/t000002)"), std::string::npos) << out.str();
+  // A one-shot job's final trial says so.
+  v1::Trial final_trial;
+  final_trial.set_trial_id("t000011");
+  final_trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  final_trial.set_final_training(true);
+  view.OnTrial(final_trial);
+  EXPECT_NE(out.str().find("trial t000011 succeeded"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("(final: trained from scratch)"), std::string::npos) << out.str();
 }
 
 TEST(WatchViewTest, EndedJobHasNoEta) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <set>
 #include <random>
 #include <utility>
 
@@ -12,6 +14,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "controller/controller_metrics.h"
+#include "controller/darts_strategy.h"
 #include "controller/early_stopping.h"
 #include "controller/job_spec.h"
 #include "controller/replica.h"
@@ -68,6 +71,54 @@ absl::StatusOr<std::vector<Observation>> SucceededTrials(TrialStore& store,
     }
     if (static_cast<int>(page.size()) < kPage) return out;
   }
+}
+
+// Every trial of a job: the finished ones in completion order, then the
+// unfinished ones.
+absl::StatusOr<std::vector<v1::Trial>> AllTrials(TrialStore& store, const std::string& job_id) {
+  constexpr int kPage = 1000;
+  std::vector<v1::Trial> out;
+  for (int64_t after = 0;;) {
+    ASSIGN_OR_RETURN(std::vector<v1::Trial> page, store.TrialsAfter(job_id, after, kPage));
+    for (v1::Trial& t : page) {
+      after = std::max(after, t.sequence());
+      out.push_back(std::move(t));
+    }
+    if (static_cast<int>(page.size()) < kPage) break;
+  }
+  ASSIGN_OR_RETURN(std::vector<PendingTrial> unfinished, store.UnfinishedTrials(job_id));
+  for (PendingTrial& p : unfinished) out.push_back(std::move(p.trial));
+  return out;
+}
+
+// ENAS, random and evolution one-shot jobs: the `k` distinct architectures
+// with the best one-shot reward among the later half (in completion order)
+// of the succeeded search trials, where ω had trained longest; each with
+// that reward as its one_shot_score. docs/one_shot.md.
+std::vector<v1::Trial> BestOneShotArchitectures(const std::vector<v1::Trial>& trials, int k) {
+  std::vector<const v1::Trial*> search;
+  for (const v1::Trial& t : trials) {
+    if (!t.final_training() && t.state() == v1::TRIAL_STATE_SUCCEEDED) search.push_back(&t);
+  }
+  std::map<std::string, const v1::Trial*> best;  // by canonical
+  for (size_t i = search.size() / 2; i < search.size(); ++i) {
+    const v1::Trial* t = search[i];
+    auto [it, inserted] = best.emplace(t->architecture().canonical(), t);
+    if (!inserted && t->metrics().reward() > it->second->metrics().reward()) it->second = t;
+  }
+  std::vector<const v1::Trial*> ranked;
+  for (const auto& [canonical, t] : best) ranked.push_back(t);
+  std::stable_sort(ranked.begin(), ranked.end(), [](const v1::Trial* a, const v1::Trial* b) {
+    return a->metrics().reward() > b->metrics().reward();
+  });
+  std::vector<v1::Trial> out;
+  for (size_t i = 0; i < ranked.size() && static_cast<int>(i) < k; ++i) {
+    v1::Trial final_trial;
+    *final_trial.mutable_architecture() = ranked[i]->architecture();
+    final_trial.set_one_shot_score(ranked[i]->metrics().reward());
+    out.push_back(std::move(final_trial));
+  }
+  return out;
 }
 
 }  // namespace
@@ -178,6 +229,15 @@ class JobManager::Job final : public ReplicaJob {
   absl::Time last_progress_ ABSL_GUARDED_BY(mu_);
   // The ended job's tensors were dropped from the parameter servers.
   bool weights_dropped_ ABSL_GUARDED_BY(mu_) = false;
+  // One-shot jobs' final phase (StartFinalTrials): set once the search
+  // budget is spent; while `final_setup_` the final trials are being looked
+  // up or created, and those that finish meanwhile go to `final_done_`;
+  // after it, `final_pending_` holds the final trials not finished yet, and
+  // the job succeeds when it empties.
+  bool final_phase_ ABSL_GUARDED_BY(mu_) = false;
+  bool final_setup_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<std::string> final_pending_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> final_done_ ABSL_GUARDED_BY(mu_);
   // record_'s last change is not in the store yet (the store refused it: a
   // full disk); the maintenance thread stores it again at next_save_.
   bool record_unsaved_ ABSL_GUARDED_BY(mu_) = false;
@@ -303,6 +363,11 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& input, bool valida
         "strategy.name: ", spec.strategy().name(),
         " needs parameter servers, and this controller has none (start it with "
         "--parameter_servers)"));
+  }
+  if (spec.evaluator().has_shared() && options_.weights == nullptr) {
+    return absl::FailedPreconditionError(
+        "evaluator.shared: one-shot search keeps the supernet's weights on the parameter servers, and "
+        "this controller has none (start it with --parameter_servers)");
   }
   if (learns && spec.parallelism().num_shards() != options_.weights->num_shards()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -445,18 +510,93 @@ void JobManager::RunReplica(Job* job, int replica) {
 
 void JobManager::OnReplicaDone(Job* job) {
   std::string failure;
+  bool final_phase = false;
   {
     absl::MutexLock lock(&job->mu_);
     if (--job->replicas_running_ > 0) return;
     // At the end of the budget the fraction is judged on however many
     // trials finished: a job whose every trial failed did not succeed.
     failure = job->TooManyFailures(1);
+    final_phase = failure.empty() && !job->stopping_ && job->spec_.evaluator().has_shared() &&
+                  job->spec_.evaluator().shared().final_top_k() > 0;
+    if (final_phase) {
+      job->final_phase_ = true;
+      job->final_setup_ = true;
+    }
+  }
+  if (final_phase) {
+    absl::Status started = StartFinalTrials(job);
+    if (!started.ok()) {
+      EndJob(job, v1::JOB_STATE_FAILED,
+             absl::StrCat("cannot start the final trials: ", started.ToString()));
+      return;
+    }
+    absl::MutexLock lock(&job->mu_);
+    job->final_setup_ = false;
+    for (const std::string& id : job->final_done_) job->final_pending_.erase(id);
+    if (!job->final_pending_.empty()) {
+      NAS_LOG(Info) << "job " << job->id_ << " spent its search budget; " << job->final_pending_.size()
+                    << " final trials to train";
+      return;
+    }
   }
   if (!failure.empty()) {
     EndJob(job, v1::JOB_STATE_FAILED, failure);
   } else if (EndJob(job, v1::JOB_STATE_SUCCEEDED, "")) {
     NAS_LOG(Info) << "job " << job->id_ << " finished its budget";
   }
+}
+
+absl::Status JobManager::StartFinalTrials(Job* job) {
+  // Final trials stored by an earlier process (a restart during the final
+  // phase) are the job's: the broker adopted the unfinished ones.
+  ASSIGN_OR_RETURN(std::vector<v1::Trial> trials, AllTrials(*options_.store, job->id_));
+  std::vector<std::string> pending;
+  bool any_final = false;
+  for (const v1::Trial& t : trials) {
+    if (!t.final_training()) continue;
+    any_final = true;
+    if (!IsFinal(t.state())) pending.push_back(t.trial_id());
+  }
+  if (!any_final) {
+    const int k = job->spec_.evaluator().shared().final_top_k();
+    std::vector<v1::Trial> finals;
+    if (job->spec_.strategy().name() == "darts") {
+      // The argmax of the latest α.
+      if (options_.weights == nullptr) {
+        return absl::FailedPreconditionError("darts needs parameter servers");
+      }
+      ASSIGN_OR_RETURN(PulledWeights alpha, options_.weights->Pull(job->id_));
+      for (const FlatTensor& t : alpha.tensors) {
+        if (t.name != kDartsAlpha) continue;
+        double score = 0;
+        ASSIGN_OR_RETURN(v1::Architecture argmax, DartsArgmax(job->spec_.search_space(), t, &score));
+        v1::Trial final_trial;
+        *final_trial.mutable_architecture() = std::move(argmax);
+        final_trial.set_one_shot_score(score);
+        finals.push_back(std::move(final_trial));
+      }
+    } else {
+      finals = BestOneShotArchitectures(trials, k);
+    }
+    if (finals.empty()) return absl::OkStatus();  // nothing succeeded to train
+    const int64_t now_ms = UnixMillis(options_.clock->Now());
+    {
+      absl::MutexLock lock(&job->mu_);
+      for (v1::Trial& t : finals) {
+        t.set_trial_id(absl::StrFormat("t%06d", job->next_index_++));
+        t.set_replica(-1);  // no replica's round: RoundTrials never sees it
+        t.set_final_training(true);
+        t.set_create_time_unix_ms(now_ms);
+        ++job->samples_;
+      }
+    }
+    for (const v1::Trial& t : finals) pending.push_back(t.trial_id());
+    RETURN_IF_ERROR(broker_->Dispatch(job->id_, 0, std::move(finals), nullptr));
+  }
+  absl::MutexLock lock(&job->mu_);
+  job->final_pending_.insert(pending.begin(), pending.end());
+  return absl::OkStatus();
 }
 
 bool JobManager::EndJob(Job* job, v1::JobState state, const std::string& error) {
@@ -525,19 +665,34 @@ void JobManager::OnTrialFinal(const v1::Trial& trial) {
   Job* job = FindJob(trial.job_id());
   if (job == nullptr) return;
   std::string failure;
+  bool final_trials_done = false;
   {
     absl::MutexLock lock(&job->mu_);
     ++job->change_;
     job->last_progress_ = options_.clock->Now();
+    if (trial.final_training() && job->final_phase_) {
+      if (job->final_setup_) {
+        job->final_done_.insert(trial.trial_id());
+      } else if (job->final_pending_.erase(trial.trial_id()) > 0 && job->final_pending_.empty()) {
+        final_trials_done = true;
+      }
+    }
     // The failed fraction is judged on evaluations: a cache hit repeats one.
-    if (!trial.cached_from().empty()) return;
-    if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
-    if (trial.state() != v1::TRIAL_STATE_FAILED || job->stopping_) return;
-    ++job->trials_failed_;
-    job->last_trial_error_ = absl::StrCat(trial.trial_id(), ": ", trial.error());
-    failure = job->TooManyFailures(kMinTrialsForFailedFraction);
+    if (trial.cached_from().empty()) {
+      if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) ++job->trials_succeeded_;
+      if (trial.state() == v1::TRIAL_STATE_FAILED && !job->stopping_) {
+        ++job->trials_failed_;
+        job->last_trial_error_ = absl::StrCat(trial.trial_id(), ": ", trial.error());
+        failure = job->TooManyFailures(kMinTrialsForFailedFraction);
+      }
+    }
+    if (final_trials_done && failure.empty()) failure = job->TooManyFailures(1);
   }
-  if (!failure.empty()) EndJob(job, v1::JOB_STATE_FAILED, failure);
+  if (!failure.empty()) {
+    EndJob(job, v1::JOB_STATE_FAILED, failure);
+  } else if (final_trials_done && EndJob(job, v1::JOB_STATE_SUCCEEDED, "")) {
+    NAS_LOG(Info) << "job " << job->id_ << " finished its final trials";
+  }
 }
 
 
@@ -701,12 +856,16 @@ void JobManager::DropExpiredWeights() {
         continue;
       }
     }
-    if (!NeedsParameterServers(job->spec_)) {
-      absl::MutexLock lock(&job->mu_);
-      job->weights_dropped_ = true;
-      continue;
+    // The strategy's tensors under the job id, and a one-shot job's ω (the
+    // workers created it; absent if none ran a search task).
+    std::vector<std::string> sets;
+    if (NeedsParameterServers(job->spec_)) sets.push_back(job->id_);
+    if (job->spec_.evaluator().has_shared()) sets.push_back(OmegaSetId(job->id_));
+    absl::Status dropped = absl::OkStatus();
+    for (const std::string& set : sets) {
+      absl::Status status = options_.weights->DropJob(set);
+      if (!status.ok() && !absl::IsNotFound(status)) dropped = status;
     }
-    absl::Status dropped = options_.weights->DropJob(job->id_);
     if (!dropped.ok()) {
       NAS_LOG(Warning) << "job " << job->id_ << ": cannot drop its tensors yet: " << dropped;
       continue;

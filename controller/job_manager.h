@@ -134,6 +134,10 @@ class JobManager final : private TrialListener {
   absl::Status StartJob(std::unique_ptr<Job> job, bool resume) ABSL_LOCKS_EXCLUDED(mu_);
   void RunReplica(Job* job, int replica) ABSL_LOCKS_EXCLUDED(mu_);
   void OnReplicaDone(Job* job) ABSL_LOCKS_EXCLUDED(mu_);
+  // A one-shot job whose search budget is spent: finds the final trials an
+  // earlier process stored, or chooses and dispatches them (docs/one_shot.md),
+  // and records the unfinished ones in the job's final_pending_.
+  absl::Status StartFinalTrials(Job* job) ABSL_LOCKS_EXCLUDED(mu_);
   // Moves a running job to a final state (first caller wins), stores it,
   // stops its replicas and closes it on the broker. False when it had ended.
   bool EndJob(Job* job, v1::JobState state, const std::string& error) ABSL_LOCKS_EXCLUDED(mu_);

@@ -38,6 +38,12 @@ namespace {
 // The fraction of layers with a 5x5 filter and 64 filters: a reward REINFORCE
 // can learn and random search rarely maximises.
 double SyntheticReward(const v1::Architecture& arch) {
+  if (arch.has_cell()) {
+    // Cells: the fraction of edges with a 3x3 convolution.
+    const auto& ops = arch.cell().edge_operations();
+    if (ops.empty()) return 0;
+    return static_cast<double>(std::count(ops.begin(), ops.end(), "nor_conv_3x3")) / ops.size();
+  }
   const auto& layers = arch.macro_cnn().layers();
   if (layers.empty()) return 0;
   int good = 0;
@@ -151,6 +157,13 @@ class ControllerFixture : public ::testing::Test {
             continue;
           }
           if (on_task) on_task(response.task());
+          // A one-shot job's final trial (no shared weights, trained from
+          // scratch) left unreported: its lease runs out.
+          if (hold_final_tasks_ && response.task().evaluator().has_train() &&
+              !response.task().has_shared()) {
+            ++held_final_tasks_;
+            continue;
+          }
           int64_t index = 0;
           ASSERT_TRUE(absl::SimpleAtoi(response.task().trial_id().substr(1), &index));
           v1::ReportResultRequest report;
@@ -288,6 +301,8 @@ class ControllerFixture : public ::testing::Test {
   std::vector<std::thread> workers_;
   std::atomic<bool> stop_workers_{false};
   std::atomic<int> reports_{0};
+  std::atomic<bool> hold_final_tasks_{false};
+  std::atomic<int> held_final_tasks_{0};
   std::set<std::string> watched_trials_;
 };
 
@@ -1048,6 +1063,164 @@ TEST_F(ControllerFixture, AJobWhoseStoredTrialsAreDamagedIsListedFailedAndTheOth
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
   // max_trials counts evaluations; the result cache answered the repeats.
   EXPECT_EQ(done.trials_succeeded() - done.cache_hits(), 60);
+}
+
+// One-shot search (evaluator.shared, docs/one_shot.md) with fake workers that
+// answer search tasks with a made-up reward (the real worker side is the
+// worker's): a cell space, final_top_k final trials once the budget is spent.
+v1::JobSpec OneShotSpec(const std::string& strategy, int max_trials, int final_top_k) {
+  v1::JobSpec spec;
+  spec.set_name("one-shot");
+  v1::CellSpace* cell = spec.mutable_search_space()->mutable_cell();
+  cell->set_num_nodes(4);
+  for (const char* op : {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"}) {
+    cell->add_operations(op);
+  }
+  spec.mutable_strategy()->set_name(strategy);
+  spec.mutable_strategy()->set_seed(3);
+  spec.mutable_parallelism()->set_num_shards(2);
+  spec.mutable_parallelism()->set_num_replicas(2);
+  spec.mutable_parallelism()->set_children_per_replica(2);
+  spec.mutable_budget()->set_max_trials(max_trials);
+  v1::SharedEvaluatorSpec* shared = spec.mutable_evaluator()->mutable_shared();
+  shared->mutable_data()->set_dataset("fashion_mnist");
+  shared->set_final_top_k(final_top_k);
+  shared->mutable_final_training()->set_epochs(2);
+  spec.mutable_evaluator()->set_lease_seconds(2);
+  return spec;
+}
+
+TEST_F(ControllerFixture, OneShotJobEvaluatesEverySampleThenTrainsItsTopKAndDropsOmega) {
+  Stop();
+  weights_retention_ = absl::Seconds(1);
+  Start();
+  std::mutex mu;
+  std::vector<v1::Task> seen;
+  StartWorkers(2, 0, "", [&](const v1::Task& task) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (task.has_shared() && seen.empty()) {
+      // What the first worker does (worker/): create ω on the servers.
+      v1::OptimizerConfig sgd;
+      sgd.set_kind(v1::OptimizerConfig::SGD);
+      sgd.set_learning_rate(0.1);
+      EXPECT_TRUE(weights_->InitJob(task.shared().omega_set(),
+                                    {FlatTensor{"a", {2}, {0, 0}}, FlatTensor{"b", {2}, {0, 0}}}, sgd)
+                      .ok());
+    }
+    seen.push_back(task);
+  });
+  v1::Job job;
+  ASSERT_TRUE(Submit(OneShotSpec("reinforce", 24, 2), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  std::vector<v1::Trial> finals;
+  int search = 0;
+  for (const v1::Trial& t : trials) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id();
+    EXPECT_EQ(t.cached_from(), "") << t.trial_id();  // the result cache is off
+    if (t.final_training()) {
+      finals.push_back(t);
+    } else {
+      ++search;
+    }
+  }
+  EXPECT_EQ(search, 24);
+  ASSERT_EQ(finals.size(), 2u);
+  EXPECT_NE(finals[0].architecture().canonical(), finals[1].architecture().canonical());
+  // Chosen among the later half of the search by one-shot reward.
+  for (const v1::Trial& f : finals) {
+    EXPECT_DOUBLE_EQ(f.one_shot_score(), SyntheticReward(f.architecture())) << f.trial_id();
+  }
+  // The best trial is a final one.
+  EXPECT_TRUE(done.best_trial_id() == finals[0].trial_id() || done.best_trial_id() == finals[1].trial_id())
+      << done.best_trial_id();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    int final_tasks = 0;
+    for (const v1::Task& task : seen) {
+      if (task.has_shared()) {
+        EXPECT_EQ(task.shared().omega_set(), job.job_id() + ".omega");
+        EXPECT_EQ(task.shared().alpha_set(), "");
+        EXPECT_TRUE(task.evaluator().has_shared());
+      } else {
+        ++final_tasks;
+        ASSERT_TRUE(task.evaluator().has_train());
+        EXPECT_EQ(task.evaluator().train().epochs(), 2);
+        EXPECT_EQ(task.evaluator().train().dataset(), "fashion_mnist");
+      }
+    }
+    EXPECT_EQ(final_tasks, 2);
+  }
+  // ω goes with the job's other tensors, a retention after the end.
+  EXPECT_TRUE(Eventually([&] {
+    return !ShardHolds(0, job.job_id() + ".omega") && !ShardHolds(1, job.job_id() + ".omega") &&
+           !ShardHolds(0, job.job_id()) && !ShardHolds(1, job.job_id());
+  }));
+}
+
+TEST_F(ControllerFixture, ARestartDuringTheFinalPhaseCreatesNoFinalTrialTwice) {
+  hold_final_tasks_ = true;
+  StartWorkers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(OneShotSpec("random", 16, 3), &job).ok());
+  // The search is done and the final trials are out, none reported.
+  ASSERT_TRUE(Eventually([&] { return held_final_tasks_ >= 1; }, absl::Seconds(60)));
+  Stop();
+  hold_final_tasks_ = false;
+  Start();
+  StartWorkers(2);
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  std::set<std::string> final_architectures;
+  int finals = 0;
+  for (const v1::Trial& t : trials) {
+    if (!t.final_training()) continue;
+    ++finals;
+    final_architectures.insert(t.architecture().canonical());
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id();
+  }
+  EXPECT_EQ(finals, 3);
+  EXPECT_EQ(final_architectures.size(), 3u);
+  EXPECT_EQ(trials.size(), 16u + 3u);
+}
+
+// DARTS: the workers train α (the fake ones here do not), so the controller
+// pulls α every round and never pushes; every search task names the job's α
+// set and the argmax, and the final trial is the argmax of the latest α.
+TEST_F(ControllerFixture, DartsPullsAlphaWithoutPushingAndTrainsItsArgmax) {
+  std::mutex mu;
+  std::vector<v1::Task> seen;
+  StartWorkers(2, 0, "", [&](const v1::Task& task) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(task);
+  });
+  v1::Job job;
+  ASSERT_TRUE(Submit(OneShotSpec("darts", 12, 1), &job).ok());
+  v1::Job done = WaitUntilDone(job.job_id(), absl::Minutes(1));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(ShardPushes(), 0);
+  EXPECT_EQ(done.gradient_pushes(), 0);
+  absl::StatusOr<PulledWeights> alpha = weights_->Pull(job.job_id());
+  ASSERT_TRUE(alpha.ok()) << alpha.status();
+  ASSERT_EQ(alpha->tensors.size(), 1u);
+  EXPECT_EQ(alpha->tensors[0].name, "alpha");
+  EXPECT_EQ(alpha->tensors[0].shape, (std::vector<int64_t>{6, 5}));
+  std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
+  ASSERT_EQ(trials.size(), 13u);
+  std::set<std::string> architectures;
+  int finals = 0;
+  for (const v1::Trial& t : trials) {
+    architectures.insert(t.architecture().canonical());
+    finals += t.final_training() ? 1 : 0;
+  }
+  EXPECT_EQ(finals, 1);
+  EXPECT_EQ(architectures.size(), 1u);  // α never moved: one argmax throughout
+  std::lock_guard<std::mutex> lock(mu);
+  for (const v1::Task& task : seen) {
+    if (task.has_shared()) EXPECT_EQ(task.shared().alpha_set(), job.job_id());
+  }
 }
 
 TEST_F(ControllerFixture, WatchOfUnknownJobIsNotFound) {

@@ -120,34 +120,31 @@ void ValidateController(const v1::ControllerSpec& c, Problems& p) {
 // The limits on a trained child, and the largest child of the space against
 // them (search_space/child_size.h): a spec some of whose children no worker
 // would build is refused here rather than failing trial by trial.
-void ValidateChildSize(const v1::JobSpec& spec, Problems& p) {
+void ValidateChildSize(const v1::JobSpec& spec, const v1::TrainEvaluatorSpec& train, Problems& p) {
   const v1::EvaluatorSpec& e = spec.evaluator();
-  p.Range<int64_t>("evaluator.max_parameters", e.max_parameters(), 1, JobLimits::kMaxParameters);
-  p.Range<int64_t>("evaluator.max_activation_bytes", e.max_activation_bytes(), int64_t{1} << 20,
-                   JobLimits::kMaxActivationBytes);
-  if (e.train().batch_size() < 1 || e.train().batch_size() > JobLimits::kMaxBatchSize ||
+  if (train.batch_size() < 1 || train.batch_size() > JobLimits::kMaxBatchSize ||
       !search_space::ValidateSearchSpace(spec.search_space()).ok()) {
     return;  // reported above
   }
   absl::StatusOr<search_space::ChildSize> largest;
-  if (e.train().dataset() == "ptb") {
-    const v1::LanguageModelSpec& lm = e.train().language_model();
+  if (train.dataset() == "ptb") {
+    const v1::LanguageModelSpec& lm = train.language_model();
     if (!spec.search_space().has_recurrent_cell()) return;  // reported above
     const search_space::LanguageModelShape shape{search_space::kPtbVocabulary, lm.embedding_size(), lm.hidden_size(),
                                                  lm.tie_weights(), lm.bptt_steps()};
-    largest = search_space::LargestRecurrentChildSize(spec.search_space(), shape, e.train().batch_size());
+    largest = search_space::LargestRecurrentChildSize(spec.search_space(), shape, train.batch_size());
   } else {
-    absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(e.train().dataset());
-    if (e.train().dataset() == "image_folder" && e.train().image_height() > 0 && e.train().image_width() > 0) {
+    absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(train.dataset());
+    if (train.dataset() == "image_folder" && train.image_height() > 0 && train.image_width() > 0) {
       // The size and colour are the spec's; the class count is known only to
       // the worker, which checks the child again with it: 2 (the fewest) here.
-      shape = search_space::ImageShape{e.train().color() == "gray" ? 1 : 3, e.train().image_height(),
-                                       e.train().image_width(), 2};
+      shape = search_space::ImageShape{train.color() == "gray" ? 1 : 3, train.image_height(),
+                                       train.image_width(), 2};
     }
     // numpy, and image_folder at the images' own size: the shape comes from
     // the data, and only the worker checks the child.
     if (!shape.ok() || spec.search_space().has_recurrent_cell()) return;  // reported above
-    largest = search_space::LargestChildSize(spec.search_space(), *shape, e.train().batch_size());
+    largest = search_space::LargestChildSize(spec.search_space(), *shape, train.batch_size());
   }
   if (!largest.ok()) return;
   if (largest->parameters > e.max_parameters()) {
@@ -160,7 +157,7 @@ void ValidateChildSize(const v1::JobSpec& spec, Problems& p) {
     p.Add("evaluator.max_activation_bytes",
           absl::StrCat("the search space's largest child needs about ",
                        search_space::FormatBytes(largest->activation_bytes), " (", largest->activation_bytes,
-                       " bytes) of activations per batch of ", e.train().batch_size(), ", over the limit of ",
+                       " bytes) of activations per batch of ", train.batch_size(), ", over the limit of ",
                        search_space::FormatBytes(e.max_activation_bytes()),
                        " (shrink the space or the batch, or raise the limit)"));
   }
@@ -218,6 +215,225 @@ void ValidateCommand(const v1::CommandEvaluatorSpec& c, Problems& p) {
   }
 }
 
+// A train evaluator spec at `path` ("evaluator.train", or the one-shot
+// evaluator's data and final_training), its child-size check included.
+// `data_only`: the one-shot evaluator's data, whose training fields (epochs,
+// learning_rate, momentum, weight_decay, lr_schedule) are not used.
+void ValidateTrain(const v1::JobSpec& spec, const v1::TrainEvaluatorSpec& t, const std::string& path,
+                   bool check_child_size, bool data_only, Problems& p) {
+  const bool ptb = t.dataset() == "ptb";
+  if (t.dataset().empty()) {
+    p.Add(path + ".dataset", "must be set: fashion_mnist, mnist, cifar10, image_folder, numpy or ptb");
+  } else if (t.dataset() != "fashion_mnist" && t.dataset() != "mnist" && t.dataset() != "cifar10" &&
+             t.dataset() != "image_folder" && t.dataset() != "numpy" && !ptb) {
+    p.Add(path + ".dataset",
+          absl::StrCat("unknown dataset '", t.dataset(),
+                       "' (known: fashion_mnist, mnist, cifar10, image_folder, numpy, ptb)"));
+  }
+  if (t.dataset() == "cifar10" && t.data_dir().empty()) {
+    p.Add(path + ".data_dir",
+          "must name the directory with CIFAR-10's data_batch_*.bin (no default location)");
+  }
+  if (ptb && t.data_dir().empty()) {
+    p.Add(path + ".data_dir",
+          "must name the directory with ptb.train.txt, ptb.valid.txt and ptb.test.txt (no default location)");
+  }
+  if (ptb && spec.search_space().space_case() != v1::SearchSpace::kRecurrentCell &&
+      spec.search_space().space_case() != v1::SearchSpace::SPACE_NOT_SET) {
+    p.Add(path + ".dataset", "ptb trains language models: the search space must be recurrent_cell");
+  }
+  if (!ptb && !t.dataset().empty() && spec.search_space().has_recurrent_cell()) {
+    p.Add(path + ".dataset",
+          absl::StrCat("a recurrent_cell space trains language models on ptb, not '", t.dataset(), "'"));
+  }
+  if (!ptb && t.has_language_model()) {
+    p.Add(path + ".language_model", "is for dataset ptb only");
+  }
+  if (t.test_accuracy() && t.dataset() != "fashion_mnist" && t.dataset() != "mnist" && t.dataset() != "cifar10") {
+    p.Add(path + ".test_accuracy",
+          absl::StrCat("dataset '", t.dataset(), "' has no test split (fashion_mnist, mnist and cifar10 have)"));
+  }
+  if (t.dataset() == "image_folder" && t.data_dir().empty()) {
+    p.Add(path + ".data_dir", "must name the directory of class subdirectories (DIR/<class>/*.png)");
+  }
+  if (t.dataset() == "numpy" && t.data_dir().empty()) {
+    p.Add(path + ".data_dir",
+          "must name a directory with images.npy and labels.npy, or an .npz file");
+  }
+  if (t.dataset() == "image_folder") {
+    p.Range(path + ".image_height", t.image_height(), 0, JobLimits::kMaxImageSide);
+    p.Range(path + ".image_width", t.image_width(), 0, JobLimits::kMaxImageSide);
+    if ((t.image_height() == 0) != (t.image_width() == 0)) {
+      p.Add(t.image_height() == 0 ? path + ".image_height" : path + ".image_width",
+            "set image_height and image_width together (or neither, to keep the images' own size)");
+    }
+    if (!t.color().empty() && t.color() != "rgb" && t.color() != "gray") {
+      p.Add(path + ".color", absl::StrCat("must be rgb or gray, not '", t.color(), "'"));
+    }
+  } else {
+    // The other datasets' files fix their size and colour.
+    const std::string why = absl::StrCat("is for dataset image_folder only (", t.dataset(),
+                                         " takes its image size from its files)");
+    if (t.image_height() != 0) p.Add(path + ".image_height", why);
+    if (t.image_width() != 0) p.Add(path + ".image_width", why);
+    if (!t.color().empty()) p.Add(path + ".color", why);
+  }
+  if (!data_only) p.Range(path + ".epochs", t.epochs(), 1, JobLimits::kMaxEpochs);
+  p.Range(path + ".batch_size", t.batch_size(), 1, JobLimits::kMaxBatchSize);
+  if (ptb) {
+    const v1::LanguageModelSpec& lm = t.language_model();
+    p.Range(path + ".language_model.embedding_size", lm.embedding_size(), 1,
+            search_space::kMaxRecurrentSize);
+    p.Range(path + ".language_model.hidden_size", lm.hidden_size(), 1, search_space::kMaxRecurrentSize);
+    p.Range(path + ".language_model.bptt_steps", lm.bptt_steps(), 1, search_space::kMaxBpttSteps);
+    p.Range(path + ".language_model.eval_batch_size", lm.eval_batch_size(), 1,
+            JobLimits::kMaxBatchSize);
+    p.Range(path + ".language_model.train_tokens", lm.train_tokens(), 0, 100'000'000);
+    p.Range(path + ".language_model.valid_tokens", lm.valid_tokens(), 0, 100'000'000);
+    if (!(lm.dropout() >= 0 && lm.dropout() < 1)) {
+      p.Add(path + ".language_model.dropout", absl::StrCat("must be in [0, 1), got ", lm.dropout()));
+    }
+    if (!(lm.grad_clip() > 0 && lm.grad_clip() <= 1000)) {
+      p.Add(path + ".language_model.grad_clip", absl::StrCat("must be in (0, 1000], got ", lm.grad_clip()));
+    }
+    if (lm.tie_weights() && lm.embedding_size() != lm.hidden_size()) {
+      p.Add(path + ".language_model.tie_weights",
+            absl::StrCat("needs embedding_size (", lm.embedding_size(), ") == hidden_size (", lm.hidden_size(),
+                         ")"));
+    }
+    // A slice shorter than two rows of batch_size (eval_batch_size)
+    // sequences gives nothing to train on (measure).
+    if (lm.train_tokens() > 0 && lm.train_tokens() < 2 * t.batch_size()) {
+      p.Add(path + ".language_model.train_tokens",
+            absl::StrCat("must be 0 (all) or at least 2 x batch_size (", 2 * t.batch_size(), ")"));
+    }
+    if (lm.valid_tokens() > 0 && lm.valid_tokens() < 2 * lm.eval_batch_size()) {
+      p.Add(path + ".language_model.valid_tokens",
+            absl::StrCat("must be 0 (all) or at least 2 x eval_batch_size (", 2 * lm.eval_batch_size(), ")"));
+    }
+    if (!(t.learning_rate() > 0 && t.learning_rate() <= 100)) {
+      p.Add(path + ".learning_rate", absl::StrCat("must be in (0, 100], got ", t.learning_rate()));
+    }
+  } else {
+    p.Range(path + ".train_size", t.train_size(), 0, 10'000'000);
+    p.Range(path + ".validation_size", t.validation_size(), 1, 10'000'000);
+    if (!data_only && !(t.learning_rate() > 0 && t.learning_rate() <= 10)) {
+      p.Add(path + ".learning_rate", absl::StrCat("must be in (0, 10], got ", t.learning_rate()));
+    }
+  }
+  if (!data_only) {
+    if (!(t.momentum() >= 0 && t.momentum() < 1)) {
+      p.Add(path + ".momentum", absl::StrCat("must be in [0, 1), got ", t.momentum()));
+    }
+    if (!(t.weight_decay() >= 0 && t.weight_decay() < 1)) {
+      p.Add(path + ".weight_decay", absl::StrCat("must be in [0, 1), got ", t.weight_decay()));
+    }
+    if (t.lr_schedule() != "cosine" && t.lr_schedule() != "step") {
+      p.Add(path + ".lr_schedule",
+            absl::StrCat("must be cosine or step, not '", t.lr_schedule(), "'"));
+    }
+  }
+  if (check_child_size) ValidateChildSize(spec, t, p);
+}
+
+// The limits a trained child (and a one-shot supernet) is checked against.
+void ValidateLimits(const v1::EvaluatorSpec& e, Problems& p) {
+  p.Range<int64_t>("evaluator.max_parameters", e.max_parameters(), 1, JobLimits::kMaxParameters);
+  p.Range<int64_t>("evaluator.max_activation_bytes", e.max_activation_bytes(), int64_t{1} << 20,
+                   JobLimits::kMaxActivationBytes);
+}
+
+// The one-shot evaluator (docs/one_shot.md): its fields, the space (a cell
+// space: the only supernet workers build) and the supernet's estimated size.
+void ValidateShared(const v1::JobSpec& spec, Problems& p) {
+  const v1::EvaluatorSpec& e = spec.evaluator();
+  const v1::SharedEvaluatorSpec& s = e.shared();
+  const std::string path = "evaluator.shared";
+  const v1::TrainEvaluatorSpec& data = s.data();
+  if (spec.search_space().has_recurrent_cell()) {
+    p.Add("search_space", "a recurrent_cell space has no supernet: one-shot search takes a cell space");
+  } else if (data.dataset() == "ptb") {
+    p.Add(path + ".data.dataset", "one-shot search trains a supernet of image classifiers: not ptb");
+  } else {
+    ValidateTrain(spec, data, path + ".data", /*check_child_size=*/false, /*data_only=*/true, p);
+  }
+  if (spec.search_space().has_macro_cnn()) {
+    p.Add("search_space",
+          "the macro-CNN supernet is not wired yet: one-shot search (evaluator.shared) takes a cell space");
+  }
+  p.Range(path + ".train_steps", s.train_steps(), 1, 10000);
+  p.Range(path + ".reward_batches", s.reward_batches(), 1, 1000);
+  const bool sgd = s.optimizer() == "sgd";
+  if (!sgd && s.optimizer() != "adam") {
+    p.Add(path + ".optimizer", absl::StrCat("must be sgd or adam, not '", s.optimizer(), "'"));
+  }
+  if (!(s.learning_rate() > 0 && s.learning_rate() <= 10)) {
+    p.Add(path + ".learning_rate", absl::StrCat("must be in (0, 10], got ", s.learning_rate()));
+  }
+  if (!sgd && s.has_momentum()) {
+    p.Add(path + ".momentum", "is for optimizer sgd only");
+  } else if (!(s.momentum() >= 0 && s.momentum() < 1)) {
+    p.Add(path + ".momentum", absl::StrCat("must be in [0, 1), got ", s.momentum()));
+  }
+  if (s.max_staleness() < 1) {
+    p.Add(path + ".max_staleness", absl::StrCat("must be at least 1, got ", s.max_staleness()));
+  }
+  p.Range(path + ".final_top_k", s.final_top_k(), 0, 100);
+  if (spec.strategy().name() == "darts" && s.final_top_k() > 1) {
+    p.Add(path + ".final_top_k",
+          absl::StrCat("DARTS ends with one architecture, the argmax of α: at most 1, got ", s.final_top_k()));
+  }
+  if (s.final_top_k() > 0) {
+    ValidateTrain(spec, s.final_training(), path + ".final_training", /*check_child_size=*/true,
+                  /*data_only=*/false, p);
+  }
+  p.Range<int64_t>(path + ".max_supernet_bytes", s.max_supernet_bytes(), int64_t{1} << 20,
+                   JobLimits::kMaxSupernetBytes);
+  if (e.reuse_results()) {
+    p.Add("evaluator.reuse_results", "one-shot rewards depend on the job's shared weights: must be unset");
+  }
+  if (!spec.early_stopping().rule().empty()) {
+    p.Add("early_stopping.rule",
+          "one-shot search tasks are not trained epoch by epoch: must be unset with evaluator.shared");
+  }
+  // The supernet's size, when the data fixes the image shape.
+  if (!spec.search_space().has_cell() || data.batch_size() < 1 || data.batch_size() > JobLimits::kMaxBatchSize ||
+      !search_space::ValidateSearchSpace(spec.search_space()).ok()) {
+    return;  // reported above
+  }
+  absl::StatusOr<search_space::ImageShape> shape = search_space::DatasetImageShape(data.dataset());
+  if (data.dataset() == "image_folder" && data.image_height() > 0 && data.image_width() > 0) {
+    shape = search_space::ImageShape{data.color() == "gray" ? 1 : 3, data.image_height(), data.image_width(), 2};
+  }
+  if (!shape.ok()) return;  // numpy, image_folder at its own size: the worker checks
+  const bool darts = spec.strategy().name() == "darts";
+  absl::StatusOr<search_space::ChildSize> size =
+      search_space::EstimateSupernetSize(spec.search_space(), *shape, data.batch_size(), darts);
+  if (!size.ok()) return;
+  // Weights and their gradients, plus the optimizer's state (momentum: one
+  // copy; Adam: two), plus one batch's activations.
+  const int64_t copies = 2 + (sgd ? (s.momentum() > 0 ? 1 : 0) : 2);
+  const int64_t memory = size->parameters * 4 * copies + size->activation_bytes;
+  const std::string what = absl::StrCat("the supernet (", size->ToString(), darts ? ", every operation running" : "",
+                                        ") needs about ", search_space::FormatBytes(memory), " (", memory,
+                                        " bytes) with ", s.optimizer(), "'s state");
+  if (memory > s.max_supernet_bytes()) {
+    p.Add(path + ".max_supernet_bytes",
+          absl::StrCat(what, ", over the limit of ", search_space::FormatBytes(s.max_supernet_bytes()),
+                       " (shrink the space or the batch, or raise the limit)"));
+  }
+  if (size->parameters > e.max_parameters()) {
+    p.Add("evaluator.max_parameters", absl::StrCat("the supernet has ", size->parameters,
+                                                   " parameters, over the limit of ", e.max_parameters()));
+  }
+  if (size->activation_bytes > e.max_activation_bytes()) {
+    p.Add("evaluator.max_activation_bytes",
+          absl::StrCat("the supernet needs about ", search_space::FormatBytes(size->activation_bytes),
+                       " of activations per batch of ", data.batch_size(), ", over the limit of ",
+                       search_space::FormatBytes(e.max_activation_bytes())));
+  }
+}
+
 void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
   const v1::EvaluatorSpec& e = spec.evaluator();
   p.Range("evaluator.max_attempts", e.max_attempts(), 1, JobLimits::kMaxAttempts);
@@ -225,122 +441,10 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
     p.Add("evaluator.lease_seconds", absl::StrCat("must be in [1, 86400], got ", e.lease_seconds()));
   }
   switch (e.kind_case()) {
-    case v1::EvaluatorSpec::kTrain: {
-      const v1::TrainEvaluatorSpec& t = e.train();
-      const bool ptb = t.dataset() == "ptb";
-      if (t.dataset().empty()) {
-        p.Add("evaluator.train.dataset", "must be set: fashion_mnist, mnist, cifar10, image_folder, numpy or ptb");
-      } else if (t.dataset() != "fashion_mnist" && t.dataset() != "mnist" && t.dataset() != "cifar10" &&
-                 t.dataset() != "image_folder" && t.dataset() != "numpy" && !ptb) {
-        p.Add("evaluator.train.dataset",
-              absl::StrCat("unknown dataset '", t.dataset(),
-                           "' (known: fashion_mnist, mnist, cifar10, image_folder, numpy, ptb)"));
-      }
-      if (t.dataset() == "cifar10" && t.data_dir().empty()) {
-        p.Add("evaluator.train.data_dir",
-              "must name the directory with CIFAR-10's data_batch_*.bin (no default location)");
-      }
-      if (ptb && t.data_dir().empty()) {
-        p.Add("evaluator.train.data_dir",
-              "must name the directory with ptb.train.txt, ptb.valid.txt and ptb.test.txt (no default location)");
-      }
-      if (ptb && spec.search_space().space_case() != v1::SearchSpace::kRecurrentCell &&
-          spec.search_space().space_case() != v1::SearchSpace::SPACE_NOT_SET) {
-        p.Add("evaluator.train.dataset", "ptb trains language models: the search space must be recurrent_cell");
-      }
-      if (!ptb && !t.dataset().empty() && spec.search_space().has_recurrent_cell()) {
-        p.Add("evaluator.train.dataset",
-              absl::StrCat("a recurrent_cell space trains language models on ptb, not '", t.dataset(), "'"));
-      }
-      if (!ptb && t.has_language_model()) {
-        p.Add("evaluator.train.language_model", "is for dataset ptb only");
-      }
-      if (t.test_accuracy() && t.dataset() != "fashion_mnist" && t.dataset() != "mnist" &&
-          t.dataset() != "cifar10") {
-        p.Add("evaluator.train.test_accuracy",
-              absl::StrCat("dataset '", t.dataset(), "' has no test split (fashion_mnist, mnist and cifar10 have)"));
-      }
-      if (t.dataset() == "image_folder" && t.data_dir().empty()) {
-        p.Add("evaluator.train.data_dir", "must name the directory of class subdirectories (DIR/<class>/*.png)");
-      }
-      if (t.dataset() == "numpy" && t.data_dir().empty()) {
-        p.Add("evaluator.train.data_dir",
-              "must name a directory with images.npy and labels.npy, or an .npz file");
-      }
-      if (t.dataset() == "image_folder") {
-        p.Range("evaluator.train.image_height", t.image_height(), 0, JobLimits::kMaxImageSide);
-        p.Range("evaluator.train.image_width", t.image_width(), 0, JobLimits::kMaxImageSide);
-        if ((t.image_height() == 0) != (t.image_width() == 0)) {
-          p.Add(t.image_height() == 0 ? "evaluator.train.image_height" : "evaluator.train.image_width",
-                "set image_height and image_width together (or neither, to keep the images' own size)");
-        }
-        if (!t.color().empty() && t.color() != "rgb" && t.color() != "gray") {
-          p.Add("evaluator.train.color", absl::StrCat("must be rgb or gray, not '", t.color(), "'"));
-        }
-      } else {
-        // The other datasets' files fix their size and colour.
-        const std::string why = absl::StrCat("is for dataset image_folder only (", t.dataset(),
-                                             " takes its image size from its files)");
-        if (t.image_height() != 0) p.Add("evaluator.train.image_height", why);
-        if (t.image_width() != 0) p.Add("evaluator.train.image_width", why);
-        if (!t.color().empty()) p.Add("evaluator.train.color", why);
-      }
-      p.Range("evaluator.train.epochs", t.epochs(), 1, JobLimits::kMaxEpochs);
-      p.Range("evaluator.train.batch_size", t.batch_size(), 1, JobLimits::kMaxBatchSize);
-      if (ptb) {
-        const v1::LanguageModelSpec& lm = t.language_model();
-        p.Range("evaluator.train.language_model.embedding_size", lm.embedding_size(), 1,
-                search_space::kMaxRecurrentSize);
-        p.Range("evaluator.train.language_model.hidden_size", lm.hidden_size(), 1, search_space::kMaxRecurrentSize);
-        p.Range("evaluator.train.language_model.bptt_steps", lm.bptt_steps(), 1, search_space::kMaxBpttSteps);
-        p.Range("evaluator.train.language_model.eval_batch_size", lm.eval_batch_size(), 1,
-                JobLimits::kMaxBatchSize);
-        p.Range("evaluator.train.language_model.train_tokens", lm.train_tokens(), 0, 100'000'000);
-        p.Range("evaluator.train.language_model.valid_tokens", lm.valid_tokens(), 0, 100'000'000);
-        if (!(lm.dropout() >= 0 && lm.dropout() < 1)) {
-          p.Add("evaluator.train.language_model.dropout", absl::StrCat("must be in [0, 1), got ", lm.dropout()));
-        }
-        if (!(lm.grad_clip() > 0 && lm.grad_clip() <= 1000)) {
-          p.Add("evaluator.train.language_model.grad_clip", absl::StrCat("must be in (0, 1000], got ", lm.grad_clip()));
-        }
-        if (lm.tie_weights() && lm.embedding_size() != lm.hidden_size()) {
-          p.Add("evaluator.train.language_model.tie_weights",
-                absl::StrCat("needs embedding_size (", lm.embedding_size(), ") == hidden_size (", lm.hidden_size(),
-                             ")"));
-        }
-        // A slice shorter than two rows of batch_size (eval_batch_size)
-        // sequences gives nothing to train on (measure).
-        if (lm.train_tokens() > 0 && lm.train_tokens() < 2 * t.batch_size()) {
-          p.Add("evaluator.train.language_model.train_tokens",
-                absl::StrCat("must be 0 (all) or at least 2 x batch_size (", 2 * t.batch_size(), ")"));
-        }
-        if (lm.valid_tokens() > 0 && lm.valid_tokens() < 2 * lm.eval_batch_size()) {
-          p.Add("evaluator.train.language_model.valid_tokens",
-                absl::StrCat("must be 0 (all) or at least 2 x eval_batch_size (", 2 * lm.eval_batch_size(), ")"));
-        }
-        if (!(t.learning_rate() > 0 && t.learning_rate() <= 100)) {
-          p.Add("evaluator.train.learning_rate", absl::StrCat("must be in (0, 100], got ", t.learning_rate()));
-        }
-      } else {
-        p.Range("evaluator.train.train_size", t.train_size(), 0, 10'000'000);
-        p.Range("evaluator.train.validation_size", t.validation_size(), 1, 10'000'000);
-        if (!(t.learning_rate() > 0 && t.learning_rate() <= 10)) {
-          p.Add("evaluator.train.learning_rate", absl::StrCat("must be in (0, 10], got ", t.learning_rate()));
-        }
-      }
-      if (!(t.momentum() >= 0 && t.momentum() < 1)) {
-        p.Add("evaluator.train.momentum", absl::StrCat("must be in [0, 1), got ", t.momentum()));
-      }
-      if (!(t.weight_decay() >= 0 && t.weight_decay() < 1)) {
-        p.Add("evaluator.train.weight_decay", absl::StrCat("must be in [0, 1), got ", t.weight_decay()));
-      }
-      if (t.lr_schedule() != "cosine" && t.lr_schedule() != "step") {
-        p.Add("evaluator.train.lr_schedule",
-              absl::StrCat("must be cosine or step, not '", t.lr_schedule(), "'"));
-      }
-      ValidateChildSize(spec, p);
+    case v1::EvaluatorSpec::kTrain:
+      ValidateLimits(e, p);
+      ValidateTrain(spec, e.train(), "evaluator.train", /*check_child_size=*/true, /*data_only=*/false, p);
       break;
-    }
     case v1::EvaluatorSpec::kLookup:
       if (e.lookup().table_path().empty()) {
         p.Add("evaluator.lookup.table_path", "must name the CSV table of architectures");
@@ -364,12 +468,11 @@ void ValidateEvaluator(const v1::JobSpec& spec, Problems& p) {
       ValidateCommand(e.command(), p);
       break;
     case v1::EvaluatorSpec::kShared:
-      // The one-shot evaluator's protocol is defined; its controller and
-      // worker sides are not there yet.
-      p.Add("evaluator.shared", "one-shot search is not implemented yet");
+      ValidateLimits(e, p);
+      ValidateShared(spec, p);
       break;
     case v1::EvaluatorSpec::KIND_NOT_SET:
-      p.Add("evaluator", "one of train, lookup, synthetic or command must be set");
+      p.Add("evaluator", "one of train, lookup, synthetic, command or shared must be set");
       break;
   }
 }
@@ -431,11 +534,38 @@ void ValidatePrintableStrings(const google::protobuf::Message& message, const st
   }
 }
 
+// The one-shot evaluator's defaults (proto/job.proto's comments):
+// final_training's dataset (and where its files are) is data's.
+v1::SharedEvaluatorSpec SharedDefaults(v1::SharedEvaluatorSpec s) {
+  NAS_DEFAULT(s, train_steps, 10);
+  NAS_DEFAULT(s, reward_batches, 1);
+  NAS_DEFAULT(s, optimizer, "sgd");
+  const bool sgd = s.optimizer() == "sgd";
+  NAS_DEFAULT(s, learning_rate, sgd ? 0.05 : 0.001);
+  if (sgd && !s.has_momentum()) s.set_momentum(0.9);
+  if (!s.has_max_staleness()) s.set_max_staleness(16);
+  if (!s.has_final_top_k()) s.set_final_top_k(1);
+  NAS_DEFAULT(s, max_supernet_bytes, JobLimits::kDefaultMaxSupernetBytes);
+  v1::TrainEvaluatorSpec* final_training = s.mutable_final_training();
+  if (final_training->dataset().empty()) {
+    final_training->set_dataset(s.data().dataset());
+    if (final_training->data_dir().empty()) final_training->set_data_dir(s.data().data_dir());
+    if (final_training->image_height() == 0) final_training->set_image_height(s.data().image_height());
+    if (final_training->image_width() == 0) final_training->set_image_width(s.data().image_width());
+    if (final_training->color().empty()) final_training->set_color(s.data().color());
+  }
+  *s.mutable_data() = search_space::WithTrainDefaults(s.data());
+  *final_training = search_space::WithTrainDefaults(*final_training);
+  return s;
+}
+
 }  // namespace
 
 v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   v1::JobSpec spec = input;
   NAS_DEFAULT(*spec.mutable_strategy(), name, "reinforce");
+  // DARTS' α learns with Adam at 3e-4 (the paper's), not REINFORCE's 0.01.
+  if (spec.strategy().name() == "darts") NAS_DEFAULT(*spec.mutable_controller(), learning_rate, 3e-4);
   if (spec.strategy().name() == "evolution") {
     NAS_DEFAULT(*spec.mutable_strategy(), population_size, kDefaultPopulationSize);
     NAS_DEFAULT(*spec.mutable_strategy(), tournament_size, kDefaultTournamentSize);
@@ -463,6 +593,10 @@ v1::JobSpec WithDefaults(const v1::JobSpec& input) {
   }
   if (e->has_train()) {
     *e->mutable_train() = search_space::WithTrainDefaults(e->train());
+    *e = search_space::WithEvaluatorLimitDefaults(*e);
+  }
+  if (e->has_shared()) {
+    *e->mutable_shared() = SharedDefaults(e->shared());
     *e = search_space::WithEvaluatorLimitDefaults(*e);
   }
   if (spec.has_search_space()) {
@@ -529,6 +663,13 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   p.AddAll(LookupStrategy(spec.strategy().name()).status());
   const v1::StrategySpec& strategy = spec.strategy();
+  if (strategy.name() == "darts" && !spec.evaluator().has_shared()) {
+    p.Add("strategy.name", "darts trains α with ω on a supernet: it needs evaluator.shared");
+  }
+  if (strategy.name() == "darts" && spec.search_space().space_case() != v1::SearchSpace::kCell &&
+      spec.search_space().space_case() != v1::SearchSpace::SPACE_NOT_SET) {
+    p.Add("strategy.name", "darts needs a cell search space (the only one with a supernet)");
+  }
   if (strategy.name() == "evolution") {
     p.Range("strategy.population_size", strategy.population_size(), 2,
             JobLimits::kMaxPopulationSize);

@@ -35,6 +35,9 @@ struct JobLimits {
   static constexpr int kMaxPopulationSize = 100'000;
   // K x m for strategy evolution (one replica loop, a thread, per child in flight).
   static constexpr int kMaxEvolutionInFlight = 1024;
+  // evaluator.shared.max_supernet_bytes (its default is 4 GiB).
+  static constexpr int64_t kDefaultMaxSupernetBytes = int64_t{4} << 30;
+  static constexpr int64_t kMaxSupernetBytes = int64_t{1} << 40;
 };
 
 // Fills unset (zero) fields with their documented defaults (docs/job_spec.md):
@@ -43,7 +46,9 @@ struct JobLimits {
 // the small-budget settings (Adam 0.01, tanh_constant 1.5, entropy_weight
 // 0.01, baseline_decay 0.8; explicit 0 keeps tanh and the bonus off);
 // evaluator max_attempts 3, lease_seconds 60 (and, with the train evaluator,
-// max_parameters and max_activation_bytes); and the search space's, train
+// max_parameters and max_activation_bytes; with evaluator.shared those and
+// the one-shot defaults of proto/job.proto, final_training taking data's
+// dataset; strategy darts: controller.learning_rate 3e-4); and the search space's, train
 // evaluator's and reward's defaults from search_space/defaults.h (the one
 // place they are written down; the worker applies the same functions).
 v1::JobSpec WithDefaults(const v1::JobSpec& spec);

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/file_util.h"
 #include "common/proto_yaml.h"
 #include "gtest/gtest.h"
 
@@ -113,7 +114,7 @@ TEST(JobSpecTest, AStrategyNameIsCheckedAgainstTheRegistry) {
   const absl::Status status = ValidateJobSpec(spec);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
-            "strategy.name: unknown strategy 'evolve' (known: evolution, random, reinforce)");
+            "strategy.name: unknown strategy 'evolve' (known: darts, evolution, random, reinforce)");
 }
 
 TEST(JobSpecTest, EvolutionGetsItsDefaultsAndItsFieldsAreCheckedAndRefusedElsewhere) {
@@ -510,6 +511,191 @@ early_stopping: {rule: median, min_epochs: 1}
   const absl::Status no_program = ValidateJobSpec(
       WithDefaults(Parse(base + "evaluator: {command: {argv: [''], epochs: 2}}\n")));
   EXPECT_EQ(std::string(no_program.message()), "evaluator.command.argv[0]: must name the program");
+}
+
+
+// One-shot search (evaluator.shared, issue 21).
+constexpr char kEnas[] = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]}
+budget: {max_trials: 100}
+evaluator: {shared: {data: {dataset: fashion_mnist, batch_size: 64}, final_training: {epochs: 3}}}
+)";
+
+TEST(JobSpecTest, SharedEvaluatorDefaultsAreTheProtosAndFinalTrainingTakesTheData) {
+  v1::JobSpec spec = WithDefaults(Parse(kEnas));
+  const v1::SharedEvaluatorSpec& s = spec.evaluator().shared();
+  EXPECT_EQ(s.train_steps(), 10);
+  EXPECT_EQ(s.reward_batches(), 1);
+  EXPECT_EQ(s.optimizer(), "sgd");
+  EXPECT_DOUBLE_EQ(s.learning_rate(), 0.05);
+  EXPECT_DOUBLE_EQ(s.momentum(), 0.9);
+  EXPECT_EQ(s.max_staleness(), 16);
+  EXPECT_EQ(s.final_top_k(), 1);
+  EXPECT_EQ(s.max_supernet_bytes(), int64_t{4} << 30);
+  EXPECT_EQ(s.data().batch_size(), 64);
+  EXPECT_EQ(s.final_training().dataset(), "fashion_mnist");
+  EXPECT_EQ(s.final_training().epochs(), 3);
+  EXPECT_EQ(spec.evaluator().max_parameters(), 50'000'000);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  // Adam's learning rate, no momentum; explicit zeros that mean "off" stay.
+  v1::JobSpec adam = WithDefaults(Parse(R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, nor_conv_3x3]}
+budget: {max_trials: 10}
+evaluator: {shared: {optimizer: adam, final_top_k: 0, data: {dataset: fashion_mnist}}}
+)"));
+  EXPECT_DOUBLE_EQ(adam.evaluator().shared().learning_rate(), 0.001);
+  EXPECT_FALSE(adam.evaluator().shared().has_momentum());
+  EXPECT_EQ(adam.evaluator().shared().final_top_k(), 0);
+  EXPECT_TRUE(ValidateJobSpec(adam).ok()) << ValidateJobSpec(adam);
+}
+
+TEST(JobSpecTest, SharedEvaluatorFieldsAreCheckedWithTheirPaths) {
+  const std::string base = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_3x3]}
+budget: {max_trials: 10}
+)";
+  struct Case {
+    std::string yaml, problem;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}}}",
+            "evaluator.shared.final_training.epochs: must be between 1 and 1000, got 0"},
+           {"evaluator: {shared: {data: {dataset: ptb, data_dir: /d}}}",
+            "evaluator.shared.data.dataset: one-shot search trains a supernet of image classifiers: not ptb"},
+           {"evaluator: {shared: {data: {dataset: imagenet}}}",
+            "evaluator.shared.data.dataset: unknown dataset 'imagenet'"},
+           {"evaluator: {shared: {data: {dataset: cifar10}}}",
+            "evaluator.shared.data.data_dir: must name the directory with CIFAR-10's"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, train_steps: 10001}}",
+            "evaluator.shared.train_steps: must be between 1 and 10000, got 10001"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, reward_batches: -1}}",
+            "evaluator.shared.reward_batches: must be between 1 and 1000, got -1"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, optimizer: rmsprop}}",
+            "evaluator.shared.optimizer: must be sgd or adam, not 'rmsprop'"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, learning_rate: -0.1}}",
+            "evaluator.shared.learning_rate: must be in (0, 10], got -0.1"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, momentum: 1}}",
+            "evaluator.shared.momentum: must be in [0, 1), got 1"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, optimizer: adam, momentum: 0.5}}",
+            "evaluator.shared.momentum: is for optimizer sgd only"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, max_staleness: 0}}",
+            "evaluator.shared.max_staleness: must be at least 1, got 0"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, final_top_k: 101}}",
+            "evaluator.shared.final_top_k: must be between 0 and 100, got 101"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, final_training: {epochs: -1}}}",
+            "evaluator.shared.final_training.epochs: must be between 1 and 1000, got -1"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}, final_training: {lr_schedule: linear}}}",
+            "evaluator.shared.final_training.lr_schedule: must be cosine or step, not 'linear'"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}}, reuse_results: true}",
+            "evaluator.reuse_results: one-shot rewards depend on the job's shared weights"},
+           {"evaluator: {shared: {data: {dataset: fashion_mnist}}}\nearly_stopping: {rule: median}",
+            "early_stopping.rule: one-shot search tasks are not trained epoch by epoch"},
+       }) {
+    const absl::Status status = ValidateJobSpec(WithDefaults(Parse(base + c.yaml + "\n")));
+    EXPECT_NE(status.message().find(c.problem), std::string::npos) << c.yaml << "\n" << status;
+  }
+}
+
+TEST(JobSpecTest, SharedEvaluatorTakesACellSpace) {
+  absl::Status macro = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  macro_cnn: {filter_heights: [3], filter_widths: [3], num_filters: [8], depth: {initial_layers: 2}}
+budget: {max_trials: 10}
+evaluator: {shared: {data: {dataset: fashion_mnist}}}
+)")));
+  EXPECT_NE(macro.message().find("search_space: the macro-CNN supernet is not wired yet"), std::string::npos)
+      << macro;
+  absl::Status recurrent = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  recurrent_cell: {base: 2, combinations: [add], activations: [tanh]}
+budget: {max_trials: 10}
+evaluator: {shared: {data: {dataset: fashion_mnist}}}
+)")));
+  EXPECT_NE(recurrent.message().find("search_space: a recurrent_cell space has no supernet"), std::string::npos)
+      << recurrent;
+}
+
+TEST(JobSpecTest, ASupernetOverTheLimitsIsRefusedWithItsEstimate) {
+  // 16 nodes, 120 edges x 2 convolutions x 8 cells per stage at 64..256
+  // channels: hundreds of millions of parameters.
+  const std::string big = R"(
+search_space:
+  cell: {num_nodes: 16, operations: [none, nor_conv_1x1, nor_conv_3x3], cells_per_stage: 8, initial_channels: 64}
+budget: {max_trials: 10}
+evaluator: {shared: {data: {dataset: fashion_mnist, batch_size: 64}}, max_parameters: 10000000000}
+)";
+  absl::Status status = ValidateJobSpec(WithDefaults(Parse(big)));
+  EXPECT_NE(status.message().find("evaluator.shared.max_supernet_bytes: the supernet ("), std::string::npos)
+      << status;
+  EXPECT_NE(status.message().find("parameters, "), std::string::npos) << status;
+  EXPECT_NE(status.message().find("over the limit of 4.0 GiB"), std::string::npos) << status;
+  // The parameter limit of the evaluator applies too.
+  absl::Status limited = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, nor_conv_3x3], initial_channels: 16}
+budget: {max_trials: 10}
+evaluator: {shared: {data: {dataset: fashion_mnist}}, max_parameters: 1000}
+)")));
+  EXPECT_NE(limited.message().find("evaluator.max_parameters: the supernet has "), std::string::npos) << limited;
+  // DARTS runs every operation at once: a limit the ENAS supernet fits refuses it.
+  const std::string mid = R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]}
+budget: {max_trials: 10}
+evaluator: {shared: {data: {dataset: fashion_mnist, batch_size: 256}, max_supernet_bytes: 1500000000, final_top_k: 0}}
+)";
+  EXPECT_TRUE(ValidateJobSpec(WithDefaults(Parse(mid))).ok()) << ValidateJobSpec(WithDefaults(Parse(mid)));
+  absl::Status darts = ValidateJobSpec(WithDefaults(Parse(mid + "strategy: {name: darts}\n")));
+  EXPECT_NE(darts.message().find("every operation running"), std::string::npos) << darts;
+}
+
+TEST(JobSpecTest, DartsNeedsTheSharedEvaluatorACellSpaceAndOneFinalArchitecture) {
+  v1::JobSpec ok = WithDefaults(Parse(std::string(kEnas) + "strategy: {name: darts}\n"));
+  EXPECT_TRUE(ValidateJobSpec(ok).ok()) << ValidateJobSpec(ok);
+  EXPECT_DOUBLE_EQ(ok.controller().learning_rate(), 3e-4);
+  EXPECT_EQ(ok.controller().optimizer(), "adam");
+  absl::Status trained = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, nor_conv_3x3]}
+budget: {max_trials: 10}
+strategy: {name: darts}
+evaluator: {train: {dataset: fashion_mnist}}
+)")));
+  EXPECT_NE(trained.message().find("strategy.name: darts trains α with ω on a supernet: it needs evaluator.shared"),
+            std::string::npos)
+      << trained;
+  absl::Status macro = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  macro_cnn: {filter_heights: [3], filter_widths: [3], num_filters: [8], depth: {initial_layers: 2}}
+budget: {max_trials: 10}
+strategy: {name: darts}
+evaluator: {shared: {data: {dataset: fashion_mnist}}}
+)")));
+  EXPECT_NE(macro.message().find("strategy.name: darts needs a cell search space"), std::string::npos) << macro;
+  absl::Status top3 = ValidateJobSpec(WithDefaults(Parse(
+      R"(
+search_space:
+  cell: {num_nodes: 4, operations: [none, nor_conv_3x3]}
+budget: {max_trials: 10}
+strategy: {name: darts}
+evaluator: {shared: {data: {dataset: fashion_mnist}, final_top_k: 3, final_training: {epochs: 1}}}
+)")));
+  EXPECT_NE(top3.message().find("evaluator.shared.final_top_k: DARTS ends with one architecture"), std::string::npos)
+      << top3;
+}
+
+TEST(JobSpecTest, TheOneShotExamplesAreValid) {
+  for (const char* path : {"examples/fashion_mnist_enas.yaml", "examples/fashion_mnist_darts.yaml"}) {
+    absl::StatusOr<std::string> yaml = ReadFile(path);
+    ASSERT_TRUE(yaml.ok()) << yaml.status();
+    v1::JobSpec spec = Parse(*yaml);
+    EXPECT_TRUE(spec.evaluator().has_shared()) << path;
+    const absl::Status status = ValidateJobSpec(WithDefaults(spec));
+    EXPECT_TRUE(status.ok()) << path << ": " << status;
+  }
 }
 
 }  // namespace

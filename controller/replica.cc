@@ -267,6 +267,13 @@ bool Replica::Learn(const std::vector<v1::Trial>& outcomes) {
       job_->Fail(gradient.status());
       return false;
     }
+    if (gradient->empty()) {
+      // The workers train these parameters (darts): nothing to push; the
+      // next round pulls what they pushed.
+      sampled_versions_.reset();
+      job_->RoundDone(strategy_->baseline(), strategy_->last_entropy(), false);
+      return true;
+    }
     absl::Status status = Retry("Push", [&] {
       PulledWeights updated;
       absl::Status s = options_.weights->Push(job_->id(), index_, *sampled_versions_, *gradient,

@@ -77,7 +77,10 @@ class SearchStrategy {
   // their rewards (same length, at least one), as named tensors matching
   // InitialParameters(); the gradient of the loss to *minimise*, so a server
   // applying "theta -= lr * g" (or Adam) raises expected reward. Updates the
-  // moving-average baseline. Empty vector for strategies without parameters.
+  // moving-average baseline. Empty vector for strategies without parameters,
+  // and for those whose parameters the workers train (darts: they push α's
+  // gradients themselves): the replica then pushes nothing and pulls the
+  // parameters again before its next Sample.
   virtual absl::StatusOr<std::vector<FlatTensor>> Gradient(
       const std::vector<v1::Architecture>& architectures, const std::vector<double>& rewards) = 0;
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "controller/darts_strategy.h"
 #include "controller/evolution_strategy.h"
 #include "controller/random_strategy.h"
 #include "controller/reinforce_strategy.h"
@@ -32,6 +33,7 @@ std::unique_ptr<SearchStrategy> Unshared(const v1::JobSpec& spec, int replica_in
 // Every strategy the controller can run; one line each.
 const std::vector<Registration>& Registry() {
   static const auto* registry = new std::vector<Registration>{
+      {"darts", {/*needs_parameter_servers=*/true}, &Unshared<&NewDartsStrategy>, nullptr},
       {"evolution",
        {/*needs_parameter_servers=*/false, /*one_child_per_round=*/true},
        &NewEvolutionStrategy,

@@ -37,7 +37,8 @@ struct ReplicaLayout {
 };
 ReplicaLayout LayoutOf(const v1::JobSpec& spec);
 
-// INVALID_ARGUMENT "strategy.name: unknown strategy 'x' (known: evolution, random, reinforce)" for an unknown name.
+// INVALID_ARGUMENT "strategy.name: unknown strategy 'x' (known: darts,
+// evolution, random, reinforce)" for an unknown name.
 absl::StatusOr<StrategyTraits> LookupStrategy(const std::string& name);
 
 // Names of every registered strategy, sorted.

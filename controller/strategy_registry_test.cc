@@ -11,7 +11,7 @@ namespace nas::controller {
 namespace {
 
 TEST(StrategyRegistryTest, NamesAreSortedAndComplete) {
-  EXPECT_EQ(StrategyNames(), (std::vector<std::string>{"evolution", "random", "reinforce"}));
+  EXPECT_EQ(StrategyNames(), (std::vector<std::string>{"darts", "evolution", "random", "reinforce"}));
 }
 
 TEST(StrategyRegistryTest, TraitsSayWhichStrategiesNeedParameterServers) {
@@ -27,7 +27,7 @@ TEST(StrategyRegistryTest, AnUnknownNameIsInvalidArgumentListingTheKnownOnes) {
     absl::StatusOr<StrategyTraits> traits = LookupStrategy(name);
     EXPECT_EQ(traits.status().code(), absl::StatusCode::kInvalidArgument) << name;
     EXPECT_EQ(traits.status().message(),
-              "strategy.name: unknown strategy '" + name + "' (known: evolution, random, reinforce)");
+              "strategy.name: unknown strategy '" + name + "' (known: darts, evolution, random, reinforce)");
     v1::JobSpec spec = MacroJob("random", 1);
     spec.mutable_strategy()->set_name(name);
     absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(spec, 0);
@@ -35,9 +35,22 @@ TEST(StrategyRegistryTest, AnUnknownNameIsInvalidArgumentListingTheKnownOnes) {
   }
 }
 
+// darts runs on a one-shot job's cell supernet; the others on the macro space.
+v1::JobSpec JobFor(const std::string& name) {
+  if (name != "darts") return MacroJob(name, 1);
+  v1::JobSpec spec;
+  v1::CellSpace* cell = spec.mutable_search_space()->mutable_cell();
+  cell->set_num_nodes(4);
+  for (const char* op : {"none", "skip_connect", "nor_conv_3x3"}) cell->add_operations(op);
+  spec.mutable_strategy()->set_name(name);
+  spec.mutable_budget()->set_max_trials(1);
+  spec.mutable_evaluator()->mutable_shared()->mutable_data()->set_dataset("fashion_mnist");
+  return WithDefaults(spec);
+}
+
 TEST(StrategyRegistryTest, EveryStrategyIsCreatedAndAgreesWithItsTraits) {
   for (const std::string& name : StrategyNames()) {
-    absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(MacroJob(name, 1), 0);
+    absl::StatusOr<std::unique_ptr<SearchStrategy>> created = CreateStrategy(JobFor(name), 0);
     ASSERT_TRUE(created.ok()) << name << ": " << created.status();
     auto archs = (*created)->Sample(3, {});
     ASSERT_TRUE(archs.ok()) << name << ": " << archs.status();
@@ -54,7 +67,7 @@ TEST(StrategyRegistryTest, EveryStrategyIsCreatedAndAgreesWithItsTraits) {
 // the others run K loops of m and share nothing.
 TEST(StrategyRegistryTest, LayoutAndSharedStateFollowTheTraits) {
   for (const std::string& name : StrategyNames()) {
-    v1::JobSpec spec = MacroJob(name, 1);
+    v1::JobSpec spec = JobFor(name);
     spec.mutable_parallelism()->set_num_replicas(3);
     spec.mutable_parallelism()->set_children_per_replica(4);
     const ReplicaLayout layout = LayoutOf(spec);

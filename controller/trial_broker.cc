@@ -125,6 +125,15 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
   *task.mutable_evaluator() = spec.evaluator();
   *task.mutable_reward() = spec.reward();
   task.set_lease_seconds(spec.evaluator().lease_seconds());
+  job.shared_search = spec.evaluator().has_shared();
+  if (job.shared_search) {
+    job.final_template = task;
+    v1::EvaluatorSpec* final_evaluator = job.final_template.mutable_evaluator();
+    final_evaluator->clear_shared();
+    *final_evaluator->mutable_train() = spec.evaluator().shared().final_training();
+    task.mutable_shared()->set_omega_set(OmegaSetId(job_id));
+    if (spec.strategy().name() == "darts") task.mutable_shared()->set_alpha_set(job_id);
+  }
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());
   job.closed = false;
   job.stopping = EarlyStopping::Create(spec.early_stopping(), EvaluatorEpochs(spec.evaluator()),
@@ -182,8 +191,13 @@ bool TrialBroker::ReuseLocked(JobTrials& job, InFlight& in_flight,
   return true;
 }
 
+std::string TrialBroker::CacheKey(const JobTrials& job, const v1::Trial& trial) {
+  if (job.shared_search && !trial.final_training()) return "";
+  return trial.architecture().canonical();
+}
+
 v1::Task TrialBroker::MakeTask(const JobTrials& job, const InFlight& trial) {
-  v1::Task task = job.task_template;
+  v1::Task task = trial.trial.final_training() ? job.final_template : job.task_template;
   const std::string& trial_id = trial.trial.trial_id();
   task.set_task_id(MakeTaskId(task.job_id(), trial_id, trial.attempt));
   task.set_trial_id(trial_id);
@@ -215,7 +229,7 @@ void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> tri
     auto job = jobs_.find(job_id);
     if (job == jobs_.end()) return;
     for (v1::Trial& t : evaluated) {
-      const std::string& canonical = t.architecture().canonical();
+      const std::string canonical = CacheKey(job->second, t);
       if (canonical.empty()) continue;
       CacheEntry& entry = job->second.cache[canonical];
       if (entry.metrics.has_value()) continue;  // the first evaluation stands
@@ -241,7 +255,7 @@ void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> tri
       v1::Task task = MakeTask(job->second, in_flight);
       running.emplace_back(std::move(task), worker);
       const std::string id = in_flight.trial.trial_id();
-      const std::string& canonical = in_flight.trial.architecture().canonical();
+      const std::string canonical = CacheKey(job->second, in_flight.trial);
       if (!canonical.empty() && !job->second.cache.contains(canonical)) {
         job->second.cache[canonical].trial_id = id;
       }
@@ -256,7 +270,7 @@ void TrialBroker::Adopt(const std::string& job_id, std::vector<AdoptedTrial> tri
 bool TrialBroker::RouteLocked(JobTrials& job, InFlight in_flight, std::vector<v1::Task>* tasks,
                               std::vector<v1::Trial>* answered) {
   const std::string id = in_flight.trial.trial_id();
-  const std::string canonical = in_flight.trial.architecture().canonical();
+  const std::string canonical = CacheKey(job, in_flight.trial);
   const bool stored_hit = !in_flight.trial.cached_from().empty();
   auto entry = canonical.empty() ? job.cache.end() : job.cache.find(canonical);
   // Another job's result (evaluator.reuse_results): for a fresh sample its
@@ -327,7 +341,7 @@ void TrialBroker::AnswerLocked(JobTrials& job, const std::string& waiter, v1::Tr
 void TrialBroker::ForgetLocked(JobTrials& job, const std::string& trial_id) {
   auto it = job.trials.find(trial_id);
   if (it == job.trials.end()) return;
-  auto entry = job.cache.find(it->second.trial.architecture().canonical());
+  auto entry = job.cache.find(CacheKey(job, it->second.trial));
   if (entry != job.cache.end()) {
     if (entry->second.trial_id == trial_id) {
       job.cache.erase(entry);
@@ -705,7 +719,7 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
     if (job != jobs_.end()) {
       auto it = job->second.trials.find(outcome.trial_id());
       if (it != job->second.trials.end()) {
-        const std::string canonical = it->second.trial.architecture().canonical();
+        const std::string canonical = CacheKey(job->second, it->second.trial);
         outcome.set_cached_from(it->second.trial.cached_from());
         outcome.set_cached_from_job(it->second.trial.cached_from_job());
         if (job->second.stopping != nullptr && outcome.cached_from().empty() &&
@@ -719,6 +733,8 @@ void TrialBroker::OnFinal(v1::Trial outcome) {
         *outcome.mutable_architecture() = std::move(*it->second.trial.mutable_architecture());
         outcome.set_replica(it->second.trial.replica());
         outcome.set_create_time_unix_ms(it->second.trial.create_time_unix_ms());
+        outcome.set_final_training(it->second.trial.final_training());
+        outcome.set_one_shot_score(it->second.trial.one_shot_score());
         round = std::move(it->second.outcomes);
         job->second.trials.erase(it);
         auto entry = outcome.cached_from().empty() && !canonical.empty()

@@ -61,6 +61,10 @@
 
 namespace nas::controller {
 
+// The parameter-server tensor set holding a one-shot job's supernet weights ω
+// (Task.shared.omega_set; docs/one_shot.md).
+inline std::string OmegaSetId(const std::string& job_id) { return job_id + ".omega"; }
+
 class ControllerMetrics;
 
 // What must be equal for one job's evaluation to answer another's sample
@@ -246,6 +250,12 @@ class TrialBroker {
   };
   struct JobTrials {
     v1::Task task_template;  // search space, evaluator, reward, lease
+    // One-shot jobs (evaluator.shared): search tasks carry Task.shared and
+    // skip the result cache (ω changes, so every sample is evaluated); the
+    // final trials (Trial.final_training) are trained from scratch with
+    // final_template's evaluator (evaluator.shared.final_training).
+    bool shared_search = false;
+    v1::Task final_template;
     int max_attempts = 1;
     bool closed = false;
     // The job's early-stopping rule; null when it has none.
@@ -279,6 +289,9 @@ class TrialBroker {
 
   explicit TrialBroker(const TrialBrokerOptions& options);
 
+  // The result cache's key of `trial`: its canonical architecture, or empty
+  // (never cached) for a one-shot job's search trial.
+  static std::string CacheKey(const JobTrials& job, const v1::Trial& trial);
   v1::Task MakeTask(const JobTrials& job, const InFlight& trial)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Routes a new in-flight trial through the job's result cache: a hit gets

@@ -474,6 +474,57 @@ TEST_F(TrialBrokerTest, AnEvaluatedArchitectureIsAnsweredFromTheCacheWithoutATas
   EXPECT_EQ(listener_.finals().size(), 3u);
 }
 
+// One-shot jobs (evaluator.shared, docs/one_shot.md): every search sample is
+// a task carrying where ω (and DARTS' α) are, the result cache is off for
+// them, and a final trial is trained from scratch with final_training.
+TEST_F(TrialBrokerTest, OneShotSearchTasksShareWeightsSkipTheCacheAndFinalTrialsTrainFromScratch) {
+  v1::JobSpec shared;
+  shared.mutable_evaluator()->set_max_attempts(2);
+  shared.mutable_evaluator()->set_lease_seconds(30);
+  shared.mutable_evaluator()->mutable_shared()->mutable_data()->set_dataset("fashion_mnist");
+  shared.mutable_evaluator()->mutable_shared()->mutable_final_training()->set_dataset("mnist");
+  shared.mutable_evaluator()->mutable_shared()->mutable_final_training()->set_epochs(4);
+  shared.mutable_strategy()->set_name("reinforce");
+  broker_->OpenJob(kJob, shared);
+  int hits = -1;
+  auto first = DispatchArchs({"t000000"}, {"A"}, &hits);
+  std::optional<v1::Task> task = broker_->TryAcquire("w");
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->shared().omega_set(), std::string(kJob) + ".omega");
+  EXPECT_EQ(task->shared().alpha_set(), "");
+  EXPECT_TRUE(task->evaluator().has_shared());
+  RunOneLeased(*task, 0.5);
+  ASSERT_TRUE(first->Wait().ok());
+  // The same architecture again is evaluated again: ω has changed since.
+  auto second = DispatchArchs({"t000001"}, {"A"}, &hits);
+  EXPECT_EQ(hits, 0);
+  task = broker_->TryAcquire("w");
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->trial_id(), "t000001");
+  // A final trial: the train evaluator of final_training, no shared weights.
+  std::vector<v1::Trial> finals(1);
+  finals[0].set_trial_id("t000002");
+  finals[0].mutable_architecture()->set_canonical("A");
+  finals[0].set_final_training(true);
+  ASSERT_TRUE(broker_->Dispatch(kJob, -1, std::move(finals), nullptr).ok());
+  std::optional<v1::Task> final_task = broker_->TryAcquire("w");
+  ASSERT_TRUE(final_task.has_value());
+  EXPECT_EQ(final_task->trial_id(), "t000002");
+  EXPECT_FALSE(final_task->has_shared());
+  ASSERT_TRUE(final_task->evaluator().has_train());
+  EXPECT_EQ(final_task->evaluator().train().dataset(), "mnist");
+  EXPECT_EQ(final_task->evaluator().train().epochs(), 4);
+  EXPECT_EQ(final_task->evaluator().max_attempts(), 2);
+  EXPECT_DOUBLE_EQ(final_task->lease_seconds(), 30);
+  // DARTS: α is the job's own tensor set.
+  shared.mutable_strategy()->set_name("darts");
+  broker_->OpenJob(kJob, shared);
+  auto third = DispatchArchs({"t000003"}, {"B"}, &hits);
+  task = broker_->TryAcquire("w");
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->shared().alpha_set(), kJob);
+}
+
 // The reuse fingerprint: what changes a measurement is in it, the attempt,
 // lease and size limits (and the flag itself) are not.
 TEST(ReuseFingerprintTest, HoldsWhatChangesAMeasurementOnly) {

@@ -47,6 +47,8 @@ constexpr AddedColumn kAddedColumns[] = {
     {"trials", "epochs_trained", "INTEGER NOT NULL DEFAULT 0"},
     {"trials", "stopped_early", "INTEGER NOT NULL DEFAULT 0"},
     {"trials", "cached_from_job", "TEXT NOT NULL DEFAULT ''"},
+    {"trials", "final_training", "INTEGER NOT NULL DEFAULT 0"},
+    {"trials", "one_shot_score", "REAL NOT NULL DEFAULT 0"},
 };
 
 constexpr char kSchema[] = R"sql(
@@ -86,6 +88,8 @@ CREATE TABLE IF NOT EXISTS trials (
   epochs_trained    INTEGER NOT NULL DEFAULT 0,
   stopped_early     INTEGER NOT NULL DEFAULT 0,
   cached_from_job   TEXT NOT NULL DEFAULT '',
+  final_training    INTEGER NOT NULL DEFAULT 0,
+  one_shot_score    REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, trial_id)
 );
 CREATE INDEX IF NOT EXISTS trials_by_reward ON trials(job_id, state, reward DESC);
@@ -277,7 +281,8 @@ v1::TrialState TrialStateFromName(const std::string& name) {
 
 constexpr char kTrialColumns[] =
     "trial_id, job_id, replica, state, architecture_json, metrics_json, attempts, worker_id, "
-    "error, create_time_ms, end_time_ms, sequence, round, cached_from, cached_from_job";
+    "error, create_time_ms, end_time_ms, sequence, round, cached_from, cached_from_job, final_training, "
+    "one_shot_score";
 
 absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   v1::Trial trial;
@@ -295,6 +300,8 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& row) {
   if (!row.IsNull(11)) trial.set_sequence(row.Int(11));
   trial.set_cached_from(row.Text(13));
   trial.set_cached_from_job(row.Text(14));
+  trial.set_final_training(row.Int(15) != 0);
+  trial.set_one_shot_score(row.Real(16));
   return trial;
 }
 
@@ -690,7 +697,8 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
     Statement insert(statements_.get(),
                      "INSERT INTO trials (job_id, trial_id, replica, round, state, canonical, "
                      "architecture_json, attempts, create_time_ms, cached_from, "
-                     "cached_from_job) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+                     "cached_from_job, final_training, one_shot_score) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(insert.prepared());
     insert.Bind(1, trial.job_id())
         .Bind(2, trial.trial_id())
@@ -702,7 +710,9 @@ absl::Status TrialStore::InsertLocked(const std::vector<PendingTrial>& trials) {
         .Bind(8, trial.attempts())
         .Bind(9, trial.create_time_unix_ms())
         .Bind(10, trial.cached_from())
-        .Bind(11, trial.cached_from_job());
+        .Bind(11, trial.cached_from_job())
+        .Bind(12, int64_t{trial.final_training() ? 1 : 0})
+        .Bind(13, trial.one_shot_score());
     RETURN_IF_ERROR(insert.Run());
   }
   return absl::OkStatus();
@@ -1172,7 +1182,7 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   }
   Statement best(statements_.get(),
                  "SELECT trial_id, reward, canonical FROM trials WHERE job_id=? AND "
-                 "state='succeeded' ORDER BY reward DESC, sequence ASC LIMIT 1");
+                 "state='succeeded' ORDER BY final_training DESC, reward DESC, sequence ASC LIMIT 1");
   RETURN_IF_ERROR(best.prepared());
   best.Bind(1, job_id);
   ASSIGN_OR_RETURN(bool row, best.Step());

@@ -195,6 +195,8 @@ class TrialStore {
     double worker_seconds = 0;
     int64_t epochs_trained = 0, trials_stopped = 0, stopped_epochs = 0;
     double best_reward = 0;
+    // The best succeeded trial: a final one (Trial.final_training) when any
+    // succeeded, since one-shot rewards and final accuracies do not compare.
     std::string best_trial_id;
     std::string best_canonical;
     double mean_reward = 0;

@@ -627,7 +627,7 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials
   // What the previous version left: the trials table without cached_from.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* column : {"cached_from", "cached_from_job"}) {
+  for (const char* column : {"cached_from", "cached_from_job", "final_training", "one_shot_score"}) {
     ASSERT_EQ(sqlite3_exec(db, absl::StrCat("ALTER TABLE trials DROP COLUMN ", column).c_str(),
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
@@ -657,6 +657,36 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials
   ASSERT_EQ(evaluated->size(), 1u);
   EXPECT_EQ((*evaluated)[0].trial_id(), "a");
   EXPECT_DOUBLE_EQ((*evaluated)[0].metrics().reward(), 0.5);
+  EXPECT_FALSE((*store)->GetTrial("j", "a")->final_training());
+}
+
+// One-shot jobs (docs/one_shot.md): final trials are stored as such, with the
+// score that chose them, and the job's best trial is its best FINAL trial
+// once one succeeded (one-shot rewards and final accuracies do not compare).
+TEST(TrialStoreTest, FinalTrialsKeepTheirMarkAndScoreAndAreTheBestOnceOneSucceeded) {
+  const std::string path = DbPath("final_trials");
+  {
+    auto store = TrialStore::Open({path, false}).value();
+    ASSERT_TRUE(store->CreateJob(MakeJob("j")).ok());
+    PendingTrial final_trial = MakeTrial("j", "t000002", -1, 0);
+    final_trial.trial.set_final_training(true);
+    final_trial.trial.set_one_shot_score(0.75);
+    ASSERT_TRUE(store->InsertTrials({MakeTrial("j", "t000000", 0, 0), MakeTrial("j", "t000001", 0, 0),
+                                     final_trial})
+                    .ok());
+    ASSERT_TRUE(store->FinishTrial(Succeeded("j", "t000000", 0.9)).ok());
+    ASSERT_TRUE(store->FinishTrial(Succeeded("j", "t000001", 0.8)).ok());
+    EXPECT_EQ(store->CountTrials("j")->best_trial_id, "t000000");  // no final trial done yet
+    ASSERT_TRUE(store->FinishTrial(Succeeded("j", "t000002", 0.6)).ok());
+  }
+  auto store = TrialStore::Open({path, false}).value();
+  const v1::Trial stored = store->GetTrial("j", "t000002").value();
+  EXPECT_TRUE(stored.final_training());
+  EXPECT_DOUBLE_EQ(stored.one_shot_score(), 0.75);
+  EXPECT_FALSE(store->GetTrial("j", "t000000")->final_training());
+  const TrialStore::TrialCounts counts = store->CountTrials("j").value();
+  EXPECT_EQ(counts.best_trial_id, "t000002");
+  EXPECT_DOUBLE_EQ(counts.best_reward, 0.6);
 }
 
 TEST(TrialStoreTest, CountsKeepTheComputeLedgerOfWorkerEvaluationsOnly) {

@@ -1,6 +1,8 @@
 #include "search_space/child_size.h"
 
 #include <algorithm>
+#include <functional>
+#include <set>
 #include <limits>
 #include <vector>
 
@@ -105,6 +107,44 @@ int64_t EdgeParameters(const std::string& op, int64_t c) {
   return 0;
 }
 
+// The cell network around its cells (stem, reductions, final norm,
+// classifier) with `cell_parameters(c)` weights per cell at c channels and
+// `cell_tensors` maps of c x h x w per cell kept for backward.
+absl::StatusOr<ChildSize> CellNetworkSize(const v1::CellSpace& space_cell, const ImageShape& input,
+                                          int batch_size,
+                                          const std::function<int64_t(int64_t)>& cell_parameters,
+                                          int64_t cell_tensors) {
+  const v1::CellSpace shape = WithCellDefaults(space_cell);
+  if (shape.cells_per_stage() < 1 || shape.cells_per_stage() > SpaceLimits::kMaxCellsPerStage ||
+      shape.initial_channels() < 1 || shape.initial_channels() > SpaceLimits::kMaxInitialChannels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cell network of ", shape.cells_per_stage(), " cells per stage and ", shape.initial_channels(),
+        " initial channels: allowed 1..", SpaceLimits::kMaxCellsPerStage, " and 1..",
+        SpaceLimits::kMaxInitialChannels));
+  }
+  int64_t c = shape.initial_channels(), h = input.height, w = input.width;
+  const int64_t cin = input.channels;
+  int64_t parameters = 9 * cin * c + 2 * c;                      // stem conv + norm
+  int64_t floats = cin * h * w + 2 * c * h * w;                  // input, stem conv and norm
+  for (int stage = 0; stage < 3; ++stage) {
+    if (stage > 0) {
+      const int64_t out = 2 * c, ho = (h + 1) / 2, wo = (w + 1) / 2;
+      parameters += (9 * c * out + 2 * out) + (9 * out * out + 2 * out) + c * out;
+      // pooled input, ReLU of the input, then 7 maps at the new size: the
+      // shortcut conv, conv + norm, ReLU + conv + norm, the sum.
+      floats += c * ho * wo + c * h * w + 7 * out * ho * wo;
+      c = out;
+      h = ho;
+      w = wo;
+    }
+    parameters += shape.cells_per_stage() * cell_parameters(c);
+    floats += shape.cells_per_stage() * cell_tensors * c * h * w;
+  }
+  parameters += 2 * c + c * input.classes + input.classes;  // final norm + classifier
+  floats += 2 * c * h * w + c + input.classes;
+  return ChildSize{parameters, BatchBytes(floats, batch_size)};
+}
+
 absl::StatusOr<ChildSize> CellSize(const v1::CellArchitecture& cell, const v1::CellSpace& space_cell,
                                    const ImageShape& input, int batch_size) {
   if (cell.num_nodes() < 2 || cell.num_nodes() > SpaceLimits::kMaxCellNodes ||
@@ -119,40 +159,16 @@ absl::StatusOr<ChildSize> CellSize(const v1::CellArchitecture& cell, const v1::C
           "' cannot be trained (known: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)"));
     }
   }
-  const v1::CellSpace shape = WithCellDefaults(space_cell);
-  if (shape.cells_per_stage() < 1 || shape.cells_per_stage() > SpaceLimits::kMaxCellsPerStage ||
-      shape.initial_channels() < 1 || shape.initial_channels() > SpaceLimits::kMaxInitialChannels) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cell network of ", shape.cells_per_stage(), " cells per stage and ", shape.initial_channels(),
-        " initial channels: allowed 1..", SpaceLimits::kMaxCellsPerStage, " and 1..",
-        SpaceLimits::kMaxInitialChannels));
-  }
-  int64_t c = shape.initial_channels(), h = input.height, w = input.width;
-  const int64_t cin = input.channels;
-  int64_t parameters = 9 * cin * c + 2 * c;                      // stem conv + norm
-  int64_t floats = cin * h * w + 2 * c * h * w;                  // input, stem conv and norm
-  int64_t cell_parameters = 0, cell_tensors = 0;                 // per channel^2 / per plane
+  int64_t cell_tensors = cell.num_nodes() - 1;  // each node's zero tensor
   for (const std::string& op : cell.edge_operations()) cell_tensors += EdgeTensors(op);
-  cell_tensors += cell.num_nodes() - 1;                          // each node's zero tensor
-  for (int stage = 0; stage < 3; ++stage) {
-    if (stage > 0) {
-      const int64_t out = 2 * c, ho = (h + 1) / 2, wo = (w + 1) / 2;
-      parameters += (9 * c * out + 2 * out) + (9 * out * out + 2 * out) + c * out;
-      // pooled input, ReLU of the input, then 7 maps at the new size: the
-      // shortcut conv, conv + norm, ReLU + conv + norm, the sum.
-      floats += c * ho * wo + c * h * w + 7 * out * ho * wo;
-      c = out;
-      h = ho;
-      w = wo;
-    }
-    cell_parameters = 0;
-    for (const std::string& op : cell.edge_operations()) cell_parameters += EdgeParameters(op, c);
-    parameters += shape.cells_per_stage() * cell_parameters;
-    floats += shape.cells_per_stage() * cell_tensors * c * h * w;
-  }
-  parameters += 2 * c + c * input.classes + input.classes;  // final norm + classifier
-  floats += 2 * c * h * w + c + input.classes;
-  return ChildSize{parameters, BatchBytes(floats, batch_size)};
+  return CellNetworkSize(
+      space_cell, input, batch_size,
+      [&cell](int64_t c) {
+        int64_t parameters = 0;
+        for (const std::string& op : cell.edge_operations()) parameters += EdgeParameters(op, c);
+        return parameters;
+      },
+      cell_tensors);
 }
 
 absl::Status CheckShape(const ImageShape& input, int batch_size) {
@@ -336,6 +352,40 @@ absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const I
         "a recurrent cell is trained in a language model: its size is LargestRecurrentChildSize's");
   }
   return absl::InvalidArgumentError("search space has no kind");
+}
+
+absl::StatusOr<ChildSize> EstimateSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
+                                               int batch_size, bool all_operations_run) {
+  if (absl::Status s = CheckShape(input, batch_size); !s.ok()) return s;
+  if (!space.has_cell()) {
+    return absl::InvalidArgumentError(
+        space.has_macro_cnn() ? "the macro-CNN supernet is not wired yet: one-shot search takes a cell space"
+                              : "one-shot search takes a cell space (a recurrent_cell space has no supernet)");
+  }
+  const v1::CellSpace& c = space.cell();
+  if (c.num_nodes() < 2 || c.num_nodes() > SpaceLimits::kMaxCellNodes || c.operations().empty()) {
+    return absl::InvalidArgumentError("cell space does not validate");
+  }
+  // The supernet holds each distinct operation once per edge.
+  const std::set<std::string> operations(c.operations().begin(), c.operations().end());
+  const int64_t edges = int64_t{c.num_nodes()} * (c.num_nodes() - 1) / 2;
+  int64_t edge_tensors = 0;
+  if (all_operations_run) {
+    // Every operation's steps and sum (EdgeTensors) and its output scaled by
+    // its softmax weight.
+    for (const std::string& op : operations) edge_tensors += EdgeTensors(op) + 1;
+  } else {
+    // One child at a time: the operation leaving the most tensors.
+    for (const std::string& op : operations) edge_tensors = std::max<int64_t>(edge_tensors, EdgeTensors(op));
+  }
+  return CellNetworkSize(
+      c, input, batch_size,
+      [&](int64_t channels) {
+        int64_t per_edge = 0;
+        for (const std::string& op : operations) per_edge += EdgeParameters(op, channels);
+        return edges * per_edge;
+      },
+      (c.num_nodes() - 1) + edges * edge_tensors);
 }
 
 namespace {

@@ -79,6 +79,19 @@ absl::StatusOr<ChildSize> EstimateChildSize(const v1::Architecture& architecture
 absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const ImageShape& input,
                                            int batch_size);
 
+// The one-shot supernet of a cell space (worker/supernet.h, CellSupernetImpl):
+// the cell network with, on every edge of every cell, each distinct
+// operation of the space holding its own weights. `parameters` is exact
+// (tests/supernet_size_test checks it against the built module). The
+// activation estimate is one training batch's: with `all_operations_run`
+// (DARTS' mixed net) every edge keeps every operation's tensors plus its
+// output scaled by the softmax weight; without (ENAS: one sampled child per
+// step) the largest child's, as LargestChildSize. INVALID_ARGUMENT for a
+// space without a supernet (macro_cnn: not wired yet; recurrent_cell) or
+// one that does not validate.
+absl::StatusOr<ChildSize> EstimateSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
+                                               int batch_size, bool all_operations_run);
+
 // Recurrent cells are trained inside a word-level language model
 // (worker/recurrent_net.h, docs/search_spaces.md): embedding (V x E), the
 // cell (w_x: E -> base*H with bias, w_h: H -> base*H without), a decoder
