@@ -166,6 +166,9 @@ class ShardPusher {
 constexpr int64_t kMessageOverhead = 64 << 10;
 constexpr int64_t kTensorOverhead = 300;
 
+// What a channel without max_message_bytes receives (gRPC's default).
+constexpr int kGrpcDefaultReceiveBytes = 4 << 20;
+
 // Bytes of `n` tensors of `values` floats in all, as one message.
 int64_t MessageBytes(int64_t values, int64_t n) {
   return values * int64_t{sizeof(float)} + n * kTensorOverhead + kMessageOverhead;
@@ -177,9 +180,10 @@ class PsWeightsClient : public WeightsClient {
                   const ChannelOptions& channel)
       : addresses_(std::move(addresses)),
         timeout_(timeout),
-        max_message_bytes_(channel.max_message_bytes),
+        max_message_bytes_(channel.max_message_bytes > 0 ? channel.max_message_bytes
+                                                         : kGrpcDefaultReceiveBytes),
         // A piece's values in at most half a message (4 MiB at most).
-        chunk_values_(std::clamp<int64_t>(channel.max_message_bytes / 2 / sizeof(float), 1,
+        chunk_values_(std::clamp<int64_t>(max_message_bytes_ / 2 / int64_t{sizeof(float)}, 1,
                                           int64_t{1} << 20)) {
     for (const std::string& address : addresses_) {
       stubs_.push_back(v1::ParameterServer::NewStub(CreateChannel(address, channel)));

@@ -19,7 +19,8 @@ namespace nas::controller {
 // client certificate, the bearer token of --parameter_server_token_file);
 // its max_message_bytes is replaced by `max_message_bytes`. A call whose
 // request or answer for a shard would exceed that goes on the shard's
-// streaming form (InitJob, and PullSome / PushSparse of sparse sets).
+// streaming form (InitJob, and PullSome / PushSparse of sparse sets); 0
+// means gRPC's default, which receives 4 MiB.
 // PullSome and PushSparse route each tensor to its shard by the set's layout,
 // which the client knows from its InitJob of the set (every worker calls it;
 // it is idempotent) or else learns from one pull of the whole set.

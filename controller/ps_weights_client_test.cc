@@ -405,5 +405,19 @@ TEST(PsWeightsClientLargeTest, ASetLargerThanOneMessageIsCreatedPulledAndPushedS
   EXPECT_TRUE(other->PullSome("omega", {"w1"}).ok());
 }
 
+TEST_F(PsWeightsClientTest, AClientWithoutAMessageLimitStreamsWhatExceedsGrpcsDefault) {
+  // No max_message_bytes: the channel receives gRPC's default 4 MiB, so a
+  // 6 MB pull from one shard must be streamed (the servers send 64 MiB).
+  auto client = CreatePsWeightsClient(ps_->addresses, absl::Seconds(30), 0).value();
+  constexpr int64_t kSize = 750000;  // 3 MB a tensor
+  ASSERT_TRUE(client->InitJob("big", Omega(4, kSize), SparseSgd(0)).ok());
+  absl::StatusOr<PulledWeights> all = client->PullSome("big", {});
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(ByName(*all).size(), 4u);
+  absl::StatusOr<PulledWeights> two = client->PullSome("big", {"w0", "w3", "w1", "w2"});
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(ByName(*two)["w3"], std::vector<float>(kSize, 3.f));
+}
+
 }  // namespace
 }  // namespace nas::controller
