@@ -461,15 +461,24 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
       }
     }
     if (existing != nullptr) {
-      // The first InitJob's values (and optimizer config) stay.
-      LockedMutex job_lock(&existing->mu);
-      existing->mu.Await(absl::Condition(
-          +[](bool* creating) { return !*creating; }, &existing->creating));
-      if (existing->dropped) continue;
-      v1::InitJobResponse response;
-      response.set_version(existing->version);
-      response.set_created(false);
-      return response;
+      {
+        // The first InitJob's values (and optimizer config) stay.
+        LockedMutex job_lock(&existing->mu);
+        existing->mu.Await(absl::Condition(
+            +[](bool* creating) { return !*creating; }, &existing->creating));
+        if (!existing->dropped) {
+          v1::InitJobResponse response;
+          response.set_version(existing->version);
+          response.set_created(false);
+          return response;
+        }
+      }
+      // Its creation failed (or it was dropped): forget it here too, if its
+      // creator has not yet, and create it anew.
+      LockedMutex lock(&mu_);
+      auto it = jobs_.find(request.job_id());
+      if (it != jobs_.end() && it->second == existing) jobs_.erase(it);
+      continue;
     }
     if (!options_.data_dir.empty()) {
       // A new job is checkpointed at once, so a restart never forgets it; one
