@@ -23,7 +23,8 @@ namespace nas::controller {
 // means gRPC's default, which receives 4 MiB.
 // PullSome and PushSparse route each tensor to its shard by the set's layout,
 // which the client knows from its InitJob of the set (every worker calls it;
-// it is idempotent) or else learns from one pull of the whole set.
+// it is idempotent) or else learns from one pull of the whole set. A shard
+// that refuses a sparse push as stale keeps version -1 in the result.
 absl::StatusOr<std::unique_ptr<WeightsClient>> CreatePsWeightsClient(
     const std::vector<std::string>& addresses, absl::Duration timeout, int max_message_bytes,
     const ChannelOptions& channel = ChannelOptions());
