@@ -19,15 +19,28 @@
 // the figures are reported (no unary call can carry the set: the unary Pull
 // must be refused, RESOURCE_EXHAUSTED, else the bench fails). Exits 1 when a
 // ratio misses its goal or a call fails.
+// Then one-shot ω (issue 21): a sparse tensor set shaped like a cell
+// supernet's weights (200 conv-like tensors, 18.6 MB), W = 2, 4, 8, 16
+// worker threads each looping PullSome(a random third of the tensors) +
+// PushSparse(gradients of the same) through the controller's client, at
+// S = 1 and 4 real shards (max_staleness 16, SGD with momentum), in
+// --oneshot_rounds windows alternating between the S (the median window is
+// reported). Prints steps/s, MB pulled and pushed per step, MB/s through the
+// servers and staleness p50/max, and exits 1 when a call fails, a push is lost (a shard's
+// version must equal the sparse pushes it applied, as the clients counted
+// them) or S = 4 is slower than S = 1 at the largest W by more than the
+// VM's noise (ratio < 0.75).
 //   bazel run //bench:ps_bench
 //   bazel run //bench:ps_bench -- --shards=1,4 --seconds=3s
 //   bazel run //bench:ps_bench -- --shards= --large_shards=1,4 --large_mib=64
+//   bazel run //bench:ps_bench -- --shards= --large_shards= --oneshot_workers=2,16
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -40,6 +53,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/grpc_server.h"
 #include "common/sharding.h"
@@ -56,10 +70,19 @@ ABSL_FLAG(std::vector<std::string>, large_shards, std::vector<std::string>({"1",
           "Shard counts S for the large tensor set, comma-separated; empty skips it.");
 ABSL_FLAG(int, large_mib, 64, "Size of the large tensor set in MiB (a multiple of 4).");
 ABSL_FLAG(int, large_rounds, 9, "Pull-and-push rounds of the large set per S.");
+ABSL_FLAG(std::vector<std::string>, oneshot_shards, std::vector<std::string>({"1", "4"}),
+          "Shard counts S for one-shot ω, comma-separated; empty skips it.");
+ABSL_FLAG(std::vector<std::string>, oneshot_workers,
+          std::vector<std::string>({"2", "4", "8", "16"}),
+          "Worker threads W for one-shot ω, comma-separated.");
+ABSL_FLAG(absl::Duration, oneshot_seconds, absl::Seconds(3), "Length of each one-shot window.");
+ABSL_FLAG(int, oneshot_rounds, 3, "One-shot windows per S and W (alternating between the S).");
 
 namespace {
 
 constexpr int kClients = 16;
+// S = 4 against S = 1 at the largest W, one-shot ω: not slower beyond noise.
+constexpr double kOneShotShardRatioGoal = 0.75;
 constexpr double kRatioGoal = 0.70;
 constexpr double kLargeRatioGoal = 0.75;
 
@@ -397,18 +420,259 @@ LargeResult MeasureLarge(int s, int mib, int rounds, std::vector<std::string>* m
   return result;
 }
 
+
+// ---- One-shot ω: sparse pulls and pushes of a supernet-sized set.
+
+// 200 tensors shaped like a cell supernet's: 120 3x3 convolutions, 40 1x1
+// and 40 depthwise 5x5, 64 channels (4.65 M floats, 18.6 MB).
+std::vector<nas::FlatTensor> Omega() {
+  std::vector<nas::FlatTensor> tensors;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    nas::FlatTensor t{name, shape, {}};
+    t.values.resize(t.NumElements());
+    for (float& v : t.values) v = u(rng);
+    tensors.push_back(std::move(t));
+  };
+  for (int i = 0; i < 120; ++i) add(absl::StrCat("cell", i / 12, ".edge", i % 12, ".conv3x3.weight"), {64, 64, 3, 3});
+  for (int i = 0; i < 40; ++i) add(absl::StrCat("cell", i / 4, ".edge", i % 4, ".conv1x1.weight"), {64, 64, 1, 1});
+  for (int i = 0; i < 40; ++i) add(absl::StrCat("cell", i / 4, ".edge", i % 4, ".dw5x5.weight"), {64, 1, 5, 5});
+  return tensors;
+}
+
+struct OneShotResult {
+  double steps_per_second = 0;
+  double mb_pulled_per_step = 0, mb_pushed_per_step = 0;
+  double mb_per_second = 0;
+  int64_t staleness_p50 = 0, staleness_max = 0;
+  int64_t refused_stale = 0;
+};
+
+// S real shards holding ω and W worker clients that have each created it (a
+// no-op after the first, as every worker does). Window() runs the W workers
+// for a while; Lost() compares the shards' versions with the pushes the
+// workers saw applied over all windows.
+class OneShotRig {
+ public:
+  OneShotRig(int s, int w) : s_(s), w_(w), applied_(s, 0) {}
+
+  absl::Status Start(const std::vector<nas::FlatTensor>& omega) {
+    omega_ = &omega;
+    for (int i = 0; i < s_; ++i) {
+      nas::ps::ShardOptions options;
+      options.shard_index = i;
+      options.num_shards = s_;
+      shards_.push_back(nas::ps::Shard::Create(options).value());
+      services_.push_back(std::make_unique<nas::ps::ParameterServerServiceImpl>(shards_.back().get()));
+      auto server = Serve(services_.back().get());
+      if (!server.ok()) return server.status();
+      servers_.push_back(*std::move(server));
+      addresses_.push_back(absl::StrCat("127.0.0.1:", servers_.back()->port()));
+    }
+    nas::v1::OptimizerConfig sgd;
+    sgd.set_kind(nas::v1::OptimizerConfig::SGD);
+    sgd.set_learning_rate(0.05);
+    sgd.set_momentum(0.9);
+    sgd.set_sparse(true);
+    sgd.set_max_staleness(16);
+    for (int k = 0; k < w_; ++k) {
+      auto client = nas::controller::CreatePsWeightsClient(addresses_, absl::Seconds(60), 64 << 20);
+      if (!client.ok()) return client.status();
+      clients_.push_back(*std::move(client));
+      if (absl::Status init = clients_.back()->InitJob("omega", omega, sgd); !init.ok()) return init;
+    }
+    return absl::OkStatus();
+  }
+
+  // The W workers, each looping PullSome(a random third) + PushSparse.
+  absl::StatusOr<OneShotResult> Window(absl::Duration duration) {
+    std::atomic<bool> stop{false};
+    absl::Mutex mu;
+    int64_t steps = 0, pulled_bytes = 0, pushed_bytes = 0, refused = 0;
+    std::vector<int64_t> staleness;
+    absl::Status failed;
+    std::vector<std::thread> workers;
+    const absl::Time t0 = absl::Now();
+    for (int k = 0; k < w_; ++k) {
+      workers.emplace_back([&, k] {
+        std::mt19937 rng(static_cast<uint32_t>(100 * windows_ + k));
+        std::vector<int64_t> my_applied(s_, 0), my_staleness;
+        int64_t my_steps = 0, my_pulled = 0, my_pushed = 0, my_refused = 0;
+        absl::Status status;
+        while (status.ok() && !stop) {
+          std::vector<std::string> names;
+          for (const nas::FlatTensor& t : *omega_) {
+            if (rng() % 3 == 0) names.push_back(t.name);
+          }
+          if (names.empty()) continue;
+          absl::StatusOr<nas::controller::PulledWeights> pulled = clients_[k]->PullSome("omega", names);
+          if (!pulled.ok()) {
+            status = pulled.status();
+            break;
+          }
+          std::vector<nas::FlatTensor> gradients = std::move(pulled->tensors);
+          for (nas::FlatTensor& g : gradients) {
+            my_pulled += static_cast<int64_t>(g.values.size() * sizeof(float));
+            for (float& v : g.values) v *= 1e-3f;  // stands in for a backward pass
+          }
+          std::vector<int64_t> base = pulled->versions;
+          for (int64_t& v : base) v = std::max<int64_t>(v, 0);  // shards not asked get nothing
+          absl::StatusOr<nas::controller::SparsePushResult> pushed =
+              clients_[k]->PushSparse("omega", base, gradients);
+          if (!pushed.ok()) {
+            status = pushed.status();
+            break;
+          }
+          ++my_steps;
+          my_pushed += pushed->bytes;
+          my_refused += pushed->shards_refused_stale;
+          for (int i = 0; i < s_; ++i) my_applied[i] += pushed->versions[i] >= 0 ? 1 : 0;
+          if (pushed->shards_applied > 0) my_staleness.push_back(pushed->max_staleness);
+        }
+        absl::MutexLock lock(&mu);
+        if (!status.ok() && failed.ok()) failed = status;
+        steps += my_steps;
+        pulled_bytes += my_pulled;
+        pushed_bytes += my_pushed;
+        refused += my_refused;
+        for (int i = 0; i < s_; ++i) applied_[i] += my_applied[i];
+        staleness.insert(staleness.end(), my_staleness.begin(), my_staleness.end());
+      });
+    }
+    absl::SleepFor(duration);
+    stop = true;
+    for (std::thread& t : workers) t.join();
+    ++windows_;
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+    if (!failed.ok()) return failed;
+    if (steps == 0) return absl::DeadlineExceededError("no step completed");
+    OneShotResult result;
+    std::sort(staleness.begin(), staleness.end());
+    result.steps_per_second = steps / seconds;
+    result.mb_pulled_per_step = pulled_bytes / 1e6 / steps;
+    result.mb_pushed_per_step = pushed_bytes / 1e6 / steps;
+    result.mb_per_second = (pulled_bytes + pushed_bytes) / 1e6 / seconds;
+    result.refused_stale = refused;
+    if (!staleness.empty()) {
+      result.staleness_p50 = staleness[staleness.size() / 2];
+      result.staleness_max = staleness.back();
+    }
+    return result;
+  }
+
+  // Shards whose version is not the number of sparse pushes they applied.
+  std::vector<std::string> Lost() {
+    std::vector<std::string> lost;
+    for (int i = 0; i < s_; ++i) {
+      const nas::v1::GetShardInfoResponse info = shards_[i]->Info();
+      const int64_t version = info.jobs_size() == 1 ? info.jobs(0).version() : -1;
+      if (version != applied_[i]) {
+        lost.push_back(absl::StrCat("shard ", i, " is at version ", version, " after ", applied_[i],
+                                    " applied sparse pushes"));
+      }
+    }
+    return lost;
+  }
+
+ private:
+  const int s_, w_;
+  const std::vector<nas::FlatTensor>* omega_ = nullptr;
+  std::vector<std::unique_ptr<nas::ps::Shard>> shards_;
+  std::vector<std::unique_ptr<nas::ps::ParameterServerServiceImpl>> services_;
+  std::vector<std::unique_ptr<nas::GrpcServer>> servers_;
+  std::vector<std::string> addresses_;
+  // After the servers: destroyed first.
+  std::vector<std::unique_ptr<nas::controller::WeightsClient>> clients_;
+  std::vector<int64_t> applied_;  // only touched between windows and under Window's lock
+  int windows_ = 0;
+};
+
+// For each W: one rig per S, measured in `rounds` windows alternating
+// between the S (this VM's speed drifts by several times within a minute),
+// each S's median window reported. Returns S = 4 over S = 1 at the largest W
+// (0 when either was not measured); appends failures and lost pushes.
+double MeasureOneShot(const std::vector<int>& shard_counts, const std::vector<int>& worker_counts,
+                      absl::Duration window, int rounds, std::vector<std::string>* missed) {
+  const std::vector<nas::FlatTensor> omega = Omega();
+  int64_t floats = 0;
+  for (const auto& t : omega) floats += t.NumElements();
+  std::printf("oneshot_omega %.1f MB in %zu tensors\n", floats * 4 / 1e6, omega.size());
+  double ratio = 0;
+  for (int w : worker_counts) {
+    std::map<int, std::unique_ptr<OneShotRig>> rigs;
+    std::map<int, std::vector<OneShotResult>> windows;
+    for (int s : shard_counts) {
+      auto rig = std::make_unique<OneShotRig>(s, w);
+      if (absl::Status started = rig->Start(omega); !started.ok()) {
+        missed->push_back(absl::StrCat("oneshot_S", s, "_W", w, ": ", started.message()));
+        continue;
+      }
+      rigs[s] = std::move(rig);
+    }
+    for (int r = 0; r < rounds; ++r) {
+      for (auto& [s, rig] : rigs) {
+        absl::StatusOr<OneShotResult> result = rig->Window(window);
+        if (!result.ok()) {
+          missed->push_back(absl::StrCat("oneshot_S", s, "_W", w, ": ", result.status().message()));
+          continue;
+        }
+        windows[s].push_back(*result);
+      }
+    }
+    std::map<int, double> median;
+    for (auto& [s, results] : windows) {
+      std::sort(results.begin(), results.end(), [](const OneShotResult& a, const OneShotResult& b) {
+        return a.steps_per_second < b.steps_per_second;
+      });
+      const OneShotResult& m = results[results.size() / 2];
+      median[s] = m.steps_per_second;
+      int64_t max_staleness = 0, refused = 0;
+      for (const OneShotResult& r : results) {
+        max_staleness = std::max(max_staleness, r.staleness_max);
+        refused += r.refused_stale;
+      }
+      std::printf(
+          "oneshot_S%d_W%d %.1f steps/s (median of %zu windows, min %.1f, max %.1f), %.2f MB pulled "
+          "+ %.2f MB pushed per step, %.0f MB/s through the servers, staleness p50 %lld max %lld, "
+          "%lld shard pushes refused as stale\n",
+          s, w, m.steps_per_second, results.size(), results.front().steps_per_second,
+          results.back().steps_per_second, m.mb_pulled_per_step, m.mb_pushed_per_step,
+          m.mb_per_second, static_cast<long long>(m.staleness_p50),
+          static_cast<long long>(max_staleness), static_cast<long long>(refused));
+    }
+    for (auto& [s, rig] : rigs) {
+      for (const std::string& lost : rig->Lost()) {
+        missed->push_back(absl::StrCat("oneshot_S", s, "_W", w, ": ", lost, " (lost pushes)"));
+      }
+    }
+    std::fflush(stdout);
+    if (w == worker_counts.back() && median.count(1) && median.count(4)) {
+      ratio = median[4] / median[1];
+    }
+  }
+  return ratio;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const absl::Duration duration = absl::GetFlag(FLAGS_seconds);
-  std::vector<int> shard_counts, large_shard_counts;
+  std::vector<int> shard_counts, large_shard_counts, oneshot_shard_counts, oneshot_workers;
   if (!ParseShardCounts("shards", absl::GetFlag(FLAGS_shards), &shard_counts) ||
-      !ParseShardCounts("large_shards", absl::GetFlag(FLAGS_large_shards), &large_shard_counts)) {
+      !ParseShardCounts("large_shards", absl::GetFlag(FLAGS_large_shards), &large_shard_counts) ||
+      !ParseShardCounts("oneshot_shards", absl::GetFlag(FLAGS_oneshot_shards),
+                        &oneshot_shard_counts) ||
+      !ParseShardCounts("oneshot_workers", absl::GetFlag(FLAGS_oneshot_workers), &oneshot_workers)) {
     return 2;
   }
   const int large_mib = absl::GetFlag(FLAGS_large_mib);
   const int large_rounds = absl::GetFlag(FLAGS_large_rounds);
+  if (absl::GetFlag(FLAGS_oneshot_rounds) < 1) {
+    std::fprintf(stderr, "--oneshot_rounds must be >= 1\n");
+    return 2;
+  }
   if (large_mib < 4 || large_mib % 4 != 0 || large_mib > 4096 || large_rounds < 1) {
     std::fprintf(stderr, "--large_mib must be a multiple of 4 in 4..4096, --large_rounds >= 1\n");
     return 2;
@@ -517,6 +781,21 @@ int main(int argc, char** argv) {
       if (!(ratio >= kLargeRatioGoal)) {
         missed.push_back(
             absl::StrFormat("%s %.3f misses its goal >= %.2f", name, ratio, kLargeRatioGoal));
+      }
+    }
+  }
+  if (!oneshot_shard_counts.empty() && !oneshot_workers.empty()) {
+    const double ratio =
+        MeasureOneShot(oneshot_shard_counts, oneshot_workers, absl::GetFlag(FLAGS_oneshot_seconds),
+                       absl::GetFlag(FLAGS_oneshot_rounds), &missed);
+    const int w = oneshot_workers.back();
+    const bool compared = std::count(oneshot_shard_counts.begin(), oneshot_shard_counts.end(), 1) &&
+                          std::count(oneshot_shard_counts.begin(), oneshot_shard_counts.end(), 4);
+    if (compared) {
+      std::printf("oneshot_S4_to_S1_W%d %.3f (goal >= %.2f)\n", w, ratio, kOneShotShardRatioGoal);
+      if (!(ratio >= kOneShotShardRatioGoal)) {
+        missed.push_back(absl::StrFormat("oneshot_S4_to_S1_W%d %.3f misses its goal >= %.2f", w,
+                                         ratio, kOneShotShardRatioGoal));
       }
     }
   }

@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -16,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/sharding.h"
 #include "gtest/gtest.h"
 #include "parameter_server/in_process_shards.h"
 #include "parameter_server/service.h"
@@ -242,6 +244,179 @@ TEST_F(PsWeightsClientTest, AShardThatIsDownFailsThePushNamingTheShard) {
   EXPECT_EQ(ps_->shards[0]->Info().jobs(0).pushes(), 1);
   EXPECT_EQ(client_->Push("job", 0, base, Filled(1)).code(), status.code());
   EXPECT_EQ(ps_->shards[0]->Info().jobs(0).pushes(), 2);
+}
+
+
+// ---- Sparse sets (one-shot ω): PullSome and PushSparse.
+
+// `n` tensors "w0".."w{n-1}" of `size` values each, tensor i filled with i.
+std::vector<FlatTensor> Omega(int n, int64_t size) {
+  std::vector<FlatTensor> tensors;
+  for (int i = 0; i < n; ++i) {
+    tensors.push_back({absl::StrCat("w", i), {size}, std::vector<float>(size, static_cast<float>(i))});
+  }
+  return tensors;
+}
+
+v1::OptimizerConfig SparseSgd(int64_t max_staleness) {
+  v1::OptimizerConfig sgd;
+  sgd.set_kind(v1::OptimizerConfig::SGD);
+  sgd.set_learning_rate(1.0);
+  sgd.set_sparse(true);
+  sgd.set_max_staleness(max_staleness);
+  return sgd;
+}
+
+// Gradients of ones for `names` (each `size` values).
+std::vector<FlatTensor> Ones(const std::vector<std::string>& names, int64_t size) {
+  std::vector<FlatTensor> gradients;
+  for (const std::string& name : names) gradients.push_back({name, {size}, std::vector<float>(size, 1)});
+  return gradients;
+}
+
+std::map<std::string, std::vector<float>> ByName(const PulledWeights& weights) {
+  std::map<std::string, std::vector<float>> out;
+  for (const FlatTensor& t : weights.tensors) out[t.name] = t.values;
+  return out;
+}
+
+// Which shard holds each of Omega(n, size)'s tensors.
+std::vector<int> OmegaOwners(int n, int64_t size) {
+  std::vector<TensorSize> sizes;
+  for (int i = 0; i < n; ++i) sizes.push_back({absl::StrCat("w", i), size});
+  return AssignShards(sizes, kShards);
+}
+
+TEST_F(PsWeightsClientTest, SparsePullAndPushTouchOnlyTheirTensorsAndStalePushesAreCounted) {
+  constexpr int kN = 6;
+  constexpr int64_t kSize = 5;
+  ASSERT_TRUE(client_->InitJob("omega", Omega(kN, kSize), SparseSgd(/*max_staleness=*/1)).ok());
+  const std::vector<int> owner = OmegaOwners(kN, kSize);
+  // Two tensors on different shards, and one shard asked for nothing.
+  std::string on0, on1;
+  for (int i = 0; i < kN; ++i) (owner[i] == 0 ? on0 : on1) = absl::StrCat("w", i);
+  ASSERT_FALSE(on0.empty() || on1.empty());
+
+  absl::StatusOr<PulledWeights> one = client_->PullSome("omega", {on1});
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->tensors.size(), 1u);
+  EXPECT_EQ(one->tensors[0].name, on1);
+  EXPECT_EQ(one->tensors[0].values, Omega(kN, kSize)[std::stoi(on1.substr(1))].values);
+  EXPECT_EQ(one->versions, (std::vector<int64_t>{-1, 0}));
+
+  absl::StatusOr<SparsePushResult> pushed =
+      client_->PushSparse("omega", {0, 0}, Ones({on0, on1}, kSize));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->shards_applied, 2);
+  EXPECT_EQ(pushed->shards_refused_stale, 0);
+  EXPECT_EQ(pushed->versions, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(pushed->bytes, 2 * kSize * 4);
+  // Only the pushed tensors moved (SGD, learning rate 1: minus one each).
+  absl::StatusOr<PulledWeights> all = client_->PullSome("omega", {});
+  ASSERT_TRUE(all.ok()) << all.status();
+  auto values = ByName(*all);
+  ASSERT_EQ(values.size(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; ++i) {
+    const std::string name = absl::StrCat("w", i);
+    const float expected = static_cast<float>(i) - (name == on0 || name == on1 ? 1.f : 0.f);
+    EXPECT_EQ(values[name], std::vector<float>(kSize, expected)) << name;
+  }
+
+  // Only shard 0 gets this one: staleness 1, within the bound.
+  pushed = client_->PushSparse("omega", {0, 0}, Ones({on0}, kSize));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->versions, (std::vector<int64_t>{2, -1}));
+  EXPECT_EQ(pushed->max_staleness, 1);
+  // From version 0 again: shard 0 is 2 versions ahead (refused as stale),
+  // shard 1 only 1 (applied).
+  pushed = client_->PushSparse("omega", {0, 0}, Ones({on0, on1}, kSize));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->shards_refused_stale, 1);
+  EXPECT_EQ(pushed->shards_applied, 1);
+  EXPECT_EQ(pushed->versions, (std::vector<int64_t>{-1, 2}));
+  values = ByName(client_->PullSome("omega", {on0}).value());
+  EXPECT_EQ(values[on0], std::vector<float>(kSize, std::stof(on0.substr(1)) - 2)) << "refused push applied";
+
+  EXPECT_EQ(client_->PullSome("omega", {"nope"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->PushSparse("omega", {0, 0}, Ones({"nope"}, kSize)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->PushSparse("omega", {0}, Ones({on0}, kSize)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PsWeightsClientTest, AClientThatDidNotCreateTheSetLearnsWhereItsTensorsAre) {
+  constexpr int kN = 5;
+  constexpr int64_t kSize = 3;
+  ASSERT_TRUE(client_->InitJob("omega", Omega(kN, kSize), SparseSgd(0)).ok());
+  auto other = CreatePsWeightsClient(ps_->addresses, absl::Seconds(10), 64 << 20).value();
+  absl::StatusOr<SparsePushResult> pushed = other->PushSparse("omega", {0, 0}, Ones({"w3"}, kSize));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->shards_applied, 1);
+  auto third = CreatePsWeightsClient(ps_->addresses, absl::Seconds(10), 64 << 20).value();
+  absl::StatusOr<PulledWeights> some = third->PullSome("omega", {"w3", "w0"});
+  ASSERT_TRUE(some.ok()) << some.status();
+  auto values = ByName(*some);
+  ASSERT_EQ(values.size(), 2u);
+  EXPECT_EQ(values["w3"], std::vector<float>(kSize, 2.f));
+  EXPECT_EQ(values["w0"], std::vector<float>(kSize, 0.f));
+}
+
+TEST(PsWeightsClientLargeTest, ASetLargerThanOneMessageIsCreatedPulledAndPushedSparselyInPieces) {
+  constexpr int kLimit = 256 << 10;  // servers' and client's message limit
+  constexpr int kN = 8;
+  constexpr int64_t kSize = 40000;  // 160 KB a tensor, ~640 KB a shard
+  auto ps = ps::InProcessShards::Start(kShards, kLimit).value();
+  auto client = CreatePsWeightsClient(ps->addresses, absl::Seconds(30), kLimit).value();
+  const absl::Status init = client->InitJob("omega", Omega(kN, kSize), SparseSgd(0));
+  ASSERT_TRUE(init.ok()) << init;
+  const std::vector<int> owner = OmegaOwners(kN, kSize);
+  // Three tensors of each shard: 480 KB a shard, over the limit both ways.
+  std::vector<std::string> names;
+  int per_shard[kShards] = {0, 0};
+  for (int i = 0; i < kN; ++i) {
+    if (per_shard[owner[i]]++ < 3) names.push_back(absl::StrCat("w", i));
+  }
+  ASSERT_EQ(names.size(), 6u);
+  absl::StatusOr<PulledWeights> pulled = client->PullSome("omega", names);
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  auto values = ByName(*pulled);
+  ASSERT_EQ(values.size(), names.size());
+  for (const std::string& name : names) {
+    EXPECT_EQ(values[name], std::vector<float>(kSize, std::stof(name.substr(1)))) << name;
+  }
+  absl::StatusOr<SparsePushResult> pushed =
+      client->PushSparse("omega", pulled->versions, Ones(names, kSize));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->shards_applied, 2);
+  EXPECT_EQ(pushed->versions, (std::vector<int64_t>{1, 1}));
+  // A client that did not create the set learns its layout from a streamed
+  // pull of the whole set (2.5 MB), and sees the push on exactly `names`.
+  auto other = CreatePsWeightsClient(ps->addresses, absl::Seconds(30), kLimit).value();
+  absl::StatusOr<PulledWeights> all = other->PullSome("omega", {});
+  ASSERT_TRUE(all.ok()) << all.status();
+  values = ByName(*all);
+  ASSERT_EQ(values.size(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; ++i) {
+    const std::string name = absl::StrCat("w", i);
+    const bool was_pushed = std::find(names.begin(), names.end(), name) != names.end();
+    EXPECT_EQ(values[name], std::vector<float>(kSize, i - (was_pushed ? 1.f : 0.f))) << name;
+  }
+  // One small tensor still goes unary and works.
+  EXPECT_TRUE(other->PullSome("omega", {"w1"}).ok());
+}
+
+TEST_F(PsWeightsClientTest, AClientWithoutAMessageLimitStreamsWhatExceedsGrpcsDefault) {
+  // No max_message_bytes: the channel receives gRPC's default 4 MiB, so a
+  // 6 MB pull from one shard must be streamed (the servers send 64 MiB).
+  auto client = CreatePsWeightsClient(ps_->addresses, absl::Seconds(30), 0).value();
+  constexpr int64_t kSize = 750000;  // 3 MB a tensor
+  ASSERT_TRUE(client->InitJob("big", Omega(4, kSize), SparseSgd(0)).ok());
+  absl::StatusOr<PulledWeights> all = client->PullSome("big", {});
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(ByName(*all).size(), 4u);
+  absl::StatusOr<PulledWeights> two = client->PullSome("big", {"w0", "w3", "w1", "w2"});
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(ByName(*two)["w3"], std::vector<float>(kSize, 3.f));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -135,7 +136,13 @@ struct Shard::Job {
   int accumulated_pushes ABSL_GUARDED_BY(mu) = 0;
   int64_t version ABSL_GUARDED_BY(mu) = 0;
   int64_t step ABSL_GUARDED_BY(mu) = 0;
+  // Sparse sets: each tensor's own optimizer steps (Adam's t for it).
+  std::map<std::string, int64_t> tensor_steps ABSL_GUARDED_BY(mu);
   int64_t pushes ABSL_GUARDED_BY(mu) = 0;
+  // True from the InitJob that creates the job until its first checkpoint is
+  // written (or fails, which drops it): a concurrent InitJob of the same job
+  // waits for that before it answers.
+  bool creating ABSL_GUARDED_BY(mu) = false;
   int64_t checkpointed_version ABSL_GUARDED_BY(mu) = -1;
   int64_t checkpointed_pushes ABSL_GUARDED_BY(mu) = -1;
   absl::Time last_checkpoint ABSL_GUARDED_BY(mu) = absl::InfinitePast();
@@ -153,9 +160,10 @@ struct Shard::Job {
     std::map<std::string, std::vector<float>> theta, m, v, accumulated;
     int accumulated_pushes = 0;
     int64_t version = 0, step = 0, pushes = 0;
+    std::map<std::string, int64_t> tensor_steps;
   };
   State Save() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return State{theta, m, v, accumulated, accumulated_pushes, version, step, pushes};
+    return State{theta, m, v, accumulated, accumulated_pushes, version, step, pushes, tensor_steps};
   }
   void Restore(State state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     theta = std::move(state.theta);
@@ -166,6 +174,27 @@ struct Shard::Job {
     version = state.version;
     step = state.step;
     pushes = state.pushes;
+    tensor_steps = std::move(state.tensor_steps);
+  }
+
+  // Zeroed state buffers for every tensor the optimizer needs them for
+  // (where a checkpoint did not bring them).
+  void AllocateBuffers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (const auto& [name, values] : theta) {
+      if (optimizer->buffers() >= 1 && m[name].size() != values.size()) m[name].assign(values.size(), 0.f);
+      if (optimizer->buffers() >= 2 && v[name].size() != values.size()) v[name].assign(values.size(), 0.f);
+    }
+  }
+
+  // One optimizer update of tensor `name` by `gradient`, at the job's step
+  // (a sparse set: the tensor's own step, advanced here).
+  void Update(const std::string& name, const float* gradient) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::vector<float>& values = theta[name];
+    auto first = m.find(name);
+    auto second = v.find(name);
+    const int64_t t = optimizer_config.sparse() ? ++tensor_steps[name] : step;
+    optimizer->Apply(values.data(), gradient, first == m.end() ? nullptr : first->second.data(),
+                     second == v.end() ? nullptr : second->second.data(), values.size(), t);
   }
 
   // What a refused push gets while checkpoint_error is set.
@@ -196,6 +225,9 @@ struct Shard::Job {
       }
     };
     add(c.mutable_tensors(), theta);
+    if (optimizer_config.sparse()) {
+      for (v1::Tensor& t : *c.mutable_tensors()) t.set_optimizer_step(tensor_steps[t.name()]);
+    }
     add(c.mutable_first_moments(), m);
     add(c.mutable_second_moments(), v);
     add(c.mutable_accumulated(), accumulated);
@@ -302,6 +334,12 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(const ShardOptions& options
     for (const v1::Tensor& t : c.accumulated()) {
       job->accumulated[t.name()].assign(t.values().begin(), t.values().end());
     }
+    job->AllocateBuffers();
+    // Each tensor of a sparse set has its own step (sets saved before sparse
+    // sets existed are not sparse and use `step`).
+    if (c.optimizer().sparse()) {
+      for (const v1::Tensor& t : c.tensors()) job->tensor_steps[t.name()] = t.optimizer_step();
+    }
     job->accumulated_pushes = c.accumulated_pushes();
     job->version = c.version();
     job->step = c.step();
@@ -384,63 +422,85 @@ absl::StatusOr<v1::InitJobResponse> Shard::InitJob(const v1::InitJobRequest& req
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, CreateOptimizer(request.optimizer()));
 
-  std::shared_ptr<Job> job;
-  {
-    LockedMutex lock(&mu_);
-    auto it = jobs_.find(request.job_id());
-    if (it != jobs_.end()) {
-      std::shared_ptr<Job> existing = it->second;
-      bool same = existing->layout.size() == static_cast<size_t>(request.layout_size());
-      for (size_t i = 0; same && i < existing->layout.size(); ++i) {
-        same = existing->layout[i].name() == request.layout(static_cast<int>(i)).name() &&
-               std::equal(existing->layout[i].shape().begin(), existing->layout[i].shape().end(),
-                          request.layout(static_cast<int>(i)).shape().begin(),
-                          request.layout(static_cast<int>(i)).shape().end());
-      }
-      if (!same) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "job ", request.job_id(), " exists with another tensor layout; drop it first"));
-      }
-      v1::InitJobResponse response;
-      LockedMutex job_lock(&existing->mu);
-      response.set_version(existing->version);
-      response.set_created(false);
-      return response;
-    }
-    job = std::make_shared<Job>();
-    job->id = request.job_id();
-    job->layout.assign(request.layout().begin(), request.layout().end());
-    job->optimizer_config = request.optimizer();
-    job->optimizer = std::move(optimizer);
-    job->shapes = mine;
-    LockedMutex job_lock(&job->mu);
-    for (const auto& [name, t] : given) {
-      job->theta[name].assign(t->values().begin(), t->values().end());
-      if (job->optimizer->uses_moments()) {
-        job->m[name].assign(t->values_size(), 0.f);
-        job->v[name].assign(t->values_size(), 0.f);
-      }
-    }
-    jobs_[job->id] = job;
-  }
-  if (!options_.data_dir.empty()) {
-    // A new job is checkpointed at once, so a restart never forgets it; one
-    // that cannot be is not created (a retry tries again).
-    absl::Status written;
+  // Several workers may create the same set at once (one-shot ω): one of
+  // them creates it, the others answer created=false once it is durable; if
+  // its first checkpoint fails, the job is gone and a waiting call tries again.
+  for (;;) {
+    std::shared_ptr<Job> existing, job;
     {
-      LockedMutex job_lock(&job->mu);
-      written = job->Checkpoint(options_, metrics_.get());
-      if (!written.ok()) {
-        job->dropped = true;
-        if (metrics_) metrics_->checkpoint_failing.Decrement();
-      }
-    }
-    if (!written.ok()) {
       LockedMutex lock(&mu_);
       auto it = jobs_.find(request.job_id());
-      if (it != jobs_.end() && it->second == job) jobs_.erase(it);
-      return written;
+      if (it != jobs_.end()) {
+        existing = it->second;
+        bool same = existing->layout.size() == static_cast<size_t>(request.layout_size());
+        for (size_t i = 0; same && i < existing->layout.size(); ++i) {
+          same = existing->layout[i].name() == request.layout(static_cast<int>(i)).name() &&
+                 std::equal(existing->layout[i].shape().begin(), existing->layout[i].shape().end(),
+                            request.layout(static_cast<int>(i)).shape().begin(),
+                            request.layout(static_cast<int>(i)).shape().end());
+        }
+        if (!same) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "job ", request.job_id(), " exists with another tensor layout; drop it first"));
+        }
+      } else {
+        job = std::make_shared<Job>();
+        job->id = request.job_id();
+        job->layout.assign(request.layout().begin(), request.layout().end());
+        job->optimizer_config = request.optimizer();
+        job->optimizer = std::move(optimizer);
+        job->shapes = mine;
+        LockedMutex job_lock(&job->mu);
+        for (const auto& [name, t] : given) {
+          job->theta[name].assign(t->values().begin(), t->values().end());
+          if (job->optimizer_config.sparse()) job->tensor_steps[name] = 0;
+        }
+        job->AllocateBuffers();
+        job->creating = !options_.data_dir.empty();
+        jobs_[job->id] = job;
+      }
     }
+    if (existing != nullptr) {
+      {
+        // The first InitJob's values (and optimizer config) stay.
+        LockedMutex job_lock(&existing->mu);
+        existing->mu.Await(absl::Condition(
+            +[](bool* creating) { return !*creating; }, &existing->creating));
+        if (!existing->dropped) {
+          v1::InitJobResponse response;
+          response.set_version(existing->version);
+          response.set_created(false);
+          return response;
+        }
+      }
+      // Its creation failed (or it was dropped): forget it here too, if its
+      // creator has not yet, and create it anew.
+      LockedMutex lock(&mu_);
+      auto it = jobs_.find(request.job_id());
+      if (it != jobs_.end() && it->second == existing) jobs_.erase(it);
+      continue;
+    }
+    if (!options_.data_dir.empty()) {
+      // A new job is checkpointed at once, so a restart never forgets it; one
+      // that cannot be is not created (a retry tries again).
+      absl::Status written;
+      {
+        LockedMutex job_lock(&job->mu);
+        written = job->Checkpoint(options_, metrics_.get());
+        job->creating = false;
+        if (!written.ok()) {
+          job->dropped = true;
+          if (metrics_) metrics_->checkpoint_failing.Decrement();
+        }
+      }
+      if (!written.ok()) {
+        LockedMutex lock(&mu_);
+        auto it = jobs_.find(request.job_id());
+        if (it != jobs_.end() && it->second == job) jobs_.erase(it);
+        return written;
+      }
+    }
+    break;
   }
   if (metrics_) metrics_->version.Add({{"job_id", request.job_id()}}).Set(0);
   NAS_LOG(Info) << "job " << request.job_id() << ": " << mine.size() << " of "
@@ -475,6 +535,17 @@ absl::StatusOr<v1::PullResponse> Shard::Pull(const v1::PullRequest& request) {
     if (metrics_) metrics_->pulls.Add({{"outcome", "not_found"}}).Increment();
     return absl::NotFoundError(absl::StrCat("no job '", request.job_id().substr(0, 200), "' on this shard"));
   }
+  // Only these tensors (shapes is constant after creation: no lock needed).
+  const std::set<std::string> only(request.names().begin(), request.names().end());
+  for (const std::string& name : only) {
+    if (job->shapes.count(name) == 0) {
+      if (metrics_) metrics_->pulls.Add({{"outcome", "invalid"}}).Increment();
+      return absl::InvalidArgumentError(absl::StrCat(
+          "names: tensor '", name.substr(0, 200), "' is not one of the ", job->shapes.size(),
+          " tensors of job ", request.job_id(), " on shard ", options_.shard_index, " of ",
+          options_.num_shards));
+    }
+  }
   v1::PullResponse response;
   size_t bytes = 0;
   {
@@ -484,6 +555,7 @@ absl::StatusOr<v1::PullResponse> Shard::Pull(const v1::PullRequest& request) {
       response.set_not_modified(true);
     } else {
       for (const auto& [name, values] : job->theta) {
+        if (!only.empty() && only.count(name) == 0) continue;
         v1::Tensor* t = response.add_tensors();
         t->set_name(name);
         t->mutable_shape()->Assign(job->shapes[name].begin(), job->shapes[name].end());
@@ -517,10 +589,19 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
     return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
                                  "base_version: must be >= 0, got ", request.base_version())));
   }
-  if (request.gradients_size() != static_cast<int>(job->shapes.size())) {
+  // optimizer_config is constant after creation.
+  const bool sparse_set = job->optimizer_config.sparse();
+  if (request.sparse() && !sparse_set) {
+    return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
+                                 "sparse: job ", request.job_id(), "'s tensor set was not created ",
+                                 "sparse (optimizer.sparse); push every tensor of the shard")));
+  }
+  if (request.sparse() ? request.gradients_size() == 0
+                       : request.gradients_size() != static_cast<int>(job->shapes.size())) {
     return reject("invalid", absl::InvalidArgumentError(absl::StrCat(
                                  "push has ", request.gradients_size(), " gradients; this shard holds ",
-                                 job->shapes.size(), " tensors of the job")));
+                                 job->shapes.size(), " tensors of the job",
+                                 request.sparse() ? " (a sparse push needs at least one)" : "")));
   }
   std::map<std::string, const v1::Tensor*> gradients;
   size_t bytes = 0;
@@ -558,6 +639,15 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
       ++job->refused_pushes;
       return reject("checkpoint_failing", job->Refusal(options_));
     }
+    const int64_t staleness = job->version - request.base_version();
+    const int64_t bound = job->optimizer_config.max_staleness();
+    if (bound > 0 && staleness > bound) {
+      return reject("stale", absl::AbortedError(absl::StrCat(
+                                 "push is ", staleness, " versions stale (computed from version ",
+                                 request.base_version(), ", shard ", options_.shard_index, " is at ",
+                                 job->version, "); job ", request.job_id(), "'s max_staleness is ",
+                                 bound, ": pull again")));
+    }
     const int n = std::max(1, job->optimizer_config.gradients_per_update());
     // Whether this push makes a checkpoint due; if so its state before the
     // push is kept, to undo it when the checkpoint fails.
@@ -569,17 +659,13 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
                     options_.clock->Now() - job->last_checkpoint >= options_.checkpoint_interval);
     std::optional<Job::State> before;
     if (checkpoint_due) before = job->Save();
-    const int64_t staleness = job->version - request.base_version();
     response.set_staleness(staleness);
     if (metrics_) metrics_->staleness.Observe(static_cast<double>(std::max<int64_t>(0, staleness)));
     ++job->pushes;
     if (n == 1) {
       ++job->step;
-      for (auto& [name, theta] : job->theta) {
-        const float* g = gradients[name]->values().data();
-        job->optimizer->Apply(theta.data(), g, job->m[name].data(), job->v[name].data(), theta.size(),
-                              job->step);
-      }
+      // Every tensor of the shard, or a sparse push's subset.
+      for (const auto& [name, g] : gradients) job->Update(name, g->values().data());
       ++job->version;
       response.set_applied(true);
     } else {
@@ -594,8 +680,7 @@ absl::StatusOr<v1::PushResponse> Shard::Push(const v1::PushRequest& request) {
         for (auto& [name, theta] : job->theta) {
           std::vector<float>& sum = job->accumulated[name];
           for (float& x : sum) x /= static_cast<float>(job->accumulated_pushes);
-          job->optimizer->Apply(theta.data(), sum.data(), job->m[name].data(), job->v[name].data(),
-                                theta.size(), job->step);
+          job->Update(name, sum.data());
           std::fill(sum.begin(), sum.end(), 0.f);
         }
         job->accumulated_pushes = 0;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/sharding.h"
@@ -569,6 +570,299 @@ TEST(ShardTest, RefusesToStartEmptyWhenAJobsCheckpointsExistButNoneVerifies) {
   absl::StatusOr<std::unique_ptr<Shard>> refused = Shard::Create(options);
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
   EXPECT_NE(refused.status().message().find(only), absl::string_view::npos) << refused.status();
+}
+
+
+// ---- Sparse sets, momentum, the staleness bound, partial pulls (one-shot ω).
+
+v1::OptimizerConfig SparseAdam(int64_t max_staleness = 0) {
+  v1::OptimizerConfig opt = Adam();
+  opt.set_sparse(true);
+  opt.set_max_staleness(max_staleness);
+  return opt;
+}
+
+// A sparse push of only `names` (gradients drawn as PushFor draws them).
+v1::PushRequest SparsePush(const Layout& layout, const std::vector<std::string>& names, int seed,
+                           int64_t base_version = 0) {
+  v1::PushRequest all = PushFor(layout, 1, 0, seed);
+  v1::PushRequest push;
+  push.set_job_id("job-1");
+  push.set_sparse(true);
+  push.set_base_version(base_version);
+  for (const std::string& name : names) {
+    for (const v1::Tensor& g : all.gradients()) {
+      if (g.name() == name) *push.add_gradients() = g;
+    }
+  }
+  return push;
+}
+
+std::map<std::string, std::vector<float>> PullOne(Shard& shard) {
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  std::map<std::string, std::vector<float>> out;
+  auto response = shard.Pull(pull);
+  EXPECT_TRUE(response.ok()) << response.status();
+  if (!response.ok()) return out;
+  for (const v1::Tensor& t : response->tensors()) out[t.name()].assign(t.values().begin(), t.values().end());
+  return out;
+}
+
+TEST(ShardTest, SgdMomentumIsTheHeavyBallAndItsBufferSurvivesARestart) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/momentum");
+  const Layout layout = MakeLayout();
+  v1::OptimizerConfig sgd;
+  sgd.set_kind(v1::OptimizerConfig::SGD);
+  sgd.set_learning_rate(0.1);
+  sgd.set_momentum(0.9);
+  auto continuing = NewShard(1, 0);
+  ASSERT_TRUE(continuing->InitJob(InitFor(layout, 1, 0, sgd)).ok());
+  {
+    auto first = NewShard(1, 0, dir);
+    ASSERT_TRUE(first->InitJob(InitFor(layout, 1, 0, sgd)).ok());
+    for (int k = 0; k < 2; ++k) {
+      ASSERT_TRUE(first->Push(PushFor(layout, 1, 0, k)).ok());
+      ASSERT_TRUE(continuing->Push(PushFor(layout, 1, 0, k)).ok());
+    }
+    ASSERT_TRUE(first->CheckpointAll().ok());
+  }
+  // Two steps by hand: buf1 = g1, buf2 = 0.9 g1 + g2; theta -= 0.1 buf each.
+  const v1::PushRequest g1 = PushFor(layout, 1, 0, 0), g2 = PushFor(layout, 1, 0, 1);
+  const auto after_two = PullOne(*continuing);
+  for (int t = 0; t < g1.gradients_size(); ++t) {
+    const std::string& name = g1.gradients(t).name();
+    for (int i = 0; i < g1.gradients(t).values_size(); ++i) {
+      float theta = layout.initial.at(name)[i];
+      float buf = g1.gradients(t).values(i);
+      theta -= 0.1f * buf;
+      buf = 0.9f * buf + g2.gradients(t).values(i);
+      theta -= 0.1f * buf;
+      EXPECT_NEAR(after_two.at(name)[i], theta, 1e-6) << name << i;  // FMA may round once less
+    }
+  }
+  // The restored shard's next step uses the saved buffer: it matches the
+  // shard that never stopped.
+  auto restored = NewShard(1, 0, dir);
+  ASSERT_TRUE(restored->Push(PushFor(layout, 1, 0, 2)).ok());
+  ASSERT_TRUE(continuing->Push(PushFor(layout, 1, 0, 2)).ok());
+  EXPECT_EQ(PullOne(*restored), PullOne(*continuing));
+}
+
+TEST(ShardTest, SparsePushesUpdateOnlyTheirTensorsEachWithItsOwnAdamStep) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/sparse");
+  const Layout layout = MakeLayout();
+  const std::string a = "lstm_0_w_ih", b = "head_a_bias";
+  // `only_b` sees b's pushes alone; `mixed` sees a's as well. Each tensor
+  // has its own step, so b ends the same in both (one step shared by the
+  // set would give b a later bias correction in `mixed`).
+  auto only_b = NewShard(1, 0);
+  ASSERT_TRUE(only_b->InitJob(InitFor(layout, 1, 0, SparseAdam())).ok());
+  {
+    auto mixed = NewShard(1, 0, dir);
+    ASSERT_TRUE(mixed->InitJob(InitFor(layout, 1, 0, SparseAdam())).ok());
+    for (int k = 0; k < 3; ++k) {
+      auto pushed = mixed->Push(SparsePush(layout, {a}, k));
+      ASSERT_TRUE(pushed.ok()) << pushed.status();
+      EXPECT_EQ(pushed->version(), k + 1);  // every applied sparse push is a version
+    }
+    auto pushed = mixed->Push(SparsePush(layout, {b}, 7));
+    ASSERT_TRUE(pushed.ok()) << pushed.status();
+    EXPECT_EQ(pushed->version(), 4);
+    ASSERT_TRUE(only_b->Push(SparsePush(layout, {b}, 7)).ok());
+    const auto values = PullOne(*mixed);
+    EXPECT_EQ(values.at(b), PullOne(*only_b).at(b));
+    EXPECT_NE(values.at(a), layout.initial.at(a));
+    for (const auto& [name, initial] : layout.initial) {
+      if (name != a && name != b) {
+        EXPECT_EQ(values.at(name), initial) << name << " was not pushed";
+      }
+    }
+    ASSERT_TRUE(mixed->CheckpointAll().ok());
+  }
+  // The steps are in the checkpoint: b's second step after a restart is
+  // still its own second step.
+  auto restored = NewShard(1, 0, dir);
+  EXPECT_EQ(restored->Info().jobs(0).version(), 4);
+  ASSERT_TRUE(restored->Push(SparsePush(layout, {b}, 8)).ok());
+  ASSERT_TRUE(only_b->Push(SparsePush(layout, {b}, 8)).ok());
+  EXPECT_EQ(PullOne(*restored).at(b), PullOne(*only_b).at(b));
+  // A full (non-sparse) push to a sparse set updates every tensor.
+  auto full = restored->Push(PushFor(layout, 1, 0, 9));
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->version(), 6);
+}
+
+TEST(ShardTest, BadSparsePushesAndSparseSetsThatAccumulateAreRefused) {
+  const Layout layout = MakeLayout();
+  auto dense = NewShard(1, 0);
+  ASSERT_TRUE(dense->InitJob(InitFor(layout, 1, 0, Adam())).ok());
+  absl::Status refused = dense->Push(SparsePush(layout, {"head_a_bias"}, 1)).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_NE(refused.message().find("sparse"), absl::string_view::npos) << refused;
+
+  auto shard = NewShard(1, 0);
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, SparseAdam())).ok());
+  const auto before = PullOne(*shard);
+  v1::PushRequest missing = SparsePush(layout, {"head_a_bias"}, 1);
+  missing.set_sparse(false);  // not sparse: must carry every tensor, as before
+  EXPECT_EQ(shard->Push(missing).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shard->Push(SparsePush(layout, {}, 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::PushRequest twice = SparsePush(layout, {"head_a_bias", "head_a_bias"}, 1);
+  refused = shard->Push(twice).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("appears twice"), absl::string_view::npos) << refused;
+  v1::PushRequest foreign = SparsePush(layout, {"head_a_bias"}, 1);
+  foreign.mutable_gradients(0)->set_name("no_such_tensor");
+  EXPECT_EQ(shard->Push(foreign).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::PushRequest nan = SparsePush(layout, {"head_a_bias", "lstm_0_bias"}, 1);
+  nan.mutable_gradients(1)->set_values(0, std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(shard->Push(nan).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PullOne(*shard), before);
+  EXPECT_EQ(shard->Info().jobs(0).version(), 0);
+
+  v1::OptimizerConfig accumulating = SparseAdam();
+  accumulating.set_gradients_per_update(4);
+  refused = shard->InitJob(InitFor(layout, 1, 0, accumulating, "job-2")).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("gradients_per_update"), absl::string_view::npos) << refused;
+}
+
+TEST(ShardTest, APushStalerThanTheBoundIsAbortedCountedAndChangesNothing) {
+  const Layout layout = MakeLayout();
+  prometheus::Registry registry;
+  ShardOptions options;
+  options.metrics = &registry;
+  auto shard = std::move(Shard::Create(options)).value();
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, SparseAdam(/*max_staleness=*/2))).ok());
+  // From version 0: staleness 0, 1, 2 are within the bound.
+  for (int k = 0; k < 3; ++k) {
+    auto pushed = shard->Push(SparsePush(layout, {"lstm_0_bias"}, k, 0));
+    ASSERT_TRUE(pushed.ok()) << pushed.status();
+    EXPECT_EQ(pushed->staleness(), k);
+  }
+  const auto before = PullOne(*shard);
+  absl::Status stale = shard->Push(SparsePush(layout, {"lstm_0_bias"}, 3, 0)).status();
+  ASSERT_EQ(stale.code(), absl::StatusCode::kAborted) << stale;
+  EXPECT_NE(stale.message().find("3 versions stale"), absl::string_view::npos) << stale;
+  EXPECT_NE(stale.message().find("max_staleness is 2"), absl::string_view::npos) << stale;
+  EXPECT_EQ(PullOne(*shard), before);
+  EXPECT_EQ(shard->Info().jobs(0).version(), 3);
+  EXPECT_EQ(shard->Info().jobs(0).pushes(), 3);
+  EXPECT_EQ(SeriesValue(registry, "nas_ps_pushes_total", "outcome", "stale"), 1);
+  // Pulled again, the same gradient is accepted.
+  EXPECT_TRUE(shard->Push(SparsePush(layout, {"lstm_0_bias"}, 3, 3)).ok());
+  // No bound (0): any staleness goes.
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 1, 0, SparseAdam(0), "job-2")).ok());
+  for (int k = 0; k < 5; ++k) {
+    v1::PushRequest push = SparsePush(layout, {"lstm_0_bias"}, k, 0);
+    push.set_job_id("job-2");
+    EXPECT_TRUE(shard->Push(push).ok());
+  }
+}
+
+TEST(ShardTest, APullOfSomeNamesReturnsOnlyThoseAndRefusesOnesTheShardDoesNotHold) {
+  const Layout layout = MakeLayout();
+  auto shard = NewShard(2, 0);
+  ASSERT_TRUE(shard->InitJob(InitFor(layout, 2, 0, SparseAdam())).ok());
+  const std::vector<int> owners = Owners(layout, 2);
+  std::vector<std::string> mine, theirs;
+  for (size_t i = 0; i < layout.specs.size(); ++i) {
+    (owners[i] == 0 ? mine : theirs).push_back(layout.specs[i].name());
+  }
+  ASSERT_GE(mine.size(), 2u);
+  ASSERT_FALSE(theirs.empty());
+  v1::PullRequest pull;
+  pull.set_job_id("job-1");
+  pull.add_names(mine[1]);
+  auto some = shard->Pull(pull);
+  ASSERT_TRUE(some.ok()) << some.status();
+  ASSERT_EQ(some->tensors_size(), 1);
+  EXPECT_EQ(some->tensors(0).name(), mine[1]);
+  const auto& initial = layout.initial.at(mine[1]);
+  EXPECT_EQ(std::vector<float>(some->tensors(0).values().begin(), some->tensors(0).values().end()),
+            initial);
+  // if_newer_than_version as before.
+  pull.set_if_newer_than_version(1);
+  EXPECT_TRUE(shard->Pull(pull)->not_modified());
+  ASSERT_TRUE(shard->Push(SparsePush(layout, {mine[0]}, 1)).ok());
+  ASSERT_TRUE(shard->Push(SparsePush(layout, {mine[0]}, 2)).ok());
+  some = shard->Pull(pull);
+  ASSERT_TRUE(some.ok());
+  EXPECT_FALSE(some->not_modified());
+  EXPECT_EQ(some->tensors_size(), 1);
+  pull.set_if_newer_than_version(0);
+  pull.add_names(theirs[0]);
+  absl::Status refused = shard->Pull(pull).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find(theirs[0]), absl::string_view::npos) << refused;
+}
+
+TEST(ShardTest, WorkersCreatingTheSameSetAtOnceGetOneCreationAndTheFirstValues) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/concurrent-init");
+  const Layout layout = MakeLayout();
+  auto shard = NewShard(1, 0, dir);
+  constexpr int kWorkers = 8;
+  std::atomic<int> created{0}, failed{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      auto init = shard->InitJob(InitFor(layout, 1, 0, SparseAdam()));
+      if (!init.ok()) ++failed;
+      if (init.ok() && init->created()) ++created;
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(created, 1);
+  ASSERT_TRUE(shard->Push(SparsePush(layout, {"lstm_0_bias"}, 1)).ok());
+  const auto pushed = PullOne(*shard);
+  // A late worker with other initial values changes nothing.
+  Layout other = layout;
+  for (auto& [name, values] : other.initial) std::fill(values.begin(), values.end(), 0.5f);
+  auto late = shard->InitJob(InitFor(other, 1, 0, SparseAdam()));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_FALSE(late->created());
+  EXPECT_EQ(late->version(), 1);
+  EXPECT_EQ(PullOne(*shard), pushed);
+}
+
+TEST(ShardTest, AnInitJobWaitingOnACreationThatFailsCreatesTheJobItself) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/init-race");
+  const Layout layout = MakeLayout();
+  absl::Notification writing, release;
+  std::atomic<int> writes{0};
+  ShardOptions options;
+  options.data_dir = dir;
+  options.write_checkpoint = [&](const std::string& d, const v1::ShardCheckpoint& c) {
+    if (++writes == 1) {  // the first creation's checkpoint: held, then fails
+      writing.Notify();
+      release.WaitForNotification();
+      return absl::ResourceExhaustedError("No space left on device");
+    }
+    return WriteCheckpoint(d, c);
+  };
+  auto shard = std::move(Shard::Create(options)).value();
+  absl::StatusOr<v1::InitJobResponse> first, second;
+  absl::Notification second_done;
+  std::thread a([&] { first = shard->InitJob(InitFor(layout, 1, 0, SparseAdam())); });
+  writing.WaitForNotification();
+  std::thread b([&] {
+    second = shard->InitJob(InitFor(layout, 1, 0, SparseAdam()));
+    second_done.Notify();
+  });
+  // The second call must not answer before the first creation is durable;
+  // give it the time to do so wrongly, then let the first fail.
+  EXPECT_FALSE(second_done.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  release.Notify();
+  a.join();
+  b.join();
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->created());
+  ASSERT_EQ(shard->Info().jobs_size(), 1);
+  EXPECT_EQ(NewShard(1, 0, dir)->Info().jobs_size(), 1);
 }
 
 }  // namespace
