@@ -23,7 +23,8 @@
 // reads the discrete child off alpha (the strongest operation per edge,
 // "none" included, as the controller's "darts" strategy samples it).
 //
-// Not yet: the macro-CNN space's supernet (INVALID_ARGUMENT from Create).
+// The macro-CNN space's supernet is worker/macro_supernet.h (Create here
+// refuses other spaces with INVALID_ARGUMENT).
 #ifndef NAS_WORKER_SUPERNET_H_
 #define NAS_WORKER_SUPERNET_H_
 
