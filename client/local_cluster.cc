@@ -279,7 +279,9 @@ absl::StatusOr<std::vector<LocalProcess>> LocalUp(const LocalClusterOptions& opt
     std::vector<std::string> argv = {worker_bin, absl::StrCat("--controller=", controller_address),
                                      absl::StrCat("--threads=", options.worker_threads),
                                      absl::StrCat("--device=", options.device),
-                                     absl::StrCat("--worker_id=local-worker-", i)};
+                                     absl::StrCat("--worker_id=local-worker-", i),
+                                     // One-shot search tasks share ω through the shards.
+                                     absl::StrCat("--parameter_servers=", absl::StrJoin(shard_addresses, ","))};
     if (!options.data_roots.empty()) {
       argv.push_back(absl::StrCat("--data_roots=", options.data_roots));
     }

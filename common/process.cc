@@ -109,6 +109,8 @@ GrpcServerOptions ServerOptionsFromFlags(const std::string& binary) {
   return options;
 }
 
+int MaxMessageBytesFlag() { return absl::GetFlag(FLAGS_max_message_bytes); }
+
 int MetricsPortFlag() { return absl::GetFlag(FLAGS_metrics_port); }
 std::string HostFlag() { return absl::GetFlag(FLAGS_host); }
 

@@ -30,6 +30,9 @@ GrpcServerOptions ServerOptionsFromFlags(const std::string& binary);
 // --metrics_port alone, for binaries that are not gRPC servers (the worker).
 int MetricsPortFlag();
 std::string HostFlag();
+// --max_message_bytes, for a binary's client channels (the worker's to the
+// parameter servers).
+int MaxMessageBytesFlag();
 
 }  // namespace nas
 

@@ -4,6 +4,7 @@
 #include <functional>
 #include <set>
 #include <limits>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -340,6 +341,41 @@ absl::StatusOr<ChildSize> EstimateChildSize(const v1::Architecture& architecture
         "a recurrent cell is trained in a language model: its size is EstimateRecurrentChildSize's");
   }
   return absl::InvalidArgumentError("architecture has no readable form");
+}
+
+int MacroSupernetLayers(const v1::MacroCnnSpace& space) { return DeepestMacro(space); }
+
+absl::StatusOr<ChildSize> EstimateMacroSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
+                                                    int batch_size) {
+  if (!space.has_macro_cnn()) {
+    return absl::InvalidArgumentError("search_space: a macro-CNN supernet needs a macro_cnn space");
+  }
+  absl::StatusOr<ChildSize> largest = LargestChildSize(space, input, batch_size);
+  if (!largest.ok()) return largest.status();
+  const v1::MacroCnnSpace& m = space.macro_cnn();
+  const int64_t layers = DeepestMacro(m);
+  const int64_t widest = MaxOf(m.num_filters(), 1);
+  const std::set<int> heights(m.filter_heights().begin(), m.filter_heights().end());
+  const std::set<int> widths(m.filter_widths().begin(), m.filter_widths().end());
+  const std::set<int> filters(m.num_filters().begin(), m.num_filters().end());
+  const auto mul = [](int64_t x, int64_t y) { return x != 0 && y > kMax / x ? kMax : x * y; };
+  int64_t kernels = 0, filter_sum = 0;
+  for (int h : heights) {
+    for (int w : widths) kernels += int64_t{h} * w;
+  }
+  for (int f : filters) filter_sum += f;
+  int64_t parameters = 0;
+  for (int64_t i = 0; i < layers; ++i) {
+    const int64_t in = input.channels + i * widest;
+    // Every (fh, fw, f): f * in * fh * fw conv weights and 2f batch norm.
+    const int64_t layer = mul(mul(filter_sum, in), kernels);
+    const int64_t norms = mul(2 * filter_sum, static_cast<int64_t>(heights.size() * widths.size()));
+    parameters = std::min(kMax - layer, parameters) + layer;
+    parameters = std::min(kMax - norms, parameters) + norms;
+  }
+  const int64_t classifier = mul(layers * widest, input.classes) + input.classes;
+  parameters = std::min(kMax - classifier, parameters) + classifier;
+  return ChildSize{parameters, largest->activation_bytes};
 }
 
 absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const ImageShape& input,

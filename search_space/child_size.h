@@ -91,6 +91,21 @@ absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const I
 // one that does not validate.
 absl::StatusOr<ChildSize> EstimateSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
                                                int batch_size, bool all_operations_run);
+// The one-shot supernet of a macro-CNN space (worker/macro_supernet.h): the
+// layers it holds (the depth schedule's deepest: max_layers when the depth
+// grows, initial_layers otherwise).
+int MacroSupernetLayers(const v1::MacroCnnSpace& space);
+
+// The size of that supernet trained one child at a time: its parameters,
+// exact (worker/macro_supernet_test checks the module's count): per layer i
+// and each distinct (filter_height, filter_width, num_filters) choice f, a
+// conv of f x (C + i*F) x fh x fw weights (C = input channels, F = the
+// largest num_filters: an input block per earlier layer) and a batch norm
+// (2f); a classifier of (layers*F) x classes + classes. Activations: the
+// largest child's (LargestChildSize), one step trains one child. Errors as
+// LargestChildSize's; INVALID_ARGUMENT for a space that is not macro_cnn.
+absl::StatusOr<ChildSize> EstimateMacroSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
+                                                    int batch_size);
 
 // Recurrent cells are trained inside a word-level language model
 // (worker/recurrent_net.h, docs/search_spaces.md): embedding (V x E), the

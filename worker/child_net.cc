@@ -159,24 +159,10 @@ class CellNetImpl : public ChildNetImpl {
 
  private:
   torch::Tensor Cell(const torch::Tensor& input, const std::vector<std::shared_ptr<torch::nn::Module>>& ops) {
-    std::vector<torch::Tensor> nodes = {input};
-    int edge = 0;
-    for (int i = 1; i < cell_.num_nodes(); ++i) {
-      torch::Tensor total = torch::zeros_like(input);
-      for (int j = 0; j < i; ++j, ++edge) {
-        const std::string& op = cell_.edge_operations(edge);
-        if (op == "none") continue;
-        if (op == "skip_connect") {
-          total = total + nodes[j];
-        } else if (op == "avg_pool_3x3") {
-          total = total + torch::avg_pool2d(nodes[j], 3, 1, 1, false, /*count_include_pad=*/false);
-        } else {
-          total = total + std::static_pointer_cast<ReluConvBnImpl>(ops[edge])->forward(nodes[j]);
-        }
-      }
-      nodes.push_back(total);
-    }
-    return nodes.back();
+    return CellForward(input, cell_.num_nodes(), [&](int edge, const torch::Tensor& x) {
+      return CellOperation(cell_.edge_operations(edge), x,
+                           static_cast<ReluConvBnImpl*>(ops[edge].get()));
+    });
   }
 
   const v1::CellArchitecture cell_;
@@ -203,6 +189,29 @@ ReluConvBnImpl::ReluConvBnImpl(int cin, int cout, int kernel, int stride) {
 
 torch::Tensor ReluConvBnImpl::forward(torch::Tensor x) {
   return norm->forward(conv->forward(torch::relu(x)));
+}
+
+torch::Tensor CellForward(const torch::Tensor& input, int num_nodes,
+                          const std::function<torch::Tensor(int edge, const torch::Tensor& x)>& edge) {
+  std::vector<torch::Tensor> nodes = {input};
+  int e = 0;
+  for (int i = 1; i < num_nodes; ++i) {
+    torch::Tensor total = torch::zeros_like(input);
+    for (int j = 0; j < i; ++j, ++e) {
+      torch::Tensor out = edge(e, nodes[j]);
+      if (out.defined()) total = total + out;
+    }
+    nodes.push_back(total);
+  }
+  return nodes.back();
+}
+
+torch::Tensor CellOperation(const std::string& op, const torch::Tensor& x, ReluConvBnImpl* conv) {
+  if (op == "none") return torch::Tensor();
+  if (op == "skip_connect") return x;
+  if (op == "avg_pool_3x3") return torch::avg_pool2d(x, 3, 1, 1, false, /*count_include_pad=*/false);
+  TORCH_CHECK(conv != nullptr, "cell operation ", op, " has no weights");
+  return conv->forward(x);
 }
 
 int64_t ChildNetImpl::parameter_count() const {

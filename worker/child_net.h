@@ -16,7 +16,9 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "proto/search_space.pb.h"
@@ -50,6 +52,20 @@ struct ReluConvBnImpl : torch::nn::Module {
   torch::nn::BatchNorm2d norm{nullptr};
 };
 TORCH_MODULE(ReluConvBn);
+
+// The cell sum, one function for the standalone cell network and the
+// supernet (worker/supernet.h): node 0 is `input`, node i (1..num_nodes-1)
+// sums edge(e, node j) over j < i, edges numbered in that order (e = 0 is
+// 0->1, then 0->2, 1->2, ...); the cell's output is the last node. `edge`
+// returns an undefined tensor for an edge that contributes nothing ("none").
+torch::Tensor CellForward(const torch::Tensor& input, int num_nodes,
+                          const std::function<torch::Tensor(int edge, const torch::Tensor& x)>& edge);
+
+// One cell operation on x: undefined for "none", x for "skip_connect", the
+// 3x3 average pool (stride 1, padding excluded) for "avg_pool_3x3",
+// conv->forward(x) for "nor_conv_1x1" / "nor_conv_3x3" (`conv` must then be
+// set).
+torch::Tensor CellOperation(const std::string& op, const torch::Tensor& x, ReluConvBnImpl* conv);
 
 class ChildNetImpl : public torch::nn::Module {
  public:

@@ -16,6 +16,10 @@
 #include "proto/job.pb.h"
 #include "proto/task_service.pb.h"
 
+namespace nas::controller {
+class WeightsClient;  // controller/weights_client.h
+}
+
 namespace nas::worker {
 
 struct EvaluationContext {
@@ -96,13 +100,17 @@ struct EvaluatorOptions {
   // Keep a command attempt's working directory (and its output/) after it
   // ends; by default it is removed.
   bool keep_command_dirs = false;
+  // The parameter servers one-shot tasks (evaluator.shared) share their
+  // supernet's weights through (--parameter_servers); null: such tasks fail
+  // for good naming the flag.
+  std::shared_ptr<controller::WeightsClient> parameter_servers;
 
   // The packaged datasets' directory and /data (docs/worker.md).
   static std::vector<std::string> DefaultDataRoots();
 };
 
 // The evaluator for a task's EvaluatorSpec: train (LibTorch), lookup,
-// synthetic or command.
+// synthetic, command or shared (one-shot, worker/oneshot_evaluator.h).
 absl::StatusOr<std::unique_ptr<Evaluator>> CreateEvaluator(const v1::EvaluatorSpec& spec,
                                                            const EvaluatorOptions& options);
 

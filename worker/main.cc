@@ -23,6 +23,7 @@
 #include "common/metrics.h"
 #include "common/process.h"
 #include "common/signals.h"
+#include "controller/ps_weights_client.h"
 #include "worker/device.h"
 #include "worker/progress_file.h"
 #include "worker/worker_loop.h"
@@ -68,6 +69,18 @@ ABSL_FLAG(std::string, progress_file, "",
           "If set, holds the Unix time of this worker's last progress (a poll of the "
           "controller or a finished epoch), rewritten at most every 10 s: the Kubernetes "
           "liveness probe restarts a worker whose trainer stopped making progress.");
+ABSL_FLAG(std::string, parameter_servers, "",
+          "Comma-separated host:port of every parameter-server shard, in shard order (the "
+          "controller's --parameter_servers). One-shot search tasks (evaluator.shared) pull and "
+          "push their supernet's weights there; empty: such tasks fail for good naming this flag.");
+ABSL_FLAG(absl::Duration, parameter_server_timeout, absl::Seconds(30),
+          "Deadline of each call to a parameter server.");
+ABSL_FLAG(std::string, parameter_server_token_file, "",
+          "File holding the one bearer token this worker presents to the parameter servers "
+          "(their --tokens_file). Empty: none is sent.");
+ABSL_FLAG(std::string, parameter_server_tls_server_name, "",
+          "Name to verify in the parameter servers' certificates (with --tls_ca); empty: "
+          "--tls_server_name.");
 namespace {
 
 // Three quarters of what this process may use: physical memory, or its
@@ -102,6 +115,34 @@ int main(int argc, char** argv) {
     return 2;
   }
   nas::worker::SetTorchThreads(absl::GetFlag(FLAGS_threads));
+  std::shared_ptr<nas::controller::WeightsClient> parameter_servers;
+  if (const std::string shards = absl::GetFlag(FLAGS_parameter_servers); !shards.empty()) {
+    absl::StatusOr<nas::ChannelOptions> ps_channel = nas::ChannelOptionsWithTokenFile(
+        "--parameter_server_token_file", absl::GetFlag(FLAGS_parameter_server_token_file));
+    if (!ps_channel.ok()) {
+      NAS_LOG(Error) << ps_channel.status().message();
+      return 2;
+    }
+    if (const std::string name = absl::GetFlag(FLAGS_parameter_server_tls_server_name); !name.empty()) {
+      ps_channel->tls_server_name = name;
+    }
+    if (absl::Status valid = nas::ValidateChannelOptions(*ps_channel); !valid.ok()) {
+      NAS_LOG(Error) << "--parameter_server_tls_server_name: " << valid.message();
+      return 2;
+    }
+    std::vector<std::string> addresses = absl::StrSplit(shards, ',', absl::SkipEmpty());
+    auto client = nas::controller::CreatePsWeightsClient(
+        addresses, absl::GetFlag(FLAGS_parameter_server_timeout),
+        nas::MaxMessageBytesFlag(), *ps_channel);
+    if (!client.ok()) {
+      NAS_LOG(Error) << "--parameter_servers: " << client.status();
+      return 2;
+    }
+    parameter_servers = std::move(client).value();
+    NAS_LOG(Info) << addresses.size() << " parameter server(s) for one-shot search over "
+                  << nas::DescribeChannelSecurity(*ps_channel)
+                  << (ps_channel->token.empty() ? ", no bearer token" : ", with a bearer token");
+  }
 
   std::unique_ptr<nas::MetricsServer> metrics;
   if (nas::MetricsPortFlag() >= 0) {
@@ -131,6 +172,7 @@ int main(int argc, char** argv) {
   options.evaluator.allow_command = absl::GetFlag(FLAGS_allow_command_evaluator);
   options.evaluator.command_work_dir = absl::GetFlag(FLAGS_command_work_dir);
   options.evaluator.keep_command_dirs = absl::GetFlag(FLAGS_keep_command_dirs);
+  options.evaluator.parameter_servers = parameter_servers;
   options.stall_timeout = absl::GetFlag(FLAGS_evaluator_stall_timeout);
   options.cancel_grace = absl::GetFlag(FLAGS_cancel_grace);
   const int threads = absl::GetFlag(FLAGS_threads);

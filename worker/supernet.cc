@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "search_space/defaults.h"
 
 namespace nas::worker {
@@ -116,6 +117,48 @@ absl::Status CellSupernetImpl::CheckArchitecture(const v1::CellArchitecture& cel
 torch::Tensor CellSupernetImpl::Forward(torch::Tensor x, const v1::CellArchitecture& cell) {
   const absl::Status checked = CheckArchitecture(cell);
   TORCH_CHECK(checked.ok(), std::string(checked.message()));
+  return Run(x, [&](int stage, int k, int edge, const torch::Tensor& in) {
+    const std::string& op = cell.edge_operations(edge);
+    return CellOperation(op, in, IsConv(op) ? EdgeOp(stage, k, edge, op) : nullptr);
+  });
+}
+
+torch::Tensor CellSupernetImpl::ForwardMixed(torch::Tensor x, const torch::Tensor& alpha) {
+  const int num_ops = space_.operations_size();
+  TORCH_CHECK(alpha.dim() == 2 && alpha.size(0) == num_edges_ && alpha.size(1) == num_ops,
+              "alpha: shape ", alpha.sizes(), ", the supernet needs [", num_edges_, ", ", num_ops,
+              "] (edges, operations)");
+  const torch::Tensor weights = torch::softmax(alpha, 1);
+  return Run(x, [&](int stage, int k, int edge, const torch::Tensor& in) {
+    torch::Tensor total;
+    for (int o = 0; o < num_ops; ++o) {
+      const std::string& op = space_.operations(o);
+      torch::Tensor out = CellOperation(op, in, IsConv(op) ? EdgeOp(stage, k, edge, op) : nullptr);
+      if (!out.defined()) continue;  // "none" contributes zero
+      out = weights[edge][o] * out;
+      total = total.defined() ? total + out : out;
+    }
+    return total;
+  });
+}
+
+absl::StatusOr<v1::CellArchitecture> CellSupernetImpl::ArgmaxCell(const torch::Tensor& alpha) const {
+  if (alpha.dim() != 2 || alpha.size(0) != num_edges_ ||
+      alpha.size(1) != space_.operations_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "alpha: shape [", absl::StrJoin(alpha.sizes(), ", "), "], the supernet needs [", num_edges_,
+        ", ", space_.operations_size(), "] (edges, operations)"));
+  }
+  const torch::Tensor best = alpha.detach().to(torch::kCPU).argmax(1);
+  v1::CellArchitecture cell;
+  cell.set_num_nodes(space_.num_nodes());
+  for (int e = 0; e < num_edges_; ++e) {
+    cell.add_edge_operations(space_.operations(static_cast<int>(best[e].item<int64_t>())));
+  }
+  return cell;
+}
+
+torch::Tensor CellSupernetImpl::Run(torch::Tensor x, const EdgeFn& edge) {
   x = stem_norm_->forward(stem_conv_->forward(x));
   for (int stage = 0; stage < 3; ++stage) {
     if (stage > 0) {
@@ -123,32 +166,18 @@ torch::Tensor CellSupernetImpl::Forward(torch::Tensor x, const v1::CellArchitect
           shortcuts_[stage - 1]->forward(torch::avg_pool2d(x, 2, 2, 0, /*ceil_mode=*/true));
       x = shortcut + reductions_b_[stage - 1]->forward(reductions_a_[stage - 1]->forward(x));
     }
-    for (int k = 0; k < space_.cells_per_stage(); ++k) x = Cell(x, stage, k, cell);
+    for (int k = 0; k < space_.cells_per_stage(); ++k) {
+      x = CellForward(x, space_.num_nodes(), [&](int e, const torch::Tensor& in) {
+        return edge(stage, k, e, in);
+      });
+    }
   }
   x = torch::relu(final_norm_->forward(x)).mean({2, 3});
   return classifier_->forward(x);
 }
 
-torch::Tensor CellSupernetImpl::Cell(const torch::Tensor& input, int stage, int k,
-                                     const v1::CellArchitecture& cell) {
-  std::vector<torch::Tensor> nodes = {input};
-  int edge = 0;
-  for (int i = 1; i < space_.num_nodes(); ++i) {
-    torch::Tensor total = torch::zeros_like(input);
-    for (int j = 0; j < i; ++j, ++edge) {
-      const std::string& op = cell.edge_operations(edge);
-      if (op == "none") continue;
-      if (op == "skip_connect") {
-        total = total + nodes[j];
-      } else if (op == "avg_pool_3x3") {
-        total = total + torch::avg_pool2d(nodes[j], 3, 1, 1, false, /*count_include_pad=*/false);
-      } else {
-        total = total + edge_ops_.at(EdgeOpName(stage, k, edge, op))->forward(nodes[j]);
-      }
-    }
-    nodes.push_back(total);
-  }
-  return nodes.back();
+ReluConvBnImpl* CellSupernetImpl::EdgeOp(int stage, int k, int edge, const std::string& op) {
+  return edge_ops_.at(EdgeOpName(stage, k, edge, op)).get();
 }
 
 std::vector<std::string> CellSupernetImpl::UsedParameters(const v1::CellArchitecture& cell) const {

@@ -16,12 +16,21 @@
 // avg_pool_3x3 have none. Batch norm running statistics are buffers, per
 // edge and operation like the weights.
 //
-// Not yet: the macro-CNN space's supernet (INVALID_ARGUMENT from Create).
+// DARTS (first order) runs the same weights as a mixed network:
+// ForwardMixed(x, alpha) makes every edge the softmax(alpha[edge])-weighted
+// sum of all the space's operations (in the space's order; "none" adds
+// zero), so gradients reach alpha and every operation's weights; ArgmaxCell
+// reads the discrete child off alpha (the strongest operation per edge,
+// "none" included, as the controller's "darts" strategy samples it).
+//
+// The macro-CNN space's supernet is worker/macro_supernet.h (Create here
+// refuses other spaces with INVALID_ARGUMENT).
 #ifndef NAS_WORKER_SUPERNET_H_
 #define NAS_WORKER_SUPERNET_H_
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,6 +60,17 @@ class CellSupernetImpl : public torch::nn::Module {
   // with CheckArchitecture's message when it is not a child).
   torch::Tensor Forward(torch::Tensor x, const v1::CellArchitecture& cell);
 
+  // Logits of the mixed network: alpha is [num_edges, num_operations]
+  // (operations in the space's order), on the input's device; each edge is
+  // sum_o softmax(alpha[edge])_o * op_o(x). c10::Error for another shape.
+  torch::Tensor ForwardMixed(torch::Tensor x, const torch::Tensor& alpha);
+
+  // The child DARTS reads off alpha: per edge the operation with the largest
+  // alpha. INVALID_ARGUMENT naming the shape when alpha does not fit.
+  absl::StatusOr<v1::CellArchitecture> ArgmaxCell(const torch::Tensor& alpha) const;
+
+  int num_edges() const { return num_edges_; }
+
   // The names (as named_parameters() gives them) of the tensors the child
   // reads: the shared layers and its chosen operations', in
   // named_parameters() order. An operation on an edge out of a node that
@@ -60,8 +80,12 @@ class CellSupernetImpl : public torch::nn::Module {
 
  private:
   CellSupernetImpl(const v1::CellSpace& space, const InputShape& input);
-  torch::Tensor Cell(const torch::Tensor& input, int stage, int k,
-                     const v1::CellArchitecture& cell);
+  // An edge's output in stage `stage`, cell k (undefined: nothing).
+  using EdgeFn = std::function<torch::Tensor(int stage, int k, int edge, const torch::Tensor& x)>;
+  // The network around the cells (stem, reductions, classifier), with each
+  // cell's edges computed by `edge`.
+  torch::Tensor Run(torch::Tensor x, const EdgeFn& edge);
+  ReluConvBnImpl* EdgeOp(int stage, int k, int edge, const std::string& op);
   static std::string EdgeOpName(int stage, int k, int edge, const std::string& op);
 
   const v1::CellSpace space_;

@@ -1,5 +1,6 @@
 #include "worker/supernet.h"
 
+#include <algorithm>
 #include <random>
 #include <set>
 #include <string>
@@ -160,6 +161,76 @@ TEST(CellSupernetTest, BadSpacesAndChildrenNameTheField) {
   EXPECT_THROW(net->Forward(torch::randn({1, 3, 8, 8}),
                             Child({"none", "none", "nor_conv_3x3", "none", "none", "none"}).cell()),
                c10::Error);
+}
+
+// alpha with `big` at each edge's chosen operation (space order) and 0
+// elsewhere: softmax of it is one-hot up to exp(-big).
+torch::Tensor PeakedAlpha(const std::vector<std::string>& ops, double big) {
+  torch::Tensor alpha = torch::zeros({static_cast<int64_t>(ops.size()),
+                                      static_cast<int64_t>(kOps.size())});
+  for (size_t e = 0; e < ops.size(); ++e) {
+    const auto at = std::find(kOps.begin(), kOps.end(), ops[e]) - kOps.begin();
+    alpha[e][at] = big;
+  }
+  return alpha;
+}
+
+TEST(CellSupernetTest, MixedNetworkWithOneHotAlphaIsTheChild) {
+  torch::manual_seed(3);
+  const v1::SearchSpace space = Space();
+  auto net = Supernet(space);
+  ASSERT_NE(net, nullptr);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({3, 3, 8, 8});
+  for (const std::vector<std::string>& ops : std::vector<std::vector<std::string>>{
+           {"nor_conv_3x3", "nor_conv_1x1", "skip_connect", "none", "avg_pool_3x3", "nor_conv_3x3"},
+           {"none", "avg_pool_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "none"}}) {
+    SCOPED_TRACE(absl::StrJoin(ops, ","));
+    const torch::Tensor child = net->Forward(x, Child(ops).cell());
+    EXPECT_TRUE(torch::allclose(net->ForwardMixed(x, PeakedAlpha(ops, 100)), child, 1e-4, 1e-5));
+    // A soft alpha is a different network.
+    EXPECT_FALSE(torch::allclose(net->ForwardMixed(x, PeakedAlpha(ops, 1)), child, 1e-4, 1e-5));
+  }
+}
+
+TEST(CellSupernetTest, MixedGradientsReachAlphaAndEveryOperation) {
+  torch::manual_seed(4);
+  const v1::SearchSpace space = Space(3, 1, 4);
+  auto net = Supernet(space);
+  ASSERT_NE(net, nullptr);
+  torch::Tensor alpha = (1e-3 * torch::randn({3, 5})).requires_grad_(true);
+  torch::nn::functional::cross_entropy(net->ForwardMixed(torch::randn({4, 3, 8, 8}), alpha),
+                                       torch::tensor({1, 2, 3, 4}))
+      .backward();
+  ASSERT_TRUE(alpha.grad().defined());
+  // Every weighted operation's column, and the parameter-free ones too.
+  for (int o = 0; o < 5; ++o) {
+    if (kOps[o] == "none") continue;
+    EXPECT_GT(alpha.grad().select(1, o).abs().sum().item<double>(), 0) << kOps[o];
+  }
+  for (const auto& item : net->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0) << item.key();
+  }
+  EXPECT_THROW(net->ForwardMixed(torch::randn({1, 3, 8, 8}), torch::zeros({3, 4})), c10::Error);
+}
+
+TEST(CellSupernetTest, ArgmaxCellTakesTheStrongestOperationPerEdge) {
+  const v1::SearchSpace space = Space();
+  auto net = Supernet(space);
+  ASSERT_NE(net, nullptr);
+  const std::vector<std::string> ops = {"avg_pool_3x3", "none",         "nor_conv_1x1",
+                                        "skip_connect", "nor_conv_3x3", "nor_conv_1x1"};
+  torch::Tensor alpha = 1e-3 * torch::randn({6, 5}) + PeakedAlpha(ops, 0.5);
+  absl::StatusOr<v1::CellArchitecture> cell = net->ArgmaxCell(alpha);
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  EXPECT_EQ(cell->num_nodes(), 4);
+  EXPECT_EQ(std::vector<std::string>(cell->edge_operations().begin(), cell->edge_operations().end()),
+            ops);
+  absl::Status bad = net->ArgmaxCell(torch::zeros({6, 4})).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("alpha: shape [6, 4]"), std::string::npos) << bad;
 }
 
 }  // namespace

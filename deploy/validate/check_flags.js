@@ -384,7 +384,7 @@ function main() {
   if (policies.length) {
     const grpcPort = (run) => (Number(lastValue(run.flags, 'port') || -1) > 0
         ? Number(lastValue(run.flags, 'port')) : DEFAULT_PORTS[run.binary]);
-    for (const [caller, callee] of [['nas_worker', 'nas_controller'], ['nas_controller', 'nas_parameter_server']]) {
+    for (const [caller, callee] of [['nas_worker', 'nas_controller'], ['nas_controller', 'nas_parameter_server'], ['nas_worker', 'nas_parameter_server']]) {
       for (const from of runsOf(caller)) {
         for (const to of runsOf(callee)) {
           if (!allows(from, to, grpcPort(to))) {
@@ -426,7 +426,8 @@ function main() {
         fail(nameOf(headless), `exposes no port ${psPort} (the parameter servers' --port)`);
       }
     }
-    for (const controller of controllerRuns) {
+    // The workers' list (one-shot search) is the controller's.
+    for (const controller of [...controllerRuns, ...runsOf('nas_worker')]) {
       const list = lastValue(controller.flags, 'parameter_servers');
       const entries = (list || '').split(',').filter(Boolean);
       if (entries.length !== shards) {
