@@ -59,7 +59,13 @@ ImageSplit SplitImages(const ImageSet& set, const std::string& job_id, int valid
     mean[c] = static_cast<float>(sum[c] / n);
     stddev[c] = static_cast<float>(std::sqrt(std::max(1e-8, sq[c] / n - mean[c] * mean[c])));
   }
-  return {ToTensors(set, train_idx, mean, stddev), ToTensors(set, val_idx, mean, stddev)};
+  return {ToTensors(set, train_idx, mean, stddev), ToTensors(set, val_idx, mean, stddev), mean, stddev};
+}
+
+ImageTensors NormaliseLike(const ImageSet& set, const ImageSplit& split) {
+  std::vector<int> all(set.count);
+  std::iota(all.begin(), all.end(), 0);
+  return ToTensors(set, all, split.mean, split.stddev);
 }
 
 }  // namespace nas::worker

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "worker/dataset.h"
 
@@ -21,6 +22,8 @@ struct ImageTensors {
 struct ImageSplit {
   ImageTensors train;
   ImageTensors validation;
+  // The training images' per-channel statistics both were normalised with.
+  std::vector<float> mean, stddev;
 };
 
 // The first `validation` images of a shuffle seeded by `job_id` (every trial
@@ -28,6 +31,9 @@ struct ImageSplit {
 // next ones (at most train_size; 0 = all the rest) the training split. The
 // caller checks 1 <= validation < set.count.
 ImageSplit SplitImages(const ImageSet& set, const std::string& job_id, int validation, int train_size);
+
+// Every image of `set` (a test split) normalised with `split`'s statistics.
+ImageTensors NormaliseLike(const ImageSet& set, const ImageSplit& split);
 
 }  // namespace nas::worker
 

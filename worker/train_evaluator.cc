@@ -151,9 +151,7 @@ absl::StatusOr<v1::TrialMetrics> TrainOnImages(const v1::Task& task, const Image
       metrics.set_latency_seconds(times[times.size() / 2]);
     }
     if (test_set != nullptr && spec.test_accuracy()) {
-      std::vector<int> all(test_set->count);
-      std::iota(all.begin(), all.end(), 0);
-      metrics.set_test_accuracy(Accuracy(*net, ToTensors(*test_set, all, mean, stddev), 256, device));
+      metrics.set_test_accuracy(Accuracy(*net, NormaliseLike(*test_set, split), 256, device));
     }
     metrics.set_accuracy(
         RecentAccuracy(metrics, search_space::WithRewardDefaults(task.reward()).last_epochs()));
