@@ -120,6 +120,35 @@ TEST(MacroSupernetTest, ChildIsItsStandaloneNetworkWithTheSlicedWeightsAndUsesOn
   }
 }
 
+TEST(MacroSupernetTest, ASourceMeetsTheSameColumnsWhateverElseIsConcatenated) {
+  auto net = MacroSupernetImpl::Create(Space(true), kInput);
+  ASSERT_TRUE(net.ok()) << net.status();
+  v1::MacroCnnArchitecture arch;
+  for (int f : {4, 8, 4, 8}) {
+    v1::MacroCnnLayer* l = arch.add_layers();
+    l->set_filter_height(3);
+    l->set_filter_width(3);
+    l->set_num_filters(f);
+    l->set_stride(1);
+  }
+  arch.mutable_layers(3)->add_inputs(2);
+  v1::MacroCnnArchitecture both = arch;
+  both.mutable_layers(3)->clear_inputs();
+  both.mutable_layers(3)->add_inputs(1);
+  both.mutable_layers(3)->add_inputs(2);
+  // Layer 2 (4 filters) owns columns 3 + 2*8 .. +4 of layer 3's conv, alone
+  // or after layer 1's 8; the image owns 0..2.
+  const std::vector<int64_t> alone = (*net)->InputColumns(arch, 3);
+  EXPECT_EQ(alone, (std::vector<int64_t>{19, 20, 21, 22}));
+  const std::vector<int64_t> after = (*net)->InputColumns(both, 3);
+  ASSERT_EQ(after.size(), 12u);
+  EXPECT_EQ(std::vector<int64_t>(after.begin() + 8, after.end()), alone);
+  EXPECT_EQ((*net)->InputColumns(arch, 0), (std::vector<int64_t>{0, 1, 2}));
+  // The classifier: layer 3 and the unconsumed 0 and 1, each in its block of 8.
+  EXPECT_EQ((*net)->FeatureColumns(arch),
+            (std::vector<int64_t>{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
+}
+
 TEST(MacroSupernetTest, ChildrenOutsideTheSpaceNameTheField) {
   auto net = MacroSupernetImpl::Create(Space(false), kInput);
   ASSERT_TRUE(net.ok()) << net.status();

@@ -307,8 +307,9 @@ class OneShotEvaluator : public Evaluator {
     absl::StatusOr<PulledWeights> scored = PullOmega(task, used, tally);
     if (!scored.ok()) return scored.status();
     tally.stats.set_omega_version(VersionSum(scored->versions));
-    const double accuracy = Score(shared.reward_batches(), batch, [&](const torch::Tensor& x) {
-      return job_->net->Forward(x, cell);
+    CellSupernetImpl* net = job_->net.get();
+    const double accuracy = Score(shared.reward_batches(), batch, [net, &cell](const torch::Tensor& x) {
+      return net->Forward(x, cell);
     });
     int64_t parameters = 0;
     for (const std::string& name : used) parameters += job_->params.at(name).numel();
@@ -369,8 +370,9 @@ class OneShotEvaluator : public Evaluator {
     auto alpha = PullAlpha(task, tally);
     if (!alpha.ok()) return alpha.status();
     const torch::Tensor a = alpha->first;
-    const double accuracy = Score(shared.reward_batches(), batch, [&](const torch::Tensor& x) {
-      return job_->net->ForwardMixed(x, a);
+    CellSupernetImpl* net = job_->net.get();
+    const double accuracy = Score(shared.reward_batches(), batch, [net, &a](const torch::Tensor& x) {
+      return net->ForwardMixed(x, a);
     });
     absl::StatusOr<v1::CellArchitecture> argmax = job_->net->ArgmaxCell(a);
     if (!argmax.ok()) return argmax.status();
