@@ -21,9 +21,12 @@ std::string TrialLine(const v1::Trial& trial) {
       trial.cached_from().empty() ? "" : absl::StrCat("  (cache hit of ", CacheSource(trial), ")");
   if (trial.final_training()) absl::StrAppend(&hit, "  (final: trained from scratch)");
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
-    return absl::StrFormat("trial %s succeeded  reward %.4f  accuracy %.4f  %s%s",
-                           trial.trial_id(), trial.metrics().reward(), trial.metrics().accuracy(),
-                           trial.architecture().canonical(), hit);
+    // A language model's quality is its validation perplexity.
+    const std::string quality = IsLanguageModel(trial)
+                                    ? absl::StrCat("perplexity ", FormatPerplexity(trial.metrics().perplexity()))
+                                    : absl::StrFormat("accuracy %.4f", trial.metrics().accuracy());
+    return absl::StrFormat("trial %s succeeded  reward %.4f  %s  %s%s", trial.trial_id(),
+                           trial.metrics().reward(), quality, trial.architecture().canonical(), hit);
   }
   return absl::StrFormat("trial %s %s  %s", trial.trial_id(), ShortState(trial.state()),
                          trial.error());
