@@ -40,8 +40,10 @@ ABSL_FLAG(int, hidden, 64, "E = H of the language model");
 ABSL_FLAG(int, train_tokens, 20000, "Training tokens per run (part 1)");
 ABSL_FLAG(int, quality_tokens, 100000, "Training tokens per epoch (part 2)");
 ABSL_FLAG(int, quality_epochs, 2, "Epochs (part 2)");
-ABSL_FLAG(int, quality_batch, 20, "Sequences per batch (part 2; examples/ptb_quick.yaml trains 10)");
-ABSL_FLAG(int, quality_bptt, 35, "Steps of truncated back-propagation (part 2; examples/ptb_quick.yaml: 20)");
+ABSL_FLAG(int, quality_batch, 20,
+          "Sequences per batch (part 2; examples/ptb_quick.yaml trains 10)");
+ABSL_FLAG(int, quality_bptt, 35,
+          "Steps of truncated back-propagation (part 2; examples/ptb_quick.yaml: 20)");
 
 namespace {
 
@@ -51,8 +53,8 @@ constexpr int kBptt = 35;
 constexpr double kLearningRate = 20;
 constexpr double kClip = 0.25;
 
-nas::v1::Task LmTask(const nas::v1::Architecture& arch, int train_tokens, int valid_tokens, int epochs,
-                     int batch = kBatch, int bptt = kBptt) {
+nas::v1::Task LmTask(const nas::v1::Architecture& arch, int train_tokens, int valid_tokens,
+                     int epochs, int batch = kBatch, int bptt = kBptt) {
   nas::v1::Task task;
   task.set_job_id("recurrent-bench");
   task.set_trial_id("t0");
@@ -153,11 +155,13 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> json = nas::ReadFile(cell_path);
     nas::v1::Architecture cell;
     nas::v1::Trial trial;
-    if (json.ok() && !nas::ParseYamlToMessage(*json, &cell).ok() && nas::ParseYamlToMessage(*json, &trial).ok()) {
+    if (json.ok() && !nas::ParseYamlToMessage(*json, &cell).ok() &&
+        nas::ParseYamlToMessage(*json, &trial).ok()) {
       cell = trial.architecture();  // nasctl export's architecture.json
     }
     if (!json.ok() || !cell.has_recurrent_cell()) {
-      std::fprintf(stderr, "FAILED: %s holds no recurrent-cell Architecture (or Trial) in JSON or YAML\n",
+      std::fprintf(stderr,
+                   "FAILED: %s holds no recurrent-cell Architecture (or Trial) in JSON or YAML\n",
                    cell_path.c_str());
       return 1;
     }
@@ -165,14 +169,16 @@ int main(int argc, char** argv) {
     int64_t parameters[2] = {0, 0};
     int side = 0;
     const int batch = absl::GetFlag(FLAGS_quality_batch), bptt = absl::GetFlag(FLAGS_quality_bptt);
-    std::printf("quality (E = H = %d, %d epochs of %d tokens, batch %d x %d steps, validation perplexity on all of "
-                "ptb.valid.txt):\n",
-                absl::GetFlag(FLAGS_hidden), epochs, tokens, batch, bptt);
+    std::printf(
+        "quality (E = H = %d, %d epochs of %d tokens, batch %d x %d steps, validation perplexity "
+        "on all of "
+        "ptb.valid.txt):\n",
+        absl::GetFlag(FLAGS_hidden), epochs, tokens, batch, bptt);
     for (const auto& [name, arch] : {std::pair<const char*, nas::v1::Architecture>{"searched cell", cell},
                                      {"LSTM cell", lstm}}) {
       torch::manual_seed(0);
-      auto metrics = nas::worker::TrainOnText(LmTask(arch, tokens, 0, epochs, batch, bptt), **corpus, "cpu",
-                                              nas::worker::EvaluationContext());
+      auto metrics = nas::worker::TrainOnText(LmTask(arch, tokens, 0, epochs, batch, bptt),
+                                              **corpus, "cpu", nas::worker::EvaluationContext());
       if (!metrics.ok()) {
         std::fprintf(stderr, "FAILED: %s: %s\n", name, std::string(metrics.status().message()).c_str());
         return 1;
@@ -182,8 +188,10 @@ int main(int argc, char** argv) {
       parameters[side++] = metrics->parameters();
     }
     if (parameters[0] != parameters[1]) {
-      std::printf("FAILED: the cells' parameter counts differ (%lld, %lld): not a comparison at equal parameters\n",
-                  static_cast<long long>(parameters[0]), static_cast<long long>(parameters[1]));
+      std::printf(
+          "FAILED: the cells' parameter counts differ (%lld, %lld): not a comparison at equal "
+          "parameters\n",
+          static_cast<long long>(parameters[0]), static_cast<long long>(parameters[1]));
       failed = 1;
     }
   }

@@ -237,11 +237,13 @@ TEST(ExportRecurrentTest, TheSummaryShowsPerplexitiesAndNoAccuracyOrPerImageLate
   e->set_seconds(30);
   const std::string summary = Summary(job, trial);
   EXPECT_TRUE(Contains(summary, "reward     0.0149\nperplexity 655.25 (validation)\n")) << summary;
-  EXPECT_TRUE(Contains(summary, "FLOPs      713000 per token\nlatency    0.000125 s (one token)\n")) << summary;
+  EXPECT_TRUE(Contains(summary, "FLOPs      713000 per token\nlatency    0.000125 s (one token)\n"))
+      << summary;
   EXPECT_FALSE(Contains(summary, "accuracy")) << summary;
   EXPECT_FALSE(Contains(summary, "image")) << summary;
-  EXPECT_TRUE(Contains(summary, "\nepoch  train_loss  train_ppl    val_ppl  seconds\n"
-                                "    1      6.5000     665.14     655.25     30.0\n"))
+  EXPECT_TRUE(Contains(summary,
+                       "\nepoch  train_loss  train_ppl    val_ppl  seconds\n"
+                       "    1      6.5000     665.14     655.25     30.0\n"))
       << summary;
 }
 

@@ -570,7 +570,8 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
        [](const T& t) { return t.final_training() ? Reward(t.one_shot_score()) : std::string(""); }},
       // Last, so that the columns before it keep their places in CSV.
       // CSV: empty where not measured (a classifier, a trial not ended).
-      {"perplexity", "PERPLEXITY", [](const T& t) { return FormatPerplexity(t.metrics().perplexity()); },
+      {"perplexity", "PERPLEXITY",
+       [](const T& t) { return FormatPerplexity(t.metrics().perplexity()); },
        [](const T& t) { return t.metrics().perplexity(); },
        [](const T& t) {
          const std::string cell = FormatPerplexity(t.metrics().perplexity());
@@ -819,9 +820,9 @@ std::string FormatTrials(const std::vector<v1::Trial>& trials, const ListOptions
   const bool language_models = std::any_of(trials.begin(), trials.end(), IsLanguageModel);
   static const auto* lm_table = new std::vector<std::string>(PerplexityForAccuracy(kTrialTable));
   static const auto* lm_wide = new std::vector<std::string>(PerplexityForAccuracy(kTrialWide));
-  return FormatList<v1::Trial>(trials, options, TrialColumns(), language_models ? *lm_table : kTrialTable,
-                               language_models ? *lm_wide : kTrialWide,
-                               [](const v1::Trial& t) { return t.trial_id(); });
+  return FormatList<v1::Trial>(
+      trials, options, TrialColumns(), language_models ? *lm_table : kTrialTable,
+      language_models ? *lm_wide : kTrialWide, [](const v1::Trial& t) { return t.trial_id(); });
 }
 
 std::string FormatJob(const v1::Job& job, OutputFormat format) {
@@ -931,7 +932,8 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
     case OutputFormat::kName:
       return EscapeForTerminal(trial.trial_id()) + "\n";
     case OutputFormat::kCsv: {
-      const char* const* columns = IsLanguageModel(trial) ? kLanguageModelCurveCsvColumns : kCurveCsvColumns;
+      const char* const* columns =
+          IsLanguageModel(trial) ? kLanguageModelCurveCsvColumns : kCurveCsvColumns;
       std::vector<std::string> header;
       for (int i = 0; columns[i] != nullptr; ++i) header.push_back(columns[i]);
       std::string out = absl::StrJoin(header, ",") + "\n";
@@ -982,7 +984,8 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   if (succeeded) {
     row("parameters", absl::StrCat(m.parameters()));
     row("flops", absl::StrCat(m.flops(), language_model ? " per token" : ""));
-    row("latency", absl::StrFormat("%.6f s%s", m.latency_seconds(), language_model ? " per token" : ""));
+    row("latency",
+        absl::StrFormat("%.6f s%s", m.latency_seconds(), language_model ? " per token" : ""));
     row("training",
         absl::StrFormat("%.1f s on %s", m.train_seconds(), m.device().empty() ? "?" : m.device()));
   }
@@ -1010,10 +1013,12 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const v1::EpochResult& e : trial.curve()) rows.push_back(CurveRow(e, language_model));
-  absl::StrAppend(&out, Table(language_model
-                                  ? std::vector<std::string>{"EPOCH", "TRAIN LOSS", "TRAIN PPL", "VAL PPL", "SECONDS"}
-                                  : std::vector<std::string>{"EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL ACC", "SECONDS"},
-                              rows));
+  absl::StrAppend(
+      &out, Table(language_model ? std::vector<std::string>{"EPOCH", "TRAIN LOSS", "TRAIN PPL",
+                                                            "VAL PPL", "SECONDS"}
+                                 : std::vector<std::string>{"EPOCH", "TRAIN LOSS", "TRAIN ACC",
+                                                            "VAL ACC", "SECONDS"},
+                  rows));
   return out;
 }
 

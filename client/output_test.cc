@@ -164,8 +164,9 @@ v1::Trial LanguageModelTrial() {
 TEST(FormatTrialTest, ALanguageModelShowsPerplexityAndAPerplexityCurveNotAccuracy) {
   const v1::Trial trial = LanguageModelTrial();
   const std::string out = FormatTrial(trial, OutputFormat::kTable);
-  for (const char* expected : {"perplexity:        655.25\n", "flops:             713000 per token\n",
-                               "latency:           0.000125 s per token\n"}) {
+  for (const char* expected :
+       {"perplexity:        655.25\n", "flops:             713000 per token\n",
+        "latency:           0.000125 s per token\n"}) {
     EXPECT_NE(out.find(expected), std::string::npos) << expected << "\nin:\n" << out;
   }
   EXPECT_EQ(out.find("accuracy"), std::string::npos) << out;
@@ -186,11 +187,13 @@ TEST(FormatTrialTest, ALanguageModelShowsPerplexityAndAPerplexityCurveNotAccurac
   // A diverged child's perplexity is infinite; a running one's not known yet.
   v1::Trial diverged = trial;
   diverged.mutable_metrics()->set_perplexity(std::numeric_limits<double>::infinity());
-  EXPECT_NE(FormatTrial(diverged, OutputFormat::kTable).find("perplexity:        inf\n"), std::string::npos);
+  EXPECT_NE(FormatTrial(diverged, OutputFormat::kTable).find("perplexity:        inf\n"),
+            std::string::npos);
   v1::Trial running = trial;
   running.set_state(v1::TRIAL_STATE_RUNNING);
   running.clear_metrics();
-  EXPECT_NE(FormatTrial(running, OutputFormat::kTable).find("perplexity:        -\n"), std::string::npos);
+  EXPECT_NE(FormatTrial(running, OutputFormat::kTable).find("perplexity:        -\n"),
+            std::string::npos);
 }
 
 TEST(FormatTrialTest, CsvIsTheCurveOneRowPerEpoch) {
@@ -583,7 +586,8 @@ TEST(ListTest, LanguageModelTrialsShowPerplexityInPlaceOfAccuracy) {
   const std::vector<std::string> csv = Lines(FormatTrials(trials, ListOptions{OutputFormat::kCsv}));
   ASSERT_EQ(csv.size(), 3u);
   EXPECT_TRUE(absl::EndsWith(csv[1], ",655.25")) << csv[1];
-  EXPECT_TRUE(absl::EndsWith(csv[2], ",,")) << csv[2];  // running: ended, duration, perplexity unknown
+  EXPECT_TRUE(absl::EndsWith(csv[2], ",,"))
+      << csv[2];  // running: ended, duration, perplexity unknown
   std::vector<v1::Trial> sorted = trials;
   ASSERT_TRUE(SortTrials("-perplexity", &sorted).ok());
   EXPECT_EQ(sorted[0].trial_id(), "t000004");

@@ -22,11 +22,13 @@ std::string TrialLine(const v1::Trial& trial) {
   if (trial.final_training()) absl::StrAppend(&hit, "  (final: trained from scratch)");
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
     // A language model's quality is its validation perplexity.
-    const std::string quality = IsLanguageModel(trial)
-                                    ? absl::StrCat("perplexity ", FormatPerplexity(trial.metrics().perplexity()))
-                                    : absl::StrFormat("accuracy %.4f", trial.metrics().accuracy());
+    const std::string quality =
+        IsLanguageModel(trial)
+            ? absl::StrCat("perplexity ", FormatPerplexity(trial.metrics().perplexity()))
+            : absl::StrFormat("accuracy %.4f", trial.metrics().accuracy());
     return absl::StrFormat("trial %s succeeded  reward %.4f  %s  %s%s", trial.trial_id(),
-                           trial.metrics().reward(), quality, trial.architecture().canonical(), hit);
+                           trial.metrics().reward(), quality, trial.architecture().canonical(),
+                           hit);
   }
   return absl::StrFormat("trial %s %s  %s", trial.trial_id(), ShortState(trial.state()),
                          trial.error());
@@ -109,7 +111,8 @@ void WatchView::OnStatus(const v1::Job& job) {
     const std::vector<std::string> panel = Panel(job, "", absl::ToUnixMillis(absl::Now()));
     const std::string quality = BestQuality();
     out_ << EscapeForTerminal(panel[1]) << "  best " << absl::StrFormat("%.4f", job.best_reward())
-         << (quality.empty() ? "" : absl::StrCat(" (", quality, ")")) << "  " << ShortState(job.state()) << "\n";
+         << (quality.empty() ? "" : absl::StrCat(" (", quality, ")")) << "  "
+         << ShortState(job.state()) << "\n";
     out_.flush();
     return;
   }

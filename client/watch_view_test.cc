@@ -68,7 +68,8 @@ TEST(WatchViewTest, ALanguageModelTrialShowsItsPerplexityNotAccuracy) {
   trial.mutable_metrics()->set_reward(0.0149);
   trial.mutable_metrics()->set_perplexity(655.25);
   view.OnTrial(trial);
-  EXPECT_NE(out.str().find("trial t000003 succeeded  reward 0.0149  perplexity 655.25  n0:add/tanh|out:n0"),
+  EXPECT_NE(out.str().find(
+                "trial t000003 succeeded  reward 0.0149  perplexity 655.25  n0:add/tanh|out:n0"),
             std::string::npos)
       << out.str();
   EXPECT_EQ(out.str().find("accuracy"), std::string::npos) << out.str();
@@ -80,11 +81,13 @@ TEST(WatchViewTest, ALanguageModelTrialShowsItsPerplexityNotAccuracy) {
   job.set_best_trial_id("t000003");
   job.set_best_canonical("n0:add/tanh|out:n0");
   view.OnStatus(job);
-  EXPECT_NE(out.str().find("best 0.0149 (perplexity 655.25)  running"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("best 0.0149 (perplexity 655.25)  running"), std::string::npos)
+      << out.str();
   job.set_state(v1::JOB_STATE_SUCCEEDED);
   view.OnStatus(job);
   view.Finish();
-  EXPECT_NE(out.str().find("1 succeeded, 0 failed, best 0.0149 (t000003, perplexity 655.25)"), std::string::npos)
+  EXPECT_NE(out.str().find("1 succeeded, 0 failed, best 0.0149 (t000003, perplexity 655.25)"),
+            std::string::npos)
       << out.str();
   std::ostringstream terminal_out;
   WatchView terminal(terminal_out, /*terminal=*/true);

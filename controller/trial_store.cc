@@ -1257,7 +1257,8 @@ absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
 absl::Status TrialStore::ReadCurveLocked(v1::Trial* trial) {
   Statement select(statements_.get(),
                    "SELECT attempt, epoch, train_loss, train_accuracy, validation_accuracy, "
-                   "seconds, train_perplexity, validation_perplexity FROM curves WHERE job_id=?1 AND trial_id=?2 AND attempt = "
+                   "seconds, train_perplexity, validation_perplexity FROM curves WHERE job_id=?1 "
+                   "AND trial_id=?2 AND attempt = "
                    "(SELECT MAX(attempt) FROM curves WHERE job_id=?1 AND trial_id=?2) "
                    "ORDER BY epoch");
   RETURN_IF_ERROR(select.prepared());
