@@ -979,7 +979,9 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
     row("perplexity", succeeded ? FormatPerplexity(m.perplexity()) : "-");
   } else {
     row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");
-    if (succeeded && m.test_accuracy() > 0) row("test accuracy", absl::StrFormat("%.4f", m.test_accuracy()));
+    if (succeeded && m.test_accuracy() > 0) {
+      row("test accuracy", absl::StrFormat("%.4f", m.test_accuracy()));
+    }
   }
   if (succeeded) {
     row("parameters", absl::StrCat(m.parameters()));

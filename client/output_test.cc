@@ -539,7 +539,8 @@ TEST(ListTest, TrialsShowSequenceAndTimesInEveryFormat) {
             "attempts,worker_id,canonical,error,cached_from,sequence,created,ended,"
             "duration_seconds,final,one_shot_score,perplexity");
   EXPECT_TRUE(absl::StrContains(csv[1], ",7,")) << csv[1];
-  EXPECT_TRUE(absl::EndsWith(csv[1], ",65.000,false,,")) << csv[1];  // no perplexity: not a language model
+  // The last cell, perplexity, is empty: not a language model.
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",65.000,false,,")) << csv[1];
   const std::string json = FormatTrials(trials, ListOptions{OutputFormat::kJson});
   EXPECT_TRUE(absl::StrContains(json, "\"sequence\": 7,")) << json;
   EXPECT_TRUE(absl::StrContains(json, "\"create_time_unix_ms\": 1000000,")) << json;
@@ -654,9 +655,9 @@ TEST(OutputTest, FinalTrialsAreMarkedAndSharedStatsShown) {
   EXPECT_TRUE(absl::StrContains(table[2], "final")) << table[2];
   const std::vector<std::string> csv =
       Lines(FormatTrials({search, final_trial}, ListOptions{OutputFormat::kCsv}));
-  EXPECT_TRUE(absl::EndsWith(csv[0], ",final,one_shot_score")) << csv[0];
-  EXPECT_TRUE(absl::EndsWith(csv[1], ",false,")) << csv[1];
-  EXPECT_TRUE(absl::EndsWith(csv[2], ",true,0.6250")) << csv[2];
+  EXPECT_TRUE(absl::EndsWith(csv[0], ",final,one_shot_score,perplexity")) << csv[0];
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",false,,")) << csv[1];
+  EXPECT_TRUE(absl::EndsWith(csv[2], ",true,0.6250,")) << csv[2];
   const std::string detail = FormatTrial(final_trial, OutputFormat::kTable);
   EXPECT_TRUE(absl::StrContains(detail, "final trial:       trained from scratch; one-shot score 0.6250"))
       << detail;
