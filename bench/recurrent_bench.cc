@@ -6,11 +6,13 @@
 //    backward, clipping, SGD step), same cell, sizes and tokens. Each runs
 //    three times, alternating (this shared VM's speed drifts), and the best
 //    of each is compared. Goal: worker tokens/s >= 0.95 x the bare loop's.
-// 2. Quality: with --cell=FILE (an Architecture in JSON, e.g. the best trial
-//    of examples/ptb_quick.yaml from `nasctl trials JOB --top 1 -o json`),
+// 2. Quality: with --cell=FILE (an Architecture in JSON or YAML, or a Trial
+//    holding one: the architecture.json `nasctl export JOB` writes for the
+//    best trial of examples/ptb_quick.yaml),
 //    that cell and the LSTM cell of the space (equal parameter counts:
-//    every cell of a space has the same) trained alike; prints both
-//    validation perplexities (no goal: a figure for docs/benchmarks.md).
+//    every cell of a space has the same; checked, exit 1 otherwise) trained
+//    alike; prints both validation perplexities (no goal: a figure for
+//    docs/benchmarks.md).
 //    The file is YAML or JSON with the proto's field names.
 // Exits 1 naming a figure that misses its goal or a measurement that fails.
 //   bazel run //bench:recurrent_bench -- [--cell=best.json]
@@ -26,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/proto_yaml.h"
+#include "proto/job.pb.h"
 #include "worker/device.h"
 #include "worker/ptb_dataset.h"
 #include "worker/recurrent_net.h"
@@ -37,6 +40,10 @@ ABSL_FLAG(int, hidden, 64, "E = H of the language model");
 ABSL_FLAG(int, train_tokens, 20000, "Training tokens per run (part 1)");
 ABSL_FLAG(int, quality_tokens, 100000, "Training tokens per epoch (part 2)");
 ABSL_FLAG(int, quality_epochs, 2, "Epochs (part 2)");
+ABSL_FLAG(int, quality_batch, 20,
+          "Sequences per batch (part 2; examples/ptb_quick.yaml trains 10)");
+ABSL_FLAG(int, quality_bptt, 35,
+          "Steps of truncated back-propagation (part 2; examples/ptb_quick.yaml: 20)");
 
 namespace {
 
@@ -46,7 +53,8 @@ constexpr int kBptt = 35;
 constexpr double kLearningRate = 20;
 constexpr double kClip = 0.25;
 
-nas::v1::Task LmTask(const nas::v1::Architecture& arch, int train_tokens, int valid_tokens, int epochs) {
+nas::v1::Task LmTask(const nas::v1::Architecture& arch, int train_tokens, int valid_tokens,
+                     int epochs, int batch = kBatch, int bptt = kBptt) {
   nas::v1::Task task;
   task.set_job_id("recurrent-bench");
   task.set_trial_id("t0");
@@ -54,13 +62,13 @@ nas::v1::Task LmTask(const nas::v1::Architecture& arch, int train_tokens, int va
   nas::v1::TrainEvaluatorSpec* spec = task.mutable_evaluator()->mutable_train();
   spec->set_dataset("ptb");
   spec->set_epochs(epochs);
-  spec->set_batch_size(kBatch);
+  spec->set_batch_size(batch);
   spec->set_learning_rate(kLearningRate);
   nas::v1::LanguageModelSpec* lm = spec->mutable_language_model();
   lm->set_embedding_size(absl::GetFlag(FLAGS_hidden));
   lm->set_hidden_size(absl::GetFlag(FLAGS_hidden));
   lm->set_tie_weights(true);
-  lm->set_bptt_steps(kBptt);
+  lm->set_bptt_steps(bptt);
   lm->set_grad_clip(kClip);
   lm->set_train_tokens(train_tokens);
   lm->set_valid_tokens(valid_tokens);
@@ -146,23 +154,45 @@ int main(int argc, char** argv) {
   if (!cell_path.empty()) {
     absl::StatusOr<std::string> json = nas::ReadFile(cell_path);
     nas::v1::Architecture cell;
-    if (!json.ok() || !nas::ParseYamlToMessage(*json, &cell).ok() || !cell.has_recurrent_cell()) {
-      std::fprintf(stderr, "FAILED: %s holds no recurrent-cell Architecture in JSON\n", cell_path.c_str());
+    nas::v1::Trial trial;
+    if (json.ok() && !nas::ParseYamlToMessage(*json, &cell).ok() &&
+        nas::ParseYamlToMessage(*json, &trial).ok()) {
+      cell = trial.architecture();  // nasctl export's architecture.json
+    }
+    if (!json.ok() || !cell.has_recurrent_cell()) {
+      std::fprintf(stderr,
+                   "FAILED: %s holds no recurrent-cell Architecture (or Trial) in JSON or YAML\n",
+                   cell_path.c_str());
       return 1;
     }
     const int tokens = absl::GetFlag(FLAGS_quality_tokens), epochs = absl::GetFlag(FLAGS_quality_epochs);
-    std::printf("quality (%d epochs of %d tokens, validation perplexity on all of ptb.valid.txt):\n", epochs, tokens);
+    int64_t parameters[2] = {0, 0};
+    int side = 0;
+    const int batch = absl::GetFlag(FLAGS_quality_batch), bptt = absl::GetFlag(FLAGS_quality_bptt);
+    std::printf(
+        "quality (E = H = %d, %d epochs of %d tokens, batch %d x %d steps, validation perplexity "
+        "on all of "
+        "ptb.valid.txt):\n",
+        absl::GetFlag(FLAGS_hidden), epochs, tokens, batch, bptt);
     for (const auto& [name, arch] : {std::pair<const char*, nas::v1::Architecture>{"searched cell", cell},
                                      {"LSTM cell", lstm}}) {
       torch::manual_seed(0);
-      auto metrics = nas::worker::TrainOnText(LmTask(arch, tokens, 0, epochs), **corpus, "cpu",
-                                              nas::worker::EvaluationContext());
+      auto metrics = nas::worker::TrainOnText(LmTask(arch, tokens, 0, epochs, batch, bptt),
+                                              **corpus, "cpu", nas::worker::EvaluationContext());
       if (!metrics.ok()) {
         std::fprintf(stderr, "FAILED: %s: %s\n", name, std::string(metrics.status().message()).c_str());
         return 1;
       }
       std::printf("  %-14s %lld parameters, perplexity %.1f\n", name, static_cast<long long>(metrics->parameters()),
                   metrics->perplexity());
+      parameters[side++] = metrics->parameters();
+    }
+    if (parameters[0] != parameters[1]) {
+      std::printf(
+          "FAILED: the cells' parameter counts differ (%lld, %lld): not a comparison at equal "
+          "parameters\n",
+          static_cast<long long>(parameters[0]), static_cast<long long>(parameters[1]));
+      failed = 1;
     }
   }
   return failed;

@@ -220,28 +220,48 @@ std::string ArchitectureJson(const v1::Job& job, const v1::Trial& trial) {
 }
 
 std::string Summary(const v1::Job& job, const v1::Trial& trial) {
+  const v1::TrialMetrics& m = trial.metrics();
+  // A language model: its validation perplexity in place of accuracy, FLOPs
+  // and latency per token (the worker times one token, not an image).
+  const bool language_model = IsLanguageModel(trial);
   std::string out = absl::StrFormat(
-      "job        %s (%s)\ntrial      %s\nreward     %.4f\naccuracy   %.4f\nparameters %d\n"
-      "FLOPs      %d\nlatency    %.6f s (one image)\ntraining   %.1f s on %s\n"
-      "architecture %s\n\n",
-      EscapeForTerminal(job.job_id()), EscapeForTerminal(job.spec().name()),
-      EscapeForTerminal(trial.trial_id()), trial.metrics().reward(), trial.metrics().accuracy(),
-      trial.metrics().parameters(), trial.metrics().flops(), trial.metrics().latency_seconds(),
-      trial.metrics().train_seconds(),
-      trial.metrics().device().empty() ? "?" : EscapeForTerminal(trial.metrics().device()),
-      EscapeForTerminal(trial.architecture().canonical()));
+      "job        %s (%s)\ntrial      %s\nreward     %.4f\n", EscapeForTerminal(job.job_id()),
+      EscapeForTerminal(job.spec().name()), EscapeForTerminal(trial.trial_id()), m.reward());
+  if (language_model) {
+    absl::StrAppend(
+        &out, absl::StrFormat("perplexity %s (validation)\nparameters %d\nFLOPs      %d per token\n"
+                              "latency    %.6f s (one token)\n",
+                              FormatPerplexity(m.perplexity()), m.parameters(), m.flops(),
+                              m.latency_seconds()));
+  } else {
+    absl::StrAppend(
+        &out, absl::StrFormat(
+                  "accuracy   %.4f\nparameters %d\nFLOPs      %d\nlatency    %.6f s (one image)\n",
+                  m.accuracy(), m.parameters(), m.flops(), m.latency_seconds()));
+  }
+  absl::StrAppend(&out,
+                  absl::StrFormat("training   %.1f s on %s\narchitecture %s\n\n", m.train_seconds(),
+                                  m.device().empty() ? "?" : EscapeForTerminal(m.device()),
+                                  EscapeForTerminal(trial.architecture().canonical())));
   absl::StrAppend(&out, FormatArchitecture(trial.architecture()));
   if (trial.architecture().has_recurrent_cell()) {
     absl::StrAppend(&out, RecurrentLmSummary(trial.architecture().recurrent_cell(),
-                                             RecurrentSizesFor(job.spec())),
-                    absl::StrFormat("perplexity %.2f (validation)\n", trial.metrics().perplexity()));
+                                             RecurrentSizesFor(job.spec())));
   }
-  if (!trial.metrics().epochs().empty()) {
-    absl::StrAppend(&out, "\nepoch  train_loss  train_acc  val_acc  seconds\n");
-    for (const v1::EpochResult& e : trial.metrics().epochs()) {
-      absl::StrAppend(&out, absl::StrFormat("%5d  %10.4f  %9.4f  %7.4f  %7.1f\n", e.epoch(),
-                                            e.train_loss(), e.train_accuracy(),
-                                            e.validation_accuracy(), e.seconds()));
+  if (!m.epochs().empty()) {
+    absl::StrAppend(&out, language_model ? "\nepoch  train_loss  train_ppl    val_ppl  seconds\n"
+                                         : "\nepoch  train_loss  train_acc  val_acc  seconds\n");
+    for (const v1::EpochResult& e : m.epochs()) {
+      if (language_model) {
+        absl::StrAppend(&out,
+                        absl::StrFormat("%5d  %10.4f  %9s  %9s  %7.1f\n", e.epoch(), e.train_loss(),
+                                        FormatPerplexity(e.train_perplexity()),
+                                        FormatPerplexity(e.validation_perplexity()), e.seconds()));
+      } else {
+        absl::StrAppend(
+            &out, absl::StrFormat("%5d  %10.4f  %9.4f  %7.4f  %7.1f\n", e.epoch(), e.train_loss(),
+                                  e.train_accuracy(), e.validation_accuracy(), e.seconds()));
+      }
     }
   }
   return out;

@@ -220,5 +220,32 @@ TEST(ExportRecurrentTest, ExportTrialWritesModelPyAndTheSummaryDescribesTheModel
   EXPECT_TRUE(Contains(*summary, "\nperplexity 123.46 (validation)\n")) << *summary;
 }
 
+TEST(ExportRecurrentTest, TheSummaryShowsPerplexitiesAndNoAccuracyOrPerImageLatency) {
+  v1::Job job;
+  job.set_job_id("j1");
+  v1::Trial trial = TrialWith(LstmCell());
+  v1::TrialMetrics* m = trial.mutable_metrics();
+  m->set_reward(0.0149);
+  m->set_perplexity(655.25);
+  m->set_flops(713000);
+  m->set_latency_seconds(0.000125);
+  v1::EpochResult* e = m->add_epochs();
+  e->set_epoch(1);
+  e->set_train_loss(6.5);
+  e->set_train_perplexity(665.14);
+  e->set_validation_perplexity(655.25);
+  e->set_seconds(30);
+  const std::string summary = Summary(job, trial);
+  EXPECT_TRUE(Contains(summary, "reward     0.0149\nperplexity 655.25 (validation)\n")) << summary;
+  EXPECT_TRUE(Contains(summary, "FLOPs      713000 per token\nlatency    0.000125 s (one token)\n"))
+      << summary;
+  EXPECT_FALSE(Contains(summary, "accuracy")) << summary;
+  EXPECT_FALSE(Contains(summary, "image")) << summary;
+  EXPECT_TRUE(Contains(summary,
+                       "\nepoch  train_loss  train_ppl    val_ppl  seconds\n"
+                       "    1      6.5000     665.14     655.25     30.0\n"))
+      << summary;
+}
+
 }  // namespace
 }  // namespace nas::client

@@ -405,7 +405,14 @@ std::string Table(const std::vector<std::string>& header,
 
 std::string Reward(double reward) { return absl::StrFormat("%.4f", reward); }
 
-std::vector<std::string> CurveRow(const v1::EpochResult& e) {
+// A language model's curve carries perplexities where a classifier's carries
+// accuracies.
+std::vector<std::string> CurveRow(const v1::EpochResult& e, bool language_model) {
+  if (language_model) {
+    return {absl::StrCat(e.epoch()), absl::StrFormat("%.4f", e.train_loss()),
+            FormatPerplexity(e.train_perplexity()), FormatPerplexity(e.validation_perplexity()),
+            absl::StrFormat("%.2f", e.seconds())};
+  }
   return {absl::StrCat(e.epoch()), absl::StrFormat("%.4f", e.train_loss()),
           absl::StrFormat("%.4f", e.train_accuracy()),
           absl::StrFormat("%.4f", e.validation_accuracy()), absl::StrFormat("%.2f", e.seconds())};
@@ -561,6 +568,15 @@ const std::vector<Column<v1::Trial>>& TrialColumns() {
        [](const T& t) { return t.final_training() ? Reward(t.one_shot_score()) : std::string("-"); },
        [](const T& t) { return t.one_shot_score(); },
        [](const T& t) { return t.final_training() ? Reward(t.one_shot_score()) : std::string(""); }},
+      // Last, so that the columns before it keep their places in CSV.
+      // CSV: empty where not measured (a classifier, a trial not ended).
+      {"perplexity", "PERPLEXITY",
+       [](const T& t) { return FormatPerplexity(t.metrics().perplexity()); },
+       [](const T& t) { return t.metrics().perplexity(); },
+       [](const T& t) {
+         const std::string cell = FormatPerplexity(t.metrics().perplexity());
+         return cell == "-" ? "" : cell;
+       }},
   };
   return *columns;
 }
@@ -574,6 +590,13 @@ const std::vector<std::string> kTrialWide = {
     "parameters", "flops",       "latency_seconds", "train_seconds", "attempts",
     "worker_id",  "cached_from", "created",         "ended",         "duration_seconds",
     "canonical"};
+
+// A language model's list shows its perplexity where a classifier's shows
+// accuracy.
+std::vector<std::string> PerplexityForAccuracy(std::vector<std::string> names) {
+  std::replace(names.begin(), names.end(), std::string("accuracy"), std::string("perplexity"));
+  return names;
+}
 
 template <typename T>
 const Column<T>* FindColumn(const std::vector<Column<T>>& columns, absl::string_view name) {
@@ -700,6 +723,18 @@ absl::StatusOr<std::vector<Enum>> ParseStates(absl::string_view list,
 
 const char* const kCurveCsvColumns[] = {
     "epoch", "train_loss", "train_accuracy", "validation_accuracy", "seconds", nullptr};
+const char* const kLanguageModelCurveCsvColumns[] = {
+    "epoch", "train_loss", "train_perplexity", "validation_perplexity", "seconds", nullptr};
+
+bool IsLanguageModel(const v1::Trial& trial) {
+  return trial.architecture().has_recurrent_cell() || trial.metrics().perplexity() > 0;
+}
+
+std::string FormatPerplexity(double perplexity) {
+  if (std::isnan(perplexity) || perplexity <= 0) return "-";
+  if (std::isinf(perplexity)) return "inf";
+  return absl::StrFormat("%.2f", perplexity);
+}
 
 std::string EscapeForTerminal(absl::string_view text) { return EscapeUnprintable(text); }
 
@@ -782,8 +817,12 @@ std::string FormatJobs(const std::vector<v1::Job>& jobs, const ListOptions& opti
 }
 
 std::string FormatTrials(const std::vector<v1::Trial>& trials, const ListOptions& options) {
-  return FormatList<v1::Trial>(trials, options, TrialColumns(), kTrialTable, kTrialWide,
-                               [](const v1::Trial& t) { return t.trial_id(); });
+  const bool language_models = std::any_of(trials.begin(), trials.end(), IsLanguageModel);
+  static const auto* lm_table = new std::vector<std::string>(PerplexityForAccuracy(kTrialTable));
+  static const auto* lm_wide = new std::vector<std::string>(PerplexityForAccuracy(kTrialWide));
+  return FormatList<v1::Trial>(
+      trials, options, TrialColumns(), language_models ? *lm_table : kTrialTable,
+      language_models ? *lm_wide : kTrialWide, [](const v1::Trial& t) { return t.trial_id(); });
 }
 
 std::string FormatJob(const v1::Job& job, OutputFormat format) {
@@ -893,10 +932,14 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
     case OutputFormat::kName:
       return EscapeForTerminal(trial.trial_id()) + "\n";
     case OutputFormat::kCsv: {
+      const char* const* columns =
+          IsLanguageModel(trial) ? kLanguageModelCurveCsvColumns : kCurveCsvColumns;
       std::vector<std::string> header;
-      for (int i = 0; kCurveCsvColumns[i] != nullptr; ++i) header.push_back(kCurveCsvColumns[i]);
+      for (int i = 0; columns[i] != nullptr; ++i) header.push_back(columns[i]);
       std::string out = absl::StrJoin(header, ",") + "\n";
-      for (const v1::EpochResult& e : trial.curve()) out += absl::StrJoin(CurveRow(e), ",") + "\n";
+      for (const v1::EpochResult& e : trial.curve()) {
+        out += absl::StrJoin(CurveRow(e, IsLanguageModel(trial)), ",") + "\n";
+      }
       return out;
     }
     case OutputFormat::kTable:
@@ -929,12 +972,22 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
   }
   row("replica", trial.replica() < 0 ? "-" : absl::StrCat(trial.replica()));
   row("reward", succeeded ? Reward(m.reward()) : "-");
-  row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");
-  if (succeeded && m.test_accuracy() > 0) row("test accuracy", absl::StrFormat("%.4f", m.test_accuracy()));
+  // A language model: its validation perplexity, and FLOPs and latency per
+  // token (the worker measures one token of one sequence, not an image).
+  const bool language_model = IsLanguageModel(trial);
+  if (language_model) {
+    row("perplexity", succeeded ? FormatPerplexity(m.perplexity()) : "-");
+  } else {
+    row("accuracy", succeeded ? absl::StrFormat("%.4f", m.accuracy()) : "-");
+    if (succeeded && m.test_accuracy() > 0) {
+      row("test accuracy", absl::StrFormat("%.4f", m.test_accuracy()));
+    }
+  }
   if (succeeded) {
     row("parameters", absl::StrCat(m.parameters()));
-    row("flops", absl::StrCat(m.flops()));
-    row("latency", absl::StrFormat("%.6f s", m.latency_seconds()));
+    row("flops", absl::StrCat(m.flops(), language_model ? " per token" : ""));
+    row("latency",
+        absl::StrFormat("%.6f s%s", m.latency_seconds(), language_model ? " per token" : ""));
     row("training",
         absl::StrFormat("%.1f s on %s", m.train_seconds(), m.device().empty() ? "?" : m.device()));
   }
@@ -961,8 +1014,13 @@ std::string FormatTrial(const v1::Trial& trial, OutputFormat format) {
     return out;
   }
   std::vector<std::vector<std::string>> rows;
-  for (const v1::EpochResult& e : trial.curve()) rows.push_back(CurveRow(e));
-  absl::StrAppend(&out, Table({"EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL ACC", "SECONDS"}, rows));
+  for (const v1::EpochResult& e : trial.curve()) rows.push_back(CurveRow(e, language_model));
+  absl::StrAppend(
+      &out, Table(language_model ? std::vector<std::string>{"EPOCH", "TRAIN LOSS", "TRAIN PPL",
+                                                            "VAL PPL", "SECONDS"}
+                                 : std::vector<std::string>{"EPOCH", "TRAIN LOSS", "TRAIN ACC",
+                                                            "VAL ACC", "SECONDS"},
+                  rows));
   return out;
 }
 

@@ -40,7 +40,8 @@ std::string FormatTrials(const std::vector<v1::Trial>& trials, const ListOptions
 // One trial in detail (`nasctl trial`): the table form is a key: value
 // listing, the architecture in readable form and the learning curve
 // (Trial.curve) as a table; json / yaml are the whole nas.v1.Trial; csv is the
-// curve, one row per epoch (kCurveCsvColumns); name is its id.
+// curve, one row per epoch (kCurveCsvColumns, or kLanguageModelCurveCsvColumns
+// for a language model); name is its id.
 std::string FormatTrial(const v1::Trial& trial, OutputFormat format);
 // An architecture for people, one line per layer, edge or tree node (empty
 // for an architecture without a form): used by `nasctl trial` and export's
@@ -58,8 +59,17 @@ const std::vector<std::string>& TrialFields();
 absl::Status SortJobs(const std::string& field, std::vector<v1::Job>* jobs);
 absl::Status SortTrials(const std::string& field, std::vector<v1::Trial>* trials);
 
-// Column names of the CSV forms.
+// Column names of the CSV forms: a trial's curve; a language model's curve
+// (perplexities in place of accuracies).
 extern const char* const kCurveCsvColumns[];
+extern const char* const kLanguageModelCurveCsvColumns[];
+
+// A language model's trial (a recurrent cell trained on text): nasctl shows
+// its validation perplexity where a classifier's shows accuracy (the trials
+// table, `nasctl trial` and its curve, the live view, export's summary.txt).
+bool IsLanguageModel(const v1::Trial& trial);
+// "655.20"; "inf" for a diverged child; "-" when not measured (0 or NaN).
+std::string FormatPerplexity(double perplexity);
 
 // A message as JSON (proto field names, every scalar field, 64-bit integers
 // as numbers, enums in their one spelling, NaN and infinities as the strings

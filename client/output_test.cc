@@ -128,6 +128,74 @@ TEST(FormatTrialTest, YamlIsTheWholeTrialWithItsCurve) {
   EXPECT_NE(out.find("curve:\n"), std::string::npos) << out;
 }
 
+// A recurrent cell's language model on Penn Treebank: perplexities, no
+// accuracy (the worker reports 0 there).
+v1::Trial LanguageModelTrial() {
+  v1::Trial trial;
+  trial.set_trial_id("t000004");
+  trial.set_job_id("j-ptb");
+  trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  trial.set_create_time_unix_ms(1'000'000);
+  trial.set_end_time_unix_ms(1'065'000);
+  v1::Architecture* arch = trial.mutable_architecture();
+  arch->set_canonical("n0:add/tanh|n1:elem_mult/sigmoid|n2:add/relu|out:n0");
+  for (const char* activation : {"tanh", "sigmoid", "relu"}) {
+    v1::RecurrentTreeNode* node = arch->mutable_recurrent_cell()->add_nodes();
+    node->set_combination("add");
+    node->set_activation(activation);
+  }
+  v1::TrialMetrics* m = trial.mutable_metrics();
+  m->set_reward(0.0149);
+  m->set_perplexity(655.25);
+  m->set_parameters(346640);
+  m->set_flops(713000);
+  m->set_latency_seconds(0.000125);
+  for (int epoch = 1; epoch <= 2; ++epoch) {
+    v1::EpochResult* e = trial.add_curve();
+    e->set_epoch(epoch);
+    e->set_train_loss(7.5 - epoch);
+    e->set_train_perplexity(epoch == 1 ? 1808.04 : 665.14);
+    e->set_validation_perplexity(epoch == 1 ? 904.5 : 655.25);
+    e->set_seconds(30 * epoch);
+  }
+  return trial;
+}
+
+TEST(FormatTrialTest, ALanguageModelShowsPerplexityAndAPerplexityCurveNotAccuracy) {
+  const v1::Trial trial = LanguageModelTrial();
+  const std::string out = FormatTrial(trial, OutputFormat::kTable);
+  for (const char* expected :
+       {"perplexity:        655.25\n", "flops:             713000 per token\n",
+        "latency:           0.000125 s per token\n"}) {
+    EXPECT_NE(out.find(expected), std::string::npos) << expected << "\nin:\n" << out;
+  }
+  EXPECT_EQ(out.find("accuracy"), std::string::npos) << out;
+  const std::vector<std::string> lines = Lines(out);
+  auto header = std::find_if(lines.begin(), lines.end(),
+                             [](const std::string& line) { return line.rfind("EPOCH", 0) == 0; });
+  ASSERT_NE(header, lines.end()) << out;
+  EXPECT_EQ(*header, "EPOCH  TRAIN LOSS  TRAIN PPL  VAL PPL  SECONDS");
+  ASSERT_EQ(lines.end() - header, 3) << out;
+  EXPECT_EQ(header[1], "1      6.5000      1808.04    904.50   30.00");
+  EXPECT_EQ(header[2], "2      5.5000      665.14     655.25   60.00");
+
+  const std::vector<std::string> csv = Lines(FormatTrial(trial, OutputFormat::kCsv));
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(csv[0], "epoch,train_loss,train_perplexity,validation_perplexity,seconds");
+  EXPECT_EQ(csv[2], "2,5.5000,665.14,655.25,60.00");
+
+  // A diverged child's perplexity is infinite; a running one's not known yet.
+  v1::Trial diverged = trial;
+  diverged.mutable_metrics()->set_perplexity(std::numeric_limits<double>::infinity());
+  EXPECT_NE(FormatTrial(diverged, OutputFormat::kTable).find("perplexity:        inf\n"),
+            std::string::npos);
+  v1::Trial running = trial;
+  running.set_state(v1::TRIAL_STATE_RUNNING);
+  running.clear_metrics();
+  EXPECT_NE(FormatTrial(running, OutputFormat::kTable).find("perplexity:        -\n"),
+            std::string::npos);
+}
+
 TEST(FormatTrialTest, CsvIsTheCurveOneRowPerEpoch) {
   const std::vector<std::string> lines = Lines(FormatTrial(TrialWithCurve(), OutputFormat::kCsv));
   ASSERT_EQ(lines.size(), 4u);
@@ -469,9 +537,10 @@ TEST(ListTest, TrialsShowSequenceAndTimesInEveryFormat) {
   EXPECT_EQ(csv[0],
             "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,"
             "attempts,worker_id,canonical,error,cached_from,sequence,created,ended,"
-            "duration_seconds,final,one_shot_score");
+            "duration_seconds,final,one_shot_score,perplexity");
   EXPECT_TRUE(absl::StrContains(csv[1], ",7,")) << csv[1];
-  EXPECT_TRUE(absl::EndsWith(csv[1], ",65.000,false,")) << csv[1];
+  // The last cell, perplexity, is empty: not a language model.
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",65.000,false,,")) << csv[1];
   const std::string json = FormatTrials(trials, ListOptions{OutputFormat::kJson});
   EXPECT_TRUE(absl::StrContains(json, "\"sequence\": 7,")) << json;
   EXPECT_TRUE(absl::StrContains(json, "\"create_time_unix_ms\": 1000000,")) << json;
@@ -493,6 +562,36 @@ TEST(ListTest, CacheHitsNameTheEvaluationTheyReusedAndItsJobWhenItIsAnother) {
   EXPECT_TRUE(absl::StrContains(csv[1], ",t000001,")) << csv[1];
   EXPECT_TRUE(absl::StrContains(csv[2], ",job-a/t000009,")) << csv[2];
   EXPECT_TRUE(absl::StrContains(FormatTrial(shared, OutputFormat::kTable), "job-a/t000009"));
+}
+
+TEST(ListTest, LanguageModelTrialsShowPerplexityInPlaceOfAccuracy) {
+  v1::Trial running = LanguageModelTrial();
+  running.set_trial_id("t000005");
+  running.set_state(v1::TRIAL_STATE_RUNNING);
+  running.clear_metrics();
+  running.set_end_time_unix_ms(0);
+  const std::vector<v1::Trial> trials = {LanguageModelTrial(), running};
+  for (OutputFormat format : {OutputFormat::kTable, OutputFormat::kWide}) {
+    const std::vector<std::string> table = Lines(FormatTrials(trials, ListOptions{format}));
+    ASSERT_EQ(table.size(), 3u);
+    EXPECT_TRUE(absl::StrContains(table[0], "REWARD  PERPLEXITY  PARAMS")) << table[0];
+    EXPECT_FALSE(absl::StrContains(table[0], "ACCURACY")) << table[0];
+    EXPECT_TRUE(absl::StrContains(table[1], "0.0149  655.25      346640")) << table[1];
+    EXPECT_TRUE(absl::StrContains(table[2], "0.0000  -           0")) << table[2];
+  }
+  // A classifier's list keeps its accuracy column.
+  const std::string classifier = Lines(FormatTrials({TrialWithCurve()}, ListOptions{}))[0];
+  EXPECT_TRUE(absl::StrContains(classifier, "ACCURACY")) << classifier;
+  EXPECT_FALSE(absl::StrContains(classifier, "PERPLEXITY")) << classifier;
+
+  const std::vector<std::string> csv = Lines(FormatTrials(trials, ListOptions{OutputFormat::kCsv}));
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",655.25")) << csv[1];
+  EXPECT_TRUE(absl::EndsWith(csv[2], ",,"))
+      << csv[2];  // running: ended, duration, perplexity unknown
+  std::vector<v1::Trial> sorted = trials;
+  ASSERT_TRUE(SortTrials("-perplexity", &sorted).ok());
+  EXPECT_EQ(sorted[0].trial_id(), "t000004");
 }
 
 std::vector<std::string> Ids(const std::vector<v1::Trial>& trials) {
@@ -556,9 +655,9 @@ TEST(OutputTest, FinalTrialsAreMarkedAndSharedStatsShown) {
   EXPECT_TRUE(absl::StrContains(table[2], "final")) << table[2];
   const std::vector<std::string> csv =
       Lines(FormatTrials({search, final_trial}, ListOptions{OutputFormat::kCsv}));
-  EXPECT_TRUE(absl::EndsWith(csv[0], ",final,one_shot_score")) << csv[0];
-  EXPECT_TRUE(absl::EndsWith(csv[1], ",false,")) << csv[1];
-  EXPECT_TRUE(absl::EndsWith(csv[2], ",true,0.6250")) << csv[2];
+  EXPECT_TRUE(absl::EndsWith(csv[0], ",final,one_shot_score,perplexity")) << csv[0];
+  EXPECT_TRUE(absl::EndsWith(csv[1], ",false,,")) << csv[1];
+  EXPECT_TRUE(absl::EndsWith(csv[2], ",true,0.6250,")) << csv[2];
   const std::string detail = FormatTrial(final_trial, OutputFormat::kTable);
   EXPECT_TRUE(absl::StrContains(detail, "final trial:       trained from scratch; one-shot score 0.6250"))
       << detail;

@@ -21,9 +21,14 @@ std::string TrialLine(const v1::Trial& trial) {
       trial.cached_from().empty() ? "" : absl::StrCat("  (cache hit of ", CacheSource(trial), ")");
   if (trial.final_training()) absl::StrAppend(&hit, "  (final: trained from scratch)");
   if (trial.state() == v1::TRIAL_STATE_SUCCEEDED) {
-    return absl::StrFormat("trial %s succeeded  reward %.4f  accuracy %.4f  %s%s",
-                           trial.trial_id(), trial.metrics().reward(), trial.metrics().accuracy(),
-                           trial.architecture().canonical(), hit);
+    // A language model's quality is its validation perplexity.
+    const std::string quality =
+        IsLanguageModel(trial)
+            ? absl::StrCat("perplexity ", FormatPerplexity(trial.metrics().perplexity()))
+            : absl::StrFormat("accuracy %.4f", trial.metrics().accuracy());
+    return absl::StrFormat("trial %s succeeded  reward %.4f  %s  %s%s", trial.trial_id(),
+                           trial.metrics().reward(), quality, trial.architecture().canonical(),
+                           hit);
   }
   return absl::StrFormat("trial %s %s  %s", trial.trial_id(), ShortState(trial.state()),
                          trial.error());
@@ -32,7 +37,7 @@ std::string TrialLine(const v1::Trial& trial) {
 }  // namespace
 
 std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string& last_trial,
-                                          int64_t now_ms) {
+                                          int64_t now_ms, const std::string& best_quality) {
   // Progress counts evaluations: budget.max_trials does not count cache hits.
   const int64_t done =
       std::max<int64_t>(0, job.trials_succeeded() + job.trials_failed() - job.cache_hits());
@@ -63,8 +68,9 @@ std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string&
                  : absl::StrCat(done, " trials");
   lines.push_back(absl::StrFormat("%s  %.1f/min  elapsed %s  ETA %s", progress, per_minute,
                                   FormatDuration(elapsed), eta));
-  lines.push_back(absl::StrFormat("best %.4f  %s  %s", job.best_reward(),
+  lines.push_back(absl::StrFormat("best %.4f  %s  %s%s", job.best_reward(),
                                   job.best_trial_id().empty() ? "-" : job.best_trial_id(),
+                                  best_quality.empty() ? "" : absl::StrCat(best_quality, "  "),
                                   job.best_canonical()));
   lines.push_back(absl::StrFormat("running %d  queued %d  failed %d  cache hits %d  workers %d  "
                                   "mean %.4f  baseline %.4f",
@@ -75,7 +81,15 @@ std::vector<std::string> WatchView::Panel(const v1::Job& job, const std::string&
   return lines;
 }
 
+std::string WatchView::BestQuality() const {
+  const auto it = perplexities_.find(status_.best_trial_id());
+  return it == perplexities_.end() ? "" : absl::StrCat("perplexity ", FormatPerplexity(it->second));
+}
+
 void WatchView::OnTrial(const v1::Trial& trial) {
+  if (trial.state() == v1::TRIAL_STATE_SUCCEEDED && IsLanguageModel(trial)) {
+    perplexities_[trial.trial_id()] = trial.metrics().perplexity();
+  }
   last_trial_ = EscapeForTerminal(TrialLine(trial));
   if (!terminal_) {
     out_ << last_trial_ << "\n";
@@ -95,7 +109,9 @@ void WatchView::OnStatus(const v1::Job& job) {
     last_done_ = done;
     last_state_ = job.state();
     const std::vector<std::string> panel = Panel(job, "", absl::ToUnixMillis(absl::Now()));
-    out_ << EscapeForTerminal(panel[1]) << "  best " << absl::StrFormat("%.4f", job.best_reward()) << "  "
+    const std::string quality = BestQuality();
+    out_ << EscapeForTerminal(panel[1]) << "  best " << absl::StrFormat("%.4f", job.best_reward())
+         << (quality.empty() ? "" : absl::StrCat(" (", quality, ")")) << "  "
          << ShortState(job.state()) << "\n";
     out_.flush();
     return;
@@ -105,7 +121,7 @@ void WatchView::OnStatus(const v1::Job& job) {
 
 void WatchView::Redraw() {
   const std::vector<std::string> panel =
-      Panel(status_, last_trial_, absl::ToUnixMillis(absl::Now()));
+      Panel(status_, last_trial_, absl::ToUnixMillis(absl::Now()), BestQuality());
   // Move up over the previous panel and clear it, then draw the new one.
   if (lines_drawn_ > 0) out_ << "\033[" << lines_drawn_ << "A\033[J";
   // Only this function writes control sequences; every line of server text
@@ -117,10 +133,12 @@ void WatchView::Redraw() {
 
 void WatchView::Finish() {
   if (!have_status_) return;
-  out_ << EscapeForTerminal(absl::StrFormat("job %s %s: %d succeeded, %d failed, best %.4f (%s)",
+  const std::string quality = BestQuality();
+  out_ << EscapeForTerminal(absl::StrFormat("job %s %s: %d succeeded, %d failed, best %.4f (%s%s)",
                                             status_.job_id(), ShortState(status_.state()),
                                             status_.trials_succeeded(), status_.trials_failed(),
-                                            status_.best_reward(), status_.best_trial_id()))
+                                            status_.best_reward(), status_.best_trial_id(),
+                                            quality.empty() ? "" : absl::StrCat(", ", quality)))
        << "\n";
   if (!status_.error().empty()) out_ << "error: " << EscapeForTerminal(status_.error()) << "\n";
   out_.flush();

@@ -57,6 +57,47 @@ TEST(WatchViewTest, ProgressCountsEvaluationsAndCacheHitsAreShown) {
   EXPECT_NE(out.str().find("(final: trained from scratch)"), std::string::npos) << out.str();
 }
 
+TEST(WatchViewTest, ALanguageModelTrialShowsItsPerplexityNotAccuracy) {
+  std::ostringstream out;
+  WatchView view(out, /*terminal=*/false);
+  v1::Trial trial;
+  trial.set_trial_id("t000003");
+  trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
+  trial.mutable_architecture()->mutable_recurrent_cell()->add_nodes()->set_combination("add");
+  trial.mutable_architecture()->set_canonical("n0:add/tanh|out:n0");
+  trial.mutable_metrics()->set_reward(0.0149);
+  trial.mutable_metrics()->set_perplexity(655.25);
+  view.OnTrial(trial);
+  EXPECT_NE(out.str().find(
+                "trial t000003 succeeded  reward 0.0149  perplexity 655.25  n0:add/tanh|out:n0"),
+            std::string::npos)
+      << out.str();
+  EXPECT_EQ(out.str().find("accuracy"), std::string::npos) << out.str();
+
+  // The best trial's perplexity follows it in the status line, the panel and
+  // the final summary.
+  v1::Job job = RunningJob(1, 10);
+  job.set_best_reward(0.0149);
+  job.set_best_trial_id("t000003");
+  job.set_best_canonical("n0:add/tanh|out:n0");
+  view.OnStatus(job);
+  EXPECT_NE(out.str().find("best 0.0149 (perplexity 655.25)  running"), std::string::npos)
+      << out.str();
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  view.OnStatus(job);
+  view.Finish();
+  EXPECT_NE(out.str().find("1 succeeded, 0 failed, best 0.0149 (t000003, perplexity 655.25)"),
+            std::string::npos)
+      << out.str();
+  std::ostringstream terminal_out;
+  WatchView terminal(terminal_out, /*terminal=*/true);
+  terminal.OnTrial(trial);
+  terminal.OnStatus(job);
+  EXPECT_NE(terminal_out.str().find("best 0.0149  t000003  perplexity 655.25  n0:add/tanh|out:n0"),
+            std::string::npos)
+      << terminal_out.str();
+}
+
 TEST(WatchViewTest, EndedJobHasNoEta) {
   v1::Job job = RunningJob(10, 10);
   job.set_state(v1::JOB_STATE_SUCCEEDED);

@@ -49,6 +49,9 @@ constexpr AddedColumn kAddedColumns[] = {
     {"trials", "cached_from_job", "TEXT NOT NULL DEFAULT ''"},
     {"trials", "final_training", "INTEGER NOT NULL DEFAULT 0"},
     {"trials", "one_shot_score", "REAL NOT NULL DEFAULT 0"},
+    // A language model's curve (dataset ptb): NULL in older rows.
+    {"curves", "train_perplexity", "REAL"},
+    {"curves", "validation_perplexity", "REAL"},
 };
 
 constexpr char kSchema[] = R"sql(
@@ -860,8 +863,9 @@ absl::Status TrialStore::AppendCurveLocked(const QueuedWrite& write) {
   for (const v1::EpochResult& epoch : write.curve) {
     Statement upsert(statements_.get(),
                      "INSERT OR REPLACE INTO curves (job_id, trial_id, attempt, epoch, "
-                     "train_loss, train_accuracy, validation_accuracy, seconds) "
-                     "VALUES (?,?,?,?,?,?,?,?)");
+                     "train_loss, train_accuracy, validation_accuracy, seconds, "
+                     "train_perplexity, validation_perplexity) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?)");
     RETURN_IF_ERROR(upsert.prepared());
     upsert.Bind(1, write.job_id)
         .Bind(2, write.trial_id)
@@ -870,7 +874,9 @@ absl::Status TrialStore::AppendCurveLocked(const QueuedWrite& write) {
         .BindReal(5, epoch.train_loss())
         .BindReal(6, epoch.train_accuracy())
         .BindReal(7, epoch.validation_accuracy())
-        .BindReal(8, epoch.seconds());
+        .BindReal(8, epoch.seconds())
+        .BindReal(9, epoch.train_perplexity())
+        .BindReal(10, epoch.validation_perplexity());
     RETURN_IF_ERROR(upsert.Run());  // an unknown trial fails its foreign key
   }
   return absl::OkStatus();
@@ -1251,7 +1257,8 @@ absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
 absl::Status TrialStore::ReadCurveLocked(v1::Trial* trial) {
   Statement select(statements_.get(),
                    "SELECT attempt, epoch, train_loss, train_accuracy, validation_accuracy, "
-                   "seconds FROM curves WHERE job_id=?1 AND trial_id=?2 AND attempt = "
+                   "seconds, train_perplexity, validation_perplexity FROM curves WHERE job_id=?1 "
+                   "AND trial_id=?2 AND attempt = "
                    "(SELECT MAX(attempt) FROM curves WHERE job_id=?1 AND trial_id=?2) "
                    "ORDER BY epoch");
   RETURN_IF_ERROR(select.prepared());
@@ -1267,6 +1274,8 @@ absl::Status TrialStore::ReadCurveLocked(v1::Trial* trial) {
     epoch->set_train_accuracy(select.RealOrNan(3));
     epoch->set_validation_accuracy(select.RealOrNan(4));
     epoch->set_seconds(select.RealOrNan(5));
+    epoch->set_train_perplexity(select.RealOrNan(6));
+    epoch->set_validation_perplexity(select.RealOrNan(7));
   }
   // The final metrics are the curve of the attempt that reported them
   // (Trial.attempts); they count when no rows are stored or the rows are of

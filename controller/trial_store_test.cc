@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -425,6 +426,30 @@ TEST(TrialStoreTest, CurvePointsAreReadInEpochOrderAndAResentEpochReplacesItsRow
   EXPECT_DOUBLE_EQ(a->curve(2).seconds(), 4.5);
 }
 
+TEST(TrialStoreTest, ALanguageModelsCurveKeepsItsPerplexities) {
+  auto store = TrialStore::Open({DbPath("curve_perplexity"), false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+  v1::EpochResult epoch;
+  epoch.set_epoch(1);
+  epoch.set_train_loss(6.5);
+  epoch.set_train_perplexity(665.25);
+  epoch.set_validation_perplexity(705.5);
+  epoch.set_seconds(30);
+  v1::EpochResult diverged = epoch;
+  diverged.set_epoch(2);
+  diverged.set_validation_perplexity(std::numeric_limits<double>::infinity());
+  (*store)->AppendCurveAsync("j", "a", 1, {epoch, diverged});
+  ASSERT_TRUE((*store)->Flush().ok());
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->curve_size(), 2);
+  EXPECT_DOUBLE_EQ(a->curve(0).train_perplexity(), 665.25);
+  EXPECT_DOUBLE_EQ(a->curve(0).validation_perplexity(), 705.5);
+  EXPECT_TRUE(std::isinf(a->curve(1).validation_perplexity()));
+}
+
 TEST(TrialStoreTest, TrialLogsAppendInOrderKeepTheLastMebibyteAndSurviveAReopen) {
   const std::string path = DbPath("trial_logs");
   {
@@ -614,6 +639,38 @@ TEST(TrialStoreTest, ADatabaseMadeBeforeCurvesGetsTheTableWhenOpened) {
   auto a = (*store)->GetTrial("j", "a");
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(CurveString(*a), "1:0.5");
+}
+
+TEST(TrialStoreTest, ADatabaseMadeBeforeCurvePerplexitiesGetsTheColumnsAndKeepsItsCurves) {
+  const std::string path = DbPath("curve_perplexity_upgrade");
+  {
+    auto store = TrialStore::Open({path, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateJob(MakeJob("j")).ok());
+    ASSERT_TRUE((*store)->InsertTrials({MakeTrial("j", "a", 0, 0)}).ok());
+    (*store)->AppendCurveAsync("j", "a", 1, {Epoch(1, 0.5)});
+    ASSERT_TRUE((*store)->Flush().ok());
+  }
+  // What the previous version left: curves without the perplexity columns.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : {"ALTER TABLE curves DROP COLUMN train_perplexity",
+                          "ALTER TABLE curves DROP COLUMN validation_perplexity"}) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  }
+  sqlite3_close(db);
+
+  auto store = TrialStore::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  v1::EpochResult epoch = Epoch(2, 0);
+  epoch.set_validation_perplexity(705.5);
+  (*store)->AppendCurveAsync("j", "a", 1, {epoch});
+  ASSERT_TRUE((*store)->Flush().ok());
+  auto a = (*store)->GetTrial("j", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(CurveString(*a), "1:0.5 2:0");
+  EXPECT_TRUE(std::isnan(a->curve(0).validation_perplexity()));  // NULL: not stored then
+  EXPECT_DOUBLE_EQ(a->curve(1).validation_perplexity(), 705.5);
 }
 
 TEST(TrialStoreTest, ADatabaseMadeBeforeCachedFromGetsTheColumnAndKeepsItsTrials) {

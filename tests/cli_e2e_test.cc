@@ -146,7 +146,7 @@ evaluator:
   EXPECT_EQ(trial_rows[0],
             "trial_id,state,reward,accuracy,parameters,flops,latency_seconds,train_seconds,attempts,"
             "worker_id,canonical,error,cached_from,sequence,created,ended,duration_seconds,final,"
-            "one_shot_score");
+            "one_shot_score,perplexity");
 
   // -o name, --no-headers, state filters (one spelling, any case) and --sort-by.
   Result names = Nasctl({"list", "-o", "name"});
