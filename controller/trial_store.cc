@@ -1218,7 +1218,7 @@ absl::StatusOr<std::vector<v1::Trial>> TrialStore::ListTrials(
   const char* order_by =
       order == v1::ListTrialsRequest::ORDER_TIME
           ? " ORDER BY sequence IS NULL, sequence ASC, create_time_ms ASC, trial_id ASC"
-          : " ORDER BY reward IS NULL, reward DESC, sequence ASC, trial_id ASC";
+          : " ORDER BY final_training DESC, reward IS NULL, reward DESC, sequence ASC, trial_id ASC";
   Statement select(statements_.get(),
                    absl::StrCat("SELECT ", kTrialColumns, where, order_by, " LIMIT ? OFFSET ?"));
   RETURN_IF_ERROR(select.prepared());
@@ -1237,7 +1237,7 @@ absl::StatusOr<v1::Trial> TrialStore::GetTrial(const std::string& job_id,
       trial_id.empty()
           ? absl::StrCat("SELECT ", kTrialColumns,
                          " FROM trials WHERE job_id=? AND state='succeeded' "
-                         "ORDER BY reward DESC, sequence ASC LIMIT 1")
+                         "ORDER BY final_training DESC, reward DESC, sequence ASC LIMIT 1")
           : absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE job_id=? AND trial_id=?");
   Statement select(statements_.get(), sql);
   RETURN_IF_ERROR(select.prepared());

@@ -744,6 +744,16 @@ TEST(TrialStoreTest, FinalTrialsKeepTheirMarkAndScoreAndAreTheBestOnceOneSucceed
   const TrialStore::TrialCounts counts = store->CountTrials("j").value();
   EXPECT_EQ(counts.best_trial_id, "t000002");
   EXPECT_DOUBLE_EQ(counts.best_reward, 0.6);
+  // What `nasctl export JOB` (no trial: the best) and `nasctl trials` (best
+  // first) get: the final trial, though a search task scored higher.
+  EXPECT_EQ(store->GetTrial("j", "")->trial_id(), "t000002");
+  int64_t total = 0;
+  auto by_reward = store->ListTrials("j", v1::ListTrialsRequest::ORDER_REWARD, v1::TRIAL_STATE_UNSPECIFIED, 0,
+                                     10, &total);
+  ASSERT_TRUE(by_reward.ok()) << by_reward.status();
+  ASSERT_EQ(by_reward->size(), 3u);
+  EXPECT_EQ((*by_reward)[0].trial_id(), "t000002");
+  EXPECT_EQ((*by_reward)[1].trial_id(), "t000000");
 }
 
 TEST(TrialStoreTest, CountsKeepTheComputeLedgerOfWorkerEvaluationsOnly) {
