@@ -163,17 +163,9 @@ double MeasureEcho(int W) {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   // test_util starts the binaries from $TEST_SRCDIR (a runfiles tree).
-  if (const std::string runfiles = absl::GetFlag(FLAGS_runfiles); !runfiles.empty()) {
-    setenv("TEST_SRCDIR", runfiles.c_str(), 1);
-  } else if (std::getenv("TEST_SRCDIR") == nullptr) {
-    const std::string beside = absl::StrCat(argv[0], ".runfiles");
-    struct stat st;
-    if (stat(beside.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      std::fprintf(stderr, "no runfiles at %s: pass --runfiles or set TEST_SRCDIR\n",
-                   beside.c_str());
-      return 2;
-    }
-    setenv("TEST_SRCDIR", beside.c_str(), 1);
+  if (absl::Status s = nas::testing::UseRunfiles(argv[0], absl::GetFlag(FLAGS_runfiles)); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 2;
   }
   const int S = absl::GetFlag(FLAGS_shards), K = absl::GetFlag(FLAGS_replicas),
             M = absl::GetFlag(FLAGS_children), W = absl::GetFlag(FLAGS_workers);

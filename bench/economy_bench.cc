@@ -338,17 +338,9 @@ int main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_reinforce_seeds) > 0) {
     // test_util starts the binaries from $TEST_SRCDIR (a runfiles tree).
-    if (const std::string runfiles = absl::GetFlag(FLAGS_runfiles); !runfiles.empty()) {
-      setenv("TEST_SRCDIR", runfiles.c_str(), 1);
-    } else if (std::getenv("TEST_SRCDIR") == nullptr) {
-      const std::string beside = absl::StrCat(argv[0], ".runfiles");
-      struct stat st;
-      if (stat(beside.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        std::fprintf(stderr, "no runfiles at %s: pass --runfiles or set TEST_SRCDIR\n",
-                     beside.c_str());
-        return 2;
-      }
-      setenv("TEST_SRCDIR", beside.c_str(), 1);
+    if (absl::Status s = nas::testing::UseRunfiles(argv[0], absl::GetFlag(FLAGS_runfiles)); !s.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+      return 2;
     }
   }
   struct Rule {

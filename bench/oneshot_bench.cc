@@ -58,6 +58,8 @@ ABSL_FLAG(int, top_k, 1, "Architectures trained from scratch at the end.");
 ABSL_FLAG(double, goal_minutes, 20, "Goal: submit to end (final training included) within this.");
 ABSL_FLAG(double, goal_accuracy, 0.93, "Goal: the best final trial's test accuracy at least this.");
 ABSL_FLAG(std::string, spec_out, "", "Also write the job spec used here (for docs).");
+ABSL_FLAG(std::string, runfiles, "",
+          "Runfiles directory holding the binaries (default: $TEST_SRCDIR, else <argv[0]>.runfiles).");
 
 namespace nas {
 namespace {
@@ -267,5 +269,10 @@ int Run() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // test_util starts the binaries from $TEST_SRCDIR (a runfiles tree).
+  if (absl::Status s = nas::testing::UseRunfiles(argv[0], absl::GetFlag(FLAGS_runfiles)); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   return nas::Run();
 }

@@ -1,5 +1,8 @@
 #include "tests/test_util.h"
 
+#include <stdlib.h>
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
@@ -21,6 +24,22 @@ std::string BinaryPath(const std::string& workspace_relative) {
   const char* workspace = std::getenv("TEST_WORKSPACE");
   return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/",
                       workspace != nullptr ? workspace : "nas_service", "/", workspace_relative);
+}
+
+absl::Status UseRunfiles(const std::string& argv0, const std::string& runfiles) {
+  if (!runfiles.empty()) {
+    setenv("TEST_SRCDIR", runfiles.c_str(), 1);
+    return absl::OkStatus();
+  }
+  if (std::getenv("TEST_SRCDIR") != nullptr) return absl::OkStatus();
+  const std::string beside = absl::StrCat(argv0, ".runfiles");
+  struct stat st;
+  if (stat(beside.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no runfiles at ", beside, ": pass --runfiles or set TEST_SRCDIR"));
+  }
+  setenv("TEST_SRCDIR", beside.c_str(), 1);
+  return absl::OkStatus();
 }
 
 std::string NewTempDir(const std::string& prefix) {

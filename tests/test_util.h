@@ -17,6 +17,12 @@ namespace nas::testing {
 // Path of a binary in this workspace's runfiles, e.g. "client/nasctl".
 std::string BinaryPath(const std::string& workspace_relative);
 
+// For binaries run by hand or with `bazel run` (benchmarks): points
+// BinaryPath at `runfiles` when given, else at $TEST_SRCDIR when set, else
+// at `argv0`.runfiles. INVALID_ARGUMENT naming the directory when there is
+// none.
+absl::Status UseRunfiles(const std::string& argv0, const std::string& runfiles);
+
 // A fresh directory under $TEST_TMPDIR (unique per call).
 std::string NewTempDir(const std::string& prefix);
 
