@@ -343,8 +343,9 @@ void ValidateLimits(const v1::EvaluatorSpec& e, Problems& p) {
                    JobLimits::kMaxActivationBytes);
 }
 
-// The one-shot evaluator (docs/one_shot.md): its fields, the space (a cell
-// space: the only supernet workers build) and the supernet's estimated size.
+// The one-shot evaluator (docs/one_shot.md): its fields, the space (cell or,
+// for ENAS, macro_cnn: the supernets workers build) and the supernet's
+// estimated size.
 void ValidateShared(const v1::JobSpec& spec, Problems& p) {
   const v1::EvaluatorSpec& e = spec.evaluator();
   const v1::SharedEvaluatorSpec& s = e.shared();
@@ -356,10 +357,6 @@ void ValidateShared(const v1::JobSpec& spec, Problems& p) {
     p.Add(path + ".data.dataset", "one-shot search trains a supernet of image classifiers: not ptb");
   } else {
     ValidateTrain(spec, data, path + ".data", /*check_child_size=*/false, /*data_only=*/true, p);
-  }
-  if (spec.search_space().has_macro_cnn()) {
-    p.Add("search_space",
-          "the macro-CNN supernet is not wired yet: one-shot search (evaluator.shared) takes a cell space");
   }
   p.Range(path + ".train_steps", s.train_steps(), 1, 10000);
   p.Range(path + ".reward_batches", s.reward_batches(), 1, 1000);
@@ -396,8 +393,11 @@ void ValidateShared(const v1::JobSpec& spec, Problems& p) {
     p.Add("early_stopping.rule",
           "one-shot search tasks are not trained epoch by epoch: must be unset with evaluator.shared");
   }
-  // The supernet's size, when the data fixes the image shape.
-  if (!spec.search_space().has_cell() || data.batch_size() < 1 || data.batch_size() > JobLimits::kMaxBatchSize ||
+  // The supernet's size, when the data fixes the image shape (darts on a
+  // macro space is refused under strategy.name).
+  const bool darts = spec.strategy().name() == "darts";
+  if (spec.search_space().has_recurrent_cell() || (darts && !spec.search_space().has_cell()) ||
+      data.batch_size() < 1 || data.batch_size() > JobLimits::kMaxBatchSize ||
       !search_space::ValidateSearchSpace(spec.search_space()).ok()) {
     return;  // reported above
   }
@@ -406,7 +406,6 @@ void ValidateShared(const v1::JobSpec& spec, Problems& p) {
     shape = search_space::ImageShape{data.color() == "gray" ? 1 : 3, data.image_height(), data.image_width(), 2};
   }
   if (!shape.ok()) return;  // numpy, image_folder at its own size: the worker checks
-  const bool darts = spec.strategy().name() == "darts";
   absl::StatusOr<search_space::ChildSize> size =
       search_space::EstimateSupernetSize(spec.search_space(), *shape, data.batch_size(), darts);
   if (!size.ok()) return;
@@ -668,7 +667,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   if (strategy.name() == "darts" && spec.search_space().space_case() != v1::SearchSpace::kCell &&
       spec.search_space().space_case() != v1::SearchSpace::SPACE_NOT_SET) {
-    p.Add("strategy.name", "darts needs a cell search space (the only one with a supernet)");
+    p.Add("strategy.name",
+          "darts needs a cell search space (its mixed supernet; a macro_cnn supernet runs one sampled child at a "
+          "time)");
   }
   if (strategy.name() == "evolution") {
     p.Range("strategy.population_size", strategy.population_size(), 2,

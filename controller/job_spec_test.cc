@@ -599,15 +599,17 @@ budget: {max_trials: 10}
   }
 }
 
-TEST(JobSpecTest, SharedEvaluatorTakesACellSpace) {
-  absl::Status macro = ValidateJobSpec(WithDefaults(Parse(R"(
+TEST(JobSpecTest, SharedEvaluatorTakesACellOrForEnasAMacroSpace) {
+  const std::string macro_space = R"(
 search_space:
-  macro_cnn: {filter_heights: [3], filter_widths: [3], num_filters: [8], depth: {initial_layers: 2}}
+  macro_cnn: {filter_heights: [3], filter_widths: [3], num_filters: [8], depth: {initial_layers: 2, max_layers: 2}}
 budget: {max_trials: 10}
-evaluator: {shared: {data: {dataset: fashion_mnist}}}
-)")));
-  EXPECT_NE(macro.message().find("search_space: the macro-CNN supernet is not wired yet"), std::string::npos)
-      << macro;
+evaluator: {shared: {data: {dataset: fashion_mnist}, final_training: {epochs: 1}}}
+)";
+  absl::Status enas = ValidateJobSpec(WithDefaults(Parse(macro_space + "strategy: {name: reinforce}\n")));
+  EXPECT_TRUE(enas.ok()) << enas;
+  absl::Status darts = ValidateJobSpec(WithDefaults(Parse(macro_space + "strategy: {name: darts}\n")));
+  EXPECT_NE(darts.message().find("strategy.name: darts needs a cell search space"), std::string::npos) << darts;
   absl::Status recurrent = ValidateJobSpec(WithDefaults(Parse(R"(
 search_space:
   recurrent_cell: {base: 2, combinations: [add], activations: [tanh]}
@@ -640,6 +642,19 @@ budget: {max_trials: 10}
 evaluator: {shared: {data: {dataset: fashion_mnist}}, max_parameters: 1000}
 )")));
   EXPECT_NE(limited.message().find("evaluator.max_parameters: the supernet has "), std::string::npos) << limited;
+  // A macro_cnn space's supernet is estimated too (EstimateMacroSupernetSize).
+  absl::Status macro = ValidateJobSpec(WithDefaults(Parse(R"(
+search_space:
+  macro_cnn: {filter_heights: [3], filter_widths: [3], num_filters: [8], depth: {initial_layers: 2, max_layers: 2}}
+budget: {max_trials: 10}
+evaluator: {shared: {data: {dataset: fashion_mnist}, final_training: {epochs: 1}}, max_parameters: 100}
+)")));
+  // 2 layers: 8 x (1 + 8i) x 9 weights + 16 norm each, classifier 16 x 10 + 10.
+  const int64_t macro_parameters = 8 * 1 * 9 + 16 + 8 * 9 * 9 + 16 + 16 * 10 + 10;
+  EXPECT_NE(macro.message().find("evaluator.max_parameters: the supernet has " + std::to_string(macro_parameters) +
+                                 " parameters"),
+            std::string::npos)
+      << macro;
   // DARTS runs every operation at once: a limit the ENAS supernet fits refuses it.
   const std::string mid = R"(
 search_space:

@@ -393,10 +393,16 @@ absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const I
 absl::StatusOr<ChildSize> EstimateSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
                                                int batch_size, bool all_operations_run) {
   if (absl::Status s = CheckShape(input, batch_size); !s.ok()) return s;
+  if (space.has_macro_cnn()) {
+    if (all_operations_run) {
+      return absl::InvalidArgumentError(
+          "a macro-CNN supernet runs one sampled child at a time: DARTS' mixed net takes a cell space");
+    }
+    return EstimateMacroSupernetSize(space, input, batch_size);
+  }
   if (!space.has_cell()) {
     return absl::InvalidArgumentError(
-        space.has_macro_cnn() ? "the macro-CNN supernet is not wired yet: one-shot search takes a cell space"
-                              : "one-shot search takes a cell space (a recurrent_cell space has no supernet)");
+        "one-shot search takes a cell or macro_cnn space (a recurrent_cell space has no supernet)");
   }
   const v1::CellSpace& c = space.cell();
   if (c.num_nodes() < 2 || c.num_nodes() > SpaceLimits::kMaxCellNodes || c.operations().empty()) {

@@ -86,9 +86,10 @@ absl::StatusOr<ChildSize> LargestChildSize(const v1::SearchSpace& space, const I
 // activation estimate is one training batch's: with `all_operations_run`
 // (DARTS' mixed net) every edge keeps every operation's tensors plus its
 // output scaled by the softmax weight; without (ENAS: one sampled child per
-// step) the largest child's, as LargestChildSize. INVALID_ARGUMENT for a
-// space without a supernet (macro_cnn: not wired yet; recurrent_cell) or
-// one that does not validate.
+// step) the largest child's, as LargestChildSize. A macro_cnn space's is
+// EstimateMacroSupernetSize's (ENAS only: INVALID_ARGUMENT with
+// `all_operations_run`). INVALID_ARGUMENT for a space without a supernet
+// (recurrent_cell) or one that does not validate.
 absl::StatusOr<ChildSize> EstimateSupernetSize(const v1::SearchSpace& space, const ImageShape& input,
                                                int batch_size, bool all_operations_run);
 // The one-shot supernet of a macro-CNN space (worker/macro_supernet.h): the

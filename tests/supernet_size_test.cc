@@ -72,13 +72,26 @@ TEST(SupernetSizeTest, TheMixedNetKeepsMoreActivationsThanOneChild) {
   EXPECT_GT(mixed->activation_bytes, 2 * child->activation_bytes);
 }
 
-TEST(SupernetSizeTest, SpacesWithoutASupernetAreRefused) {
+TEST(SupernetSizeTest, MacroSpacesAreEstimatedForEnasOnly) {
   v1::SearchSpace macro;
+  macro.mutable_macro_cnn()->add_filter_heights(3);
+  macro.mutable_macro_cnn()->add_filter_widths(3);
   macro.mutable_macro_cnn()->add_num_filters(8);
+  macro.mutable_macro_cnn()->mutable_depth()->set_initial_layers(2);
   absl::StatusOr<search_space::ChildSize> size =
       search_space::EstimateSupernetSize(macro, {1, 28, 28, 10}, 8, false);
-  EXPECT_EQ(size.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(size.status().message().find("macro-CNN supernet is not wired yet"), std::string::npos);
+  absl::StatusOr<search_space::ChildSize> direct = search_space::EstimateMacroSupernetSize(macro, {1, 28, 28, 10}, 8);
+  ASSERT_TRUE(size.ok()) << size.status();
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  EXPECT_GT(size->parameters, 0);
+  EXPECT_EQ(size->parameters, direct->parameters);
+  EXPECT_EQ(size->activation_bytes, direct->activation_bytes);
+  absl::StatusOr<search_space::ChildSize> mixed = search_space::EstimateSupernetSize(macro, {1, 28, 28, 10}, 8, true);
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(mixed.status().message().find("DARTS' mixed net takes a cell space"), std::string::npos);
+}
+
+TEST(SupernetSizeTest, RecurrentSpacesAreRefused) {
   v1::SearchSpace recurrent;
   recurrent.mutable_recurrent_cell()->set_base(8);
   EXPECT_FALSE(search_space::EstimateSupernetSize(recurrent, {1, 28, 28, 10}, 8, false).ok());

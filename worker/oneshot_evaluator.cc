@@ -15,6 +15,7 @@
 #include "controller/weights_client.h"
 #include "search_space/defaults.h"
 #include "worker/image_split.h"
+#include "worker/macro_supernet.h"
 #include "worker/supernet.h"
 
 namespace nas::worker {
@@ -34,6 +35,13 @@ namespace {
 using controller::PulledWeights;
 using controller::SparsePushResult;
 using controller::WeightsClient;
+
+// The child an ENAS task trains: its forward pass through the supernet and
+// the tensors it reads.
+struct SampledChild {
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  std::vector<std::string> used;
+};
 
 // What one task did with the shared weights, as it goes.
 struct Tally {
@@ -68,10 +76,13 @@ torch::Tensor FromFlat(const FlatTensor& flat) {
   return torch::from_blob(const_cast<float*>(flat.values.data()), flat.shape, torch::kFloat).clone();
 }
 
-// One job's supernet and data on this worker.
+// One job's supernet and data on this worker: `module` is the supernet,
+// `cell` or `macro` the same module by its kind (the other is null).
 struct JobState {
   std::string job_id;
-  std::shared_ptr<CellSupernetImpl> net;
+  std::shared_ptr<torch::nn::Module> module;
+  std::shared_ptr<CellSupernetImpl> cell;
+  std::shared_ptr<MacroSupernetImpl> macro;
   std::map<std::string, torch::Tensor> params;  // named_parameters(), by name
   ImageSplit data;
   InputShape input;
@@ -104,9 +115,15 @@ class OneShotEvaluator : public Evaluator {
     if (task.shared().omega_set().empty()) {
       return absl::InvalidArgumentError("task.shared.omega_set: empty (a one-shot task names its ω set)");
     }
-    if (!task.architecture().has_cell() && task.shared().alpha_set().empty()) {
+    if (task.shared().alpha_set().empty() && !task.architecture().has_cell() &&
+        !task.architecture().has_macro_cnn()) {
       return absl::InvalidArgumentError(
-          "architecture: one-shot search runs on a cell space's supernet (macro_cnn has none yet)");
+          "architecture: ENAS runs a cell or macro_cnn child on its space's supernet (a recurrent cell has none)");
+    }
+    if (!task.shared().alpha_set().empty() && !task.search_space().has_cell()) {
+      return absl::InvalidArgumentError(
+          "task.shared.alpha_set: DARTS' mixed supernet takes a cell space (a macro_cnn supernet runs one "
+          "sampled child at a time)");
     }
     // One evaluation at a time per worker; the lock only guards the job state.
     absl::MutexLock lock(&mu_);
@@ -144,15 +161,25 @@ class OneShotEvaluator : public Evaluator {
     job->input = InputShape{images.channels, images.height, images.width, images.classes};
     // The same initial ω on every worker: whichever InitJob arrives first wins.
     torch::manual_seed(std::hash<std::string>()(task.job_id()) & 0x7fffffffffffffffULL);
-    absl::StatusOr<std::shared_ptr<CellSupernetImpl>> net = CellSupernetImpl::Create(task.search_space(), job->input);
-    if (!net.ok()) return net.status();
-    job->net = *net;
+    if (task.search_space().has_macro_cnn()) {
+      absl::StatusOr<std::shared_ptr<MacroSupernetImpl>> net =
+          MacroSupernetImpl::Create(task.search_space(), job->input);
+      if (!net.ok()) return net.status();
+      job->macro = *net;
+      job->module = *net;
+    } else {
+      absl::StatusOr<std::shared_ptr<CellSupernetImpl>> net =
+          CellSupernetImpl::Create(task.search_space(), job->input);
+      if (!net.ok()) return net.status();
+      job->cell = *net;
+      job->module = *net;
+    }
     std::vector<FlatTensor> initial;
-    for (const auto& item : job->net->named_parameters()) {
+    for (const auto& item : job->module->named_parameters()) {
       initial.push_back(ToFlat(item.key(), item.value()));
     }
-    job->net->to(torch::Device(options_.device));
-    for (const auto& item : job->net->named_parameters()) job->params[item.key()] = item.value();
+    job->module->to(torch::Device(options_.device));
+    for (const auto& item : job->module->named_parameters()) job->params[item.key()] = item.value();
     job->data = SplitImages(images, task.job_id(), data.validation_size(), data.train_size());
     job->train_order = torch::randperm(job->data.train.images.size(0), torch::kLong);
 
@@ -244,9 +271,9 @@ class OneShotEvaluator : public Evaluator {
     for (const FlatTensor& t : pulled->tensors) {
       if (t.name != "alpha") continue;
       torch::Tensor alpha = FromFlat(t);
-      if (!job_->net->ArgmaxCell(alpha).ok()) {
+      if (!job_->cell->ArgmaxCell(alpha).ok()) {
         return absl::FailedPreconditionError(absl::StrCat(
-            job_->net->ArgmaxCell(alpha).status().message(), " (tensor 'alpha' of set ", task.shared().alpha_set(), ")"));
+            job_->cell->ArgmaxCell(alpha).status().message(), " (tensor 'alpha' of set ", task.shared().alpha_set(), ")"));
       }
       return std::make_pair(alpha.to(torch::Device(options_.device)), pulled->versions);
     }
@@ -255,7 +282,7 @@ class OneShotEvaluator : public Evaluator {
   }
 
   void ClearGradients() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (auto& p : job_->net->parameters()) p.mutable_grad() = torch::Tensor();
+    for (auto& p : job_->module->parameters()) p.mutable_grad() = torch::Tensor();
   }
 
   std::vector<FlatTensor> Gradients(const std::vector<std::string>& names) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -272,16 +299,39 @@ class OneShotEvaluator : public Evaluator {
                                                " times in a row (the servers' max_staleness); giving up"));
   }
 
+  // The task's child on the job's supernet (cell or macro), checked.
+  absl::StatusOr<SampledChild> Child(const v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const v1::Architecture& arch = task.architecture();
+    if (job_->cell != nullptr && arch.has_cell()) {
+      CellSupernetImpl* net = job_->cell.get();
+      const v1::CellArchitecture& cell = arch.cell();
+      if (absl::Status s = net->CheckArchitecture(cell); !s.ok()) return s;
+      return SampledChild{[net, &cell](const torch::Tensor& x) { return net->Forward(x, cell); },
+                          net->UsedParameters(cell)};
+    }
+    if (job_->macro != nullptr && arch.has_macro_cnn()) {
+      MacroSupernetImpl* net = job_->macro.get();
+      const v1::MacroCnnArchitecture& macro = arch.macro_cnn();
+      if (absl::Status s = net->CheckArchitecture(macro); !s.ok()) return s;
+      return SampledChild{[net, &macro](const torch::Tensor& x) { return net->Forward(x, macro); },
+                          net->UsedParameters(macro)};
+    }
+    return absl::InvalidArgumentError(absl::StrCat("architecture: a ", arch.has_cell() ? "cell" : "macro_cnn",
+                                                   " child does not run on the ",
+                                                   job_->cell != nullptr ? "cell" : "macro_cnn",
+                                                   " space's supernet"));
+  }
+
   absl::StatusOr<v1::TrialMetrics> RunEnas(const v1::Task& task, const EvaluationContext& context)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const v1::SharedEvaluatorSpec shared = WithSharedWorkerDefaults(task.evaluator().shared());
     const int batch = search_space::WithTrainDefaults(shared.data()).batch_size();
-    const v1::CellArchitecture& cell = task.architecture().cell();
-    if (absl::Status s = job_->net->CheckArchitecture(cell); !s.ok()) return s;
-    const std::vector<std::string> used = job_->net->UsedParameters(cell);
+    absl::StatusOr<SampledChild> child = Child(task);
+    if (!child.ok()) return child.status();
+    const std::vector<std::string>& used = child->used;
     const absl::Time start = absl::Now();
     Tally tally;
-    job_->net->train();
+    job_->module->train();
     for (int step = 0; step < shared.train_steps(); ++step) {
       for (int refused = 0;; ++refused) {
         if (refused > options_.max_stale_retries) return Unavailable(refused);
@@ -290,7 +340,7 @@ class OneShotEvaluator : public Evaluator {
         if (!pulled.ok()) return pulled.status();
         auto [x, y] = NextTrainBatch(batch);
         ClearGradients();
-        torch::Tensor logits = job_->net->Forward(x, cell);
+        torch::Tensor logits = child->forward(x);
         torch::Tensor loss = torch::cross_entropy_loss(logits, y);
         loss.backward();
         absl::StatusOr<bool> applied = PushOmega(task, pulled->versions, Gradients(used), tally);
@@ -307,10 +357,7 @@ class OneShotEvaluator : public Evaluator {
     absl::StatusOr<PulledWeights> scored = PullOmega(task, used, tally);
     if (!scored.ok()) return scored.status();
     tally.stats.set_omega_version(VersionSum(scored->versions));
-    CellSupernetImpl* net = job_->net.get();
-    const double accuracy = Score(shared.reward_batches(), batch, [net, &cell](const torch::Tensor& x) {
-      return net->Forward(x, cell);
-    });
+    const double accuracy = Score(shared.reward_batches(), batch, child->forward);
     int64_t parameters = 0;
     for (const std::string& name : used) parameters += job_->params.at(name).numel();
     return Finish(task, context, tally, accuracy, parameters, start);
@@ -324,7 +371,7 @@ class OneShotEvaluator : public Evaluator {
     for (const auto& item : job_->params) all.push_back(item.first);
     const absl::Time start = absl::Now();
     Tally tally;
-    job_->net->train();
+    job_->module->train();
     for (int step = 0; step < shared.train_steps(); ++step) {
       torch::Tensor alpha;
       std::vector<int64_t> alpha_versions;
@@ -340,7 +387,7 @@ class OneShotEvaluator : public Evaluator {
         // ω's step on a training minibatch, α fixed.
         auto [x, y] = NextTrainBatch(batch);
         ClearGradients();
-        torch::Tensor logits = job_->net->ForwardMixed(x, alpha);
+        torch::Tensor logits = job_->cell->ForwardMixed(x, alpha);
         torch::Tensor loss = torch::cross_entropy_loss(logits, y);
         loss.backward();
         absl::StatusOr<bool> applied = PushOmega(task, pulled->versions, Gradients(all), tally);
@@ -354,7 +401,7 @@ class OneShotEvaluator : public Evaluator {
       // α's step on a validation minibatch, with the same ω (first order).
       auto [xv, yv] = NextValidationBatch(batch);
       torch::Tensor a = alpha.detach().clone().requires_grad_(true);
-      torch::Tensor val_loss = torch::cross_entropy_loss(job_->net->ForwardMixed(xv, a), yv);
+      torch::Tensor val_loss = torch::cross_entropy_loss(job_->cell->ForwardMixed(xv, a), yv);
       torch::Tensor grad = torch::autograd::grad({val_loss}, {a})[0];
       std::vector<FlatTensor> alpha_gradient = {ToFlat("alpha", grad)};
       absl::Status pushed = options_.weights->Push(task.shared().alpha_set(), /*replica_id=*/0, alpha_versions,
@@ -370,14 +417,14 @@ class OneShotEvaluator : public Evaluator {
     auto alpha = PullAlpha(task, tally);
     if (!alpha.ok()) return alpha.status();
     const torch::Tensor a = alpha->first;
-    CellSupernetImpl* net = job_->net.get();
+    CellSupernetImpl* net = job_->cell.get();
     const double accuracy = Score(shared.reward_batches(), batch, [net, &a](const torch::Tensor& x) {
       return net->ForwardMixed(x, a);
     });
-    absl::StatusOr<v1::CellArchitecture> argmax = job_->net->ArgmaxCell(a);
+    absl::StatusOr<v1::CellArchitecture> argmax = job_->cell->ArgmaxCell(a);
     if (!argmax.ok()) return argmax.status();
     int64_t parameters = 0;
-    for (const std::string& name : job_->net->UsedParameters(*argmax)) parameters += job_->params.at(name).numel();
+    for (const std::string& name : job_->cell->UsedParameters(*argmax)) parameters += job_->params.at(name).numel();
     return Finish(task, context, tally, accuracy, parameters, start);
   }
 

@@ -1,10 +1,11 @@
 // The one-shot evaluator (evaluator.shared, issue 21, docs/one_shot.md):
-// tasks whose children share the weights ω of one supernet
-// (worker/supernet.h) held on the parameter servers as the tensor set
-// Task.shared.omega_set.
+// tasks whose children share the weights ω of one supernet (a cell space's
+// worker/supernet.h, a macro_cnn space's worker/macro_supernet.h) held on the
+// parameter servers as the tensor set Task.shared.omega_set.
 //
-// ENAS (Task.shared.alpha_set empty): for each of train_steps training
-// minibatches, pull the child's slices of ω (CellSupernetImpl::UsedParameters),
+// ENAS (Task.shared.alpha_set empty; a cell or macro_cnn child of the task's
+// space, else INVALID_ARGUMENT): for each of train_steps training
+// minibatches, pull the child's slices of ω (the supernet's UsedParameters),
 // forward and backward the child, push those gradients (a sparse push); then
 // pull again and score the child on reward_batches validation minibatches:
 // TrialMetrics.accuracy, the one epoch row's validation_accuracy, and the
@@ -16,6 +17,7 @@
 // then α's gradient on a validation minibatch (first order: with the same ω).
 // The score is the mixed network's validation accuracy; parameters are the
 // argmax child's.
+// Cell spaces only: a DARTS task on another space is INVALID_ARGUMENT.
 //
 // A push a shard refuses as staler than the set's max_staleness is redone:
 // pull again, recompute the step (counted in SharedStats.pushes_refused_stale;

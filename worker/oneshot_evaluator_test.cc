@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "worker/image_split.h"
 #include "worker/in_memory_weights.h"
+#include "worker/macro_supernet.h"
 #include "worker/supernet.h"
 
 namespace nas::worker {
@@ -157,6 +158,109 @@ TEST(OneShotEvaluatorTest, EnasPushesOnlyTheChildsSlicesAndRewardsValidationAccu
   EXPECT_GT(metrics->shared().bytes_pulled(), 0);
   EXPECT_EQ(metrics->shared().bytes_pushed(), 3 * 4 * used_count);
   EXPECT_EQ(metrics->input_shape().classes(), 4);
+}
+
+// An ENAS task on a macro-CNN space: 3 layers of {1,3}x3 x {4,8} filters,
+// skip connections; the child uses one choice per layer.
+v1::Task MacroTask(const std::string& job) {
+  v1::Task task = Task(job);
+  v1::MacroCnnSpace* space = task.mutable_search_space()->mutable_macro_cnn();
+  for (int h : {1, 3}) space->add_filter_heights(h);
+  space->add_filter_widths(3);
+  for (int f : {4, 8}) space->add_num_filters(f);
+  space->set_skip_connections(true);
+  space->mutable_depth()->set_initial_layers(3);
+  space->mutable_depth()->set_max_layers(3);
+  v1::MacroCnnArchitecture* arch = task.mutable_architecture()->mutable_macro_cnn();
+  const int layers[3][3] = {{3, 3, 8}, {1, 3, 4}, {3, 3, 4}};
+  for (int i = 0; i < 3; ++i) {
+    v1::MacroCnnLayer* l = arch->add_layers();
+    l->set_filter_height(layers[i][0]);
+    l->set_filter_width(layers[i][1]);
+    l->set_num_filters(layers[i][2]);
+    l->set_stride(1);
+    for (int j = 0; j < i; ++j) l->add_inputs(j);
+  }
+  return task;
+}
+
+TEST(OneShotEvaluatorTest, EnasOnAMacroSpaceTrainsTheChildThroughTheMacroSupernet) {
+  Fixture f;
+  const v1::Task task = MacroTask("macro");
+  absl::StatusOr<v1::TrialMetrics> metrics = f.evaluator->Evaluate(task, EvaluationContext());
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+
+  auto probe = MacroSupernetImpl::Create(task.search_space(), InputShape{1, 8, 8, 4});
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  const std::vector<std::string> used = (*probe)->UsedParameters(task.architecture().macro_cnn());
+  const std::set<std::string> used_set(used.begin(), used.end());
+  const InMemoryWeights::Set omega = f.weights->Get("macro.omega");
+  // ω is the macro supernet's: every tensor, of which the child reads a few.
+  std::set<std::string> all;
+  for (const auto& item : (*probe)->named_parameters()) all.insert(item.key());
+  std::set<std::string> held;
+  for (const auto& [name, t] : omega.tensors) held.insert(name);
+  EXPECT_EQ(held, all);
+  EXPECT_LT(used_set.size(), all.size());
+  ASSERT_EQ(f.weights->pushes().size(), 3u);
+  for (const auto& push : f.weights->pushes()) {
+    EXPECT_TRUE(push.sparse);
+    EXPECT_EQ(push.names, used_set);
+  }
+  int64_t used_count = 0;
+  for (const auto& [name, t] : omega.tensors) {
+    const bool changed = t.values != omega.initial.at(name).values;
+    if (used_set.count(name) > 0) {
+      used_count += t.NumElements();
+      if (name.find("conv.weight") != std::string::npos) {
+        EXPECT_TRUE(changed) << name;
+      }
+    } else {
+      EXPECT_FALSE(changed) << name << " is not the child's but changed";
+    }
+  }
+  EXPECT_EQ(metrics->parameters(), used_count);
+
+  // The reward: the child's accuracy through a macro supernet holding the
+  // final ω, on both validation minibatches, squared.
+  auto net = *MacroSupernetImpl::Create(task.search_space(), InputShape{1, 8, 8, 4});
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : net->named_parameters()) {
+      const FlatTensor& t = omega.tensors.at(item.key());
+      item.value().copy_(torch::from_blob(const_cast<float*>(t.values.data()), t.shape, torch::kFloat));
+    }
+  }
+  net->train();
+  const ImageSplit split = SplitImages(*Images(), "macro", 16, 0);
+  torch::NoGradGuard no_grad;
+  int64_t correct = 0;
+  for (int start : {0, 8}) {
+    torch::Tensor logits =
+        net->Forward(split.validation.images.slice(0, start, start + 8), task.architecture().macro_cnn());
+    correct += logits.argmax(1).eq(split.validation.labels.slice(0, start, start + 8)).sum().item<int64_t>();
+  }
+  EXPECT_DOUBLE_EQ(metrics->accuracy(), correct / 16.0);
+  EXPECT_DOUBLE_EQ(metrics->reward(), metrics->accuracy() * metrics->accuracy());
+  EXPECT_EQ(metrics->shared().pushes_applied(), 3);
+  EXPECT_EQ(metrics->shared().bytes_pushed(), 3 * 4 * used_count);
+}
+
+TEST(OneShotEvaluatorTest, DartsOnAMacroSpaceAndMismatchedChildrenAreInvalid) {
+  Fixture f;
+  v1::Task darts = MacroTask("macro_darts");
+  darts.mutable_shared()->set_alpha_set("macro_darts");
+  absl::StatusOr<v1::TrialMetrics> refused = f.evaluator->Evaluate(darts, EvaluationContext());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("task.shared.alpha_set"), std::string::npos) << refused.status();
+  EXPECT_TRUE(f.weights->pushes().empty());
+  // A cell child on the macro space's supernet.
+  v1::Task mismatched = MacroTask("macro_mismatch");
+  *mismatched.mutable_architecture() = Task("x").architecture();
+  absl::StatusOr<v1::TrialMetrics> wrong = f.evaluator->Evaluate(mismatched, EvaluationContext());
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument) << wrong.status();
+  EXPECT_NE(wrong.status().message().find("does not run on the macro_cnn space's supernet"), std::string::npos)
+      << wrong.status();
 }
 
 TEST(OneShotEvaluatorTest, DartsPushesBothSetsAndAlphaLowersValidationLoss) {

@@ -24,8 +24,8 @@ absl::StatusOr<std::shared_ptr<CellSupernetImpl>> CellSupernetImpl::Create(
     const v1::SearchSpace& space, const InputShape& input) {
   if (!space.has_cell()) {
     return absl::InvalidArgumentError(
-        "search_space: a supernet is built for the cell space only (macro_cnn and "
-        "recurrent_cell have none yet)");
+        "search_space: CellSupernetImpl is built for a cell space (a macro_cnn space's is "
+        "MacroSupernetImpl; recurrent_cell has none)");
   }
   const v1::CellSpace cell = search_space::WithCellDefaults(space.cell());
   if (cell.num_nodes() < 2 || cell.num_nodes() > 16) {
