@@ -33,22 +33,8 @@ namespace {
 using ::nas::testing::BinaryPath;
 using ::nas::testing::NewTempDir;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
-
-Result RunCommand(std::vector<std::string> argv, const std::string& dir, absl::Duration timeout) {
-  static int counter = 0;
-  const std::string log = absl::StrCat(dir, "/cmd-", counter++, ".log");
-  Result result;
-  auto process = Subprocess::Start(argv, log);
-  if (!process.ok()) return result;
-  auto status = process->Wait(timeout);
-  if (status.ok() && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
-  result.output = ReadFile(log).value_or("");
-  return result;
-}
+using Result = ::nas::testing::CommandResult;
+using ::nas::testing::RunCommand;
 
 class CliTest : public ::testing::Test {
  protected:

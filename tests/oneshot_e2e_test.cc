@@ -26,11 +26,7 @@ namespace {
 
 using ::nas::testing::BinaryPath;
 using ::nas::testing::NewTempDir;
-
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
+using Result = ::nas::testing::CommandResult;
 
 class OneShotTest : public ::testing::Test {
  protected:
@@ -52,14 +48,7 @@ class OneShotTest : public ::testing::Test {
   }
 
   Result Run(const std::vector<std::string>& argv, absl::Duration timeout) {
-    const std::string log = absl::StrCat(dir_, "/cmd-", counter_++, ".log");
-    Result result;
-    auto process = Subprocess::Start(argv, log);
-    if (!process.ok()) return result;
-    auto status = process->Wait(timeout);
-    if (status.ok() && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
-    result.output = ReadFile(log).value_or("");
-    return result;
+    return ::nas::testing::RunCommand(argv, dir_, timeout);
   }
 
   Result Nasctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
@@ -99,7 +88,6 @@ class OneShotTest : public ::testing::Test {
   }
 
   std::string dir_, server_;
-  int counter_ = 0;
 };
 
 // What both jobs search and how their final trials train.
@@ -122,10 +110,16 @@ evaluator:
   lease_seconds: 60
 )";
 
-std::string Evaluator(int k) {
-  std::string e = kEvaluator;
-  e.replace(e.find("%K%"), 3, std::to_string(k));
-  return e;
+// A job `name` of `strategy` with `children` per round, `trials` search
+// tasks and the top `k` trained from scratch.
+std::string JobYaml(const std::string& name, const std::string& strategy, double learning_rate, int children,
+                    int trials, int k) {
+  std::string evaluator = kEvaluator;
+  evaluator.replace(evaluator.find("%K%"), 3, std::to_string(k));
+  return absl::StrCat("name: ", name, "\n", kSpace, "strategy: {name: ", strategy, ", seed: 3}\n",
+                      "controller: {learning_rate: ", learning_rate, "}\n",
+                      "parallelism: {num_replicas: 1, children_per_replica: ", children, "}\n",
+                      "budget: {max_trials: ", trials, "}\n", evaluator);
 }
 
 // The shared checks: search trials scored with ω, final trials trained.
@@ -148,14 +142,7 @@ for x in final:
 )";
 
 TEST_F(OneShotTest, EnasScoresChildrenWithSharedWeightsAndTrainsTheTopTwoFromScratch) {
-  const std::string job = SubmitAndWatch(
-      "enas", absl::StrCat("name: enas\n", kSpace, R"(
-strategy: {name: reinforce, seed: 3}
-controller: {learning_rate: 0.01}
-parallelism: {num_replicas: 1, children_per_replica: 2}
-budget: {max_trials: 8}
-)",
-                           Evaluator(2)));
+  const std::string job = SubmitAndWatch("enas", JobYaml("enas", "reinforce", 0.01, 2, 8, 2));
   ASSERT_FALSE(job.empty());
   CheckTrials(job, absl::StrCat(kCommonChecks, R"(
 assert len(search) == 8, len(search)
@@ -186,14 +173,7 @@ assert len({x['architecture']['canonical'] for x in final}) == 2
 }
 
 TEST_F(OneShotTest, DartsLearnsAlphaOnTheServersAndTrainsItsArgmaxFromScratch) {
-  const std::string job = SubmitAndWatch(
-      "darts", absl::StrCat("name: darts\n", kSpace, R"(
-strategy: {name: darts, seed: 3}
-controller: {learning_rate: 0.003}
-parallelism: {num_replicas: 1, children_per_replica: 1}
-budget: {max_trials: 6}
-)",
-                            Evaluator(1)));
+  const std::string job = SubmitAndWatch("darts", JobYaml("darts", "darts", 0.003, 1, 6, 1));
   ASSERT_FALSE(job.empty());
   CheckTrials(job, absl::StrCat(kCommonChecks, R"(
 assert len(search) == 6, len(search)

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -40,6 +41,18 @@ absl::Status UseRunfiles(const std::string& argv0, const std::string& runfiles) 
   }
   setenv("TEST_SRCDIR", beside.c_str(), 1);
   return absl::OkStatus();
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& dir, absl::Duration timeout) {
+  static std::atomic<int> counter{0};
+  const std::string log = absl::StrCat(dir, "/cmd-", counter++, ".log");
+  CommandResult result;
+  absl::StatusOr<Subprocess> process = Subprocess::Start(argv, log);
+  if (!process.ok()) return result;
+  absl::StatusOr<int> status = process->Wait(timeout);
+  if (status.ok() && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
+  result.output = ReadFile(log).value_or("");
+  return result;
 }
 
 std::string NewTempDir(const std::string& prefix) {

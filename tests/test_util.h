@@ -23,6 +23,17 @@ std::string BinaryPath(const std::string& workspace_relative);
 // none.
 absl::Status UseRunfiles(const std::string& argv0, const std::string& runfiles);
 
+// What a command run to its end printed (stdout and stderr) and its exit
+// status (-1 when it did not start, was killed or ran past its timeout).
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs `argv` with its output in a log file under `dir` (cmd-N.log) and
+// waits up to `timeout` for it.
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& dir, absl::Duration timeout);
+
 // A fresh directory under $TEST_TMPDIR (unique per call).
 std::string NewTempDir(const std::string& prefix);
 
