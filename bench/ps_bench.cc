@@ -58,6 +58,7 @@
 #include "common/grpc_server.h"
 #include "common/sharding.h"
 #include "controller/ps_weights_client.h"
+#include "parameter_server/in_process_shards.h"
 #include "parameter_server/service.h"
 #include "parameter_server/shard.h"
 #include "parameter_server/stream_client.h"
@@ -459,17 +460,9 @@ class OneShotRig {
 
   absl::Status Start(const std::vector<nas::FlatTensor>& omega) {
     omega_ = &omega;
-    for (int i = 0; i < s_; ++i) {
-      nas::ps::ShardOptions options;
-      options.shard_index = i;
-      options.num_shards = s_;
-      shards_.push_back(nas::ps::Shard::Create(options).value());
-      services_.push_back(std::make_unique<nas::ps::ParameterServerServiceImpl>(shards_.back().get()));
-      auto server = Serve(services_.back().get());
-      if (!server.ok()) return server.status();
-      servers_.push_back(*std::move(server));
-      addresses_.push_back(absl::StrCat("127.0.0.1:", servers_.back()->port()));
-    }
+    absl::StatusOr<std::unique_ptr<nas::ps::InProcessShards>> shards = nas::ps::InProcessShards::Start(s_);
+    if (!shards.ok()) return shards.status();
+    shards_ = *std::move(shards);
     nas::v1::OptimizerConfig sgd;
     sgd.set_kind(nas::v1::OptimizerConfig::SGD);
     sgd.set_learning_rate(0.05);
@@ -477,7 +470,7 @@ class OneShotRig {
     sgd.set_sparse(true);
     sgd.set_max_staleness(16);
     for (int k = 0; k < w_; ++k) {
-      auto client = nas::controller::CreatePsWeightsClient(addresses_, absl::Seconds(60), 64 << 20);
+      auto client = nas::controller::CreatePsWeightsClient(shards_->addresses, absl::Seconds(60), 64 << 20);
       if (!client.ok()) return client.status();
       clients_.push_back(*std::move(client));
       if (absl::Status init = clients_.back()->InitJob("omega", omega, sgd); !init.ok()) return init;
@@ -565,7 +558,7 @@ class OneShotRig {
   std::vector<std::string> Lost() {
     std::vector<std::string> lost;
     for (int i = 0; i < s_; ++i) {
-      const nas::v1::GetShardInfoResponse info = shards_[i]->Info();
+      const nas::v1::GetShardInfoResponse info = shards_->shards[i]->Info();
       const int64_t version = info.jobs_size() == 1 ? info.jobs(0).version() : -1;
       if (version != applied_[i]) {
         lost.push_back(absl::StrCat("shard ", i, " is at version ", version, " after ", applied_[i],
@@ -578,10 +571,7 @@ class OneShotRig {
  private:
   const int s_, w_;
   const std::vector<nas::FlatTensor>* omega_ = nullptr;
-  std::vector<std::unique_ptr<nas::ps::Shard>> shards_;
-  std::vector<std::unique_ptr<nas::ps::ParameterServerServiceImpl>> services_;
-  std::vector<std::unique_ptr<nas::GrpcServer>> servers_;
-  std::vector<std::string> addresses_;
+  std::unique_ptr<nas::ps::InProcessShards> shards_;
   // After the servers: destroyed first.
   std::vector<std::unique_ptr<nas::controller::WeightsClient>> clients_;
   std::vector<int64_t> applied_;  // only touched between windows and under Window's lock
