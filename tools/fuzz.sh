@@ -38,7 +38,7 @@ protos=(job search_space task_service parameter_server)
 # the generated protos. job_spec.cc checks strategy names with the strategy
 # registry, which links the (torch-free) strategies it creates; it also sizes
 # the largest child (child_size) and checks early_stopping's epochs.
-strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/evolution_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
+strategy_sources="controller/strategy_registry.cc controller/random_strategy.cc controller/reinforce_strategy.cc controller/evolution_strategy.cc controller/darts_strategy.cc controller/fast_policy.cc common/flat_tensor.cc"
 # dataset.cc reads image folders (image_decode: libpng, libjpeg) and NumPy files (npy).
 dataset_sources="worker/dataset.cc worker/image_decode.cc worker/npy.cc common/file_util.cc"
 declare -A sources=(
