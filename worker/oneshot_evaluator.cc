@@ -322,6 +322,41 @@ class OneShotEvaluator : public Evaluator {
                                                    " space's supernet"));
   }
 
+  // One training step of ω, shared by ENAS and DARTS: pull `pull_names`
+  // of ω (empty: all), run `after_pull` (may be null; DARTS pulls α there),
+  // train `forward` on a training minibatch and push the gradients of
+  // `push_names`. A push refused as stale is pulled again and redone, at most
+  // max_stale_retries times (then UNAVAILABLE); cancellation is checked
+  // before each try.
+  absl::Status TrainOmegaStep(const v1::Task& task, const std::vector<std::string>& pull_names,
+                              const std::vector<std::string>& push_names, int batch,
+                              const EvaluationContext& context, Tally& tally,
+                              const std::function<absl::Status()>& after_pull,
+                              const std::function<torch::Tensor(const torch::Tensor&)>& forward)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (int refused = 0;; ++refused) {
+      if (refused > options_.max_stale_retries) return Unavailable(refused);
+      if (context.Cancelled()) return absl::CancelledError("cancelled");
+      absl::StatusOr<PulledWeights> pulled = PullOmega(task, pull_names, tally);
+      if (!pulled.ok()) return pulled.status();
+      if (after_pull) {
+        if (absl::Status s = after_pull(); !s.ok()) return s;
+      }
+      auto [x, y] = NextTrainBatch(batch);
+      ClearGradients();
+      torch::Tensor logits = forward(x);
+      torch::Tensor loss = torch::cross_entropy_loss(logits, y);
+      loss.backward();
+      absl::StatusOr<bool> applied = PushOmega(task, pulled->versions, Gradients(push_names), tally);
+      if (!applied.ok()) return applied.status();
+      if (!*applied) continue;
+      tally.loss_sum += loss.item<double>() * x.size(0);
+      tally.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      tally.seen += x.size(0);
+      return absl::OkStatus();
+    }
+  }
+
   absl::StatusOr<v1::TrialMetrics> RunEnas(const v1::Task& task, const EvaluationContext& context)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const v1::SharedEvaluatorSpec shared = WithSharedWorkerDefaults(task.evaluator().shared());
@@ -333,24 +368,8 @@ class OneShotEvaluator : public Evaluator {
     Tally tally;
     job_->module->train();
     for (int step = 0; step < shared.train_steps(); ++step) {
-      for (int refused = 0;; ++refused) {
-        if (refused > options_.max_stale_retries) return Unavailable(refused);
-        if (context.Cancelled()) return absl::CancelledError("cancelled");
-        absl::StatusOr<PulledWeights> pulled = PullOmega(task, used, tally);
-        if (!pulled.ok()) return pulled.status();
-        auto [x, y] = NextTrainBatch(batch);
-        ClearGradients();
-        torch::Tensor logits = child->forward(x);
-        torch::Tensor loss = torch::cross_entropy_loss(logits, y);
-        loss.backward();
-        absl::StatusOr<bool> applied = PushOmega(task, pulled->versions, Gradients(used), tally);
-        if (!applied.ok()) return applied.status();
-        if (!*applied) continue;
-        tally.loss_sum += loss.item<double>() * x.size(0);
-        tally.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-        tally.seen += x.size(0);
-        break;
-      }
+      absl::Status trained = TrainOmegaStep(task, used, used, batch, context, tally, nullptr, child->forward);
+      if (!trained.ok()) return trained;
       tally.stats.set_train_steps(step + 1);
     }
     if (context.Cancelled()) return absl::CancelledError("cancelled");
@@ -375,29 +394,20 @@ class OneShotEvaluator : public Evaluator {
     for (int step = 0; step < shared.train_steps(); ++step) {
       torch::Tensor alpha;
       std::vector<int64_t> alpha_versions;
-      for (int refused = 0;; ++refused) {
-        if (refused > options_.max_stale_retries) return Unavailable(refused);
-        if (context.Cancelled()) return absl::CancelledError("cancelled");
-        absl::StatusOr<PulledWeights> pulled = PullOmega(task, {}, tally);
-        if (!pulled.ok()) return pulled.status();
-        auto pulled_alpha = PullAlpha(task, tally);
-        if (!pulled_alpha.ok()) return pulled_alpha.status();
-        alpha = pulled_alpha->first;
-        alpha_versions = pulled_alpha->second;
-        // ω's step on a training minibatch, α fixed.
-        auto [x, y] = NextTrainBatch(batch);
-        ClearGradients();
-        torch::Tensor logits = job_->cell->ForwardMixed(x, alpha);
-        torch::Tensor loss = torch::cross_entropy_loss(logits, y);
-        loss.backward();
-        absl::StatusOr<bool> applied = PushOmega(task, pulled->versions, Gradients(all), tally);
-        if (!applied.ok()) return applied.status();
-        if (!*applied) continue;
-        tally.loss_sum += loss.item<double>() * x.size(0);
-        tally.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-        tally.seen += x.size(0);
-        break;
-      }
+      // ω's step on a training minibatch, α (pulled with ω) fixed.
+      CellSupernetImpl* net = job_->cell.get();
+      absl::Status trained = TrainOmegaStep(
+          task, {}, all, batch, context, tally,
+          [&]() -> absl::Status {
+            mu_.AssertHeld();  // called by TrainOmegaStep, which holds it
+            auto pulled_alpha = PullAlpha(task, tally);
+            if (!pulled_alpha.ok()) return pulled_alpha.status();
+            alpha = pulled_alpha->first;
+            alpha_versions = pulled_alpha->second;
+            return absl::OkStatus();
+          },
+          [net, &alpha](const torch::Tensor& x) { return net->ForwardMixed(x, alpha); });
+      if (!trained.ok()) return trained;
       // α's step on a validation minibatch, with the same ω (first order).
       auto [xv, yv] = NextValidationBatch(batch);
       torch::Tensor a = alpha.detach().clone().requires_grad_(true);
