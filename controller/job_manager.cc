@@ -910,8 +910,10 @@ void JobManager::UpdateJobGauges() {
     values.running = counts->running;
     values.queued = counts->queued;
     const v1::BudgetSpec& budget = job->spec_.budget();
-    // max_trials counts evaluations (worker runs), max_samples every sample.
-    const int64_t finished = counts->succeeded + counts->failed + counts->cancelled;
+    // max_trials counts evaluations (worker runs), max_samples every sample;
+    // a one-shot job's final trials count against neither.
+    const int64_t finished =
+        counts->succeeded + counts->failed + counts->cancelled - counts->final_finished;
     if (budget.max_trials() > 0) {
       values.budget_used = static_cast<double>(std::max<int64_t>(0, finished - counts->cache_hits)) /
                            static_cast<double>(budget.max_trials());

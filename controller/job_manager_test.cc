@@ -1116,6 +1116,7 @@ TEST_F(ControllerFixture, OneShotJobEvaluatesEverySampleThenTrainsItsTopKAndDrop
   std::vector<v1::Trial> trials = AllTrials(job.job_id(), v1::ListTrialsRequest::ORDER_TIME);
   std::vector<v1::Trial> finals;
   int search = 0;
+  double search_rewards = 0;
   for (const v1::Trial& t : trials) {
     EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.trial_id();
     EXPECT_EQ(t.cached_from(), "") << t.trial_id();  // the result cache is off
@@ -1123,9 +1124,12 @@ TEST_F(ControllerFixture, OneShotJobEvaluatesEverySampleThenTrainsItsTopKAndDrop
       finals.push_back(t);
     } else {
       ++search;
+      search_rewards += t.metrics().reward();
     }
   }
   EXPECT_EQ(search, 24);
+  // The mean reward is the search's, not mixed with the final trials'.
+  EXPECT_NEAR(done.mean_reward(), search_rewards / 24, 1e-9);
   ASSERT_EQ(finals.size(), 2u);
   EXPECT_NE(finals[0].architecture().canonical(), finals[1].architecture().canonical());
   // Chosen among the later half of the search by one-shot reward.
@@ -1142,6 +1146,7 @@ TEST_F(ControllerFixture, OneShotJobEvaluatesEverySampleThenTrainsItsTopKAndDrop
       if (task.has_shared()) {
         EXPECT_EQ(task.shared().omega_set(), job.job_id() + ".omega");
         EXPECT_EQ(task.shared().alpha_set(), "");
+        EXPECT_EQ(task.shared().init_seed(), 3);  // strategy.seed
         EXPECT_TRUE(task.evaluator().has_shared());
       } else {
         ++final_tasks;

@@ -132,6 +132,7 @@ void TrialBroker::OpenJob(const std::string& job_id, const v1::JobSpec& spec) {
     final_evaluator->clear_shared();
     *final_evaluator->mutable_train() = spec.evaluator().shared().final_training();
     task.mutable_shared()->set_omega_set(OmegaSetId(job_id));
+    task.mutable_shared()->set_init_seed(spec.strategy().seed());
     if (spec.strategy().name() == "darts") task.mutable_shared()->set_alpha_set(job_id);
   }
   job.max_attempts = std::max(1, spec.evaluator().max_attempts());

@@ -1157,9 +1157,10 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   TrialCounts counts;
   {
     Statement select(statements_.get(),
-                     "SELECT state, COUNT(*), AVG(reward), SUM(cached_from != ''), "
-                     "SUM(worker_seconds), SUM(epochs_trained), SUM(stopped_early), "
-                     "SUM(CASE WHEN stopped_early THEN epochs_trained ELSE 0 END) FROM trials "
+                     "SELECT state, COUNT(*), AVG(CASE WHEN final_training THEN NULL ELSE reward END), "
+                     "SUM(cached_from != ''), SUM(worker_seconds), SUM(epochs_trained), SUM(stopped_early), "
+                     "SUM(CASE WHEN stopped_early THEN epochs_trained ELSE 0 END), SUM(final_training) "
+                     "FROM trials "
                      "WHERE job_id=? GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
@@ -1173,6 +1174,7 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       counts.epochs_trained += select.Int(5);
       counts.trials_stopped += select.Int(6);
       counts.stopped_epochs += select.Int(7);
+      if (state != v1::TRIAL_STATE_QUEUED && state != v1::TRIAL_STATE_RUNNING) counts.final_finished += select.Int(8);
       switch (state) {
         case v1::TRIAL_STATE_QUEUED: counts.queued = n; break;
         case v1::TRIAL_STATE_RUNNING: counts.running = n; break;

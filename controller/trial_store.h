@@ -199,7 +199,12 @@ class TrialStore {
     // succeeded, since one-shot rewards and final accuracies do not compare.
     std::string best_trial_id;
     std::string best_canonical;
+    // Over the search's succeeded trials: one-shot rewards and the final
+    // trials' accuracies (Trial.final_training) do not average together.
     double mean_reward = 0;
+    // Final trials (Trial.final_training) that ended, in any state: they
+    // come after the search's budget and do not count against it.
+    int64_t final_finished = 0;
   };
   absl::StatusOr<TrialCounts> CountTrials(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 

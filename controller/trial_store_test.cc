@@ -744,6 +744,11 @@ TEST(TrialStoreTest, FinalTrialsKeepTheirMarkAndScoreAndAreTheBestOnceOneSucceed
   const TrialStore::TrialCounts counts = store->CountTrials("j").value();
   EXPECT_EQ(counts.best_trial_id, "t000002");
   EXPECT_DOUBLE_EQ(counts.best_reward, 0.6);
+  // The mean is the search's (0.9 and 0.8), and the final trial is counted
+  // apart from the search's budget.
+  EXPECT_DOUBLE_EQ(counts.mean_reward, 0.85);
+  EXPECT_EQ(counts.succeeded, 3);
+  EXPECT_EQ(counts.final_finished, 1);
   // What `nasctl export JOB` (no trial: the best) and `nasctl trials` (best
   // first) get: the final trial, though a search task scored higher.
   EXPECT_EQ(store->GetTrial("j", "")->trial_id(), "t000002");

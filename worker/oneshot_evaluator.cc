@@ -159,8 +159,11 @@ class OneShotEvaluator : public Evaluator {
     auto job = std::make_unique<JobState>();
     job->job_id = task.job_id();
     job->input = InputShape{images.channels, images.height, images.width, images.classes};
-    // The same initial ω on every worker: whichever InitJob arrives first wins.
-    torch::manual_seed(std::hash<std::string>()(task.job_id()) & 0x7fffffffffffffffULL);
+    // The same initial ω on every worker (whichever InitJob arrives first
+    // wins), and the same for the same strategy.seed.
+    const int64_t seed = task.shared().init_seed();
+    torch::manual_seed(seed != 0 ? static_cast<uint64_t>(seed)
+                                 : std::hash<std::string>()(task.job_id()) & 0x7fffffffffffffffULL);
     if (task.search_space().has_macro_cnn()) {
       absl::StatusOr<std::shared_ptr<MacroSupernetImpl>> net =
           MacroSupernetImpl::Create(task.search_space(), job->input);

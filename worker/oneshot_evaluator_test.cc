@@ -184,6 +184,28 @@ v1::Task MacroTask(const std::string& job) {
   return task;
 }
 
+// ω's initial values follow the task's seed (the job's strategy.seed): the
+// same seed gives the same ω whatever the job, another seed another ω.
+TEST(OneShotEvaluatorTest, InitialOmegaFollowsTheSeed) {
+  auto initial = [](const std::string& job, int64_t seed) {
+    Fixture f;
+    v1::Task task = Task(job);
+    task.mutable_shared()->set_init_seed(seed);
+    absl::StatusOr<v1::TrialMetrics> metrics = f.evaluator->Evaluate(task, EvaluationContext());
+    EXPECT_TRUE(metrics.ok()) << metrics.status();
+    return f.weights->Get(job + ".omega").initial;
+  };
+  const std::map<std::string, FlatTensor> a = initial("job-a", 5), b = initial("job-b", 5), c = initial("job-a", 6);
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), c.size());
+  bool differs = false;
+  for (const auto& [name, t] : a) {
+    EXPECT_EQ(t.values, b.at(name).values) << name;
+    differs = differs || t.values != c.at(name).values;
+  }
+  EXPECT_TRUE(differs) << "seeds 5 and 6 gave the same initial ω";
+}
+
 TEST(OneShotEvaluatorTest, EnasOnAMacroSpaceTrainsTheChildThroughTheMacroSupernet) {
   Fixture f;
   const v1::Task task = MacroTask("macro");
