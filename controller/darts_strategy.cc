@@ -1,5 +1,6 @@
 #include "controller/darts_strategy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -76,20 +77,32 @@ absl::StatusOr<v1::Architecture> DartsArgmax(const v1::SearchSpace& space, const
     return absl::InvalidArgumentError(
         absl::StrCat("darts: alpha must have shape [", edges, ", ", ops, "] for this space"));
   }
+  // As in the DARTS paper, the choice is the strongest operation other than
+  // the zero one ("none"): an edge of the discrete cell always carries
+  // something (a cell whose edges from its input all chose none would drop
+  // its input, and the network with it). A space of none alone keeps none.
+  std::vector<bool> candidate(static_cast<size_t>(ops));
+  bool any_candidate = false;
+  for (int o = 0; o < ops; ++o) {
+    candidate[static_cast<size_t>(o)] = space.cell().operations(o) != "none";
+    any_candidate = any_candidate || candidate[static_cast<size_t>(o)];
+  }
+  if (!any_candidate) candidate.assign(candidate.size(), true);
   std::vector<int> tokens(static_cast<size_t>(edges));
   double weights = 0;
   for (int64_t e = 0; e < edges; ++e) {
     const float* row = alpha.values.data() + e * ops;
-    int best = 0;
-    for (int o = 1; o < ops; ++o) {
-      if (row[o] > row[best]) best = o;
+    int best = -1;
+    for (int o = 0; o < ops; ++o) {
+      if (candidate[static_cast<size_t>(o)] && (best < 0 || row[o] > row[best])) best = o;
     }
-    if (!std::isfinite(row[best])) {
+    if (!std::all_of(row, row + ops, [](float v) { return std::isfinite(v); })) {
       return absl::InvalidArgumentError(absl::StrCat("darts: alpha's row ", e, " is not finite"));
     }
+    const float top = *std::max_element(row, row + ops);
     double total = 0;
-    for (int o = 0; o < ops; ++o) total += std::exp(static_cast<double>(row[o]) - row[best]);
-    weights += 1.0 / total;
+    for (int o = 0; o < ops; ++o) total += std::exp(static_cast<double>(row[o]) - top);
+    weights += std::exp(static_cast<double>(row[best]) - top) / total;
     tokens[static_cast<size_t>(e)] = best;
   }
   if (mean_weight != nullptr) *mean_weight = weights / static_cast<double>(edges);

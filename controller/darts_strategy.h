@@ -33,8 +33,10 @@ std::unique_ptr<SearchStrategy> NewDartsStrategy(const v1::JobSpec& spec, int re
 inline constexpr char kDartsAlpha[] = "alpha";
 
 // The argmax architecture of `alpha` ([edges, operations] row-major) in the
-// cell `space`, validated, and the mean over edges of the chosen
-// operation's softmax weight (the one-shot score of DARTS' final trial).
+// cell `space`, validated: per edge the operation of the largest α other
+// than "none" (as the DARTS paper derives its cells), and the mean over
+// edges of the chosen operation's softmax weight (the one-shot score of
+// DARTS' final trial).
 absl::StatusOr<v1::Architecture> DartsArgmax(const v1::SearchSpace& space, const FlatTensor& alpha,
                                              double* mean_weight = nullptr);
 

@@ -46,14 +46,14 @@ TEST(DartsStrategyTest, AlphaIsEdgesByOperationsOfSmallSeededNoise) {
 TEST(DartsStrategyTest, SampleIsTheArgmaxOfTheLoadedAlpha) {
   std::unique_ptr<SearchStrategy> darts = NewDartsStrategy(DartsJob(1), 0);
   FlatTensor alpha = darts->InitialParameters()[0];
-  // Edge e prefers operation e % 3.
-  for (int e = 0; e < 6; ++e) alpha.values[e * 3 + e % 3] = 1.0f + e;
+  // Edge e prefers operation 1 + e % 2 (none is never chosen: ArgmaxSkipsTheZeroOperation).
+  for (int e = 0; e < 6; ++e) alpha.values[e * 3 + 1 + e % 2] = 1.0f + e;
   ASSERT_TRUE(darts->LoadParameters({alpha}).ok());
   absl::StatusOr<std::vector<v1::Architecture>> sampled = darts->Sample(2, {});
   ASSERT_TRUE(sampled.ok()) << sampled.status();
   ASSERT_EQ(sampled->size(), 2u);
-  const std::vector<std::string> expected = {"none",         "skip_connect", "nor_conv_3x3",
-                                             "none",         "skip_connect", "nor_conv_3x3"};
+  const std::vector<std::string> expected = {"skip_connect", "nor_conv_3x3", "skip_connect",
+                                             "nor_conv_3x3", "skip_connect", "nor_conv_3x3"};
   for (const v1::Architecture& a : *sampled) {
     ASSERT_EQ(a.cell().edge_operations_size(), 6);
     for (int e = 0; e < 6; ++e) EXPECT_EQ(a.cell().edge_operations(e), expected[e]) << e;
@@ -98,6 +98,28 @@ TEST(DartsStrategyTest, ArgmaxScoreIsTheMeanSoftmaxWeightOfTheChoices) {
   ASSERT_TRUE(argmax.ok());
   EXPECT_NEAR(score, 1.0, 1e-9);
   EXPECT_EQ(argmax->cell().edge_operations(3), "skip_connect");
+}
+
+// As in the paper, none is never chosen: on an edge where it has the largest
+// α, the strongest other operation is, and the score is that one's weight.
+TEST(DartsStrategyTest, ArgmaxSkipsTheZeroOperation) {
+  const v1::JobSpec spec = DartsJob(1);  // none, skip_connect, nor_conv_3x3
+  FlatTensor alpha;
+  alpha.name = "alpha";
+  alpha.shape = {6, 3};
+  alpha.values.assign(18, 0.0f);
+  for (int e = 0; e < 6; ++e) {
+    alpha.values[e * 3] = 3.0f;                    // none strongest everywhere
+    alpha.values[e * 3 + (e % 2 == 0 ? 2 : 1)] = 1.0f;  // then conv on even edges, skip on odd
+  }
+  double score = 0;
+  absl::StatusOr<v1::Architecture> argmax = DartsArgmax(spec.search_space(), alpha, &score);
+  ASSERT_TRUE(argmax.ok()) << argmax.status();
+  for (int e = 0; e < 6; ++e) {
+    EXPECT_EQ(argmax->cell().edge_operations(e), e % 2 == 0 ? "nor_conv_3x3" : "skip_connect") << e;
+  }
+  // softmax(3, 1, 0) at the chosen 1: e / (e^3 + e + 1).
+  EXPECT_NEAR(score, std::exp(1.0) / (std::exp(3.0) + std::exp(1.0) + 1.0), 1e-6);
 }
 
 }  // namespace
