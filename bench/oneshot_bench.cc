@@ -11,9 +11,15 @@
 // --goal_minutes or the best final trial's test accuracy is below
 // --goal_accuracy.
 //
+// One-shot runs W = 1 worker with all the machine's cores: the search
+// tasks are seconds each, and the final trial trains on one worker, so a
+// second worker would only split the cores (two workers of 2 LibTorch
+// threads each on 2 cores made search tasks 3x slower).
+//
 // --strategy=full is the reference the issue compares with: full-training
 // REINFORCE as examples/fashion_mnist_quick.yaml searches (its space and
-// proxy training) for --full_search_minutes through the same processes,
+// proxy training, W = 2 workers of one thread each, as the quick start)
+// for --full_search_minutes through the same processes,
 // then its best child retrained here, in this process, with exactly the
 // final training a one-shot job's final trial gets (the train evaluator's
 // code, the same spec, the test split), the retraining counted in the wall
@@ -26,6 +32,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -44,15 +51,20 @@
 
 ABSL_FLAG(std::string, strategy, "reinforce",
           "reinforce (ENAS), darts, or full (the full-training REINFORCE reference).");
-ABSL_FLAG(double, full_search_minutes, 10, "--strategy=full: the search's wall budget before retraining.");
+ABSL_FLAG(double, full_search_minutes, 16, "--strategy=full: the search's wall budget before retraining.");
 ABSL_FLAG(int, shards, 2, "Parameter-server shards S.");
-ABSL_FLAG(int, workers, 2, "Workers W (each uses --worker_threads LibTorch threads).");
-ABSL_FLAG(int, worker_threads, 2, "LibTorch threads per worker (and of the reference's retraining).");
+ABSL_FLAG(int, workers, 0,
+          "Workers W (each uses --worker_threads LibTorch threads); 0 = by strategy: 1 for one-shot "
+          "(one worker trains the final trial with every core), 2 for full (as the quick start).");
+ABSL_FLAG(int, worker_threads, 0,
+          "LibTorch threads per worker; 0 = the machine's cores / W (more threads than cores slow "
+          "every worker down several times).");
+ABSL_FLAG(int, retrain_threads, 0, "--strategy=full: LibTorch threads of the retraining (0 = the machine's cores).");
 ABSL_FLAG(int, search_trials, 60, "One-shot search tasks (budget.max_trials).");
 ABSL_FLAG(int, train_steps, 20, "Training minibatches per search task.");
 ABSL_FLAG(int, cells_per_stage, 1, "Cells per stage of the space.");
 ABSL_FLAG(int, channels, 16, "initial_channels of the space.");
-ABSL_FLAG(int, final_epochs, 8, "Epochs of the final training.");
+ABSL_FLAG(int, final_epochs, 10, "Epochs of the final training.");
 ABSL_FLAG(int, final_validation, 1000, "Training images held out for validation in the final training.");
 ABSL_FLAG(int, top_k, 1, "Architectures trained from scratch at the end.");
 ABSL_FLAG(double, goal_minutes, 20, "Goal: submit to end (final training included) within this.");
@@ -63,6 +75,18 @@ ABSL_FLAG(std::string, runfiles, "",
 
 namespace nas {
 namespace {
+
+int Cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+int Workers() {
+  if (absl::GetFlag(FLAGS_workers) > 0) return absl::GetFlag(FLAGS_workers);
+  return absl::GetFlag(FLAGS_strategy) == "full" ? 2 : 1;
+}
+
+int WorkerThreads() {
+  if (absl::GetFlag(FLAGS_worker_threads) > 0) return absl::GetFlag(FLAGS_worker_threads);
+  return std::max(1, Cores() / Workers());
+}
 
 // The final training every mode ends with: as a spec (the reference's
 // in-process retraining) and as the job spec's YAML (one-shot jobs).
@@ -100,7 +124,7 @@ absl::StatusOr<v1::TrialMetrics> Retrain(const v1::Job& job, const v1::Trial& se
   if (!set.ok()) return set.status();
   auto test = worker::LoadTestSet("fashion_mnist", "", roots);
   if (!test.ok()) return test.status();
-  worker::SetTorchThreads(absl::GetFlag(FLAGS_worker_threads));
+  worker::SetTorchThreads(absl::GetFlag(FLAGS_retrain_threads) > 0 ? absl::GetFlag(FLAGS_retrain_threads) : Cores());
   return worker::TrainOnImages(task, **set, "cpu", worker::EvaluationContext(), 0, test->get());
 }
 
@@ -129,6 +153,9 @@ reward: {last_epochs: 3, power: 1}
 )");
 }
 
+// DARTS' α learns with Adam at 3e-3, ten times the paper's 3e-4: the
+// paper's rate moves α by at most ~0.2 over the few hundred steps a
+// 20-minute budget leaves, too little to choose anything.
 std::string JobSpec() {
   if (absl::GetFlag(FLAGS_strategy) == "full") return FullTrainingSpec();
   const bool darts = absl::GetFlag(FLAGS_strategy) == "darts";
@@ -139,8 +166,8 @@ search_space:
          cells_per_stage: )", absl::GetFlag(FLAGS_cells_per_stage),
                       ", initial_channels: ", absl::GetFlag(FLAGS_channels), R"(}
 strategy: {name: )", absl::GetFlag(FLAGS_strategy), R"(, seed: 1}
-controller: {learning_rate: )", darts ? "0.0003" : "0.0035", R"(}
-parallelism: {num_replicas: 1, children_per_replica: )", darts ? 1 : absl::GetFlag(FLAGS_workers), R"(}
+controller: {learning_rate: )", darts ? "0.003" : "0.0035", R"(}
+parallelism: {num_replicas: 1, children_per_replica: )", darts ? 1 : Workers(), R"(}
 budget: {max_trials: )", absl::GetFlag(FLAGS_search_trials), R"(}
 evaluator:
   shared:
@@ -165,16 +192,18 @@ int Run() {
   testing::ClusterOptions options;
   options.name = "oneshot-bench";
   options.shards = absl::GetFlag(FLAGS_shards);
-  options.workers = absl::GetFlag(FLAGS_workers);
+  options.workers = Workers();
   options.ps_flags = {"--log_level=warning"};
   options.controller_flags = {"--log_level=warning"};
-  options.worker_flags = {absl::StrCat("--threads=", absl::GetFlag(FLAGS_worker_threads)), "--log_level=warning"};
+  options.worker_flags = {absl::StrCat("--threads=", WorkerThreads()), "--log_level=warning"};
   options.workers_reach_parameter_servers = true;  // for ω (docs/one_shot.md)
   absl::StatusOr<std::unique_ptr<testing::Cluster>> cluster = testing::Cluster::Start(options);
   if (!cluster.ok()) return fail(std::string(cluster.status().message()));
   const std::string spec = JobSpec();
   if (!absl::GetFlag(FLAGS_spec_out).empty()) (void)WriteFileAtomically(absl::GetFlag(FLAGS_spec_out), spec);
   testing::JobClient& jobs = (*cluster)->jobs();
+  std::printf("cluster S=%d W=%d threads_per_worker=%d final_epochs=%d\n", options.shards, options.workers,
+              WorkerThreads(), absl::GetFlag(FLAGS_final_epochs));
   const absl::Time start = absl::Now();
   std::string id;
   if (grpc::Status submitted = jobs.Submit(spec, &id); !submitted.ok()) {
