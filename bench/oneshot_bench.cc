@@ -51,15 +51,18 @@
 
 ABSL_FLAG(std::string, strategy, "reinforce",
           "reinforce (ENAS), darts, or full (the full-training REINFORCE reference).");
-ABSL_FLAG(double, full_search_minutes, 16, "--strategy=full: the search's wall budget before retraining.");
+ABSL_FLAG(double, full_search_minutes, 16,
+          "--strategy=full: the search's wall budget before retraining.");
 ABSL_FLAG(int, shards, 2, "Parameter-server shards S.");
 ABSL_FLAG(int, workers, 0,
-          "Workers W (each uses --worker_threads LibTorch threads); 0 = by strategy: 1 for one-shot "
-          "(one worker trains the final trial with every core), 2 for full (as the quick start).");
+          "Workers W (each uses --worker_threads LibTorch threads); 0 = by strategy: 1 for "
+          "one-shot (one worker trains the final trial with every core), 2 for full (as the "
+          "quick start).");
 ABSL_FLAG(int, worker_threads, 0,
           "LibTorch threads per worker; 0 = the machine's cores / W (more threads than cores slow "
           "every worker down several times).");
-ABSL_FLAG(int, retrain_threads, 0, "--strategy=full: LibTorch threads of the retraining (0 = the machine's cores).");
+ABSL_FLAG(int, retrain_threads, 0,
+          "--strategy=full: LibTorch threads of the retraining (0 = the machine's cores).");
 ABSL_FLAG(int, search_trials, 60, "One-shot search tasks (budget.max_trials).");
 ABSL_FLAG(int, train_steps, 20, "Training minibatches per search task.");
 ABSL_FLAG(int, cells_per_stage, 1, "Cells per stage of the space.");
@@ -124,7 +127,8 @@ absl::StatusOr<v1::TrialMetrics> Retrain(const v1::Job& job, const v1::Trial& se
   if (!set.ok()) return set.status();
   auto test = worker::LoadTestSet("fashion_mnist", "", roots);
   if (!test.ok()) return test.status();
-  worker::SetTorchThreads(absl::GetFlag(FLAGS_retrain_threads) > 0 ? absl::GetFlag(FLAGS_retrain_threads) : Cores());
+  const int threads = absl::GetFlag(FLAGS_retrain_threads);
+  worker::SetTorchThreads(threads > 0 ? threads : Cores());
   return worker::TrainOnImages(task, **set, "cpu", worker::EvaluationContext(), 0, test->get());
 }
 
@@ -202,8 +206,8 @@ int Run() {
   const std::string spec = JobSpec();
   if (!absl::GetFlag(FLAGS_spec_out).empty()) (void)WriteFileAtomically(absl::GetFlag(FLAGS_spec_out), spec);
   testing::JobClient& jobs = (*cluster)->jobs();
-  std::printf("cluster S=%d W=%d threads_per_worker=%d final_epochs=%d\n", options.shards, options.workers,
-              WorkerThreads(), absl::GetFlag(FLAGS_final_epochs));
+  std::printf("cluster S=%d W=%d threads_per_worker=%d final_epochs=%d\n", options.shards,
+              options.workers, WorkerThreads(), absl::GetFlag(FLAGS_final_epochs));
   const absl::Time start = absl::Now();
   std::string id;
   if (grpc::Status submitted = jobs.Submit(spec, &id); !submitted.ok()) {

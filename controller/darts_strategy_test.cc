@@ -109,7 +109,7 @@ TEST(DartsStrategyTest, ArgmaxSkipsTheZeroOperation) {
   alpha.shape = {6, 3};
   alpha.values.assign(18, 0.0f);
   for (int e = 0; e < 6; ++e) {
-    alpha.values[e * 3] = 3.0f;                    // none strongest everywhere
+    alpha.values[e * 3] = 3.0f;                         // none strongest everywhere
     alpha.values[e * 3 + (e % 2 == 0 ? 2 : 1)] = 1.0f;  // then conv on even edges, skip on odd
   }
   double score = 0;

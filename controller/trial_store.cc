@@ -1156,12 +1156,13 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
   absl::MutexLock lock(&mu_);
   TrialCounts counts;
   {
-    Statement select(statements_.get(),
-                     "SELECT state, COUNT(*), AVG(CASE WHEN final_training THEN NULL ELSE reward END), "
-                     "SUM(cached_from != ''), SUM(worker_seconds), SUM(epochs_trained), SUM(stopped_early), "
-                     "SUM(CASE WHEN stopped_early THEN epochs_trained ELSE 0 END), SUM(final_training) "
-                     "FROM trials "
-                     "WHERE job_id=? GROUP BY state");
+    Statement select(
+        statements_.get(),
+        "SELECT state, COUNT(*), "
+        "AVG(CASE WHEN final_training THEN NULL ELSE reward END), "
+        "SUM(cached_from != ''), SUM(worker_seconds), SUM(epochs_trained), "
+        "SUM(stopped_early), SUM(CASE WHEN stopped_early THEN epochs_trained ELSE 0 END), "
+        "SUM(final_training) FROM trials WHERE job_id=? GROUP BY state");
     RETURN_IF_ERROR(select.prepared());
     select.Bind(1, job_id);
     while (true) {
@@ -1174,7 +1175,9 @@ absl::StatusOr<TrialStore::TrialCounts> TrialStore::CountTrials(const std::strin
       counts.epochs_trained += select.Int(5);
       counts.trials_stopped += select.Int(6);
       counts.stopped_epochs += select.Int(7);
-      if (state != v1::TRIAL_STATE_QUEUED && state != v1::TRIAL_STATE_RUNNING) counts.final_finished += select.Int(8);
+      if (state != v1::TRIAL_STATE_QUEUED && state != v1::TRIAL_STATE_RUNNING) {
+        counts.final_finished += select.Int(8);
+      }
       switch (state) {
         case v1::TRIAL_STATE_QUEUED: counts.queued = n; break;
         case v1::TRIAL_STATE_RUNNING: counts.running = n; break;

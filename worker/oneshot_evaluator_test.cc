@@ -195,7 +195,8 @@ TEST(OneShotEvaluatorTest, InitialOmegaFollowsTheSeed) {
     EXPECT_TRUE(metrics.ok()) << metrics.status();
     return f.weights->Get(job + ".omega").initial;
   };
-  const std::map<std::string, FlatTensor> a = initial("job-a", 5), b = initial("job-b", 5), c = initial("job-a", 6);
+  const std::map<std::string, FlatTensor> a = initial("job-a", 5), b = initial("job-b", 5),
+                                          c = initial("job-a", 6);
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), c.size());
   bool differs = false;
